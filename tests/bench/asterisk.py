@@ -1,0 +1,229 @@
+"""Run one real Asterisk 22 inside the bench root, with the project's configs.
+
+The configuration Asterisk runs is ``asterisk_conf/`` of this checkout, copied
+as it is, plus a small overlay (``overlay/``: the addresses of the SIPp peers
+that stand for the trunk and the agents). Everything binds to 127.0.0.1.
+
+``AsteriskBench.stop()`` (also called from ``atexit``) kills every process
+whose root is the bench root — Asterisk and any SIPp peer — and unmounts
+``/proc`` and ``/dev`` from it, so no process or bind mount outlives a run.
+"""
+
+from __future__ import annotations
+
+import atexit
+import csv
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+CONF_DIR = REPO / "asterisk_conf"
+OVERLAY_DIR = Path(__file__).resolve().parent / "overlay"
+
+ARI_URL = "http://127.0.0.1:8088"
+ARI_USER = "c2d"
+ARI_PASSWORD = "change-me"
+CDR_CSV = "var/log/asterisk/cdr-custom/platforma-c2d.csv"
+CDR_FIELDS = ("start", "answer", "end", "clid", "src", "dst", "dcontext", "channel",
+              "dstchannel", "lastapp", "disposition", "duration", "billsec",
+              "uniqueid", "linkedid", "call_ref", "c2d_call_id", "c2d_leg")
+
+
+def _mounts_under(root: Path) -> list[str]:
+    out = []
+    with open("/proc/mounts") as fh:
+        for line in fh:
+            mnt = line.split()[1].replace("\\040", " ")
+            if mnt == str(root) or mnt.startswith(str(root) + "/"):
+                out.append(mnt)
+    return out
+
+
+def processes_in(root: Path) -> list[int]:
+    """PIDs of the processes whose filesystem root is ``root`` (chroot'ed there)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{entry}/root") == str(root):
+                pids.append(int(entry))
+        except OSError:
+            continue
+    return pids
+
+
+def release_root(root: Path, timeout: float = 10.0) -> None:
+    """Kill every process chrooted into ``root`` and unmount what is mounted there.
+
+    Idempotent; safe after a crash of an earlier run. SIGTERM first, SIGKILL
+    after ``timeout`` seconds.
+    """
+    pids = processes_in(root)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while pids and time.monotonic() < deadline:
+        pids = processes_in(root)
+        time.sleep(0.1)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    while processes_in(root) and time.monotonic() < deadline + 5:
+        time.sleep(0.1)
+    for mnt in sorted(_mounts_under(root), key=len, reverse=True):
+        if subprocess.run(["umount", mnt], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", mnt], capture_output=True)
+
+
+class AsteriskBench:
+    """One Asterisk process in the bench root.
+
+    ``root``: the bench root (see ``root.ensure_root``). ``extra_files``: file
+    name → text written into ``/etc/asterisk`` after the project's configs and
+    the overlay (tests use it for special cases). Raises ``RuntimeError`` when
+    Asterisk does not answer ARI within ``start(timeout)`` seconds.
+    """
+
+    def __init__(self, root: Path, extra_files: dict[str, str] | None = None):
+        self.root = Path(root)
+        self.extra_files = extra_files or {}
+        self.proc: subprocess.Popen | None = None
+        self.log_path = self.root / "var/log/asterisk/console.log"
+        self.ari = httpx.Client(base_url=ARI_URL + "/ari", auth=(ARI_USER, ARI_PASSWORD), timeout=10)
+        atexit.register(self.stop)
+
+    # --- life cycle -------------------------------------------------------
+    def install_config(self) -> None:
+        """Replace the root's /etc/asterisk with asterisk_conf/ + overlay + extras."""
+        etc = self.root / "etc/asterisk"
+        if etc.exists():
+            shutil.rmtree(etc)
+        etc.mkdir(parents=True)
+        for src_dir in (CONF_DIR, OVERLAY_DIR):
+            for f in sorted(src_dir.glob("*.conf")):
+                shutil.copy(f, etc / f.name)
+        for name, text in self.extra_files.items():
+            (etc / name).write_text(text)
+        keys = etc / "keys"
+        keys.mkdir(exist_ok=True)
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Mount, configure and start Asterisk; return when ARI answers."""
+        release_root(self.root)
+        for sub in ("proc", "dev"):
+            (self.root / sub).mkdir(exist_ok=True)
+            subprocess.run(["mount", "--bind", f"/{sub}", str(self.root / sub)], check=True)
+        (self.root / "run/asterisk").mkdir(parents=True, exist_ok=True)
+        (self.root / "etc/hosts").write_text(f"127.0.0.1 localhost {socket.gethostname()}\n::1 localhost\n")
+        self.install_config()
+        logdir = self.root / "var/log/asterisk"
+        shutil.rmtree(logdir / "cdr-custom", ignore_errors=True)
+        (logdir / "cdr-custom").mkdir(parents=True, exist_ok=True)
+        for stale in ("messages.log", "console.log"):
+            (logdir / stale).unlink(missing_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                ["chroot", str(self.root), "asterisk", "-f", "-n", "-vvv"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"Asterisk exited with {self.proc.returncode}: {self.tail_log()}")
+            try:
+                if self.ari.get("/asterisk/info").status_code == 200:
+                    self.cli("core waitfullybooted")
+                    eps = self.ari.get("/endpoints/PJSIP")
+                    if eps.status_code == 200 and any(e["resource"] == "trunk" for e in eps.json()):
+                        return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        raise RuntimeError("Asterisk did not answer ARI in time: " + self.tail_log())
+
+    def stop(self) -> None:
+        """Stop Asterisk and every peer in the root; unmount. Idempotent."""
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.cli("core stop now", timeout=5)
+                self.proc.wait(timeout=5)
+            except (subprocess.TimeoutExpired, RuntimeError):
+                pass
+        self.proc = None
+        release_root(self.root)
+
+    def restart(self) -> None:
+        """Stop and start again with the same configuration."""
+        self.stop()
+        self.start()
+
+    # --- talking to it ----------------------------------------------------
+    def cli(self, command: str, timeout: float = 20) -> str:
+        """Run an Asterisk CLI command (``asterisk -rx``) and return its output."""
+        res = subprocess.run(["chroot", str(self.root), "asterisk", "-rx", command],
+                             capture_output=True, text=True, timeout=timeout)
+        if res.returncode != 0:
+            raise RuntimeError(f"asterisk -rx {command!r}: {res.stderr.strip()}")
+        return res.stdout
+
+    def tail_log(self, lines: int = 40) -> str:
+        """The last ``lines`` lines of Asterisk's console output."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def channels(self) -> list[dict]:
+        """``GET /ari/channels``: every channel in Asterisk now."""
+        return self.ari.get("/channels").json()
+
+    def bridges(self) -> list[dict]:
+        """``GET /ari/bridges``: every bridge in Asterisk now."""
+        return self.ari.get("/bridges").json()
+
+    def wait_idle(self, timeout: float = 10.0) -> tuple[list[dict], list[dict]]:
+        """Wait until Asterisk has no channel and no bridge; return what is left."""
+        deadline = time.monotonic() + timeout
+        while True:
+            chans, bridges = self.channels(), self.bridges()
+            if (not chans and not bridges) or time.monotonic() > deadline:
+                return chans, bridges
+            time.sleep(0.2)
+
+    def hangup_everything(self) -> None:
+        """Hang up every channel and destroy every bridge (cleanup between tests)."""
+        for ch in self.channels():
+            self.ari.delete(f"/channels/{ch['id']}")
+        for br in self.bridges():
+            self.ari.delete(f"/bridges/{br['id']}")
+
+    def cdr_rows(self) -> list[dict]:
+        """Every CDR row written so far, as dicts keyed by ``CDR_FIELDS``."""
+        path = self.root / CDR_CSV
+        if not path.exists():
+            return []
+        with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+            return [dict(zip(CDR_FIELDS, row)) for row in csv.reader(fh)]
+
+    def wait_cdr_rows(self, predicate, count: int = 1, timeout: float = 10.0) -> list[dict]:
+        """Wait until at least ``count`` CDR rows satisfy ``predicate``; return them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = [r for r in self.cdr_rows() if predicate(r)]
+            if len(rows) >= count or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.2)
