@@ -1,0 +1,112 @@
+"""The ARI event WebSocket, with reconnect.
+
+One connection per app name, ``subscribeAll=false`` (field report C09).
+While connected, every event is handed to ``on_event`` in arrival order; an
+exception in the handler is logged and never stops the stream. When the
+socket drops (Asterisk restart, network) it reconnects with capped
+exponential backoff — also after a clean close, so there is no hot loop
+(field report C08). ``on_connected`` runs after every (re)connect, before
+further events are read, so the service can reconcile its journal with
+Asterisk; ``on_disconnected`` runs when the connection is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+import websockets
+from websockets.asyncio.client import connect
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict], Awaitable[None]]
+
+
+class EventStream:
+    """Reads ``/ari/events?app=<app>`` for ever (until ``stop()``).
+
+    ``url``: Asterisk's HTTP base (``http://127.0.0.1:8088``);
+    ``max_backoff_s``: ceiling of the reconnect delay in seconds (starts at
+    0.25 s, doubles). ``connected`` tells whether the socket is up now;
+    ``reconnects`` counts successful connects after the first.
+    """
+
+    def __init__(self, url: str, username: str, password: str, app: str,
+                 on_event: Handler, on_connected: Callable[[], Awaitable[None]],
+                 on_disconnected: Callable[[], Awaitable[None]], max_backoff_s: float = 30.0):
+        ws_url = url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+        self.ws_url = f"{ws_url}/ari/events?app={app}&subscribeAll=false"
+        token = base64.b64encode(f"{username}:{password}".encode()).decode()
+        self._headers = {"Authorization": f"Basic {token}"}
+        self.on_event, self.on_connected, self.on_disconnected = on_event, on_connected, on_disconnected
+        self.max_backoff_s = max_backoff_s
+        self.connected = False
+        self.connects = 0
+        self._stop = asyncio.Event()
+        self._ws = None
+
+    @property
+    def reconnects(self) -> int:
+        """Successful connects after the first one."""
+        return max(0, self.connects - 1)
+
+    async def run(self) -> None:
+        """Connect, read, reconnect — until ``stop()``."""
+        backoff = 0.25
+        while not self._stop.is_set():
+            try:
+                async with connect(self.ws_url, additional_headers=self._headers,
+                                   open_timeout=5, ping_interval=10, ping_timeout=10,
+                                   max_size=2**22) as ws:
+                    self._ws = ws
+                    self.connected = True
+                    self.connects += 1
+                    log.info("ARI event socket connected", extra={"event": "ari_connected"})
+                    backoff = 0.25
+                    try:
+                        await self.on_connected()
+                    except Exception:  # noqa: BLE001 - never kill the stream
+                        log.exception("reconcile after connect failed")
+                    async for raw in ws:
+                        try:
+                            event = json.loads(raw)
+                        except ValueError:
+                            log.warning("ARI sent a frame that is not JSON")
+                            continue
+                        try:
+                            await self.on_event(event)
+                        except Exception:  # noqa: BLE001 - one bad event must not stop the app
+                            log.exception("handler failed for ARI event %s", event.get("type"))
+            except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException) as exc:
+                if not self._stop.is_set():
+                    log.warning("ARI event socket unavailable: %s", type(exc).__name__)
+            finally:
+                self._ws = None
+                if self.connected:
+                    self.connected = False
+                    try:
+                        await self.on_disconnected()
+                    except Exception:  # noqa: BLE001
+                        log.exception("disconnect handler failed")
+            if self._stop.is_set():
+                break
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=backoff)
+            except asyncio.TimeoutError:
+                pass
+            backoff = min(backoff * 2, self.max_backoff_s)
+
+    async def stop(self) -> None:
+        """Close the socket and end ``run()``."""
+        self._stop.set()
+        if self._ws is not None:
+            await self._ws.close()
+
+    async def drop(self) -> None:
+        """Close the current socket (it reconnects by itself); for fault tests."""
+        if self._ws is not None:
+            await self._ws.close()

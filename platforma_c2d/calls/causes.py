@@ -1,0 +1,80 @@
+"""Hangup causes (Q.850, as Asterisk reports them) → Click2Dial reasons, and
+reasons → the cause that gives a browser the right SIP response (SPEC §2, §4).
+
+Asterisk does not always report a useful cause: a created+dialled channel
+that was never answered can be destroyed with cause 0 "Unknown" (field
+report C04). So "no answer" is decided from our own ring timer first, and
+from the cause only when the timer did not fire.
+"""
+
+from __future__ import annotations
+
+from platforma_c2d.calls.model import Leg, Reason
+
+BUSY = {17}                                  # USER_BUSY (486, 600)
+NO_ANSWER = {18, 19}                         # NO_USER_RESPONSE (408), NO_ANSWER (480)
+REJECTED = {21}                              # CALL_REJECTED (403, 603)
+UNAVAILABLE = {1, 2, 3, 20, 22, 27, 28, 29, 31, 34, 38, 41, 42, 44, 47, 50, 58, 65, 66, 79,
+               88, 102, 111, 127}            # unallocated, no route, absent, out of order, congestion...
+
+# Q.850 causes used to hang up a browser leg; chan_pjsip turns them into
+# 486 / 480 / 503 / 403 / 484 / 408 (SPEC §4).
+CAUSE_BUSY = 17
+CAUSE_NO_ANSWER = 19
+CAUSE_NO_USER_RESPONSE = 18
+CAUSE_CONGESTION = 34
+CAUSE_REJECTED = 21
+CAUSE_INVALID_NUMBER = 28
+CAUSE_NORMAL = 16
+
+_BY_ROLE = {
+    "agent": (Reason.AGENT_BUSY, Reason.AGENT_NO_ANSWER, Reason.AGENT_UNAVAILABLE),
+    "callee": (Reason.CALLEE_BUSY, Reason.CALLEE_NO_ANSWER, Reason.CALLEE_UNAVAILABLE),
+}
+
+
+def unanswered_reason(leg: Leg) -> Reason:
+    """Why a leg that was never answered ended.
+
+    Our ring timer wins (C04); then busy, no answer, rejected, unavailable
+    by cause; a leg that never rang and ended with an unknown cause counts as
+    unavailable, one that rang as no answer.
+    """
+    busy, no_answer, unavailable = _BY_ROLE[leg.role]
+    if leg.timed_out:
+        return no_answer
+    cause = leg.cause or 0
+    if cause in BUSY:
+        return busy
+    if cause in NO_ANSWER:
+        return no_answer
+    if cause in REJECTED:
+        return Reason.REJECTED
+    if cause in UNAVAILABLE:
+        return unavailable
+    return no_answer if leg.ringing else unavailable
+
+
+def sip_cause_for(reason: Reason) -> int:
+    """The hangup cause that tells a calling browser why its call failed (SPEC §4).
+
+    callee_busy → 17 (486); callee_no_answer → 19 (480); callee_unavailable
+    → 34 (503); rejected → 21 (403); failed → 34 (503); anything else → 16.
+    """
+    return {
+        Reason.CALLEE_BUSY: CAUSE_BUSY,
+        Reason.CALLEE_NO_ANSWER: CAUSE_NO_ANSWER,
+        Reason.CALLEE_UNAVAILABLE: CAUSE_CONGESTION,
+        Reason.REJECTED: CAUSE_REJECTED,
+        Reason.FAILED: CAUSE_CONGESTION,
+    }.get(reason, CAUSE_NORMAL)
+
+
+def tone_for(reason: Reason) -> str | None:
+    """The tone the agent hears before hang-up when the callee leg failed (SPEC §3.5)."""
+    return {
+        Reason.CALLEE_BUSY: "tone:busy",
+        Reason.CALLEE_NO_ANSWER: "tone:congestion",
+        Reason.CALLEE_UNAVAILABLE: "tone:congestion",
+        Reason.REJECTED: "tone:congestion",
+    }.get(reason)

@@ -1,0 +1,459 @@
+"""The call engine: the state machine of SPEC §3, driven by Stasis events.
+
+Threading: the engine lives on one asyncio event loop (the telephony
+thread, see docs/architecture.md). Every ARI event and every request from
+the HTTP layer runs there, one at a time between awaits, so call state has
+exactly one owner and needs no locks. After every ``await`` a handler
+re-checks the call, because another event may have ended it meanwhile.
+
+Legs are created with ids we choose (``c2d-<call id>-agent`` /
+``-callee``) and registered before the ARI request is sent, so an early
+StasisStart is never "unknown" (field report C01); no operation is sent on
+a leg before its StasisStart (C02); only ``Up`` counts as answered (C03);
+our own ring timers decide "no answer" (C04); every way a call ends runs the
+same teardown, which hangs up every leg and destroys the bridge, treating
+"already gone" as success (C06, C07); repeated events change nothing (C09).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from platforma_c2d.ari.client import AriClient, AriError
+from platforma_c2d.calls import causes
+from platforma_c2d.calls.model import Call, Leg, Origin, Reason, State, new_call_id
+from platforma_c2d.config import DialConfig
+from platforma_c2d.metrics import Metrics
+from platforma_c2d.rules import CallRequest
+from platforma_c2d.rules import is_extension as rules_is_extension
+from platforma_c2d.store.journal import Journal
+
+log = logging.getLogger("platforma_c2d.calls")
+
+LEG_PREFIX = "c2d-"
+
+
+def _parse_iso(ts: str | None) -> datetime | None:
+    if not ts:
+        return None
+    return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+
+
+def agent_channel_id(call_id: str) -> str:
+    """The channel id of a REST call's agent leg."""
+    return f"{LEG_PREFIX}{call_id}-agent"
+
+
+def callee_channel_id(call_id: str) -> str:
+    """The channel id of a call's callee leg."""
+    return f"{LEG_PREFIX}{call_id}-callee"
+
+
+def bridge_id_for(call_id: str) -> str:
+    """The bridge id of a call."""
+    return f"{LEG_PREFIX}{call_id}"
+
+
+class CallEngine:
+    """Owns every active call; turns ARI events into state changes.
+
+    ``ari``: the REST client; ``journal``: the store, written before any ARI
+    request of a new call and at every change; ``dial``: ``[dial]`` config;
+    ``metrics``: counters. All methods run on the engine's event loop.
+    """
+
+    def __init__(self, ari: AriClient, journal: Journal, dial: DialConfig, metrics: Metrics):
+        self.ari, self.journal, self.dial, self.metrics = ari, journal, dial, metrics
+        self.calls: dict[str, Call] = {}
+        self.by_channel: dict[str, Call] = {}
+        self._timers: dict[str, list[asyncio.TimerHandle]] = {}
+        self._t0: dict[str, float] = {}
+        self.on_call_ended: list[Callable[[Call], None]] = []
+
+    # ------------------------------------------------------------------
+    # bookkeeping
+    # ------------------------------------------------------------------
+    def _register(self, call: Call) -> None:
+        self.calls[call.id] = call
+        for leg in call.legs():
+            self.by_channel[leg.channel_id] = call
+
+    def _add_leg(self, call: Call, leg: Leg) -> None:
+        if leg.role == "agent":
+            call.agent_leg = leg
+        else:
+            call.callee_leg = leg
+        self.by_channel[leg.channel_id] = call
+
+    def _timer(self, call: Call, delay_s: float, coro_fn, *args) -> None:
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            loop.create_task(self._guard(call, coro_fn(*args)))
+
+        self._timers.setdefault(call.id, []).append(loop.call_later(delay_s, fire))
+
+    async def _guard(self, call: Call, coro) -> None:
+        try:
+            await coro
+        except Exception:  # noqa: BLE001 - a failing timer must not leave the call hanging
+            log.exception("call step failed", extra=self._ctx(call))
+            if not call.ended:
+                await self.teardown(call, Reason.FAILED, "internal error")
+
+    def _record(self, call: Call, detail: str, **kw) -> None:
+        self.journal.record(call, detail, **kw)
+        log.info("%s: %s", call.state.value, detail, extra=self._ctx(call))
+
+    @staticmethod
+    def _ctx(call: Call) -> dict:
+        return {"call_id": call.id, "call_ref": call.call_ref, "origin": call.origin.value}
+
+    def active_for_agent(self, agent: str) -> int:
+        """How many calls of ``agent`` are not yet ended."""
+        return sum(1 for c in self.calls.values() if c.agent == agent and not c.ended)
+
+    # ------------------------------------------------------------------
+    # leg creation
+    # ------------------------------------------------------------------
+    def _cdr_vars(self, call: Call, role: str) -> dict[str, str]:
+        # Set at creation, never at teardown (C22); a CDR variable on every
+        # leg, not a userfield (C20).
+        return {"CDR(call_ref)": call.call_ref, "CDR(c2d_call_id)": call.id,
+                "CDR(c2d_leg)": role, "CDR(c2d_agent)": call.agent, "CDR(c2d_clid)": call.clid}
+
+    async def start_rest_call(self, req: CallRequest, clid: str, *, token_name: str = "",
+                              idempotency_key: str | None = None,
+                              request_hash: str | None = None) -> Call:
+        """Place a click-to-dial call: ring the agent first (SPEC §3.1).
+
+        The call is journalled before the agent leg is requested. If Asterisk
+        refuses the leg, the call ends at once (``agent_unavailable`` when the
+        endpoint cannot be reached, ``failed`` otherwise) and is returned ended.
+        """
+        call = Call(id=new_call_id(), origin=Origin.REST, agent=req.agent, callee=req.callee,
+                    outbound_id=req.outbound_id, clid=clid, call_ref=req.call_ref,
+                    agent_is_external=req.agent_is_external, token_name=token_name)
+        call.agent_leg = Leg("agent", agent_channel_id(call.id))
+        self._t0[call.id] = time.monotonic()
+        self._register(call)
+        self._record(call, "call requested", idempotency_key=idempotency_key,
+                     request_hash=request_hash)
+        self.metrics.calls_started.labels(call.origin.value).inc()
+        self.metrics.active.inc()
+        if req.agent_is_external:
+            endpoint = self.dial.trunk_endpoint.format(number=req.agent)
+        else:
+            endpoint = self.dial.agent_endpoint.format(agent=req.agent)
+        variables = self._cdr_vars(call, "agent")
+        # The agent's phone shows the callee's number (SPEC §3.1).
+        variables["CONNECTEDLINE(num)"] = call.callee
+        variables["CONNECTEDLINE(name)"] = call.callee
+        try:
+            await self.ari.create_channel(endpoint=endpoint, channel_id=call.agent_leg.channel_id,
+                                          app_args=f"c2d,agent,{call.id}", variables=variables)
+        except AriError as exc:
+            if not call.ended:
+                call.agent_leg.gone = True
+                reason = Reason.AGENT_UNAVAILABLE if exc.status in (400, 404, 409, 500) else Reason.FAILED
+                await self.teardown(call, reason, f"agent leg refused by Asterisk ({exc.status})")
+        return call
+
+    async def _create_callee_leg(self, call: Call) -> None:
+        leg = Leg("callee", callee_channel_id(call.id))
+        self._add_leg(call, leg)
+        variables = self._cdr_vars(call, "callee")
+        # What the trunk sees: the CLID in From and P-Asserted-Identity (C16,
+        # C17); the connected line of an outgoing PJSIP channel is its caller.
+        variables.update({"CALLERID(num)": call.clid, "CALLERID(name)": "",
+                          "CONNECTEDLINE(num)": call.clid, "CONNECTEDLINE(name)": ""})
+        try:
+            await self.ari.create_channel(endpoint=self.dial.trunk_endpoint.format(number=call.callee),
+                                          channel_id=leg.channel_id,
+                                          app_args=f"c2d,callee,{call.id}", variables=variables)
+        except AriError as exc:
+            if not call.ended:
+                leg.gone = True
+                await self._callee_failed(call, Reason.CALLEE_UNAVAILABLE,
+                                          f"callee leg refused by Asterisk ({exc.status})")
+            return
+        if call.ended:  # ended while the request was in flight
+            await self.ari.hangup(leg.channel_id)
+
+    async def start_header_call(self, call: Call) -> None:
+        """Continue a validated WebRTC/header call: 180 to the browser, dial the callee (SPEC §4).
+
+        ``call`` has its agent leg (the browser's channel, already in Stasis)
+        and its CLID chosen. It is journalled before the callee is dialled.
+        """
+        self._t0[call.id] = time.monotonic()
+        self._register(call)
+        self._record(call, "call from a phone of agent " + call.agent)
+        self.metrics.calls_started.labels(call.origin.value).inc()
+        self.metrics.active.inc()
+        call.agent_leg.up = True  # the caller is on the line; answered when the callee answers
+        call.advance(State.DIALING_CALLEE)
+        self._record(call, "dialling the callee")
+        try:
+            await self.ari.ring(call.agent_leg.channel_id)  # 180 Ringing to the browser (C26)
+        except AriError as exc:
+            if exc.status == 404 and not call.ended:
+                call.agent_leg.gone = True
+                await self.teardown(call, Reason.CANCELLED, "caller gone before ringing")
+                return
+        if not call.ended:
+            await self._create_callee_leg(call)
+
+    def journal_rejected(self, call: Call, detail: str) -> None:
+        """Journal a call refused before anything was dialled (ended, ``rejected``)."""
+        call.end(Reason.REJECTED)
+        self._record(call, detail)
+        self.metrics.calls_ended.labels(call.origin.value, Reason.REJECTED.value).inc()
+
+    async def adopt_unfinished(self, channels: dict[str, dict], bridges: dict[str, dict]) -> None:
+        """Take back the journal's unfinished calls after a restart of the service.
+
+        ``channels`` / ``bridges``: what Asterisk has now, by id. A call whose
+        legs are still there is registered again and goes on (timers
+        restarted); one whose legs are all gone is ended: ``completed`` if it
+        was connected, ``failed`` otherwise. Runs on every connect; calls
+        already in memory are left alone.
+        """
+        for row in self.journal.unfinished():
+            if row["id"] in self.calls:
+                continue
+            call = Call(id=row["id"], origin=Origin(row["origin"]), agent=row["agent"],
+                        callee=row["callee"], outbound_id=row["outbound_id"], clid=row["clid"],
+                        call_ref=row["call_ref"], state=State(row["state"]),
+                        token_name=row["token_name"] or "", bridge_id=row["bridge_id"])
+            call.created_at = _parse_iso(row["created_at"]) or call.created_at
+            call.answered_at = _parse_iso(row["answered_at"])
+            call.agent_is_external = not rules_is_extension(call.agent)
+            for role, chan_id in (("agent", row["agent_channel"]), ("callee", row["callee_channel"])):
+                if not chan_id:
+                    continue
+                live = channels.get(chan_id)
+                leg = Leg(role, chan_id, started=live is not None, up=bool(live and live["state"] == "Up"),
+                          gone=live is None)
+                if role == "agent":
+                    call.agent_leg = leg
+                else:
+                    call.callee_leg = leg
+            self._t0[call.id] = time.monotonic()
+            self._register(call)
+            self.metrics.active.inc()
+            legs = call.legs()
+            if not legs or all(leg.gone for leg in legs):
+                reason = Reason.COMPLETED if call.state is State.CONNECTED else Reason.FAILED
+                await self.teardown(call, reason, "found after a restart with no channel left")
+                continue
+            log.info("call adopted after a restart", extra=self._ctx(call))
+            if call.state is State.CONNECTED:
+                if any(leg.gone for leg in legs) or call.bridge_id not in bridges:
+                    await self.teardown(call, Reason.COMPLETED, "a leg ended while the service was away")
+                    continue
+                remaining = self.dial.max_call_duration_s - call.duration_s
+                self._timer(call, max(1.0, remaining), self._max_duration, call)
+                continue
+            for leg in legs:
+                if not leg.gone and not leg.up:
+                    timeout = (self.dial.agent_ring_timeout_s if leg.role == "agent"
+                               else self.dial.callee_ring_timeout_s)
+                    self._timer(call, timeout, self._ring_timeout, call, leg)
+            agent = call.agent_leg
+            if call.state is State.DIALING_CALLEE and agent is not None and not agent.gone and (
+                    call.callee_leg is None or call.callee_leg.gone):
+                await self._create_callee_leg(call)
+
+    # ------------------------------------------------------------------
+    # events
+    # ------------------------------------------------------------------
+    async def on_stasis_start(self, call: Call, leg: Leg) -> None:
+        """A leg of ours entered the app: dial it now (never before, C02)."""
+        if leg.started:
+            return  # duplicate event (C09)
+        leg.started = True
+        if call.ended or leg.gone:
+            await self.ari.hangup(leg.channel_id)
+            return
+        timeout = self.dial.agent_ring_timeout_s if leg.role == "agent" else self.dial.callee_ring_timeout_s
+        self._timer(call, timeout, self._ring_timeout, call, leg)
+        try:
+            # Asterisk's own timeout is a backstop only: ours decides (C04).
+            await self.ari.dial(leg.channel_id, timeout + 5)
+        except AriError as exc:
+            if exc.status == 409:
+                return  # already dialling: a repeated request, not a new call (C09)
+            if not call.ended and not leg.gone:
+                log.warning("dial %s failed: %s", leg.role, exc, extra=self._ctx(call))
+                await self.ari.hangup(leg.channel_id)
+
+    async def on_ringing(self, call: Call, leg: Leg) -> None:
+        """The leg's phone rings (180)."""
+        leg.ringing = True
+
+    async def on_up(self, call: Call, leg: Leg) -> None:
+        """A leg answered (state ``Up``; ringing and 183 do not count, C03)."""
+        if leg.up or leg.gone or call.ended:
+            return
+        leg.up = True
+        if leg.role == "agent" and call.state is State.DIALING_AGENT:
+            call.advance(State.DIALING_CALLEE)
+            self.metrics.setup.labels("agent_answer").observe(time.monotonic() - self._t0[call.id])
+            self._t0[call.id] = time.monotonic()
+            self._record(call, "agent answered; dialling the callee")
+            await self._create_callee_leg(call)
+            if not call.ended and not leg.gone:
+                try:
+                    await self.ari.ring(leg.channel_id)  # ringback to the agent (SPEC §3.2)
+                except AriError:
+                    pass
+        elif leg.role == "callee" and call.state is State.DIALING_CALLEE:
+            await self._connect(call)
+
+    async def _connect(self, call: Call) -> None:
+        t_answer = time.monotonic()
+        self.metrics.setup.labels("callee_answer").observe(t_answer - self._t0[call.id])
+        agent, callee = call.agent_leg, call.callee_leg
+        try:
+            if call.origin is not Origin.REST:
+                await self.ari.answer(agent.channel_id)
+            else:
+                await self.ari.ring_stop(agent.channel_id)
+            call.bridge_id = bridge_id_for(call.id)
+            await self.ari.create_bridge(call.bridge_id, name=call.bridge_id)
+            await self.ari.add_channels(call.bridge_id, [agent.channel_id, callee.channel_id])
+        except AriError as exc:
+            if not call.ended:
+                await self.teardown(call, Reason.FAILED, f"bridge failed ({exc.status})")
+            return
+        if call.ended:
+            await self.ari.destroy_bridge(call.bridge_id)
+            return
+        call.advance(State.CONNECTED)
+        self.metrics.setup.labels("bridge").observe(time.monotonic() - t_answer)
+        self._record(call, "callee answered; bridged")
+        self._timer(call, self.dial.max_call_duration_s, self._max_duration, call)
+
+    async def on_hangup_request(self, call: Call, leg: Leg, cause: int | None) -> None:
+        """Asterisk is hanging the leg up; remember the cause it gave."""
+        if cause and leg.cause is None:
+            leg.cause = cause
+
+    async def on_dial_status(self, call: Call, leg: Leg, status: str) -> None:
+        """A ``Dial`` event's final status for a leg, used when the cause is missing."""
+        mapped = {"BUSY": causes.CAUSE_BUSY, "NOANSWER": causes.CAUSE_NO_ANSWER,
+                  "CONGESTION": causes.CAUSE_CONGESTION, "CHANUNAVAIL": 20}.get(status)
+        if mapped and not leg.cause:
+            leg.cause = mapped
+
+    async def on_gone(self, call: Call, leg: Leg, cause: int | None) -> None:
+        """A leg is destroyed (or was found missing): decide how the call ends."""
+        if cause and (leg.cause in (None, 0, causes.CAUSE_NORMAL) or not leg.cause):
+            leg.cause = cause
+        if leg.gone and call.ended:
+            return
+        leg.gone = True
+        if call.ended:
+            return
+        if call.pending_reason is not None:
+            await self.teardown(call, call.pending_reason, f"{leg.role} leg ended")
+            return
+        if leg.role == "agent":
+            if call.origin is not Origin.REST:
+                reason = Reason.COMPLETED if call.state is State.CONNECTED else Reason.CANCELLED
+            elif not leg.up:
+                reason = causes.unanswered_reason(leg)
+            elif call.state is State.DIALING_CALLEE:
+                reason = Reason.CANCELLED  # agent gave up while the callee rang
+            else:
+                reason = Reason.COMPLETED
+            await self.teardown(call, reason, f"agent leg ended (cause {leg.cause})")
+        else:
+            if leg.up:
+                await self.teardown(call, Reason.COMPLETED, f"callee leg ended (cause {leg.cause})")
+            else:
+                await self._callee_failed(call, causes.unanswered_reason(leg),
+                                          f"callee leg ended unanswered (cause {leg.cause})")
+
+    async def _callee_failed(self, call: Call, reason: Reason, detail: str) -> None:
+        """The callee could not be reached: tone to the agent, then end (SPEC §3.5, §4)."""
+        agent = call.agent_leg
+        if call.origin is not Origin.REST:
+            # A browser learns why from the SIP response (486/480/503/403).
+            await self.teardown(call, reason, detail, agent_cause=causes.sip_cause_for(reason))
+            return
+        tone = causes.tone_for(reason)
+        if agent is None or agent.gone or not tone or self.dial.tone_s <= 0:
+            await self.teardown(call, reason, detail)
+            return
+        call.pending_reason = reason
+        self._record(call, detail + f"; {tone} to the agent for {self.dial.tone_s} s")
+        try:
+            await self.ari.ring_stop(agent.channel_id)
+            await self.ari.play(agent.channel_id, tone, playback_id=f"{LEG_PREFIX}{call.id}-tone")
+        except AriError:
+            await self.teardown(call, reason, detail)
+            return
+        self._timer(call, self.dial.tone_s, self.teardown, call, reason, detail)
+
+    async def _ring_timeout(self, call: Call, leg: Leg) -> None:
+        if call.ended or leg.up or leg.gone:
+            return
+        leg.timed_out = True
+        await self.ari.hangup(leg.channel_id, reason_code=causes.CAUSE_NO_ANSWER)
+
+    async def _max_duration(self, call: Call) -> None:
+        if not call.ended:
+            await self.teardown(call, Reason.COMPLETED, "maximum call duration reached")
+
+    # ------------------------------------------------------------------
+    # the end
+    # ------------------------------------------------------------------
+    async def cancel(self, call: Call) -> None:
+        """Hang up every leg of ``call``; reason ``cancelled`` (SPEC §2 DELETE)."""
+        if not call.ended:
+            await self.teardown(call, Reason.CANCELLED, "cancelled through the API")
+
+    async def teardown(self, call: Call, reason: Reason, detail: str,
+                       agent_cause: int | None = None) -> None:
+        """End ``call`` with ``reason``: journal, then hang up every leg and destroy the bridge.
+
+        Idempotent. Channels are hung up before the bridge is destroyed so the
+        cause is not overwritten (C07); a leg that is already gone is fine.
+        """
+        if call.ended:
+            return
+        call.end(reason)
+        for handle in self._timers.pop(call.id, []):
+            handle.cancel()
+        self._t0.pop(call.id, None)
+        self._record(call, f"ended: {detail}")
+        self.metrics.calls_ended.labels(call.origin.value, reason.value).inc()
+        self.metrics.active.dec()
+        for leg in call.legs():
+            if leg.gone:
+                continue
+            cause = agent_cause if (leg.role == "agent" and agent_cause) else None
+            try:
+                await self.ari.hangup(leg.channel_id, reason_code=cause)
+            except AriError as exc:
+                log.warning("hangup of %s leg failed: %s", leg.role, exc, extra=self._ctx(call))
+        if call.bridge_id:
+            try:
+                await self.ari.destroy_bridge(call.bridge_id)
+            except AriError as exc:
+                log.warning("bridge destroy failed: %s", exc, extra=self._ctx(call))
+        self._forget(call)
+
+    def _forget(self, call: Call) -> None:
+        self.calls.pop(call.id, None)
+        for leg in call.legs():
+            if self.by_channel.get(leg.channel_id) is call:
+                self.by_channel.pop(leg.channel_id, None)
+        for cb in self.on_call_ended:
+            cb(call)

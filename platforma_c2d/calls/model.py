@@ -1,0 +1,187 @@
+"""The Click2Dial call and its legs (SPEC §2, §3).
+
+A call is a small explicit state machine::
+
+    dialing_agent ──► dialing_callee ──► connected ──► ended
+          │                  │                           ▲
+          └──────────────────┴───────────────────────────┘
+
+``ended`` is final and carries one ``Reason``. Every change goes through
+``Call.advance`` / ``Call.end``, which refuse a transition that is not on the
+diagram (``InvalidTransition``), so a repeated or late event can never move
+a call backwards (field report C09).
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+
+class State(str, enum.Enum):
+    """Call states of SPEC §2."""
+
+    DIALING_AGENT = "dialing_agent"
+    DIALING_CALLEE = "dialing_callee"
+    CONNECTED = "connected"
+    ENDED = "ended"
+
+
+class Reason(str, enum.Enum):
+    """Final reasons of SPEC §2."""
+
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    AGENT_NO_ANSWER = "agent_no_answer"
+    AGENT_BUSY = "agent_busy"
+    AGENT_UNAVAILABLE = "agent_unavailable"
+    CALLEE_NO_ANSWER = "callee_no_answer"
+    CALLEE_BUSY = "callee_busy"
+    CALLEE_UNAVAILABLE = "callee_unavailable"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+
+class Origin(str, enum.Enum):
+    """Where a call came from."""
+
+    REST = "rest"
+    WEBRTC = "webrtc"
+    AGI = "agi"
+
+
+_NEXT = {
+    State.DIALING_AGENT: {State.DIALING_CALLEE, State.ENDED},
+    State.DIALING_CALLEE: {State.CONNECTED, State.ENDED},
+    State.CONNECTED: {State.ENDED},
+    State.ENDED: set(),
+}
+
+
+class InvalidTransition(Exception):
+    """A state change that is not on the diagram (e.g. ``ended`` → anything)."""
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+def new_call_id() -> str:
+    """A new call id: 32 lowercase hex characters (UUID4)."""
+    return uuid.uuid4().hex
+
+
+@dataclass
+class Leg:
+    """One channel of a call. ``role`` is "agent" or "callee".
+
+    ``channel_id`` is chosen by us before the channel exists. ``started``:
+    StasisStart seen; ``up``: answered; ``gone``: destroyed or hung up.
+    ``timed_out``: our ring timer expired; ``cause``: the hangup cause
+    (Q.850) Asterisk reported, if any.
+    """
+
+    role: str
+    channel_id: str
+    started: bool = False
+    ringing: bool = False
+    up: bool = False
+    gone: bool = False
+    timed_out: bool = False
+    cause: int | None = None
+
+
+@dataclass
+class Call:
+    """One Click2Dial call (SPEC §2 call resource), with its legs and bridge.
+
+    Times are timezone-aware UTC datetimes. ``clid`` is the number actually
+    presented to the callee; ``outbound_id`` is what was asked (``random``,
+    a number, or "" for "the default").
+    """
+
+    id: str
+    origin: Origin
+    agent: str
+    callee: str
+    outbound_id: str
+    clid: str
+    call_ref: str
+    agent_is_external: bool = False
+    state: State = State.DIALING_AGENT
+    reason: Reason | None = None
+    created_at: datetime = field(default_factory=utcnow)
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    agent_leg: Leg | None = None
+    callee_leg: Leg | None = None
+    bridge_id: str | None = None
+    #: reason decided before the last leg is gone (e.g. tone to the agent)
+    pending_reason: Reason | None = None
+    token_name: str = ""
+
+    @property
+    def ended(self) -> bool:
+        """True once the call reached ``ended``."""
+        return self.state is State.ENDED
+
+    @property
+    def duration_s(self) -> float:
+        """Talk time in seconds: from the callee's answer to the end (0 if never answered)."""
+        if self.answered_at is None:
+            return 0.0
+        end = self.ended_at or utcnow()
+        return round(max(0.0, (end - self.answered_at).total_seconds()), 3)
+
+    def legs(self) -> list[Leg]:
+        """The legs that exist or were asked for, agent first."""
+        return [leg for leg in (self.agent_leg, self.callee_leg) if leg is not None]
+
+    def leg_by_channel(self, channel_id: str) -> Leg | None:
+        """The leg whose channel id is ``channel_id``."""
+        for leg in self.legs():
+            if leg.channel_id == channel_id:
+                return leg
+        return None
+
+    def advance(self, state: State) -> None:
+        """Move to ``state``; raises ``InvalidTransition`` when not allowed."""
+        if state not in _NEXT[self.state]:
+            raise InvalidTransition(f"{self.state.value} -> {state.value}")
+        self.state = state
+        if state is State.CONNECTED:
+            self.answered_at = utcnow()
+
+    def end(self, reason: Reason) -> None:
+        """Move to ``ended`` with ``reason``; raises ``InvalidTransition`` if already ended."""
+        self.advance(State.ENDED)
+        self.reason = reason
+        self.ended_at = utcnow()
+
+    def to_dict(self) -> dict:
+        """The call resource of SPEC §2 (JSON-ready; times ISO 8601 UTC)."""
+        return {
+            "id": self.id,
+            "origin": self.origin.value,
+            "agent": self.agent,
+            "callee": self.callee,
+            "outbound_id": self.outbound_id,
+            "clid": self.clid,
+            "call_ref": self.call_ref,
+            "state": self.state.value,
+            "reason": self.reason.value if self.reason else None,
+            "created_at": iso(self.created_at),
+            "answered_at": iso(self.answered_at),
+            "ended_at": iso(self.ended_at),
+            "duration_s": self.duration_s,
+        }
+
+
+def iso(t: datetime | None) -> str | None:
+    """ISO 8601 UTC with milliseconds and a ``Z`` suffix, or None."""
+    if t is None:
+        return None
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"

@@ -1,0 +1,46 @@
+"""Toll-fraud and caller-ID policy (SPEC §7 ``[clid]``, ``[policy]``; issue "toll fraud").
+
+Pure checks on an already valid ``CallRequest``; raise the matching
+``C2DError``. The same checks serve REST, WebRTC headers and AGI.
+"""
+
+from __future__ import annotations
+
+from platforma_c2d.calls.errors import ClidNotAllowed, DestinationNotAllowed
+from platforma_c2d.config import ClidConfig, PolicyConfig
+from platforma_c2d.rules import RANDOM, CallRequest
+
+
+def _allowed(number: str, allow: tuple[str, ...], deny: tuple[str, ...]) -> bool:
+    """Deny prefixes win; an empty allow list allows every number."""
+    if any(number.startswith(p) for p in deny):
+        return False
+    return not allow or any(number.startswith(p) for p in allow)
+
+
+class Policy:
+    """Checks a request against ``[clid]`` and ``[policy]``.
+
+    ``check(req)`` raises ``ClidNotAllowed`` when ``outbound_id`` is a number
+    outside ``[clid].allowed`` (when that list is set), and
+    ``DestinationNotAllowed`` when the callee, or an external agent number,
+    matches a deny prefix or misses every allow prefix.
+    """
+
+    def __init__(self, clid: ClidConfig, policy: PolicyConfig):
+        self.clid, self.policy = clid, policy
+
+    def check(self, req: CallRequest) -> None:
+        """Raise the first refusal that applies to ``req``; return None if it may be dialled."""
+        if req.outbound_id not in ("", RANDOM) and self.clid.allowed \
+                and req.outbound_id not in self.clid.allowed:
+            raise ClidNotAllowed("outbound_id is not one of the caller IDs this PBX may present",
+                                 {"outbound_id": "not in [clid].allowed"})
+        p = self.policy
+        if not _allowed(req.callee, p.callee_allow_prefixes, p.callee_deny_prefixes):
+            raise DestinationNotAllowed("calls to this callee number are not allowed",
+                                        {"callee": "refused by [policy] prefixes"})
+        if req.agent_is_external and not _allowed(
+                req.agent, p.agent_number_allow_prefixes, p.agent_number_deny_prefixes):
+            raise DestinationNotAllowed("calls to this external agent number are not allowed",
+                                        {"agent": "refused by [policy] prefixes"})

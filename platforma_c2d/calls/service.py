@@ -1,0 +1,150 @@
+"""The call service: what the HTTP layer calls (SPEC §2), from any thread.
+
+Validation (SPEC §1), policy and limits run here; anything that touches call
+state is handed to the engine's event loop and awaited, so the HTTP threads
+never share state with the telephony thread (docs/architecture.md). Reads go
+straight to the journal. Raises ``C2DError`` subclasses, never HTTP objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from datetime import timedelta
+
+from platforma_c2d import rules
+from platforma_c2d.calls.engine import CallEngine
+from platforma_c2d.calls.errors import (AgentBusy, AsteriskUnavailable, C2DError, Forbidden,
+                                        IdempotencyConflict, InvalidRequest, NoSuchCall)
+from platforma_c2d.calls.model import utcnow
+from platforma_c2d.calls.policy import Policy
+from platforma_c2d.config import Config
+from platforma_c2d.store.journal import Journal
+
+STATES = ("dialing_agent", "dialing_callee", "connected", "ended")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: the token's name ("" when auth is off) and the agents it may use (empty = all)."""
+
+    name: str = ""
+    agents: tuple[str, ...] = ()
+
+
+class CallService:
+    """Place, read, list and cancel calls.
+
+    ``loop``: the engine's running event loop (another thread);
+    ``is_connected``: returns whether the ARI event socket is up now.
+    """
+
+    def __init__(self, config: Config, engine: CallEngine, journal: Journal, policy: Policy,
+                 loop: asyncio.AbstractEventLoop, is_connected, rng: random.Random | None = None):
+        self.config, self.engine, self.journal, self.policy = config, engine, journal, policy
+        self.loop, self.is_connected = loop, is_connected
+        self.rng = rng or random.SystemRandom()
+        self._timeout = config.ari.request_timeout_s * 3 + 5
+
+    def _run(self, coro):
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout=self._timeout)
+        except FutureTimeout as exc:
+            future.cancel()
+            raise AsteriskUnavailable("Asterisk did not answer in time") from exc
+
+    # ------------------------------------------------------------------
+    def place_call(self, body: object, caller: Caller = Caller(),
+                   idempotency_key: str | None = None) -> tuple[dict, bool]:
+        """Validate and place a REST call; returns (call resource, replayed).
+
+        ``body``: the decoded JSON body. ``replayed`` is True when the same
+        ``idempotency_key`` and body were seen within the window: the first
+        call is returned and nothing is dialled. Raises ``InvalidRequest``
+        (400), ``Forbidden``/``ClidNotAllowed``/``DestinationNotAllowed``
+        (403), ``AgentBusy`` (409), ``IdempotencyConflict`` (422),
+        ``AsteriskUnavailable`` (503).
+        """
+        try:
+            req = rules.validate_call_request(body)
+        except rules.ValidationError as exc:
+            raise InvalidRequest("the request breaks the Click2Dial input rules",
+                                 {"fields": exc.errors}) from None
+        if caller.agents and req.agent not in caller.agents:
+            raise Forbidden("this token may not place calls for this agent", {"agent": req.agent})
+        request_hash = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"))
+                                      .encode()).hexdigest()
+        if idempotency_key:
+            since = utcnow() - timedelta(seconds=self.config.limits.idempotency_window_s)
+            first = self.journal.find_idempotent(caller.name, idempotency_key, since)
+            if first is not None:
+                if first["request_hash"] != request_hash:
+                    raise IdempotencyConflict("this Idempotency-Key was used with another body",
+                                              {"idempotency_key": idempotency_key[:80]})
+                return self.journal.get(first["id"]), True
+        self.policy.check(req)
+        try:
+            clid = rules.choose_clid(req.outbound_id, default=self.config.clid.default,
+                                     pool=self.config.clid.pool, rng=self.rng)
+        except rules.RuleError as exc:
+            raise InvalidRequest("no caller ID can be chosen", {"fields": {exc.field: exc.message}}) from None
+        if not self.is_connected():
+            raise AsteriskUnavailable("the PBX is not connected; try again shortly")
+        limit = self.config.limits.max_active_calls_per_agent
+
+        async def place() -> dict:
+            if limit and self.engine.active_for_agent(req.agent) >= limit:
+                raise AgentBusy("the agent already has an active call",
+                                {"agent": req.agent, "max_active_calls": limit})
+            call = await self.engine.start_rest_call(req, clid, token_name=caller.name,
+                                                     idempotency_key=idempotency_key,
+                                                     request_hash=request_hash)
+            return call.to_dict()
+
+        return self._run(place()), False
+
+    def get_call(self, call_id: str) -> dict:
+        """The call resource of ``call_id``; raises ``NoSuchCall``."""
+        found = self.journal.get(call_id) if _plausible_id(call_id) else None
+        if found is None:
+            raise NoSuchCall("no call with this id", {"id": call_id[:64]})
+        return found
+
+    def list_calls(self, state: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[dict], int]:
+        """Calls newest first; returns (page, total). Raises ``InvalidRequest`` for a bad state."""
+        if state is not None and state not in STATES:
+            raise InvalidRequest("unknown state", {"fields": {"state": "one of " + ", ".join(STATES)}})
+        return self.journal.list(state, limit, offset)
+
+    def cancel_call(self, call_id: str) -> dict:
+        """Hang up every leg of a call (reason ``cancelled``); returns the call resource.
+
+        An ended call is returned unchanged. Raises ``NoSuchCall``.
+        """
+        self.get_call(call_id)
+
+        async def cancel() -> None:
+            call = self.engine.calls.get(call_id)
+            if call is not None:
+                await self.engine.cancel(call)
+
+        self._run(cancel())
+        return self.get_call(call_id)
+
+    def health(self) -> dict:
+        """``{"status": "ok"|"degraded", "ari_connected": bool, "store_writable": bool}``."""
+        ari, store = bool(self.is_connected()), self.journal.writable()
+        return {"status": "ok" if ari and store else "degraded",
+                "ari_connected": ari, "store_writable": store}
+
+
+def _plausible_id(call_id: str) -> bool:
+    return len(call_id) == 32 and all(c in "0123456789abcdef" for c in call_id)
+
+
+__all__ = ["CallService", "Caller", "C2DError"]

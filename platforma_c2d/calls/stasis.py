@@ -1,0 +1,179 @@
+"""The Stasis app: routes ARI events to the engine, takes WebRTC calls in,
+and reconciles the engine with Asterisk after every (re)connect.
+
+A channel that enters the app is one of ours when its id is one we chose
+(registered before the request, field report C01). Any other channel that
+enters the app was sent by the dialplan — a browser phone calling
+``sip:<callee>@<pbx>`` with X-Platforma headers (SPEC §4) — whatever the
+``Stasis()`` arguments are.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+
+from platforma_c2d import rules
+from platforma_c2d.ari.client import AriClient, AriError
+from platforma_c2d.calls import causes
+from platforma_c2d.calls.engine import LEG_PREFIX, CallEngine, callee_channel_id
+from platforma_c2d.calls.errors import C2DError
+from platforma_c2d.calls.model import Call, Leg, Origin, Reason, State, new_call_id
+from platforma_c2d.calls.policy import Policy
+from platforma_c2d.config import ClidConfig
+
+log = logging.getLogger("platforma_c2d.stasis")
+
+HEADER_OUTBOUND_ID = "X-Platforma-Outbound-ID"
+HEADER_CALL_REF = "X-Platforma-Call-Ref"
+
+_ENDPOINT_FROM_NAME = re.compile(r"^[A-Za-z]+/(.+)-[0-9a-f]+$")
+
+
+def _printable(value: object, limit: int = 16) -> str:
+    """A value safe to journal: ASCII, no control characters, at most ``limit`` characters."""
+    text = ascii(value)[1:-1] if isinstance(value, str) else ascii(value)
+    return text[:limit]
+
+
+class StasisApp:
+    """Event router of the Click2Dial Stasis app.
+
+    ``engine``: the call engine; ``ari``: REST client; ``clid``: ``[clid]``
+    (default and pool for header calls); ``policy``: allowed CLIDs and
+    destinations; ``max_per_agent``: active calls per agent (0: no limit).
+    """
+
+    def __init__(self, engine: CallEngine, ari: AriClient, clid: ClidConfig, policy: Policy,
+                 max_per_agent: int = 0, rng: random.Random | None = None):
+        self.engine, self.ari, self.clid, self.policy = engine, ari, clid, policy
+        self.max_per_agent = max_per_agent
+        self.rng = rng or random.SystemRandom()
+
+    # ------------------------------------------------------------------
+    async def on_event(self, event: dict) -> None:
+        """Handle one ARI event (any type; unknown types are ignored)."""
+        kind = event.get("type")
+        channel = event.get("channel") or {}
+        if kind == "Dial":
+            channel = event.get("peer") or {}
+        chan_id = channel.get("id")
+        if not chan_id:
+            return
+        call = self.engine.by_channel.get(chan_id)
+        leg = call.leg_by_channel(chan_id) if call else None
+        if kind == "StasisStart":
+            if leg is not None:
+                await self.engine.on_stasis_start(call, leg)
+            elif chan_id.startswith(LEG_PREFIX):
+                # A leg of a call that is over (or of an earlier run): never keep it.
+                await self.ari.hangup(chan_id)
+            else:
+                await self.start_header_call(channel, event.get("args") or [])
+            return
+        if leg is None:
+            return
+        if kind == "ChannelStateChange":
+            state = channel.get("state")
+            if state == "Up":
+                await self.engine.on_up(call, leg)
+            elif state in ("Ringing", "Ring"):
+                await self.engine.on_ringing(call, leg)
+        elif kind == "ChannelHangupRequest":
+            await self.engine.on_hangup_request(call, leg, event.get("cause"))
+        elif kind == "Dial":
+            if event.get("dialstatus"):
+                await self.engine.on_dial_status(call, leg, event["dialstatus"])
+        elif kind in ("ChannelDestroyed", "StasisEnd"):
+            if kind == "StasisEnd" and leg.role == "agent" and call.origin is not Origin.REST:
+                # The browser leg left the app: it hung up.
+                await self.engine.on_gone(call, leg, None)
+            elif kind == "ChannelDestroyed":
+                await self.engine.on_gone(call, leg, event.get("cause"))
+
+    # ------------------------------------------------------------------
+    # WebRTC / SIP header calls (SPEC §4)
+    # ------------------------------------------------------------------
+    async def start_header_call(self, channel: dict, args: list) -> Call | None:
+        """Take a call the dialplan handed to the app; returns the Call, or None if refused.
+
+        Reads X-Platforma-Outbound-ID / X-Platforma-Call-Ref once (absent
+        header = not given, C11), applies SPEC §1 with the agent taken from
+        the calling endpoint, checks the policy, journals the call
+        (``origin: webrtc``), sends 180 and dials the callee. A refused
+        call is journalled as ended/rejected and hung up with 484 (bad
+        callee) or 403 (bad or unauthorised outbound_id / call_ref).
+        """
+        chan_id = channel["id"]
+        match = _ENDPOINT_FROM_NAME.match(channel.get("name", ""))
+        agent = match.group(1) if match else ""
+        callee = (channel.get("dialplan") or {}).get("exten", "")
+        try:
+            outbound_id = await self.ari.get_variable(chan_id, f"PJSIP_HEADER(read,{HEADER_OUTBOUND_ID})")
+            call_ref = await self.ari.get_variable(chan_id, f"PJSIP_HEADER(read,{HEADER_CALL_REF})")
+        except AriError as exc:
+            log.warning("cannot read the X-Platforma headers of %s: %s", chan_id, exc)
+            await self.ari.hangup(chan_id, reason_code=causes.CAUSE_CONGESTION)
+            return None
+        outbound_id = outbound_id or None   # an empty header is no header
+        call_ref = call_ref or None
+        call = Call(id=new_call_id(), origin=Origin.WEBRTC, agent=_printable(agent),
+                    callee=_printable(callee), outbound_id=_printable(outbound_id or ""),
+                    clid="", call_ref=_printable(call_ref or "", rules.CALL_REF_MAX))
+        call.agent_leg = Leg("agent", chan_id, started=True, up=False)
+        try:
+            req = rules.validate_fields(agent=agent, callee=callee, outbound_id=outbound_id,
+                                        call_ref=call_ref)
+            self.policy.check(req)
+            if self.max_per_agent and self.engine.active_for_agent(req.agent) >= self.max_per_agent:
+                raise C2DError("agent has too many active calls", {"agent": "busy"})
+            clid = rules.choose_clid(req.outbound_id, default=self.clid.default,
+                                     pool=self.clid.pool, rng=self.rng)
+        except (rules.ValidationError, rules.RuleError, C2DError) as exc:
+            fields = exc.errors if isinstance(exc, rules.ValidationError) else (
+                {exc.field: exc.message} if isinstance(exc, rules.RuleError) else exc.details)
+            cause = causes.CAUSE_INVALID_NUMBER if "callee" in fields else causes.CAUSE_REJECTED
+            self.engine.journal_rejected(call, "refused: " + "; ".join(
+                f"{k}: {v}" for k, v in sorted(fields.items())))
+            log.warning("header call refused (%s)", ", ".join(sorted(fields)),
+                        extra={"call_id": call.id, "fields": sorted(fields)})
+            await self.ari.hangup(chan_id, reason_code=cause)
+            return None
+        call.agent, call.callee, call.outbound_id = req.agent, req.callee, req.outbound_id
+        call.call_ref, call.clid = req.call_ref, clid
+        await self.engine.start_header_call(call)
+        return call
+
+    # ------------------------------------------------------------------
+    # reconciliation (after every connect, SPEC §9, field report C08)
+    # ------------------------------------------------------------------
+    async def reconcile(self) -> None:
+        """Match the engine and the journal with what Asterisk has now.
+
+        Calls whose legs are gone are ended (their events were lost); calls
+        of an earlier run whose channels are still up are adopted again;
+        channels and bridges named ``c2d-`` that belong to no live call are
+        torn down one by one (never a burst in parallel).
+        """
+        channels = {c["id"]: c for c in await self.ari.channels()}
+        bridges = {b["id"]: b for b in await self.ari.bridges()}
+        await self.engine.adopt_unfinished(channels, bridges)
+        for call in list(self.engine.calls.values()):
+            for leg in call.legs():
+                if not leg.gone and leg.started and leg.channel_id not in channels:
+                    await self.engine.on_gone(call, leg, None)
+                elif leg.channel_id in channels and not leg.up and \
+                        channels[leg.channel_id].get("state") == "Up":
+                    await self.engine.on_up(call, leg)
+        live_channels = set(self.engine.by_channel)
+        live_bridges = {c.bridge_id for c in self.engine.calls.values() if c.bridge_id}
+        for chan_id in channels:
+            if chan_id.startswith(LEG_PREFIX) and chan_id not in live_channels:
+                await self.ari.hangup(chan_id)
+        for bridge_id in bridges:
+            if bridge_id.startswith(LEG_PREFIX) and bridge_id not in live_bridges:
+                await self.ari.destroy_bridge(bridge_id)
+
+
+__all__ = ["StasisApp", "HEADER_OUTBOUND_ID", "HEADER_CALL_REF", "callee_channel_id", "State", "Reason"]

@@ -1,0 +1,31 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from platforma_c2d.http import calls, ops
+from platforma_c2d.http.auth import Authenticator
+from platforma_c2d.http.errors import register_error_handlers
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+def create_app(service, config, metrics, limiter=None) -> Flask:
+    """Build the Flask app around a ``CallService``.
+
+    ``config``: the service ``Config`` (``[auth]`` is used here);
+    ``metrics``: ``Metrics`` for ``/metrics``; ``limiter``: optional object
+    with ``hit(caller_name)`` raising ``RateLimited``.
+    """
+    app = Flask("platforma_c2d")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.json.sort_keys = False
+    app.extensions["c2d.service"] = service
+    app.extensions["c2d.auth"] = Authenticator(config.auth)
+    app.extensions["c2d.metrics"] = metrics
+    app.extensions["c2d.limiter"] = limiter
+    app.register_blueprint(calls.bp)
+    app.register_blueprint(ops.bp)
+    register_error_handlers(app, on_rejected=lambda error: metrics.rejected.labels(error).inc())
+    return app

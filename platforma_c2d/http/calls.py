@@ -1,0 +1,106 @@
+"""``/click2dial`` routes (SPEC §2). Each handler: load, call the service, dump."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, current_app, jsonify, request
+
+from platforma_c2d.calls.errors import InvalidRequest, UnsupportedMediaType
+from platforma_c2d.http.openapi import openapi_document
+
+bp = Blueprint("click2dial", __name__, url_prefix="/click2dial")
+
+MAX_PAGE = 200
+
+
+def _service():
+    return current_app.extensions["c2d.service"]
+
+
+def _no_duplicates(pairs):
+    keys = [k for k, _ in pairs]
+    dup = sorted({k for k in keys if keys.count(k) > 1})
+    if dup:
+        raise InvalidRequest("a field is given twice", {"fields": {k[:40]: "given more than once" for k in dup}})
+    return dict(pairs)
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def load_json_body() -> object:
+    """The request body as JSON; 415 when it is not declared JSON, 400 when it does not parse."""
+    mimetype = request.mimetype or ""
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise UnsupportedMediaType("the body must be JSON (Content-Type: application/json)",
+                                   {"content_type": (request.content_type or "")[:80]})
+    try:
+        return json.loads(request.get_data(cache=False).decode("utf-8"),
+                          object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidRequest("the body is not valid JSON", {"body": str(exc)[:120]}) from None
+
+
+def _caller():
+    return current_app.extensions["c2d.auth"].authenticate(request.headers.get("Authorization"))
+
+
+@bp.before_request
+def _authenticate():
+    if request.endpoint == "click2dial.openapi":
+        return
+    caller = _caller()
+    request.environ["c2d.caller"] = caller
+    limiter = current_app.extensions.get("c2d.limiter")
+    if limiter is not None:
+        limiter.hit(caller.name)
+
+
+@bp.post("/calls")
+def place_call():
+    body = load_json_body()
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not (0 < len(key) <= 200 and key.isprintable() and key.isascii()):
+        raise InvalidRequest("bad Idempotency-Key", {"fields": {"Idempotency-Key": "1-200 printable ASCII characters"}})
+    call, replayed = _service().place_call(body, request.environ["c2d.caller"], key)
+    resp = jsonify(call)
+    resp.status_code = 201
+    resp.headers["Location"] = f"/click2dial/calls/{call['id']}"
+    if replayed:
+        resp.headers["Idempotent-Replayed"] = "true"
+    return resp
+
+
+@bp.get("/calls/<call_id>")
+def get_call(call_id: str):
+    return jsonify(_service().get_call(call_id))
+
+
+def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isascii() or not raw.isdigit() or not lo <= int(raw) <= hi:
+        raise InvalidRequest(f"bad {name}", {"fields": {name: f"an integer from {lo} to {hi}"}})
+    return int(raw)
+
+
+@bp.get("/calls")
+def list_calls():
+    limit = _int_arg("limit", 50, 1, MAX_PAGE)
+    offset = _int_arg("offset", 0, 0, 10**9)
+    state = request.args.get("state")
+    calls, total = _service().list_calls(state, limit, offset)
+    return jsonify({"calls": calls, "total": total, "limit": limit, "offset": offset})
+
+
+@bp.delete("/calls/<call_id>")
+def cancel_call(call_id: str):
+    return jsonify(_service().cancel_call(call_id))
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(openapi_document())

@@ -1,0 +1,47 @@
+"""Prometheus metrics of the service (SPEC §2 ``GET /metrics``).
+
+One ``CollectorRegistry`` per service instance (no module-level globals), so
+tests and several apps in one process do not share counters.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+SETUP_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class Metrics:
+    """The service's counters, gauges and histograms.
+
+    * ``c2d_calls_total{origin,reason}`` — calls ended, by origin and reason;
+    * ``c2d_calls_started_total{origin}`` — calls accepted;
+    * ``c2d_calls_active`` — calls not yet ended;
+    * ``c2d_call_setup_seconds{phase}`` — ``agent_answer`` (request → agent
+      answered), ``callee_answer`` (agent answered → callee answered),
+      ``bridge`` (callee answered → both in the bridge), seconds;
+    * ``c2d_ari_connected`` — 1 while the ARI event socket is up;
+    * ``c2d_ari_reconnects_total`` — successful reconnects of that socket;
+    * ``c2d_requests_rejected_total{error}`` — API requests refused, by error id.
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.calls_ended = Counter("c2d_calls", "Calls ended, by origin and reason",
+                                   ["origin", "reason"], registry=r)
+        self.calls_started = Counter("c2d_calls_started", "Calls accepted, by origin",
+                                     ["origin"], registry=r)
+        self.active = Gauge("c2d_calls_active", "Calls not yet ended", registry=r)
+        self.setup = Histogram("c2d_call_setup_seconds", "Call set-up phases in seconds",
+                               ["phase"], buckets=SETUP_BUCKETS, registry=r)
+        self.ari_connected = Gauge("c2d_ari_connected", "1 while the ARI event socket is connected",
+                                   registry=r)
+        self.ari_reconnects = Counter("c2d_ari_reconnects", "ARI event socket reconnects",
+                                      registry=r)
+        self.rejected = Counter("c2d_requests_rejected", "API requests refused, by error id",
+                                ["error"], registry=r)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)

@@ -1,0 +1,89 @@
+"""The composition root: builds every object of the service and wires them.
+
+``Runtime`` owns the telephony thread — one asyncio event loop that runs the
+ARI event stream, the call engine and every ARI request (docs/architecture.md).
+The HTTP layer gets only ``runtime.service``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+from platforma_c2d.ari.client import AriClient
+from platforma_c2d.ari.events import EventStream
+from platforma_c2d.calls.engine import CallEngine
+from platforma_c2d.calls.policy import Policy
+from platforma_c2d.calls.service import CallService
+from platforma_c2d.calls.stasis import StasisApp
+from platforma_c2d.config import Config
+from platforma_c2d.metrics import Metrics
+from platforma_c2d.store.journal import Journal
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    """Everything ``platforma-c2d serve`` runs besides the HTTP server.
+
+    ``start()`` opens the journal and starts the telephony thread, which
+    connects to ARI (and keeps reconnecting); ``stop()`` ends it. Active
+    calls are left in Asterisk on stop: the next start adopts them (SPEC §9).
+    """
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.metrics = Metrics()
+        self.journal = Journal(config.store.url)
+        a = config.ari
+        self.ari = AriClient(a.url, a.username, a.password, a.app, a.request_timeout_s)
+        self.engine = CallEngine(self.ari, self.journal, config.dial, self.metrics)
+        self.policy = Policy(config.clid, config.policy)
+        self.stasis = StasisApp(self.engine, self.ari, config.clid, self.policy,
+                                config.limits.max_active_calls_per_agent)
+        self.events = EventStream(a.url, a.username, a.password, a.app, self.stasis.on_event,
+                                  self._connected, self._disconnected, a.reconnect_max_backoff_s)
+        self.loop = asyncio.new_event_loop()
+        self.service = CallService(config, self.engine, self.journal, self.policy, self.loop,
+                                   lambda: self.events.connected)
+        self._thread = threading.Thread(target=self._run, name="telephony", daemon=True)
+        self._task: asyncio.Task | None = None
+
+    async def _connected(self) -> None:
+        self.metrics.ari_connected.set(1)
+        if self.events.connects > 1:
+            self.metrics.ari_reconnects.inc()
+        await self.stasis.reconcile()
+
+    async def _disconnected(self) -> None:
+        self.metrics.ari_connected.set(0)
+        log.warning("ARI event socket lost; reconnecting")
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self._task = self.loop.create_task(self.events.run())
+        self.loop.run_until_complete(self._task)
+        self.loop.run_until_complete(self.ari.close())
+
+    def start(self) -> None:
+        """Start the telephony thread (returns at once)."""
+        self._thread.start()
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        """Block until ARI is connected or ``timeout_s`` seconds passed; returns connected."""
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.events.connected:
+                return True
+            time.sleep(0.05)
+        return self.events.connected
+
+    def stop(self) -> None:
+        """Stop the event stream and the thread; close the journal. Idempotent."""
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(self.events.stop(), self.loop).result(timeout=10)
+            self._thread.join(timeout=10)
+        self.journal.close()

@@ -1,0 +1,5 @@
+"""The call journal (SPEC §9): every call and each of its state changes."""
+
+from platforma_c2d.store.journal import Journal
+
+__all__ = ["Journal"]

@@ -1,0 +1,200 @@
+"""The call journal: every call attempt, every state change, on disk (SPEC §9).
+
+SQLAlchemy Core over any database it supports; SQLite by default (WAL mode,
+``synchronous=FULL`` so a committed state change survives a crash of the
+process or the machine). Two tables:
+
+* ``calls`` — one row per call, the current state (what the API returns);
+* ``call_events`` — one row per change (state, reason, detail), append-only.
+
+Writes come only from the telephony thread (the service's event loop);
+reads (``get``, ``list``) may come from any thread.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from platforma_c2d.calls.model import Call, iso, utcnow
+
+metadata = sa.MetaData()
+
+calls = sa.Table(
+    "calls", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("origin", sa.String(8), nullable=False),
+    sa.Column("agent", sa.String(16), nullable=False),
+    sa.Column("callee", sa.String(16), nullable=False),
+    sa.Column("outbound_id", sa.String(16), nullable=False),
+    sa.Column("clid", sa.String(16), nullable=False),
+    sa.Column("call_ref", sa.String(230), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("reason", sa.String(24)),
+    sa.Column("created_at", sa.String(32), nullable=False, index=True),
+    sa.Column("answered_at", sa.String(32)),
+    sa.Column("ended_at", sa.String(32)),
+    sa.Column("duration_s", sa.Float, nullable=False, default=0.0),
+    sa.Column("agent_channel", sa.String(80)),
+    sa.Column("callee_channel", sa.String(80)),
+    sa.Column("bridge_id", sa.String(80)),
+    sa.Column("token_name", sa.String(64), nullable=False, default=""),
+    sa.Column("idempotency_key", sa.String(200)),
+    sa.Column("request_hash", sa.String(64)),
+    sa.Column("seq", sa.Integer, nullable=False, default=0),
+    sa.Index("ix_calls_idem", "token_name", "idempotency_key"),
+    sa.Index("ix_calls_agent_state", "agent", "state"),
+)
+
+call_events = sa.Table(
+    "call_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("call_id", sa.String(32), nullable=False, index=True),
+    sa.Column("at", sa.String(32), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(24)),
+    sa.Column("detail", sa.Text, nullable=False, default=""),
+)
+
+API_FIELDS = ("id", "origin", "agent", "callee", "outbound_id", "clid", "call_ref", "state",
+              "reason", "created_at", "answered_at", "ended_at", "duration_s")
+
+
+def _parse(ts: str | None) -> datetime | None:
+    if not ts:
+        return None
+    return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+
+
+class Journal:
+    """The call journal.
+
+    ``url``: a SQLAlchemy URL (``sqlite:////var/lib/platforma-c2d/calls.sqlite3``);
+    the parent directory of a SQLite file is created. Raises
+    ``sqlalchemy.exc.SQLAlchemyError`` when the database cannot be opened.
+    """
+
+    def __init__(self, url: str):
+        self.url = url
+        engine_url = sa.engine.make_url(url)
+        if engine_url.get_backend_name() == "sqlite" and engine_url.database not in (None, "", ":memory:"):
+            Path(engine_url.database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs = {}
+        if engine_url.get_backend_name() == "sqlite":
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        self.engine = sa.create_engine(url, **kwargs)
+        if engine_url.get_backend_name() == "sqlite":
+            @event.listens_for(self.engine, "connect")
+            def _pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=FULL")
+                cur.close()
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.engine.dispose()
+
+    # --- writes (telephony thread) -----------------------------------------
+    def record(self, call: Call, detail: str = "", *, idempotency_key: str | None = None,
+               request_hash: str | None = None) -> None:
+        """Write the call's current state and one event row, in one transaction.
+
+        ``detail``: a short free text for the event (why it changed).
+        """
+        row = {
+            "id": call.id, "origin": call.origin.value, "agent": call.agent, "callee": call.callee,
+            "outbound_id": call.outbound_id, "clid": call.clid, "call_ref": call.call_ref,
+            "state": call.state.value, "reason": call.reason.value if call.reason else None,
+            "created_at": iso(call.created_at), "answered_at": iso(call.answered_at),
+            "ended_at": iso(call.ended_at), "duration_s": call.duration_s if call.ended else 0.0,
+            "agent_channel": call.agent_leg.channel_id if call.agent_leg else None,
+            "callee_channel": call.callee_leg.channel_id if call.callee_leg else None,
+            "bridge_id": call.bridge_id, "token_name": call.token_name,
+        }
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                calls.update().where(calls.c.id == call.id)
+                .values(**row, seq=calls.c.seq + 1)).rowcount
+            if not updated:
+                conn.execute(calls.insert().values(**row, seq=1, idempotency_key=idempotency_key,
+                                                   request_hash=request_hash))
+            conn.execute(call_events.insert().values(
+                call_id=call.id, at=iso(utcnow()), state=row["state"], reason=row["reason"],
+                detail=detail[:500]))
+
+    # --- reads (any thread) ------------------------------------------------
+    def get(self, call_id: str) -> dict | None:
+        """The call resource (SPEC §2) of ``call_id``, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(calls).where(calls.c.id == call_id)).mappings().first()
+        return self._resource(row) if row else None
+
+    def get_row(self, call_id: str) -> dict | None:
+        """The whole stored row (channels, bridge, token) of ``call_id``, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(calls).where(calls.c.id == call_id)).mappings().first()
+        return dict(row) if row else None
+
+    def list(self, state: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[dict], int]:
+        """Calls newest first, optionally of one ``state``; returns (page, total)."""
+        query = sa.select(calls)
+        count = sa.select(sa.func.count()).select_from(calls)
+        if state:
+            query = query.where(calls.c.state == state)
+            count = count.where(calls.c.state == state)
+        query = query.order_by(calls.c.created_at.desc(), calls.c.id.desc()).limit(limit).offset(offset)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+            total = conn.execute(count).scalar_one()
+        return [self._resource(r) for r in rows], total
+
+    def unfinished(self) -> list[dict]:
+        """Whole rows of every call not yet ``ended`` (for reconciliation)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(calls).where(calls.c.state != "ended")).mappings().all()
+        return [dict(r) for r in rows]
+
+    def events(self, call_id: str) -> list[dict]:
+        """The event rows of one call, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(call_events).where(call_events.c.call_id == call_id)
+                                .order_by(call_events.c.id)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def find_idempotent(self, token_name: str, key: str, since: datetime) -> dict | None:
+        """The stored row of a call placed with this Idempotency-Key since ``since``."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(calls).where(
+                calls.c.token_name == token_name, calls.c.idempotency_key == key,
+                calls.c.created_at >= iso(since)).order_by(calls.c.created_at.desc())).mappings().first()
+        return dict(row) if row else None
+
+    def writable(self) -> bool:
+        """True when a write transaction can be opened now (health check)."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(sa.text("CREATE TABLE IF NOT EXISTS health (at TEXT)"))
+                conn.execute(sa.text("DELETE FROM health"))
+                conn.execute(sa.text("INSERT INTO health (at) VALUES (:at)"), {"at": iso(utcnow())})
+            return True
+        except sa.exc.SQLAlchemyError:
+            return False
+
+    @staticmethod
+    def _resource(row) -> dict:
+        out = {k: row[k] for k in API_FIELDS}
+        if row["state"] == "connected" and row["answered_at"]:
+            answered = _parse(row["answered_at"])
+            out["duration_s"] = round((utcnow() - answered).total_seconds(), 3)
+        return out
+
+    @staticmethod
+    def dumps(obj) -> str:
+        """JSON text of ``obj`` (for details)."""
+        return json.dumps(obj, separators=(",", ":"), sort_keys=True)

@@ -1,0 +1,102 @@
+"""Shared pytest fixtures.
+
+Unit tests need nothing. Integration tests (``tests/integration``) get a
+real Asterisk 22 (started once per session from the cached bench root), SIPp
+peers, and the service as a real process. After every integration test the
+bench checks that no channel and no bridge is left in Asterisk.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+BENCH_TMP = Path(os.environ.get("C2D_BENCH_TMP", "/tmp/c2d-bench-tests"))
+
+
+@pytest.fixture(scope="session")
+def bench_root():
+    """The cached Debian-unstable root with Asterisk 22 and SIPp (built if missing)."""
+    if os.geteuid() != 0:
+        pytest.skip("the Asterisk bench needs root (chroot, mount)")
+    from tests.bench.root import ensure_root
+
+    return ensure_root()
+
+
+@pytest.fixture(scope="session")
+def asterisk(bench_root):
+    """A running Asterisk 22 with asterisk_conf/ and the bench overlay."""
+    from tests.bench.asterisk import AsteriskBench
+
+    ast = AsteriskBench(bench_root)
+    ast.start()
+    yield ast
+    ast.stop()
+
+
+@pytest.fixture
+def sipp(bench_root):
+    """Factory of SIPp peers: ``sipp(name, port, scenario_xml, **kw)``; all stopped after the test."""
+    from tests.bench.sipp import SippPeer
+
+    peers = []
+
+    def make(name, port, scenario, **kw):
+        peer = SippPeer(bench_root, name, port, scenario, **kw)
+        peers.append(peer)
+        return peer
+
+    yield make
+    for peer in peers:
+        peer.stop()
+    shutil.rmtree(bench_root / "tmp/c2d-bench", ignore_errors=True)
+
+
+@pytest.fixture
+def workdir(request):
+    """A fresh directory for this test's config, journal and logs."""
+    path = BENCH_TMP / request.node.name.replace("/", "_")[:120]
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+@pytest.fixture
+def make_service(asterisk, workdir):
+    """Factory: ``make_service(overrides=None, command="serve")`` → started ServiceProcess."""
+    from tests.bench.service import ServiceProcess
+
+    started = []
+
+    def make(overrides=None, command="serve", start=True, name=None):
+        svc = ServiceProcess(workdir / (name or f"{command}{len(started)}"), overrides, command)
+        started.append(svc)
+        return svc.start() if start else svc
+
+    yield make
+    for svc in started:
+        svc.stop()
+
+
+@pytest.fixture
+def service(make_service):
+    """The service with the bench defaults (ring timeouts 4 s, tone 1 s)."""
+    return make_service()
+
+
+@pytest.fixture(autouse=True)
+def _nothing_left_in_asterisk(request):
+    """After each integration test: no channel and no bridge may remain (SPEC §3.4)."""
+    yield
+    if "asterisk" not in request.fixturenames:
+        return
+    ast = request.getfixturevalue("asterisk")
+    channels, bridges = ast.wait_idle(timeout=10)
+    if channels or bridges:
+        ast.hangup_everything()
+        pytest.fail("left in Asterisk after the test: channels "
+                    f"{[c['name'] for c in channels]}, bridges {[b['id'] for b in bridges]}")
