@@ -102,23 +102,18 @@ class AriClient:
         return await self.request("GET", f"/endpoints/{tech}/{resource}", ok404=True)
 
     # --- channels --------------------------------------------------------
-    async def create_channel(self, *, endpoint: str, channel_id: str, app_args: str,
-                             variables: dict[str, str], originator: str | None = None) -> dict:
-        """``POST /channels/create``: a channel in our Stasis app, not yet dialled.
+    async def originate(self, *, endpoint: str, channel_id: str, app_args: str,
+                        variables: dict[str, str], timeout_s: int) -> dict:
+        """``POST /channels``: dial ``endpoint`` now; the channel enters our app when answered.
 
-        ``channel_id`` is chosen by us before the request, so an early
-        StasisStart is recognised (field report C01).
+        Asterisk subscribes the app to the channel at once, so its ringing and
+        hangup events arrive before StasisStart. An originated channel is
+        Party A of its own CDR, so an unanswered leg still gets a CDR row.
+        ``channel_id`` is chosen by us before the request (field report C01).
         """
         params = {"endpoint": endpoint, "app": self.app, "appArgs": app_args,
-                  "channelId": channel_id}
-        if originator:
-            params["originator"] = originator
-        return await self.request("POST", "/channels/create", params=params,
-                                  json={"variables": variables})
-
-    async def dial(self, channel_id: str, timeout_s: int) -> None:
-        """``POST /channels/{id}/dial``: ring a created channel for ``timeout_s`` seconds."""
-        await self.request("POST", f"/channels/{channel_id}/dial", params={"timeout": timeout_s})
+                  "channelId": channel_id, "timeout": timeout_s}
+        return await self.request("POST", "/channels", params=params, json={"variables": variables})
 
     async def hangup(self, channel_id: str, reason_code: int | None = None) -> bool:
         """``DELETE /channels/{id}``; ``reason_code`` is a Q.850 hangup cause.

@@ -154,8 +154,10 @@ class CallEngine:
         variables["CONNECTEDLINE(num)"] = call.callee
         variables["CONNECTEDLINE(name)"] = call.callee
         try:
-            await self.ari.create_channel(endpoint=endpoint, channel_id=call.agent_leg.channel_id,
-                                          app_args=f"c2d,agent,{call.id}", variables=variables)
+            await self.ari.originate(endpoint=endpoint, channel_id=call.agent_leg.channel_id,
+                                     app_args=f"c2d,agent,{call.id}", variables=variables,
+                                     timeout_s=self.dial.agent_ring_timeout_s + 5)
+            self._timer(call, self.dial.agent_ring_timeout_s, self._ring_timeout, call, call.agent_leg)
         except AriError as exc:
             if not call.ended:
                 call.agent_leg.gone = True
@@ -172,9 +174,10 @@ class CallEngine:
         variables.update({"CALLERID(num)": call.clid, "CALLERID(name)": "",
                           "CONNECTEDLINE(num)": call.clid, "CONNECTEDLINE(name)": ""})
         try:
-            await self.ari.create_channel(endpoint=self.dial.trunk_endpoint.format(number=call.callee),
-                                          channel_id=leg.channel_id,
-                                          app_args=f"c2d,callee,{call.id}", variables=variables)
+            await self.ari.originate(endpoint=self.dial.trunk_endpoint.format(number=call.callee),
+                                     channel_id=leg.channel_id, app_args=f"c2d,callee,{call.id}",
+                                     variables=variables, timeout_s=self.dial.callee_ring_timeout_s + 5)
+            self._timer(call, self.dial.callee_ring_timeout_s, self._ring_timeout, call, leg)
         except AriError as exc:
             if not call.ended:
                 leg.gone = True
@@ -237,7 +240,9 @@ class CallEngine:
                 if not chan_id:
                     continue
                 live = channels.get(chan_id)
-                leg = Leg(role, chan_id, started=live is not None, up=bool(live and live["state"] == "Up"),
+                in_app = bool(live and (live["state"] == "Up"
+                                        or (live.get("dialplan") or {}).get("app_name") == "Stasis"))
+                leg = Leg(role, chan_id, started=in_app, up=bool(live and live["state"] == "Up"),
                           gone=live is None)
                 if role == "agent":
                     call.agent_leg = leg
@@ -272,25 +277,21 @@ class CallEngine:
     # ------------------------------------------------------------------
     # events
     # ------------------------------------------------------------------
-    async def on_stasis_start(self, call: Call, leg: Leg) -> None:
-        """A leg of ours entered the app: dial it now (never before, C02)."""
+    async def on_stasis_start(self, call: Call, leg: Leg, state: str = "") -> None:
+        """A leg of ours entered the app (originated legs do so when answered).
+
+        Operations on a leg are sent only after this event (field report C02).
+        """
         if leg.started:
             return  # duplicate event (C09)
         leg.started = True
         if call.ended or leg.gone:
             await self.ari.hangup(leg.channel_id)
             return
-        timeout = self.dial.agent_ring_timeout_s if leg.role == "agent" else self.dial.callee_ring_timeout_s
-        self._timer(call, timeout, self._ring_timeout, call, leg)
-        try:
-            # Asterisk's own timeout is a backstop only: ours decides (C04).
-            await self.ari.dial(leg.channel_id, timeout + 5)
-        except AriError as exc:
-            if exc.status == 409:
-                return  # already dialling: a repeated request, not a new call (C09)
-            if not call.ended and not leg.gone:
-                log.warning("dial %s failed: %s", leg.role, exc, extra=self._ctx(call))
-                await self.ari.hangup(leg.channel_id)
+        if state == "Up":
+            leg.up = True
+        if leg.up:
+            await self._answered(call, leg)
 
     async def on_ringing(self, call: Call, leg: Leg) -> None:
         """The leg's phone rings (180)."""
@@ -298,9 +299,17 @@ class CallEngine:
 
     async def on_up(self, call: Call, leg: Leg) -> None:
         """A leg answered (state ``Up``; ringing and 183 do not count, C03)."""
-        if leg.up or leg.gone or call.ended:
+        if leg.gone or call.ended:
             return
         leg.up = True
+        if leg.started:
+            await self._answered(call, leg)
+
+    async def _answered(self, call: Call, leg: Leg) -> None:
+        """Act once on an answered leg that is in the app: next leg, or the bridge."""
+        if leg.acted:
+            return
+        leg.acted = True
         if leg.role == "agent" and call.state is State.DIALING_AGENT:
             call.advance(State.DIALING_CALLEE)
             self.metrics.setup.labels("agent_answer").observe(time.monotonic() - self._t0[call.id])

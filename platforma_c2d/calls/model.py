@@ -81,7 +81,8 @@ class Leg:
     ``channel_id`` is chosen by us before the channel exists. ``started``:
     StasisStart seen; ``up``: answered; ``gone``: destroyed or hung up.
     ``timed_out``: our ring timer expired; ``cause``: the hangup cause
-    (Q.850) Asterisk reported, if any.
+    (Q.850) Asterisk reported, if any; ``acted``: the answer was acted on
+    (next leg dialled or bridge made) — once only.
     """
 
     role: str
@@ -92,6 +93,7 @@ class Leg:
     gone: bool = False
     timed_out: bool = False
     cause: int | None = None
+    acted: bool = False
 
 
 @dataclass

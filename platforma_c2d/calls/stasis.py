@@ -65,7 +65,7 @@ class StasisApp:
         leg = call.leg_by_channel(chan_id) if call else None
         if kind == "StasisStart":
             if leg is not None:
-                await self.engine.on_stasis_start(call, leg)
+                await self.engine.on_stasis_start(call, leg, channel.get("state", ""))
             elif chan_id.startswith(LEG_PREFIX):
                 # A leg of a call that is over (or of an earlier run): never keep it.
                 await self.ari.hangup(chan_id)
@@ -163,7 +163,7 @@ class StasisApp:
             for leg in call.legs():
                 if not leg.gone and leg.started and leg.channel_id not in channels:
                     await self.engine.on_gone(call, leg, None)
-                elif leg.channel_id in channels and not leg.up and \
+                elif leg.channel_id in channels and not leg.acted and \
                         channels[leg.channel_id].get("state") == "Up":
                     await self.engine.on_up(call, leg)
         live_channels = set(self.engine.by_channel)

@@ -82,12 +82,15 @@ def uas_scenario(*, ring_ms: int = 0, answer: bool = True, reject_code: int | No
     ``None`` waits for the BYE. Re-INVITEs and UPDATEs in the dialog get 200.
     """
     x = [_HEAD, '<scenario name="c2d-uas">\n']
-    x.append('  <recv request="INVITE" crlf="true" rrs="true">\n'
+    answering = answer and reject_code is None
+    # SIPp refuses variables that are set but never used: only an answering
+    # scenario (which may send BYE) captures the dialog headers.
+    x.append('  <recv request="INVITE" crlf="true" rrs="true">\n' + ('' if not answering else
              '    <action>\n'
              '      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="remote_party"/>\n'
              '      <ereg regexp=".*" search_in="hdr" header="To:" assign_to="to_hdr"/>\n'
              '      <ereg regexp=".*" search_in="hdr" header="Call-ID:" assign_to="callid"/>\n'
-             '    </action>\n  </recv>\n')
+             '    </action>\n') + '  </recv>\n')
     x.append(_resp(100, "Trying", to_tag=False))
     x.append(_resp(180, "Ringing"))
     if ring_ms > 0 or not answer:

@@ -72,3 +72,186 @@ def test_success_agent_then_callee_then_callee_hangs_up(asterisk, service, sipp)
     assert any(r["disposition"] == "ANSWERED" and r["dstchannel"].startswith("PJSIP/trunk-") for r in rows)
     asterisk.wait_idle()
     assert asterisk.channels() == [] and asterisk.bridges() == []
+
+
+CALL = {"agent": "1001", "callee": "0215550100", "outbound_id": "0215550199", "call_ref": "t-1"}
+
+
+def place(service, **changes) -> dict:
+    r = service.post_call({**CALL, **changes})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def test_success_agent_hangs_up_first(asterisk, service, sipp):
+    sipp("agent", AGENT_PORT, uas_scenario(talk_ms=1500))
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
+    call = place(service, call_ref="agent-bye")
+    final = service.wait_state(call["id"], "ended", timeout=15)
+    assert final["reason"] == "completed"
+    assert 0.5 <= final["duration_s"] <= 2.5
+    assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "BYE")
+    assert_trunk_never_saw(trunk, "1001")
+    assert_cdr_tagged(asterisk, call["id"], "agent-bye")
+
+
+def test_agent_busy_never_dials_the_callee(asterisk, service, sipp):
+    sipp("agent", AGENT_PORT, uas_scenario(ring_ms=100, reject_code=486))
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
+    call = place(service, call_ref="agent-busy")
+    final = service.wait_state(call["id"], "ended")
+    assert final["reason"] == "agent_busy"
+    assert final["answered_at"] is None and final["duration_s"] == 0
+    time.sleep(0.5)
+    assert trunk.received() == []
+    rows = assert_cdr_tagged(asterisk, call["id"], "agent-busy")
+    assert all(r["disposition"] != "ANSWERED" for r in rows)
+
+
+def test_agent_no_answer_ends_after_the_ring_timeout(asterisk, service, sipp):
+    agent = sipp("agent", AGENT_PORT, uas_scenario(answer=False))
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
+    call = place(service, call_ref="t-noans")
+    started = time.monotonic()
+    final = service.wait_state(call["id"], "ended", timeout=15)
+    assert final["reason"] == "agent_no_answer"
+    assert 3.0 <= time.monotonic() - started <= 8.0  # agent_ring_timeout_s = 4
+    assert agent.wait_for(lambda m: m.direction == "received" and m.method == "CANCEL")
+    assert trunk.received() == []
+    rows = assert_cdr_tagged(asterisk, call["id"], "t-noans")
+    assert all(r["disposition"] in ("NO ANSWER", "CANCEL", "FAILED") for r in rows)
+
+
+def test_agent_unregistered_is_agent_unavailable(asterisk, service, sipp):
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
+    r = service.post_call({**CALL, "agent": "1009"})
+    assert r.status_code == 201, r.text
+    final = service.wait_state(r.json()["id"], "ended")
+    assert final["reason"] == "agent_unavailable"
+    assert trunk.received() == []
+
+
+@pytest.mark.parametrize("code,reason", [(486, "callee_busy"), (480, "callee_no_answer"),
+                                         (503, "callee_unavailable"), (404, "callee_unavailable")])
+def test_callee_failure_plays_a_tone_then_ends(asterisk, service, sipp, code, reason):
+    agent = sipp("agent", AGENT_PORT, uas_scenario())
+    sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=100, reject_code=code))
+    call = place(service, call_ref=f"fail-{code}")
+    assert service.wait_state(call["id"], "dialing_callee")["state"] in ("dialing_callee", "ended")
+    final = service.wait_state(call["id"], "ended")
+    assert final["reason"] == reason
+    assert final["answered_at"] is None and final["duration_s"] == 0
+    # The agent is hung up by Asterisk (BYE) only after the tone (tone_s = 1).
+    bye = agent.wait_for(lambda m: m.direction == "received" and m.method == "BYE")
+    assert bye
+    assert_cdr_tagged(asterisk, call["id"], f"fail-{code}")
+
+
+def test_callee_no_answer_after_ring_timeout(asterisk, service, sipp):
+    sipp("agent", AGENT_PORT, uas_scenario())
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(answer=False))
+    call = place(service)
+    final = service.wait_state(call["id"], "ended", timeout=20)
+    assert final["reason"] == "callee_no_answer"
+    assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "CANCEL")
+
+
+def test_agent_hangs_up_while_callee_rings_is_cancelled(asterisk, service, sipp):
+    sipp("agent", AGENT_PORT, uas_scenario(talk_ms=1000))
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(answer=False))
+    call = place(service)
+    final = service.wait_state(call["id"], "ended", timeout=15)
+    assert final["reason"] == "cancelled"
+    assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "CANCEL")
+    assert_trunk_never_saw(trunk, "1001")
+
+
+def test_delete_while_agent_rings(asterisk, service, sipp):
+    agent = sipp("agent", AGENT_PORT, uas_scenario(answer=False))
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
+    call = place(service)
+    assert agent.wait_for(lambda m: m.direction == "received" and m.method == "INVITE")
+    r = service.http.delete(f"/click2dial/calls/{call['id']}")
+    assert r.status_code == 200 and r.json()["state"] == "ended" and r.json()["reason"] == "cancelled"
+    assert agent.wait_for(lambda m: m.direction == "received" and m.method == "CANCEL")
+    assert trunk.received() == []
+
+
+def test_delete_while_callee_rings(asterisk, service, sipp):
+    sipp("agent", AGENT_PORT, uas_scenario())
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(answer=False))
+    call = place(service)
+    assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "INVITE")
+    r = service.http.delete(f"/click2dial/calls/{call['id']}")
+    assert r.json()["reason"] == "cancelled"
+    assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "CANCEL")
+
+
+def test_delete_when_connected(asterisk, service, sipp):
+    agent = sipp("agent", AGENT_PORT, uas_scenario())
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
+    call = place(service)
+    assert service.wait_state(call["id"], "connected")["state"] == "connected"
+    r = service.http.delete(f"/click2dial/calls/{call['id']}")
+    assert r.status_code == 200 and r.json()["reason"] == "cancelled"
+    assert agent.wait_for(lambda m: m.direction == "received" and m.method == "BYE")
+    assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "BYE")
+    # A second DELETE changes nothing.
+    again = service.http.delete(f"/click2dial/calls/{call['id']}")
+    assert again.status_code == 200 and again.json() == r.json()
+
+
+def test_random_draws_only_from_the_pool(asterisk, service, sipp):
+    sipp("agent", AGENT_PORT, uas_scenario())
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(reject_code=486))
+    seen = set()
+    for _ in range(4):
+        call = place(service, outbound_id="random")
+        assert call["outbound_id"] == "random" and call["clid"] in ("0115550001", "0115550002")
+        service.wait_state(call["id"], "ended")
+        asterisk.wait_idle()
+        seen.add(call["clid"])
+    froms = {_sip_user(m.header("From")[0]) for m in trunk.received("INVITE")}
+    assert froms and froms <= {"0115550001", "0115550002"}
+
+
+def test_external_agent_goes_out_through_the_trunk(asterisk, service, sipp):
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(talk_ms=1000))
+    call = place(service, agent="0215550111", call_ref="ext-agent")
+    final = service.wait_state(call["id"], "ended", timeout=15)
+    assert final["reason"] == "completed"
+    targets = [m.first_line.split()[1] for m in trunk.received("INVITE")]
+    assert targets[0].startswith("sip:0215550111@") and targets[1].startswith("sip:0215550100@")
+    callee_invite = trunk.received("INVITE")[1]
+    assert _sip_user(callee_invite.header("From")[0]) == "0215550199"
+
+
+@pytest.mark.parametrize("body,bad", [
+    ({"agent": "10", "callee": "0215550100", "outbound_id": "random"}, {"agent"}),
+    ({"agent": "1001", "callee": "+27215550100", "outbound_id": "random"}, {"callee"}),
+    ({"agent": "1001", "callee": "0215550100", "outbound_id": "Random"}, {"outbound_id"}),
+    ({"agent": "1001", "callee": "0215550100\n", "outbound_id": "random", "call_ref": "a b"},
+     {"callee", "call_ref"}),
+    ({"agent": 1001, "callee": 215550100, "outbound_id": 215550199}, {"agent", "callee", "outbound_id"}),
+    ({"agent": "1001", "callee": "0215550100", "outbound_id": "random",
+      "call_ref": "x", "contact_ref": "y"}, {"contact_ref"}),
+])
+def test_invalid_input_is_400_naming_each_field_and_dials_nothing(asterisk, service, sipp, body, bad):
+    agent = sipp("agent", AGENT_PORT, uas_scenario())
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
+    r = service.post_call(body)
+    assert r.status_code == 400
+    err = r.json()
+    assert err["error"] == "invalid-request"
+    assert set(err["details"]["fields"]) == bad
+    time.sleep(0.5)
+    assert agent.received() == [] and trunk.received() == []
+    assert service.http.get("/click2dial/calls").json()["total"] == 0
+
+
+def test_non_json_body_is_415(asterisk, service):
+    r = service.http.post("/click2dial/calls", content=b"agent=1001", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 415 and r.json()["error"] == "unsupported-media-type"
+    r = service.http.post("/click2dial/calls", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"] == "invalid-request"
+    assert service.http.get("/click2dial/calls").json()["total"] == 0
