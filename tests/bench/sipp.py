@@ -158,7 +158,7 @@ Content-Length: [len]
 """)
     x.append('  <recv response="100" optional="true"/>\n')
     if cancel_after_ms is not None:
-        x.append('  <recv response="180" optional="true"/>\n  <recv response="183" optional="true"/>\n')
+        x.append('  <recv response="180"/>\n')
         x.append(f'  <pause milliseconds="{cancel_after_ms}"/>\n')
         x.append("""  <send><![CDATA[
 CANCEL sip:""" + target + """@[remote_ip]:[remote_port] SIP/2.0
