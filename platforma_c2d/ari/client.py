@@ -169,6 +169,10 @@ class AriClient:
         await self.request("POST", f"/channels/{channel_id}/variable",
                            params={"variable": name, "value": value})
 
+    async def channel(self, channel_id: str) -> dict | None:
+        """``GET /channels/{id}``; None when the channel does not exist."""
+        return await self.request("GET", f"/channels/{channel_id}", ok404=True)
+
     async def channels(self) -> list[dict]:
         """``GET /channels``: every channel in Asterisk."""
         return await self.request("GET", "/channels") or []

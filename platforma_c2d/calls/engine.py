@@ -229,6 +229,8 @@ class CallEngine:
         for row in self.journal.unfinished():
             if row["id"] in self.calls:
                 continue
+            if row["origin"] == Origin.AGI.value:
+                continue  # routed by the dialplan; the FastAGI hangup handler ends it
             call = Call(id=row["id"], origin=Origin(row["origin"]), agent=row["agent"],
                         callee=row["callee"], outbound_id=row["outbound_id"], clid=row["clid"],
                         call_ref=row["call_ref"], state=State(row["state"]),
@@ -236,8 +238,12 @@ class CallEngine:
             call.created_at = _parse_iso(row["created_at"]) or call.created_at
             call.answered_at = _parse_iso(row["answered_at"])
             call.agent_is_external = not rules_is_extension(call.agent)
-            for role, chan_id in (("agent", row["agent_channel"]), ("callee", row["callee_channel"])):
-                if not chan_id:
+            # Leg ids are ours and deterministic: a leg requested just before
+            # the crash may not be in the row yet.
+            callee_id = row["callee_channel"] or callee_channel_id(call.id)
+            for role, chan_id in (("agent", row["agent_channel"]), ("callee", callee_id)):
+                if not chan_id or (role == "callee" and not row["callee_channel"]
+                                   and chan_id not in channels):
                     continue
                 live = channels.get(chan_id)
                 in_app = bool(live and (live["state"] == "Up"
@@ -414,7 +420,15 @@ class CallEngine:
         if call.ended or leg.up or leg.gone:
             return
         leg.timed_out = True
-        await self.ari.hangup(leg.channel_id, reason_code=causes.CAUSE_NO_ANSWER)
+        if not await self.ari.hangup(leg.channel_id, reason_code=causes.CAUSE_NO_ANSWER):
+            await self.on_gone(call, leg, None)  # already gone and its events were lost
+        else:
+            self._timer(call, 3.0, self._confirm_gone, call, leg)
+
+    async def _confirm_gone(self, call: Call, leg: Leg) -> None:
+        """A hung-up leg whose ChannelDestroyed never came (events lost): check Asterisk."""
+        if not call.ended and not leg.gone and await self.ari.channel(leg.channel_id) is None:
+            await self.on_gone(call, leg, None)
 
     async def _max_duration(self, call: Call) -> None:
         if not call.ended:

@@ -171,6 +171,18 @@ class AsteriskBench:
         self.stop()
         self.start()
 
+    def crash_and_restart(self) -> None:
+        """SIGKILL Asterisk (no BYE, no event for anyone), then start it again.
+
+        Every other process in the root (SIPp peers) is killed too.
+        """
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        self.proc = None
+        release_root(self.root, timeout=2)
+        self.start()
+
     # --- talking to it ----------------------------------------------------
     def cli(self, command: str, timeout: float = 20) -> str:
         """Run an Asterisk CLI command (``asterisk -rx``) and return its output."""

@@ -1,0 +1,330 @@
+"""What the FastAGI scripts do with one session (SPEC sections 1, 5, 6, 9).
+
+Two scripts, chosen by the path of the AGI URL:
+
+``click2dial``
+    run by the dialplan before it dials the trunk. Reads the agent (the
+    calling PJSIP endpoint), the callee (``${EXTEN}``), the outbound_id and
+    call_ref (channel variables ``C2D_OUTBOUND_ID`` / ``C2D_CALL_REF`` when
+    set, else the ``X-Platforma-Outbound-ID`` / ``X-Platforma-Call-Ref``
+    SIP headers), applies the input rules (:mod:`platforma_c2d.rules`) and
+    the policy, journals the call (``origin: agi``) and answers with
+    channel variables; ``C2D_STATUS`` is written last.
+
+``click2dial-hangup``
+    run from the channel's hangup handler. Ends the journalled call with
+    the reason the dialplan's ``Dial()`` left in ``DIALSTATUS``.
+
+Journal states of an AGI call: an accepted call is written as
+``dialing_callee`` (the agent's phone is already the calling channel; the
+dialplan dials the callee next), then ``ended`` with its reason by the
+hangup script. ``connected`` is never written: the server does not follow
+the call while it is up; ``answered_at`` (from ``ANSWEREDTIME``) and
+``duration_s`` are filled in at the end. A refused call is written once,
+``ended`` / ``rejected``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+from datetime import datetime, timedelta, timezone
+
+from platforma_c2d import rules
+from platforma_c2d.calls.errors import C2DError
+from platforma_c2d.calls.model import Call, Origin, Reason, State, new_call_id
+from platforma_c2d.calls.policy import Policy
+from platforma_c2d.config import ClidConfig
+from platforma_c2d.store.journal import Journal
+
+log = logging.getLogger("platforma_c2d.agi")
+
+SCRIPT_CHECK = "click2dial"
+SCRIPT_HANGUP = "click2dial-hangup"
+
+HEADER_OUTBOUND_ID = "X-Platforma-Outbound-ID"
+HEADER_CALL_REF = "X-Platforma-Call-Ref"
+
+# C2D_STATUS values besides the C2DError ids (clid-not-allowed, ...).
+STATUS_OK = "OK"
+STATUS_INVALID_CALLEE = "invalid-callee"
+STATUS_INVALID_REQUEST = "invalid-request"
+STATUS_UNKNOWN_SCRIPT = "unknown-script"
+STATUS_INTERNAL_ERROR = "internal-error"
+
+#: Dial()'s DIALSTATUS -> the call's final reason (SPEC section 2).
+DIALSTATUS_REASONS = {
+    "ANSWER": Reason.COMPLETED,
+    "BUSY": Reason.CALLEE_BUSY,
+    "NOANSWER": Reason.CALLEE_NO_ANSWER,
+    "CONGESTION": Reason.CALLEE_UNAVAILABLE,
+    "CHANUNAVAIL": Reason.CALLEE_UNAVAILABLE,
+    "CANCEL": Reason.CANCELLED,
+}
+
+_CHANNEL_NAME = re.compile(r"[A-Za-z0-9]+/([^/]+)-[0-9a-f]+")
+_CALL_ID = re.compile(r"[0-9a-f]{32}")
+_FIELD_NAME = re.compile(r"[a-z_]{1,20}")
+_CAUSE_NORMAL_CLEARING = 16
+
+
+# --------------------------------------------------------------------------
+# Pure parts: no I/O.
+# --------------------------------------------------------------------------
+
+
+def script_name(env: dict[str, str]) -> str:
+    """The script asked for in a FastAGI environment: ``agi_network_script``
+    (the URL path, e.g. ``"click2dial"``) without leading ``/`` and without
+    a ``?query``; ``""`` when absent."""
+    path = env.get("agi_network_script", "")
+    return path.split("?", 1)[0].strip("/")
+
+
+def agent_from_channel_name(name: str) -> str:
+    """The endpoint part of a channel name (``"PJSIP/3001-0000002a"`` ->
+    ``"3001"``); ``""`` when ``name`` is not ``TECH/endpoint-hex``."""
+    match = _CHANNEL_NAME.fullmatch(name)
+    return match.group(1) if match else ""
+
+
+def status_for(exc: Exception) -> tuple[str, dict[str, str]]:
+    """The ``C2D_STATUS`` of a refusal and the refused fields with why.
+
+    ``exc``: a :class:`rules.ValidationError` / :class:`rules.RuleError`
+    (``invalid-callee`` when the callee is among the bad fields, which the
+    sample dialplan answers with 484; else ``invalid-request``) or a
+    :class:`C2DError` (its kebab-case ``error`` id, e.g.
+    ``clid-not-allowed``, ``destination-not-allowed``).
+    """
+    if isinstance(exc, rules.ValidationError):
+        fields = dict(exc.errors)
+    elif isinstance(exc, rules.RuleError):
+        fields = {exc.field: exc.message}
+    elif isinstance(exc, C2DError):
+        return exc.error, {str(k): str(v) for k, v in exc.details.items()}
+    else:
+        raise TypeError(f"not a refusal: {type(exc).__name__}")
+    return (STATUS_INVALID_CALLEE if "callee" in fields else STATUS_INVALID_REQUEST), fields
+
+
+def reason_for_dial(dialstatus: str, hangupcause: str) -> Reason:
+    """The final reason of an accepted AGI call, from the channel variables
+    ``DIALSTATUS`` (left by ``Dial()``) and ``HANGUPCAUSE`` (Q.850, as a
+    string) at hang-up time.
+
+    See :data:`DIALSTATUS_REASONS`. No ``DIALSTATUS`` means the callee was
+    never dialled: ``cancelled`` when the agent hung up (normal clearing),
+    ``failed`` otherwise (the dialplan hung up without dialling). Any other
+    status (``INVALIDARGS``, ``DONTCALL``, ...) is ``failed``.
+    """
+    if dialstatus in DIALSTATUS_REASONS:
+        return DIALSTATUS_REASONS[dialstatus]
+    if not dialstatus:
+        return Reason.CANCELLED if hangupcause == str(_CAUSE_NORMAL_CLEARING) else Reason.FAILED
+    return Reason.FAILED
+
+
+def answered_seconds(answered_time_ms: str, answered_time: str) -> float | None:
+    """Talk time in seconds from Dial()'s ``ANSWEREDTIME_MS`` (preferred)
+    or ``ANSWEREDTIME`` (whole seconds); ``None`` when neither is a number."""
+    for text, scale in ((answered_time_ms, 1000.0), (answered_time, 1.0)):
+        if re.fullmatch(r"[0-9]{1,9}", text or ""):
+            return int(text) / scale
+    return None
+
+
+def journal_text(value: str, limit: int) -> str:
+    """A refused value as it may be journalled: ASCII-escaped, at most
+    ``limit`` characters (the journal shows what was asked, never raw)."""
+    return ascii(value)[1:-1][:limit]
+
+
+# --------------------------------------------------------------------------
+# The scripts.
+# --------------------------------------------------------------------------
+
+
+class AgiScripts:
+    """The scripts served by ``platforma-c2d agi``.
+
+    ``journal``: where calls are written; ``clid``: ``[clid]`` (default CLID
+    and ``random`` pool); ``policy``: allowed CLIDs and destinations;
+    ``rng``: the random source for ``random`` (system randomness when
+    ``None``). Methods take an :class:`~platforma_c2d.agi.channel.AgiChannel`
+    (or anything with ``env``, ``get(name) -> str`` and ``set(name, value)``)
+    and are safe to call from many threads at once.
+    """
+
+    def __init__(self, journal: Journal, clid: ClidConfig, policy: Policy,
+                 rng: random.Random | None = None):
+        self.journal, self.clid, self.policy = journal, clid, policy
+        self.rng = rng or random.SystemRandom()
+
+    def handle(self, agi) -> str:
+        """Run the script the session asks for; return the ``C2D_STATUS``
+        set (``""`` for the hangup script). An unknown script only gets
+        ``C2D_STATUS=unknown-script`` (nothing is journalled)."""
+        name = script_name(agi.env)
+        if name == SCRIPT_CHECK:
+            return self.check_call(agi)
+        if name == SCRIPT_HANGUP:
+            self.end_call(agi)
+            return ""
+        log.warning("AGI script %s is not served (only %s, %s)",
+                    journal_text(name, 40), SCRIPT_CHECK, SCRIPT_HANGUP)
+        agi.set("C2D_STATUS", STATUS_UNKNOWN_SCRIPT)
+        return STATUS_UNKNOWN_SCRIPT
+
+    # ------------------------------------------------------------------
+    def _read_field(self, agi, variable: str, header: str) -> str | None:
+        """A channel variable when set, else the SIP header (PJSIP only);
+        ``None`` when neither is given (an empty value is not given)."""
+        value = agi.get(variable)
+        if not value and agi.env.get("agi_type") == "PJSIP":
+            value = agi.get(f"PJSIP_HEADER(read,{header})")
+        return value or None
+
+    def check_call(self, agi) -> str:
+        """The ``click2dial`` script; returns the ``C2D_STATUS`` it set.
+
+        Accepted: sets ``C2D_CALL_ID``, ``C2D_CLID``, ``C2D_CALL_REF``,
+        ``CALLERID(num)`` = the CLID, ``CALLERID(name)`` = ``""`` (so the
+        trunk's From and P-Asserted-Identity carry only the CLID), the CDR
+        variables ``call_ref``, ``c2d_call_id``, ``c2d_leg`` (``agent``),
+        ``c2d_agent``, ``c2d_clid``, then ``C2D_STATUS=OK``. Refused: sets
+        ``C2D_CALL_ID``, ``C2D_ERROR_FIELDS`` (comma-separated field names)
+        and ``C2D_STATUS`` = the error id. The call is journalled before
+        any variable is set; when that fails, ``C2D_STATUS=internal-error``.
+        A refused call's CDR still gets ``c2d_call_id`` and, when that field
+        alone is valid, ``call_ref``.
+        """
+        env = agi.env
+        pjsip = env.get("agi_type") == "PJSIP"
+        agent = (agi.get("CHANNEL(endpoint)") if pjsip else "") \
+            or agent_from_channel_name(env.get("agi_channel", ""))
+        callee = env.get("agi_extension", "")
+        outbound_id = self._read_field(agi, "C2D_OUTBOUND_ID", HEADER_OUTBOUND_ID)
+        call_ref = self._read_field(agi, "C2D_CALL_REF", HEADER_CALL_REF)
+
+        call = Call(id=new_call_id(), origin=Origin.AGI, agent=journal_text(agent, 16),
+                    callee=journal_text(callee, 16),
+                    outbound_id=journal_text(outbound_id or "", 16), clid="",
+                    call_ref=journal_text(call_ref or "", rules.CALL_REF_MAX),
+                    state=State.DIALING_CALLEE)
+        try:
+            req = rules.validate_fields(agent=agent, callee=callee, outbound_id=outbound_id,
+                                        call_ref=call_ref)
+            self.policy.check(req)
+            clid = rules.choose_clid(req.outbound_id, default=self.clid.default,
+                                     pool=self.clid.pool, rng=self.rng)
+        except (rules.ValidationError, rules.RuleError, C2DError) as exc:
+            return self._refuse(agi, call, exc, call_ref)
+
+        call.agent, call.callee, call.outbound_id = req.agent, req.callee, req.outbound_id
+        call.call_ref, call.clid = req.call_ref, clid
+        if not self._record(agi, call, "accepted: the dialplan dials the callee"):
+            return STATUS_INTERNAL_ERROR
+        log.info("AGI call accepted: %s dials %s as %s", call.agent, call.callee, call.clid,
+                 extra={"call_id": call.id, "call_ref": call.call_ref, "origin": "agi"})
+        try:
+            agi.set("C2D_CALL_ID", call.id)
+        except Exception:
+            # Not on the channel: the hangup handler cannot find the call,
+            # and C2D_STATUS is not OK, so the dialplan does not dial it.
+            call.end(Reason.FAILED)
+            self._record(agi, call, "failed: could not answer the dialplan")
+            raise
+        # From here the hangup handler (C2D_CALL_ID) owns the end of the call.
+        for name, value in (
+            ("C2D_CLID", clid),
+            ("C2D_CALL_REF", call.call_ref),
+            ("CALLERID(num)", clid),
+            ("CALLERID(name)", ""),
+            ("CDR(call_ref)", call.call_ref),
+            ("CDR(c2d_call_id)", call.id),
+            ("CDR(c2d_leg)", "agent"),
+            ("CDR(c2d_agent)", call.agent),
+            ("CDR(c2d_clid)", clid),
+            ("C2D_STATUS", STATUS_OK),
+        ):
+            agi.set(name, value)
+        return STATUS_OK
+
+    def _refuse(self, agi, call: Call, exc: Exception, call_ref: str | None) -> str:
+        status, fields = status_for(exc)
+        try:  # the CDR row of a refused call still carries a valid call_ref (SPEC §5)
+            ref = rules.clean_call_ref(call_ref) if call_ref else None
+        except rules.RuleError:
+            ref = None
+        names = sorted(f for f in fields if _FIELD_NAME.fullmatch(f))
+        call.end(Reason.REJECTED)
+        detail = (f"refused ({status}; fields {','.join(names)}): "
+                  + "; ".join(f"{k}: {v}" for k, v in sorted(fields.items())))
+        if not self._record(agi, call, detail):
+            return STATUS_INTERNAL_ERROR
+        log.warning("AGI call refused: %s (%s)", status, ", ".join(names),
+                    extra={"call_id": call.id, "origin": "agi", "fields": names})
+        agi.set("C2D_CALL_ID", call.id)
+        agi.set("CDR(c2d_call_id)", call.id)
+        if ref is not None:
+            agi.set("CDR(call_ref)", ref)
+        agi.set("C2D_ERROR_FIELDS", ",".join(names))
+        agi.set("C2D_STATUS", status)
+        return status
+
+    def _record(self, agi, call: Call, detail: str) -> bool:
+        """Journal the call; on failure tell the dialplan (internal-error)
+        if the session still works, and return ``False``."""
+        try:
+            self.journal.record(call, detail)
+        except Exception:  # any database error: the call must not go out unjournalled
+            log.exception("cannot journal AGI call", extra={"call_id": call.id, "origin": "agi"})
+            try:
+                agi.set("C2D_STATUS", STATUS_INTERNAL_ERROR)
+            except Exception:  # the session is gone too; the dialplan sees no status
+                pass
+            return False
+        return True
+
+    # ------------------------------------------------------------------
+    def end_call(self, agi) -> Call | None:
+        """The ``click2dial-hangup`` script: end the call named by the
+        channel's ``C2D_CALL_ID`` with :func:`reason_for_dial`.
+
+        Returns the ended call, or ``None`` when there is nothing to end (no
+        or unknown ``C2D_CALL_ID``, not an AGI call, already ended: a
+        refused call, or a handler run twice). Sets no variable.
+        """
+        call_id = agi.get("C2D_CALL_ID")
+        if not _CALL_ID.fullmatch(call_id):
+            return None
+        row = self.journal.get_row(call_id)
+        if row is None or row["origin"] != Origin.AGI.value or row["state"] == State.ENDED.value:
+            return None
+        dialstatus, cause = agi.get("DIALSTATUS"), agi.get("HANGUPCAUSE")
+        talk_s = answered_seconds(agi.get("ANSWEREDTIME_MS"), agi.get("ANSWEREDTIME"))
+        call = _call_from_row(row)
+        reason = reason_for_dial(dialstatus, cause)
+        call.end(reason)
+        if reason is Reason.COMPLETED and talk_s is not None:
+            call.answered_at = call.ended_at - timedelta(seconds=talk_s)
+        self.journal.record(call, f"hangup: DIALSTATUS={journal_text(dialstatus, 16) or '-'} "
+                                  f"HANGUPCAUSE={journal_text(cause, 4) or '-'}")
+        log.info("AGI call ended: %s", reason.value,
+                 extra={"call_id": call.id, "call_ref": call.call_ref, "origin": "agi"})
+        return call
+
+
+def _call_from_row(row: dict) -> Call:
+    """A :class:`Call` from its journal row (the fields the journal keeps)."""
+    created = datetime.fromisoformat(row["created_at"]) if row["created_at"] else None
+    call = Call(id=row["id"], origin=Origin(row["origin"]), agent=row["agent"],
+                callee=row["callee"], outbound_id=row["outbound_id"], clid=row["clid"],
+                call_ref=row["call_ref"], state=State(row["state"]),
+                agent_is_external=not rules.is_extension(row["agent"]),
+                token_name=row["token_name"] or "")
+    if created is not None:
+        call.created_at = created.astimezone(timezone.utc)
+    return call

@@ -1,0 +1,157 @@
+"""The FastAGI server: a bounded, threaded TCP server (SPEC sections 6, 8).
+
+One thread per AGI session, at most ``[agi] max_connections`` at once. A
+connection beyond that is closed at once, without reading it: Asterisk's
+``AGI()`` then fails, ``C2D_STATUS`` stays empty and the sample dialplan
+rejects the call with 503, the same as when the server is down. Each
+session reads with a timeout of ``[agi] read_timeout_s`` per read and
+:data:`SESSION_TIMEOUT_FACTOR` times that for the whole session, so a
+silent or slow peer holds one slot for a bounded time and never delays the
+others.
+
+Threads and state: a session owns its call from start to end (nothing is
+shared between sessions but the journal, whose database serialises the
+writes), so no lock is needed here.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import socketserver
+import threading
+
+from platforma_c2d.agi.channel import AgiChannel, AgiClosed
+from platforma_c2d.agi.scripts import AgiScripts
+from platforma_c2d.calls.policy import Policy
+from platforma_c2d.config import Config
+from platforma_c2d.store.journal import Journal
+
+log = logging.getLogger("platforma_c2d.agi")
+
+#: A whole session may read for at most this many times ``read_timeout_s``.
+SESSION_TIMEOUT_FACTOR = 3
+
+
+class _Session(socketserver.BaseRequestHandler):
+    """One FastAGI connection: read the environment, run the script."""
+
+    server: "AgiServer"
+
+    def handle(self) -> None:
+        srv = self.server
+        sock: socket.socket = self.request
+        try:
+            agi = AgiChannel.on_socket(sock, srv.read_timeout_s,
+                                       srv.read_timeout_s * SESSION_TIMEOUT_FACTOR)
+            srv.scripts.handle(agi)
+        except AgiClosed as exc:
+            log.warning("AGI session from %s:%s dropped: %s", *self.client_address[:2], exc)
+        except Exception:  # one bad session must never stop the server
+            log.exception("AGI session from %s:%s failed", *self.client_address[:2])
+
+
+class AgiServer(socketserver.ThreadingTCPServer):
+    """The FastAGI server.
+
+    ``address``: ``(host, port)`` to listen on (IPv4 or IPv6 host);
+    ``scripts``: what runs for each session; ``max_connections``: sessions
+    served at once (more are closed at once); ``read_timeout_s``: seconds
+    per read/send. Raises ``OSError`` when the address cannot be bound.
+    ``server_close()`` waits for the running sessions (bounded by their
+    timeouts).
+    """
+
+    allow_reuse_address = True
+    daemon_threads = False
+    block_on_close = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], scripts: AgiScripts, *,
+                 max_connections: int, read_timeout_s: float):
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.scripts = scripts
+        self.read_timeout_s = read_timeout_s
+        self.max_connections = max_connections
+        self._slots = threading.BoundedSemaphore(max_connections)
+        super().__init__(address, _Session)
+
+    def process_request(self, request, client_address) -> None:
+        """Serve the connection in a new thread if a slot is free, else close it."""
+        if not self._slots.acquire(blocking=False):
+            log.warning("AGI connection from %s:%s refused: %d sessions already running",
+                        *client_address[:2], self.max_connections)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            self.shutdown_request(request)
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        """Run one session and free its slot, whatever happens."""
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request, client_address) -> None:
+        """Log (never print) an error that escaped a session."""
+        log.exception("AGI session from %s failed", client_address)
+
+
+def build_server(cfg: Config, journal: Journal) -> AgiServer:
+    """The server of ``cfg.agi`` with the scripts wired to ``journal`` and
+    ``cfg.clid`` / ``cfg.policy`` (the composition root of ``agi``). Binds
+    the listening socket; raises ``OSError`` when that fails."""
+    scripts = AgiScripts(journal, cfg.clid, Policy(cfg.clid, cfg.policy))
+    return AgiServer((cfg.agi.host, cfg.agi.port), scripts,
+                     max_connections=cfg.agi.max_connections,
+                     read_timeout_s=cfg.agi.read_timeout_s)
+
+
+def serve_agi(cfg: Config) -> int:
+    """Serve FastAGI on ``cfg.agi.listen`` until SIGTERM or SIGINT.
+
+    Must run in the main thread (it installs the signal handlers). Returns
+    0 after a signal (running sessions are finished first), 1 when the
+    journal (``cfg.store.url``) cannot be opened or the address cannot be
+    bound (the reason is logged).
+    """
+    try:
+        journal = Journal(cfg.store.url)
+    except Exception as exc:  # SQLAlchemy or OS error: say it in one line
+        log.error("cannot open the call journal: %s", type(exc).__name__)
+        return 1
+    try:
+        server = build_server(cfg, journal)
+    except OSError as exc:
+        log.error("cannot listen on %s: %s", cfg.agi.listen, exc.strerror or exc)
+        journal.close()
+        return 1
+
+    stop = threading.Event()
+
+    def _on_signal(signum, _frame):
+        stop.set()
+
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    loop = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
+                            name="agi-accept", daemon=True)
+    loop.start()
+    log.info("FastAGI listening on %s (scripts click2dial, click2dial-hangup; "
+             "max %d sessions)", cfg.agi.listen, cfg.agi.max_connections)
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        server.shutdown()
+        server.server_close()
+        journal.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    log.info("FastAGI server stopped")
+    return 0

@@ -1,0 +1,144 @@
+"""Stays up, loses nothing (SPEC §9, field reports C07–C09): faults in the
+middle of real calls, then the journal, Asterisk and a new call are checked."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from tests.bench.proxy import TcpProxy
+from tests.bench.service import free_port
+from tests.bench.sipp import uas_scenario
+
+AGENT_PORT, TRUNK_PORT = 5071, 5070
+BODY = {"agent": "1001", "callee": "0215550100", "outbound_id": "0215550199", "call_ref": "fault-1"}
+
+
+def metric(svc, name: str, labels: str = "") -> float:
+    text = svc.http.get("/metrics").text
+    pattern = re.escape(name) + (r"\{" + re.escape(labels) + r"\}" if labels else "") + r" ([0-9.e+-]+)"
+    found = re.search("^" + pattern + "$", text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def new_call_works(asterisk, svc, sipp, *old_peers) -> None:
+    for peer in old_peers:
+        peer.stop()
+    sipp("agent-new", AGENT_PORT, uas_scenario())
+    sipp("trunk-new", TRUNK_PORT, uas_scenario(talk_ms=500))
+    r = svc.post_call({**BODY, "call_ref": "after-fault"})
+    assert r.status_code == 201, r.text
+    assert svc.wait_state(r.json()["id"], "ended", timeout=20)["reason"] == "completed"
+
+
+@pytest.fixture
+def proxied(asterisk, make_service):
+    port = free_port()
+    proxy = TcpProxy(port)
+    svc = make_service({"ari": {"url": f"http://127.0.0.1:{port}", "reconnect_max_backoff_s": 1.0}})
+    yield proxy, svc
+    proxy.close()
+
+
+def test_ari_socket_cut_mid_call_the_lost_hangup_is_recovered(asterisk, proxied, sipp):
+    proxy, svc = proxied
+    agent = sipp("agent", AGENT_PORT, uas_scenario())
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(talk_ms=1500))
+    call = svc.post_call(BODY).json()
+    assert svc.wait_state(call["id"], "connected")["state"] == "connected"
+    proxy.cut(4)  # the callee hangs up during the cut: its events are lost
+    time.sleep(0.5)
+    health = svc.http.get("/healthz")
+    assert health.status_code == 503 and health.json()["ari_connected"] is False
+    r = svc.post_call({**BODY, "agent": "1002"})
+    assert r.status_code == 503 and r.json()["error"] == "asterisk-unavailable"
+    final = svc.wait_state(call["id"], "ended", timeout=20)
+    assert final["reason"] == "completed"
+    assert agent.wait_for(lambda m: m.direction == "received" and m.method == "BYE", timeout=10)
+    assert svc.http.get("/healthz").status_code == 200
+    assert metric(svc, "c2d_ari_reconnects_total") >= 1
+    assert asterisk.wait_idle() == ([], [])
+    new_call_works(asterisk, svc, sipp, agent, trunk)
+
+
+def test_asterisk_crash_mid_call_closes_the_call_and_recovers(asterisk, service, sipp):
+    sipp("agent", AGENT_PORT, uas_scenario())
+    sipp("trunk", TRUNK_PORT, uas_scenario())
+    call = service.post_call(BODY).json()
+    assert service.wait_state(call["id"], "connected")["state"] == "connected"
+    asterisk.crash_and_restart()
+    final = service.wait_state(call["id"], "ended", timeout=30)
+    assert final["reason"] == "completed"
+    deadline = time.monotonic() + 20
+    while service.http.get("/healthz").status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    new_call_works(asterisk, service, sipp)
+
+
+def test_asterisk_crash_while_agent_rings_ends_the_call_failed(asterisk, service, sipp):
+    sipp("agent", AGENT_PORT, uas_scenario(answer=False))
+    call = service.post_call(BODY).json()
+    time.sleep(1)
+    asterisk.crash_and_restart()
+    final = service.wait_state(call["id"], "ended", timeout=30)
+    assert final["state"] == "ended" and final["reason"] in ("failed", "agent_no_answer")
+
+
+@pytest.mark.parametrize("phase", ["agent_ringing", "callee_ringing", "connected"])
+def test_service_killed_mid_call_and_restarted_finishes_the_call(asterisk, service, sipp, phase):
+    agent_ring = 3000 if phase == "agent_ringing" else 0
+    callee_ring = 3000 if phase == "callee_ringing" else 0
+    agent = sipp("agent", AGENT_PORT, uas_scenario(ring_ms=agent_ring))
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=callee_ring, talk_ms=3000))
+    call = service.post_call(BODY).json()
+    if phase == "callee_ringing":
+        assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "INVITE")
+    elif phase == "connected":
+        assert service.wait_state(call["id"], "connected")["state"] == "connected"
+    else:
+        time.sleep(0.5)
+    service.kill()
+    time.sleep(0.5)
+    service.start()
+    final = service.wait_state(call["id"], "ended", timeout=30)
+    assert final["reason"] == "completed", final
+    assert final["answered_at"] is not None
+    assert asterisk.wait_idle() == ([], [])
+    assert service.http.get("/click2dial/calls").json()["total"] == 1
+    new_call_works(asterisk, service, sipp, agent, trunk)
+
+
+def test_orphan_legs_of_a_lost_call_are_torn_down_on_start(asterisk, service, sipp):
+    sipp("agent", AGENT_PORT, uas_scenario())
+    sipp("trunk", TRUNK_PORT, uas_scenario())
+    call = service.post_call(BODY).json()
+    assert service.wait_state(call["id"], "connected")["state"] == "connected"
+    service.kill()
+    service.db.unlink()  # the journal is lost too: the legs in Asterisk are orphans now
+    for suffix in ("-wal", "-shm"):
+        service.db.with_name(service.db.name + suffix).unlink(missing_ok=True)
+    service.start()
+    chans, bridges = asterisk.wait_idle(timeout=10)
+    assert chans == [] and bridges == []
+
+
+def test_metrics_and_health_after_real_calls(asterisk, service, sipp):
+    sipp("agent", AGENT_PORT, uas_scenario())
+    sipp("trunk", TRUNK_PORT, uas_scenario(talk_ms=300))
+    call = service.post_call(BODY).json()
+    service.wait_state(call["id"], "ended")
+    r = service.post_call({**BODY, "agent": "1009"})
+    service.wait_state(r.json()["id"], "ended")
+    service.post_call({**BODY, "agent": "x"})
+    assert metric(service, "c2d_calls_total", 'origin="rest",reason="completed"') == 1
+    assert metric(service, "c2d_calls_total", 'origin="rest",reason="agent_unavailable"') == 1
+    assert metric(service, "c2d_calls_started_total", 'origin="rest"') == 2
+    assert metric(service, "c2d_calls_active") == 0
+    assert metric(service, "c2d_ari_connected") == 1
+    assert metric(service, "c2d_requests_rejected_total", 'error="invalid-request"') == 1
+    for phase in ("agent_answer", "callee_answer", "bridge"):
+        assert metric(service, "c2d_call_setup_seconds_count", f'phase="{phase}"') == 1
+    assert service.http.get("/healthz").json() == {"status": "ok", "ari_connected": True,
+                                                   "store_writable": True}
