@@ -2,10 +2,25 @@
 # Run every test: unit tests, integration tests against the real Asterisk 22
 # bench with SIPp peers, and the real-browser WebRTC test.
 # Installs what it needs first (scripts/setup.sh). Extra arguments go to pytest.
-set -euo pipefail
+# Afterwards it checks that the bench left nothing behind: no process
+# chrooted into a bench root and no bind mount under it.
+set -uo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh || exit $?
 if [ -f scripts/install-browser.sh ]; then
-    bash scripts/install-browser.sh
+    bash scripts/install-browser.sh || exit $?
 fi
-exec .venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest "$@"
+status=$?
+.venv/bin/python - <<'PY' || status=1
+import sys
+from tests.bench.asterisk import _mounts_under, processes_in
+from tests.bench.root import root_path
+root = root_path()
+procs, mounts = processes_in(root), _mounts_under(root)
+if procs or mounts:
+    print(f"bench left behind: processes {procs}, mounts {mounts}", file=sys.stderr)
+    sys.exit(1)
+print("bench: no process and no mount left behind")
+PY
+exit $status

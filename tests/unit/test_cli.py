@@ -1,0 +1,48 @@
+"""``platforma-c2d`` commands: bad configuration is one clear line per problem and exit 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def run(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "platforma_c2d.cli", *args], capture_output=True,
+                          text=True, timeout=60, env=env)
+
+
+def test_bad_config_lists_every_problem_and_exits_2(tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[dial]\nagent_ring_timeout_s = "abc"\nmax_call_duration_s = -1\n'
+                   '[clid]\ndefault = "12345"\n[bogus]\nx = 1\n')
+    for command in ("serve", "agi", "check"):
+        res = run(command, "--config", str(cfg))
+        assert res.returncode == 2, (command, res.stderr)
+        lines = res.stderr.strip().splitlines()
+        assert all(line.startswith("config error: ") for line in lines), res.stderr
+        text = res.stderr
+        for key in ("dial.agent_ring_timeout_s", "dial.max_call_duration_s", "clid.default", "bogus"):
+            assert key in text, (key, text)
+        assert "Traceback" not in text
+
+
+def test_missing_config_file_is_exit_2(tmp_path):
+    res = run("serve", "--config", str(tmp_path / "nope.toml"))
+    assert res.returncode == 2 and "nope.toml" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_bad_environment_override_names_the_variable(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "PLATFORMA_C2D_DIAL_TONE_S": "loud"}
+    res = run("check", "--config", str(tmp_path / "none.toml"), env={**env, **_pyenv()})
+    assert res.returncode == 2 and "PLATFORMA_C2D_DIAL_TONE_S" in res.stderr
+
+
+def _pyenv():
+    import os
+
+    return {k: v for k, v in os.environ.items() if k.startswith(("PYTHON", "VIRTUAL_ENV", "HOME"))}
+
+
+def test_call_without_a_service_is_a_clear_error(tmp_path):
+    res = run("call", "1001", "0215550100", "--url", "http://127.0.0.1:9")
+    assert res.returncode == 1 and "cannot reach the service" in res.stderr

@@ -1,0 +1,76 @@
+"""The Flask app factory, auth, error mapping and rate limiter (no Asterisk needed)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from platforma_c2d.calls.errors import RateLimited
+from platforma_c2d.config import loads_config
+from platforma_c2d.http import create_app
+from platforma_c2d.http.limits import RateLimiter
+from platforma_c2d.runtime import Runtime
+
+TOKEN = "unit-test-token"
+
+
+@pytest.fixture
+def runtime(tmp_path):
+    digest = hashlib.sha256(TOKEN.encode()).hexdigest()
+    cfg = loads_config(f'[store]\nurl = "sqlite:///{tmp_path}/c.sqlite3"\n[ari]\nurl = "http://127.0.0.1:9"\n'
+                       f'[auth]\ntokens_sha256 = ["{digest}"]\n', env={})
+    rt = Runtime(cfg)
+    yield rt
+    rt.journal.close()
+
+
+def test_factory_registers_the_spec_routes(runtime):
+    app = create_app(runtime.service, runtime.config, runtime.metrics)
+    rules = {(r.rule, m) for r in app.url_map.iter_rules() for m in r.methods - {"HEAD", "OPTIONS"}}
+    assert {("/click2dial/calls", "POST"), ("/click2dial/calls", "GET"),
+            ("/click2dial/calls/<call_id>", "GET"), ("/click2dial/calls/<call_id>", "DELETE"),
+            ("/click2dial/openapi.json", "GET"), ("/healthz", "GET"), ("/metrics", "GET")} <= rules
+
+
+def test_unknown_route_is_json_404(runtime):
+    r = create_app(runtime.service, runtime.config, runtime.metrics).test_client().get("/nope")
+    assert r.status_code == 404 and r.get_json()["error"] == "not-found"
+
+
+def test_missing_call_is_no_such_call(runtime):
+    client = create_app(runtime.service, runtime.config, runtime.metrics).test_client()
+    r = client.get("/click2dial/calls/" + "f" * 32, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 404 and r.get_json()["error"] == "no-such-call"
+
+
+def test_health_is_503_while_ari_is_down(runtime):
+    r = create_app(runtime.service, runtime.config, runtime.metrics).test_client().get("/healthz")
+    assert r.status_code == 503 and r.get_json()["ari_connected"] is False
+
+
+def test_oversized_body_is_413(runtime):
+    client = create_app(runtime.service, runtime.config, runtime.metrics).test_client()
+    r = client.post("/click2dial/calls", data=b"{" + b" " * 70000 + b"}", content_type="application/json",
+                    headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 413 and r.get_json()["error"] == "request-too-large"
+
+
+def test_duplicate_json_keys_are_refused(runtime):
+    client = create_app(runtime.service, runtime.config, runtime.metrics).test_client()
+    r = client.post("/click2dial/calls", data=b'{"agent":"1001","agent":"1002"}',
+                    content_type="application/json", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 400 and "agent" in r.get_json()["details"]["fields"]
+
+
+def test_rate_limiter_window_slides():
+    now = [0.0]
+    limiter = RateLimiter(2, clock=lambda: now[0])
+    limiter.hit("a")
+    limiter.hit("a")
+    with pytest.raises(RateLimited) as exc:
+        limiter.hit("a")
+    assert exc.value.headers["Retry-After"] == "60"
+    limiter.hit("b")
+    now[0] = 60.0
+    limiter.hit("a")
