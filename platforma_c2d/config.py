@@ -37,7 +37,7 @@ from platforma_c2d import rules
 
 ENV_PREFIX = "PLATFORMA_C2D_"
 #: Variables with the prefix that are not settings (read by the CLI).
-ENV_IGNORED = frozenset({"PLATFORMA_C2D_CONFIG"})
+ENV_IGNORED = frozenset({"PLATFORMA_C2D_CONFIG", "PLATFORMA_C2D_TOKEN"})
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("json", "text")
@@ -267,6 +267,7 @@ class DialConfig:
     max_call_duration_s: int = _opt(14400, "int", _SECONDS, _positive)
     tone_s: int = _opt(4, "int", "a non-negative integer (seconds)", _non_negative)
     confirm_external_agent: bool = _opt(False, "bool", "true or false")
+    confirm_timeout_s: int = _opt(10, "int", _SECONDS, _positive)
 
 
 _CLIDS = "a list of CLID numbers"

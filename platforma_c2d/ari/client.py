@@ -103,16 +103,20 @@ class AriClient:
 
     # --- channels --------------------------------------------------------
     async def originate(self, *, endpoint: str, channel_id: str, app_args: str,
-                        variables: dict[str, str], timeout_s: int) -> dict:
+                        variables: dict[str, str], timeout_s: int,
+                        originator: str | None = None) -> dict:
         """``POST /channels``: dial ``endpoint`` now; the channel enters our app when answered.
 
         Asterisk subscribes the app to the channel at once, so its ringing and
         hangup events arrive before StasisStart. An originated channel is
         Party A of its own CDR, so an unanswered leg still gets a CDR row.
-        ``channel_id`` is chosen by us before the request (field report C01).
+        ``channel_id`` is chosen by us before the request (field report C01);
+        ``originator``: the channel this one is dialled for (shared linkedid).
         """
         params = {"endpoint": endpoint, "app": self.app, "appArgs": app_args,
                   "channelId": channel_id, "timeout": timeout_s}
+        if originator:
+            params["originator"] = originator  # same linkedid in the CDRs
         return await self.request("POST", "/channels", params=params, json={"variables": variables})
 
     async def hangup(self, channel_id: str, reason_code: int | None = None) -> bool:
@@ -147,6 +151,10 @@ class AriClient:
         if playback_id:
             params["playbackId"] = playback_id
         await self.request("POST", f"/channels/{channel_id}/play", params=params)
+
+    async def stop_playback(self, playback_id: str) -> None:
+        """``DELETE /playbacks/{id}``; a playback that already ended is fine."""
+        await self.request("DELETE", f"/playbacks/{playback_id}", ok404=True)
 
     async def get_variable(self, channel_id: str, name: str) -> str | None:
         """``GET /channels/{id}/variable``; None when unset.

@@ -126,6 +126,18 @@ class CallEngine:
         return {"CDR(call_ref)": call.call_ref, "CDR(c2d_call_id)": call.id,
                 "CDR(c2d_leg)": role, "CDR(c2d_agent)": call.agent, "CDR(c2d_clid)": call.clid}
 
+    async def tag_channel(self, call: Call, channel_id: str, role: str = "agent") -> None:
+        """Set the CDR variables of SPEC §5 on a channel we did not originate (a browser leg).
+
+        Done at StasisStart, before anything is dialled (field report C22).
+        """
+        for name, value in self._cdr_vars(call, role).items():
+            try:
+                await self.ari.set_variable(channel_id, name, value)
+            except AriError as exc:
+                log.warning("cannot set %s: %s", name, exc, extra=self._ctx(call))
+                return
+
     async def start_rest_call(self, req: CallRequest, clid: str, *, token_name: str = "",
                               idempotency_key: str | None = None,
                               request_hash: str | None = None) -> Call:
@@ -176,7 +188,8 @@ class CallEngine:
         try:
             await self.ari.originate(endpoint=self.dial.trunk_endpoint.format(number=call.callee),
                                      channel_id=leg.channel_id, app_args=f"c2d,callee,{call.id}",
-                                     variables=variables, timeout_s=self.dial.callee_ring_timeout_s + 5)
+                                     variables=variables, timeout_s=self.dial.callee_ring_timeout_s + 5,
+                                     originator=call.agent_leg.channel_id)
             self._timer(call, self.dial.callee_ring_timeout_s, self._ring_timeout, call, leg)
         except AriError as exc:
             if not call.ended:
@@ -196,6 +209,7 @@ class CallEngine:
         self._t0[call.id] = time.monotonic()
         self._register(call)
         self._record(call, "call from a phone of agent " + call.agent)
+        await self.tag_channel(call, call.agent_leg.channel_id)
         self.metrics.calls_started.labels(call.origin.value).inc()
         self.metrics.active.inc()
         call.agent_leg.up = True  # the caller is on the line; answered when the callee answers
@@ -317,6 +331,42 @@ class CallEngine:
             return
         leg.acted = True
         if leg.role == "agent" and call.state is State.DIALING_AGENT:
+            if call.agent_is_external and self.dial.confirm_external_agent and not leg.confirmed:
+                await self._ask_confirmation(call, leg)
+                return
+            await self._agent_ready(call, leg)
+        elif leg.role == "callee" and call.state is State.DIALING_CALLEE:
+            await self._connect(call)
+
+    async def _ask_confirmation(self, call: Call, leg: Leg) -> None:
+        """An external agent answered: play a tone and wait for 1 (field report C05).
+
+        An announcement or voicemail that answers the agent's number must not
+        make us dial the customer.
+        """
+        self._record(call, "external agent answered; waiting for 1")
+        try:
+            await self.ari.play(leg.channel_id, "tone:info", playback_id=f"{LEG_PREFIX}{call.id}-confirm")
+        except AriError:
+            pass
+        self._timer(call, self.dial.confirm_timeout_s, self._confirm_timeout, call, leg)
+
+    async def on_dtmf(self, call: Call, leg: Leg, digit: str) -> None:
+        """A DTMF digit from a leg: ``1`` from an external agent who is asked to confirm."""
+        if (call.ended or leg.gone or leg.role != "agent" or leg.confirmed or not leg.acted
+                or call.state is not State.DIALING_AGENT or digit != "1"):
+            return
+        leg.confirmed = True
+        await self.ari.stop_playback(f"{LEG_PREFIX}{call.id}-confirm")
+        await self._agent_ready(call, leg)
+
+    async def _confirm_timeout(self, call: Call, leg: Leg) -> None:
+        if not call.ended and not leg.confirmed:
+            await self.teardown(call, Reason.AGENT_NO_ANSWER, "external agent did not press 1")
+
+    async def _agent_ready(self, call: Call, leg: Leg) -> None:
+        """The agent is on the line: dial the callee, ringback to the agent (SPEC §3.2)."""
+        if leg.role == "agent" and call.state is State.DIALING_AGENT:
             call.advance(State.DIALING_CALLEE)
             self.metrics.setup.labels("agent_answer").observe(time.monotonic() - self._t0[call.id])
             self._t0[call.id] = time.monotonic()
@@ -327,8 +377,6 @@ class CallEngine:
                     await self.ari.ring(leg.channel_id)  # ringback to the agent (SPEC §3.2)
                 except AriError:
                     pass
-        elif leg.role == "callee" and call.state is State.DIALING_CALLEE:
-            await self._connect(call)
 
     async def _connect(self, call: Call) -> None:
         t_answer = time.monotonic()

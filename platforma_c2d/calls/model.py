@@ -82,7 +82,8 @@ class Leg:
     StasisStart seen; ``up``: answered; ``gone``: destroyed or hung up.
     ``timed_out``: our ring timer expired; ``cause``: the hangup cause
     (Q.850) Asterisk reported, if any; ``acted``: the answer was acted on
-    (next leg dialled or bridge made) — once only.
+    (next leg dialled or bridge made) — once only; ``confirmed``: an
+    external agent pressed 1 (``[dial] confirm_external_agent``).
     """
 
     role: str
@@ -94,6 +95,7 @@ class Leg:
     timed_out: bool = False
     cause: int | None = None
     acted: bool = False
+    confirmed: bool = False
 
 
 @dataclass

@@ -79,34 +79,38 @@ class CallService:
             raise Forbidden("this token may not place calls for this agent", {"agent": req.agent})
         request_hash = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"))
                                       .encode()).hexdigest()
-        if idempotency_key:
-            since = utcnow() - timedelta(seconds=self.config.limits.idempotency_window_s)
-            first = self.journal.find_idempotent(caller.name, idempotency_key, since)
-            if first is not None:
-                if first["request_hash"] != request_hash:
-                    raise IdempotencyConflict("this Idempotency-Key was used with another body",
-                                              {"idempotency_key": idempotency_key[:80]})
-                return self.journal.get(first["id"]), True
         self.policy.check(req)
         try:
             clid = rules.choose_clid(req.outbound_id, default=self.config.clid.default,
                                      pool=self.config.clid.pool, rng=self.rng)
         except rules.RuleError as exc:
             raise InvalidRequest("no caller ID can be chosen", {"fields": {exc.field: exc.message}}) from None
-        if not self.is_connected():
+        if not self.is_connected() and not idempotency_key:
+            # Fail fast; with a key, a replay of a placed call is still answered.
             raise AsteriskUnavailable("the PBX is not connected; try again shortly")
         limit = self.config.limits.max_active_calls_per_agent
 
-        async def place() -> dict:
+        async def place() -> tuple[dict, bool]:
+            # On the telephony thread: two requests with one key cannot both dial.
+            if idempotency_key:
+                since = utcnow() - timedelta(seconds=self.config.limits.idempotency_window_s)
+                first = self.journal.find_idempotent(caller.name, idempotency_key, since)
+                if first is not None:
+                    if first["request_hash"] != request_hash:
+                        raise IdempotencyConflict("this Idempotency-Key was used with another body",
+                                                  {"idempotency_key": idempotency_key[:80]})
+                    return self.journal.get(first["id"]), True
+            if not self.is_connected():
+                raise AsteriskUnavailable("the PBX is not connected; try again shortly")
             if limit and self.engine.active_for_agent(req.agent) >= limit:
                 raise AgentBusy("the agent already has an active call",
                                 {"agent": req.agent, "max_active_calls": limit})
             call = await self.engine.start_rest_call(req, clid, token_name=caller.name,
                                                      idempotency_key=idempotency_key,
                                                      request_hash=request_hash)
-            return call.to_dict()
+            return call.to_dict(), False
 
-        return self._run(place()), False
+        return self._run(place())
 
     def get_call(self, call_id: str) -> dict:
         """The call resource of ``call_id``; raises ``NoSuchCall``."""

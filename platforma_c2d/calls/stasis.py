@@ -80,6 +80,8 @@ class StasisApp:
                 await self.engine.on_up(call, leg)
             elif state in ("Ringing", "Ring"):
                 await self.engine.on_ringing(call, leg)
+        elif kind == "ChannelDtmfReceived":
+            await self.engine.on_dtmf(call, leg, str(event.get("digit", "")))
         elif kind == "ChannelHangupRequest":
             await self.engine.on_hangup_request(call, leg, event.get("cause"))
         elif kind == "Dial":
@@ -134,10 +136,13 @@ class StasisApp:
             fields = exc.errors if isinstance(exc, rules.ValidationError) else (
                 {exc.field: exc.message} if isinstance(exc, rules.RuleError) else exc.details)
             cause = causes.CAUSE_INVALID_NUMBER if "callee" in fields else causes.CAUSE_REJECTED
+            if "call_ref" in fields:
+                call.call_ref = ""  # never tag a CDR with a refused value
             self.engine.journal_rejected(call, "refused: " + "; ".join(
                 f"{k}: {v}" for k, v in sorted(fields.items())))
             log.warning("header call refused (%s)", ", ".join(sorted(fields)),
                         extra={"call_id": call.id, "fields": sorted(fields)})
+            await self.engine.tag_channel(call, chan_id)
             await self.ari.hangup(chan_id, reason_code=cause)
             return None
         call.agent, call.callee, call.outbound_id = req.agent, req.callee, req.outbound_id

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 _SDP = """v=0
@@ -22,8 +23,10 @@ o=sipp 1 1 IN IP[local_ip_type] [local_ip]
 s=-
 c=IN IP[media_ip_type] [media_ip]
 t=0 0
-m=audio [media_port] RTP/AVP 0
+m=audio [media_port] RTP/AVP 0 101
 a=rtpmap:0 PCMU/8000
+a=rtpmap:101 telephone-event/8000
+a=fmtp:101 0-16
 """
 
 _HEAD = '<?xml version="1.0" encoding="ISO-8859-1" ?>\n<!DOCTYPE scenario SYSTEM "sipp.dtd">\n'
@@ -71,7 +74,7 @@ _IN_DIALOG = """  <label id="reinvite"/>
 
 
 def uas_scenario(*, ring_ms: int = 0, answer: bool = True, reject_code: int | None = None,
-                 talk_ms: int | None = None) -> str:
+                 talk_ms: int | None = None, dtmf: str | None = None) -> str:
     """Render a UAS scenario (one incoming call).
 
     ``ring_ms``: milliseconds between 180 Ringing and the final answer; a CANCEL
@@ -80,6 +83,8 @@ def uas_scenario(*, ring_ms: int = 0, answer: bool = True, reject_code: int | No
     response (486, 480, 603, ...). ``talk_ms``: after the 200 OK, send BYE
     after that many milliseconds unless the other side hangs up first;
     ``None`` waits for the BYE. Re-INVITEs and UPDATEs in the dialog get 200.
+    ``dtmf``: a digit sent (RFC 4733, from SIPp's pcap files) 500 ms after
+    the answer.
     """
     x = [_HEAD, '<scenario name="c2d-uas">\n']
     answering = answer and reject_code is None
@@ -114,6 +119,11 @@ def uas_scenario(*, ring_ms: int = 0, answer: bool = True, reject_code: int | No
         # SIPp takes the receive timeout from the first of a run of optional
         # receives, so the talk timer sits on the first one.
         bye_timeout = f' timeout="{talk_ms}" ontimeout="hangup"' if talk_ms else ""
+        if dtmf:
+            name = {"*": "star", "#": "pound"}.get(dtmf, dtmf)
+            x.append('  <pause milliseconds="500"/>\n'
+                     f'  <nop><action><exec play_pcap_audio="/usr/share/sip-tester/dtmf_2833_{name}.pcap"/>'
+                     '</action></nop>\n')
         x.append('  <label id="talk"/>\n')
         x.append(f'  <recv request="INVITE" optional="true" next="reinvite"{bye_timeout}/>\n')
         x.append('  <recv request="UPDATE" optional="true" next="update"/>\n')
@@ -238,10 +248,16 @@ Content-Length: 0
 
 @dataclass
 class SipMessage:
-    """One SIP message from a peer's log: ``direction`` is "sent" or "received"."""
+    """One SIP message from a peer's log: ``direction`` is "sent" or "received".
+
+    ``time``: when SIPp logged it (sent or received), seconds since the epoch
+    (the machine's clock, microseconds), from the timestamp line SIPp writes
+    before each message; None when the log has no readable timestamp.
+    """
 
     direction: str
     text: str
+    time: float | None = None
 
     @property
     def first_line(self) -> str:
@@ -269,6 +285,36 @@ class SipMessage:
             if k.strip().lower() == name.lower():
                 out.append(v.strip())
         return out
+
+
+def _log_time(stamp: str) -> float | None:
+    """Seconds since the epoch of a SIPp log timestamp (``2026-01-31T12:00:00.123456Z``)."""
+    stamp = stamp.strip()
+    if not stamp:
+        return None
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        # Older SIPp: "date<TAB>time<TAB>epoch.micro".
+        epoch = [t for t in stamp.split() if re.fullmatch(r"\d{9,}\.\d+", t)]
+        return float(epoch[-1]) if epoch else None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.timestamp()
+
+
+def parse_messages(text: str) -> list[SipMessage]:
+    """Every SIP message of a SIPp ``-message_file`` log's ``text``, in order, with its time."""
+    text = text.replace("\r\n", "\n")
+    parts = re.split(r"\n?-{20,}([^\n]*)\n", text)
+    out = []
+    # parts: [before the first separator, stamp 1, block 1, stamp 2, block 2, ...]
+    for stamp, block in zip(parts[1::2], parts[2::2]):
+        m = re.match(r"\s*(UDP|TCP) message (sent|received) \[\d+\] bytes ?:\s*\n\n?", block)
+        if m:
+            out.append(SipMessage("sent" if m.group(2) == "sent" else "received",
+                                  block[m.end():].strip("\n") + "\n", _log_time(stamp)))
+    return out
 
 
 class SippPeer:
@@ -330,14 +376,7 @@ class SippPeer:
         path = self.dir / "messages.log"
         if not path.exists():
             return []
-        text = path.read_text(errors="replace").replace("\r\n", "\n")
-        out = []
-        for block in re.split(r"\n?-{20,}[^\n]*\n", text):
-            m = re.match(r"\s*(UDP|TCP) message (sent|received) \[\d+\] bytes ?:\s*\n\n?", block)
-            if m:
-                out.append(SipMessage("sent" if m.group(2) == "sent" else "received",
-                                      block[m.end():].strip("\n") + "\n"))
-        return out
+        return parse_messages(path.read_text(errors="replace"))
 
     def received(self, method: str | None = None) -> list[SipMessage]:
         """Messages this peer received; only requests of ``method`` when given."""

@@ -255,3 +255,24 @@ def test_non_json_body_is_415(asterisk, service):
     r = service.http.post("/click2dial/calls", content=b"{not json", headers={"Content-Type": "application/json"})
     assert r.status_code == 400 and r.json()["error"] == "invalid-request"
     assert service.http.get("/click2dial/calls").json()["total"] == 0
+
+
+def test_external_agent_must_press_1_before_the_callee_is_dialled(asterisk, make_service, sipp):
+    svc = make_service({"dial": {"confirm_external_agent": True, "confirm_timeout_s": 5}})
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(talk_ms=2500, dtmf="1"))
+    call = place(svc, agent="0215550111", call_ref="confirmed")
+    final = svc.wait_state(call["id"], "ended", timeout=20)
+    assert final["reason"] == "completed" and final["answered_at"], final
+    targets = [m.first_line.split()[1] for m in trunk.received("INVITE")]
+    assert targets[0].startswith("sip:0215550111@") and targets[1].startswith("sip:0215550100@")
+
+
+def test_external_agent_answered_by_a_machine_never_dials_the_callee(asterisk, make_service, sipp):
+    svc = make_service({"dial": {"confirm_external_agent": True, "confirm_timeout_s": 2}})
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario())  # answers, never presses 1
+    call = place(svc, agent="0215550111", call_ref="voicemail")
+    final = svc.wait_state(call["id"], "ended", timeout=20)
+    assert final["reason"] == "agent_no_answer"
+    targets = [m.first_line.split()[1] for m in trunk.received("INVITE")]
+    assert len(targets) == 1 and targets[0].startswith("sip:0215550111@")
+    assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "BYE")

@@ -28,8 +28,14 @@ def final_response(phone, timeout=20.0) -> int:
     return found[0].status
 
 
-def only_call(service) -> dict:
-    calls = service.http.get("/click2dial/calls").json()["calls"]
+def only_call(service, timeout: float = 5.0) -> dict:
+    """The one call in the journal (waits until the app has journalled it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        calls = service.http.get("/click2dial/calls").json()["calls"]
+        if calls or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert len(calls) == 1, calls
     return calls[0]
 
