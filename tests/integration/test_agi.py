@@ -1,0 +1,374 @@
+"""Dialplan-only calls through the FastAGI server (SPEC §5, §6, §9).
+
+A SIPp UAC on 127.0.0.1:5091 is the phone of endpoint 3001, whose context is
+``c2d-agi`` (asterisk_conf/extensions.conf): the dialplan runs
+``AGI(agi://127.0.0.1:4573/click2dial)``, checks ``C2D_STATUS`` and dials the
+trunk (a SIPp UAS on 5070) itself. ``platforma-c2d agi`` runs as a real
+process with its own journal.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from platforma_c2d.store.journal import Journal
+from tests.bench.sipp import uac_scenario, uas_scenario
+from tests.integration.test_rest_calls import _sip_user, assert_trunk_never_saw
+
+PHONE_PORT, TRUNK_PORT = 5091, 5070
+AGENT = "3001"
+OUT, REF = "X-Platforma-Outbound-ID", "X-Platforma-Call-Ref"
+AGI_ADDRESS = ("127.0.0.1", 4573)
+
+
+# --------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------
+
+
+def start_agi(make_service, overrides=None):
+    """``platforma-c2d agi`` as a process; returns (service, journal) once it listens."""
+    return start_agi_named(make_service, None, overrides)
+
+
+def start_agi_named(make_service, name, overrides=None):
+    """Like :func:`start_agi`, in the work directory ``name`` (a ``serve``
+    started with the same name shares its journal)."""
+    svc = make_service(overrides, command="agi", name=name)
+    deadline = time.monotonic() + 15
+    while "FastAGI listening" not in svc.log_path.read_text(errors="replace"):
+        assert svc.proc.poll() is None, svc.tail_log()
+        assert time.monotonic() < deadline, "agi server did not start: " + svc.tail_log()
+        time.sleep(0.05)
+    return svc, Journal(f"sqlite:///{svc.db}")
+
+
+@pytest.fixture
+def agi(make_service):
+    """The AGI server with the bench defaults, and its journal."""
+    return start_agi(make_service)
+
+
+def dial(sipp, callee="0215550100", headers=(), calls=1, rate=None, extra_args=None, **kw):
+    """Endpoint 3001 calls ``callee`` with ``headers``; returns the UAC peer."""
+    scenario = uac_scenario(target=callee, from_user=AGENT, headers=list(headers), **kw)
+    return sipp("phone", PHONE_PORT, scenario, uac_target="127.0.0.1:5060", calls=calls,
+                rate=rate, extra_args=extra_args)
+
+
+def final_responses(phone, count=1, timeout=20.0) -> list[int]:
+    """The final response codes the phone got to its INVITEs (waits for ``count``)."""
+    def is_final(m):
+        return (m.direction == "received" and m.status and m.status >= 200
+                and "INVITE" in (m.header("CSeq") or [""])[0])
+
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [m.status for m in phone.messages() if is_final(m)]
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+def wait_calls(journal, count=1, state="ended", timeout=15.0) -> list[dict]:
+    """The journal's calls once ``count`` of them are in ``state``, newest first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        calls, _total = journal.list(limit=500)
+        if sum(c["state"] == state for c in calls) >= count or time.monotonic() > deadline:
+            return calls
+        time.sleep(0.1)
+
+
+def cdr_rows_for(asterisk, call_id, count=1):
+    """CDR rows tagged with our call id (the column c2d_call_id)."""
+    return asterisk.wait_cdr_rows(lambda r: r["c2d_call_id"] == call_id, count=count)
+
+
+# --------------------------------------------------------------------------
+# accepted calls
+# --------------------------------------------------------------------------
+
+
+def test_agi_call_reaches_the_trunk_with_the_clid_and_the_cdr_carries_the_call_ref(
+        asterisk, agi, sipp):
+    _svc, journal = agi
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=300))
+    phone = dial(sipp, headers=[f"{OUT}: 0215550199", f"{REF}: ord-42.a_b~c:d"], talk_ms=1500)
+    assert final_responses(phone) == [200]
+    assert phone.wait(timeout=20) == 0
+
+    invite = trunk.received("INVITE")[0]
+    assert invite.first_line.startswith("INVITE sip:0215550100@")
+    assert _sip_user(invite.header("From")[0]) == "0215550199"
+    assert [_sip_user(v) for v in invite.header("P-Asserted-Identity")] == ["0215550199"]
+    assert_trunk_never_saw(trunk, AGENT)
+    assert not any(AGENT in m.text for m in trunk.received()), "the trunk saw the agent's extension"
+
+    [call] = wait_calls(journal)
+    assert call["origin"] == "agi" and call["state"] == "ended" and call["reason"] == "completed"
+    assert (call["agent"], call["callee"], call["outbound_id"], call["clid"], call["call_ref"]) == \
+        (AGENT, "0215550100", "0215550199", "0215550199", "ord-42.a_b~c:d")
+    assert call["answered_at"] and 0.8 <= call["duration_s"] <= 3.5, call
+
+    # One CDR row per call: the Dial's (the hangup handler opens no second one).
+    time.sleep(0.5)
+    [row] = cdr_rows_for(asterisk, call["id"])
+    assert (row["call_ref"], row["c2d_leg"], row["disposition"], row["dst"], row["src"]) == \
+        ("ord-42.a_b~c:d", "agent", "ANSWERED", "0215550100", "0215550199"), row
+    assert row["dstchannel"].startswith("PJSIP/trunk-") and row["lastapp"] == "Dial", row
+
+
+def test_agi_call_without_headers_presents_the_default_clid_and_no_call_ref(asterisk, agi, sipp):
+    _svc, journal = agi
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
+    phone = dial(sipp, talk_ms=300)
+    assert final_responses(phone) == [200]
+    phone.wait(timeout=20)
+    invite = trunk.received("INVITE")[0]
+    assert _sip_user(invite.header("From")[0]) == "0115550000"
+    assert [_sip_user(v) for v in invite.header("P-Asserted-Identity")] == ["0115550000"]
+    [call] = wait_calls(journal)
+    assert (call["outbound_id"], call["clid"], call["call_ref"]) == ("", "0115550000", "")
+    assert all(r["call_ref"] == "" for r in cdr_rows_for(asterisk, call["id"]))
+
+
+def test_agi_empty_headers_count_as_not_given(asterisk, agi, sipp):
+    _svc, journal = agi
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
+    phone = dial(sipp, headers=[f"{OUT}:", f"{REF}:"], talk_ms=300)
+    assert final_responses(phone) == [200]
+    phone.wait(timeout=20)
+    assert _sip_user(trunk.received("INVITE")[0].header("From")[0]) == "0115550000"
+    [call] = wait_calls(journal)
+    assert call["reason"] == "completed" and call["clid"] == "0115550000" and call["call_ref"] == ""
+
+
+def test_agi_random_outbound_id_draws_from_the_pool(asterisk, agi, sipp):
+    _svc, journal = agi
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
+    phone = dial(sipp, headers=[f"{OUT}: random", f"{REF}: rnd"], talk_ms=300)
+    assert final_responses(phone) == [200]
+    phone.wait(timeout=20)
+    clid = _sip_user(trunk.received("INVITE")[0].header("From")[0])
+    assert clid in ("0115550001", "0115550002")
+    [call] = wait_calls(journal)
+    assert call["outbound_id"] == "random" and call["clid"] == clid
+
+
+# --------------------------------------------------------------------------
+# how an accepted call ended (hangup handler -> click2dial-hangup)
+# --------------------------------------------------------------------------
+
+
+def test_agi_callee_busy_is_journalled_callee_busy(asterisk, agi, sipp):
+    _svc, journal = agi
+    sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=200, reject_code=486))
+    phone = dial(sipp, headers=[f"{REF}: busy-1"])
+    assert final_responses(phone) == [486]
+    [call] = wait_calls(journal)
+    assert call["reason"] == "callee_busy" and call["answered_at"] is None
+    assert call["duration_s"] == 0
+    time.sleep(0.5)
+    [row] = cdr_rows_for(asterisk, call["id"])
+    assert (row["call_ref"], row["disposition"]) == ("busy-1", "BUSY"), row
+
+
+def test_agi_agent_hangs_up_while_the_callee_rings_is_cancelled(asterisk, agi, sipp):
+    _svc, journal = agi
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(answer=False))
+    phone = dial(sipp, headers=[f"{REF}: gave-up"], cancel_after_ms=1500)
+    assert final_responses(phone) == [487]
+    assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "CANCEL")
+    [call] = wait_calls(journal)
+    assert call["reason"] == "cancelled"
+
+
+def test_agi_unreachable_callee_is_callee_unavailable(asterisk, agi, sipp):
+    _svc, journal = agi
+    sipp("trunk", TRUNK_PORT, uas_scenario(reject_code=503))
+    phone = dial(sipp)
+    assert final_responses(phone)[0] >= 400
+    [call] = wait_calls(journal)
+    assert call["reason"] == "callee_unavailable"
+
+
+# --------------------------------------------------------------------------
+# refused calls: C2D_STATUS -> the dialplan's rejection
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("callee,headers,code,status,fields,cdr_ref", [
+    ("0215550100", [f"{OUT}: +27215550199", f"{REF}: rej-1"], 403, "invalid-request",
+     ["outbound_id"], "rej-1"),
+    ("0215550100", [f"{OUT}: Random"], 403, "invalid-request", ["outbound_id"], ""),
+    ("0215550100", [f"{REF}: bad ref"], 403, "invalid-request", ["call_ref"], ""),
+    ("0215550100", [f"{REF}: ref;x=1"], 403, "invalid-request", ["call_ref"], ""),
+    ("12345", [f"{OUT}: 0215550199", f"{REF}: rej-2"], 484, "invalid-callee", ["callee"], "rej-2"),
+    ("12345", [f"{OUT}: 12"], 484, "invalid-callee", ["callee", "outbound_id"], ""),
+])
+def test_agi_invalid_input_is_rejected_by_the_dialplan_and_nothing_reaches_the_trunk(
+        asterisk, agi, sipp, callee, headers, code, status, fields, cdr_ref):
+    _svc, journal = agi
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
+    phone = dial(sipp, callee=callee, headers=headers)
+    assert final_responses(phone) == [code]
+    [call] = wait_calls(journal)
+    assert call["origin"] == "agi" and call["reason"] == "rejected"
+    detail = journal.events(call["id"])[-1]["detail"]
+    assert detail.startswith(f"refused ({status}; fields {','.join(fields)}): "), detail
+    # The attempt's one CDR row is joined to the journal; a valid call_ref is on it.
+    [row] = cdr_rows_for(asterisk, call["id"])
+    assert row["call_ref"] == cdr_ref and row["dstchannel"] == "", row
+    time.sleep(0.3)
+    assert trunk.received() == []
+
+
+def test_agi_clid_outside_the_allowed_list_is_rejected_403(asterisk, make_service, sipp):
+    _svc, journal = start_agi(make_service, {"clid": {
+        "default": "0115550000", "pool": ["0115550001"],
+        "allowed": ["0115550000", "0115550001"]}})
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
+    phone = dial(sipp, headers=[f"{OUT}: 0215550199"])
+    assert final_responses(phone) == [403]
+    [call] = wait_calls(journal)
+    assert call["reason"] == "rejected"
+    detail = journal.events(call["id"])[-1]["detail"]
+    assert detail.startswith("refused (clid-not-allowed; fields outbound_id)"), detail
+    time.sleep(0.3)
+    assert trunk.received() == []
+
+
+def test_agi_denied_destination_is_rejected_403(asterisk, make_service, sipp):
+    _svc, journal = start_agi(make_service, {"policy": {"callee_deny_prefixes": ["00"]}})
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
+    phone = dial(sipp, callee="0044201234567")
+    assert final_responses(phone) == [403]
+    [call] = wait_calls(journal)
+    detail = journal.events(call["id"])[-1]["detail"]
+    assert detail.startswith("refused (destination-not-allowed; fields callee)"), detail
+    time.sleep(0.3)
+    assert trunk.received() == []
+
+
+def test_agi_call_shares_the_journal_with_the_rest_service(asterisk, make_service, sipp):
+    """With one store for ``agi`` and ``serve``, the REST API lists AGI calls
+    (``origin: agi``), and the service connecting to ARI while an AGI call is
+    up leaves that call to the dialplan: it still ends ``completed``."""
+    _agi, journal = start_agi_named(make_service, "shared")
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
+    phone = dial(sipp, headers=[f"{REF}: shared-1"], talk_ms=4000)
+    assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "ACK")
+    [call] = wait_calls(journal, state="dialing_callee")
+    api = make_service(name="shared")               # reconciles the journal on connect
+    assert api.get_call(call["id"])["state"] == "dialing_callee"
+    assert phone.wait(timeout=20) == 0
+    ended = wait_calls(journal)[0]
+    assert ended["reason"] == "completed", ended
+    listed = api.http.get("/click2dial/calls").json()["calls"]
+    assert [(c["id"], c["origin"], c["reason"]) for c in listed] == \
+        [(call["id"], "agi", "completed")]
+
+
+# --------------------------------------------------------------------------
+# the server down, full or stalled
+# --------------------------------------------------------------------------
+
+
+def test_agi_server_down_rejects_with_503_at_once(asterisk, sipp):
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
+    started = time.monotonic()
+    phone = dial(sipp, headers=[f"{OUT}: 0215550199"])
+    assert final_responses(phone, timeout=5) == [503]
+    assert time.monotonic() - started < 2.0
+    assert phone.wait(timeout=5) == 0
+    assert trunk.received() == []
+
+
+def test_agi_server_stopped_then_started_again_serves_calls(asterisk, make_service, sipp):
+    svc, _journal = start_agi(make_service)
+    svc.stop()
+    assert svc.proc.returncode == 0, svc.tail_log()
+    sipp("trunk", TRUNK_PORT, uas_scenario())
+    phone = dial(sipp)
+    assert final_responses(phone, timeout=5) == [503]
+    phone.wait(timeout=10)
+    _svc2, journal = start_agi(make_service)
+    assert final_responses(dial(sipp, talk_ms=300)) == [200]
+    assert wait_calls(journal)[0]["reason"] == "completed"
+
+
+def test_agi_idle_connections_neither_stall_calls_nor_exceed_max_connections(
+        asterisk, make_service, sipp):
+    _svc, journal = start_agi(make_service, {"agi": {"max_connections": 2, "read_timeout_s": 6.0}})
+    sipp("trunk", TRUNK_PORT, uas_scenario())
+    idle = [socket.create_connection(AGI_ADDRESS)]       # says nothing, holds a slot
+    try:
+        started = time.monotonic()
+        phone = dial(sipp, headers=[f"{REF}: beside-idle"], talk_ms=200)
+        assert final_responses(phone) == [200]
+        assert time.monotonic() - started < 3.0, "an idle connection delayed the call"
+        phone.wait(timeout=10)
+
+        idle.append(socket.create_connection(AGI_ADDRESS))  # now every slot is taken
+        time.sleep(0.2)
+        started = time.monotonic()
+        phone = dial(sipp, headers=[f"{REF}: full"])
+        assert final_responses(phone, timeout=5) == [503]
+        assert time.monotonic() - started < 2.0
+        phone.wait(timeout=10)
+
+        # The server drops a silent connection after read_timeout_s.
+        idle[0].settimeout(10)
+        assert idle[0].recv(1) == b""
+    finally:
+        for s in idle:
+            s.close()
+    time.sleep(0.3)
+    assert final_responses(dial(sipp, headers=[f"{REF}: after"], talk_ms=200)) == [200]
+    calls = wait_calls(journal, count=2)
+    assert sorted(c["call_ref"] for c in calls) == ["after", "beside-idle"]
+
+
+# --------------------------------------------------------------------------
+# several calls at once
+# --------------------------------------------------------------------------
+
+
+def test_twenty_agi_calls_at_once_are_each_answered_correctly(asterisk, agi, sipp, bench_root):
+    """20 calls placed 10 ms apart, each with its own callee, CLID and call_ref:
+    every one reaches the trunk with its own CLID, is journalled and tagged
+    with its own call_ref (no answer crosses over to another session)."""
+    _svc, journal = agi
+    n = 20
+    expected = {f"02155501{i:02d}": (f"02155502{i:02d}", f"load-{i}") for i in range(n)}
+    inf = bench_root / "tmp/c2d-bench/agi-load.csv"
+    inf.parent.mkdir(parents=True, exist_ok=True)
+    inf.write_text("SEQUENTIAL\n" + "".join(f"{c};{o};{r};\n" for c, (o, r) in expected.items()))
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=500))
+    phone = dial(sipp, callee="[field0]", headers=[f"{OUT}: [field1]", f"{REF}: [field2]"],
+                 calls=n, rate=100, talk_ms=1500,
+                 extra_args=["-inf", "/tmp/c2d-bench/agi-load.csv"])
+    assert phone.wait(timeout=60) == 0, "some calls failed"
+    assert final_responses(phone, count=n) == [200] * n
+
+    invites = trunk.received("INVITE")
+    assert len(invites) == n
+    for invite in invites:
+        callee = invite.first_line.split()[1][4:].split("@")[0]
+        clid, _ref = expected[callee]
+        assert _sip_user(invite.header("From")[0]) == clid, invite.text
+        assert [_sip_user(v) for v in invite.header("P-Asserted-Identity")] == [clid]
+
+    calls = wait_calls(journal, count=n, timeout=20)
+    assert len(calls) == n
+    time.sleep(0.5)
+    for call in calls:
+        assert call["origin"] == "agi" and call["reason"] == "completed", call
+        assert (call["clid"], call["call_ref"]) == expected[call["callee"]], call
+        [row] = cdr_rows_for(asterisk, call["id"])
+        assert (row["call_ref"], row["dst"], row["src"]) == \
+            (call["call_ref"], call["callee"], call["clid"]), row

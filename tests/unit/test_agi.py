@@ -1,0 +1,474 @@
+"""The FastAGI server's parts without Asterisk (SPEC §1, §6, §9).
+
+The scripts are driven through the real protocol code (pyst2 over
+:class:`AgiChannel`) by a fake Asterisk on the other end of a socket pair:
+it sends an ``agi_*`` environment, answers ``GET VARIABLE`` from a dict and
+records every ``SET VARIABLE``. The real Asterisk is in
+tests/integration/test_agi.py.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import socket
+import threading
+import time
+
+import pytest
+
+from platforma_c2d import rules
+from platforma_c2d.agi.channel import MAX_LINE, AgiChannel, AgiClosed, LineReader
+from platforma_c2d.agi.scripts import (
+    AgiScripts, agent_from_channel_name, answered_seconds, reason_for_dial, script_name,
+    status_for,
+)
+from platforma_c2d.agi.server import AgiServer
+from platforma_c2d.calls.errors import ClidNotAllowed, DestinationNotAllowed
+from platforma_c2d.calls.model import Call, Origin, Reason, State
+from platforma_c2d.calls.policy import Policy
+from platforma_c2d.config import loads_config
+from platforma_c2d.store.journal import Journal
+
+OUT_HEADER = "PJSIP_HEADER(read,X-Platforma-Outbound-ID)"
+REF_HEADER = "PJSIP_HEADER(read,X-Platforma-Call-Ref)"
+
+
+class FakeAsterisk(threading.Thread):
+    """The Asterisk end of one FastAGI connection.
+
+    ``env``: the agi_* environment; ``variables``: what GET VARIABLE answers
+    (a missing name is unset). ``commands`` records every command line;
+    ``sets`` the SET VARIABLE (name, value) pairs in order. ``hangup_after``:
+    send an asynchronous ``HANGUP`` line before the answer to that command
+    number (0-based). ``drop_on_set``: close the connection instead of
+    answering the first SET VARIABLE (Asterisk gone mid-session).
+    """
+
+    def __init__(self, sock, env, variables, hangup_after=None, drop_on_set=False):
+        super().__init__(daemon=True)
+        self.sock, self.env, self.variables = sock, env, dict(variables)
+        self.hangup_after = hangup_after
+        self.drop_on_set = drop_on_set
+        self.commands: list[str] = []
+        self.sets: list[tuple[str, str]] = []
+
+    def run(self):
+        f = self.sock.makefile("rwb")
+        try:
+            f.write("".join(f"{k}: {v}\n" for k, v in self.env.items()).encode() + b"\n")
+            f.flush()
+            for raw in f:
+                line = raw.decode().rstrip("\n")
+                if len(self.commands) == self.hangup_after:
+                    f.write(b"HANGUP\n")
+                self.commands.append(line)
+                get = re.fullmatch(r'GET VARIABLE "([^"]*)"', line)
+                put = re.fullmatch(r'SET VARIABLE "([^"]*)" "([^"]*)"', line)
+                if get:
+                    value = self.variables.get(get.group(1), "")
+                    f.write(f"200 result=1 ({value})\n".encode() if value else b"200 result=0\n")
+                elif put and self.drop_on_set:
+                    return
+                elif put:
+                    self.sets.append((put.group(1), put.group(2)))
+                    self.variables[put.group(1)] = put.group(2)
+                    f.write(b"200 result=1\n")
+                else:
+                    f.write(b"510 Invalid or unknown command\n")
+                f.flush()
+        except OSError:
+            pass
+        finally:
+            self.sock.close()
+
+    @property
+    def set_names(self) -> list[str]:
+        return [name for name, _ in self.sets]
+
+
+def agi_env(script="click2dial", exten="0215550100", channel="PJSIP/3001-0000002a",
+            tech="PJSIP"):
+    return {"agi_network": "yes", "agi_network_script": script,
+            "agi_request": f"agi://127.0.0.1:4573/{script}", "agi_channel": channel,
+            "agi_type": tech, "agi_context": "c2d-agi", "agi_extension": exten,
+            "agi_priority": "3", "agi_callerid": "3001"}
+
+
+@pytest.fixture
+def journal(tmp_path):
+    j = Journal(f"sqlite:///{tmp_path / 'calls.sqlite3'}")
+    yield j
+    j.close()
+
+
+def make_scripts(journal, toml=""):
+    cfg = loads_config(toml, env={})
+    return AgiScripts(journal, cfg.clid, Policy(cfg.clid, cfg.policy), rng=random.Random(7))
+
+
+def run_session(scripts, env, variables, **kw):
+    """Run one session against a fake Asterisk; returns (status, fake)."""
+    ours, theirs = socket.socketpair()
+    fake = FakeAsterisk(theirs, env, variables, **kw)
+    fake.start()
+    try:
+        agi = AgiChannel.on_socket(ours, read_timeout_s=2, session_timeout_s=5)
+        status = scripts.handle(agi)
+    finally:
+        ours.close()
+        fake.join(timeout=5)
+    return status, fake
+
+
+HEADERS = {"CHANNEL(endpoint)": "3001", OUT_HEADER: "0215550199", REF_HEADER: "ord-42"}
+
+
+# --------------------------------------------------------------------------
+# pure parts
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path,name", [("click2dial", "click2dial"), ("/click2dial", "click2dial"),
+                                       ("click2dial?x=1", "click2dial"), ("", ""),
+                                       ("click2dial-hangup", "click2dial-hangup")])
+def test_script_name_is_the_agi_url_path(path, name):
+    assert script_name({"agi_network_script": path}) == name
+
+
+@pytest.mark.parametrize("channel,agent", [("PJSIP/3001-0000002a", "3001"),
+                                           ("SIP/1001-00000001", "1001"),
+                                           ("Local/0215550100@c2d-agi-00000001;2", ""),
+                                           ("PJSIP/3001", ""), ("", "")])
+def test_agent_is_the_endpoint_part_of_the_channel_name(channel, agent):
+    assert agent_from_channel_name(channel) == agent
+
+
+def test_status_invalid_callee_when_the_callee_is_among_the_bad_fields():
+    exc = rules.ValidationError({"callee": "bad", "outbound_id": "bad"})
+    assert status_for(exc) == ("invalid-callee", {"callee": "bad", "outbound_id": "bad"})
+
+
+def test_status_invalid_request_for_other_bad_fields():
+    assert status_for(rules.ValidationError({"call_ref": "bad"}))[0] == "invalid-request"
+    assert status_for(rules.RuleError("outbound_id", "pool empty"))[0] == "invalid-request"
+
+
+def test_status_of_policy_refusals_is_their_error_id():
+    assert status_for(ClidNotAllowed("no", {"outbound_id": "x"}))[0] == "clid-not-allowed"
+    assert status_for(DestinationNotAllowed("no", {"callee": "x"}))[0] == "destination-not-allowed"
+
+
+@pytest.mark.parametrize("dialstatus,cause,reason", [
+    ("ANSWER", "16", Reason.COMPLETED), ("BUSY", "17", Reason.CALLEE_BUSY),
+    ("NOANSWER", "16", Reason.CALLEE_NO_ANSWER), ("CONGESTION", "34", Reason.CALLEE_UNAVAILABLE),
+    ("CHANUNAVAIL", "20", Reason.CALLEE_UNAVAILABLE), ("CANCEL", "16", Reason.CANCELLED),
+    ("", "16", Reason.CANCELLED), ("", "34", Reason.FAILED), ("", "", Reason.FAILED),
+    ("INVALIDARGS", "16", Reason.FAILED), ("DONTCALL", "", Reason.FAILED),
+])
+def test_reason_from_dialstatus(dialstatus, cause, reason):
+    assert reason_for_dial(dialstatus, cause) is reason
+
+
+def test_answered_seconds_prefers_milliseconds():
+    assert answered_seconds("12345", "12") == 12.345
+    assert answered_seconds("", "12") == 12.0
+    assert answered_seconds("", "") is None and answered_seconds("x", "-1") is None
+
+
+# --------------------------------------------------------------------------
+# the click2dial script
+# --------------------------------------------------------------------------
+
+
+def test_accepted_call_sets_clid_caller_id_cdr_and_status_last(journal):
+    status, fake = run_session(make_scripts(journal), agi_env(), HEADERS)
+    assert status == "OK"
+    sets = dict(fake.sets)
+    assert fake.set_names[-1] == "C2D_STATUS" and sets["C2D_STATUS"] == "OK"
+    assert sets["C2D_CLID"] == sets["CALLERID(num)"] == sets["CDR(c2d_clid)"] == "0215550199"
+    assert sets["CALLERID(name)"] == ""
+    assert sets["C2D_CALL_REF"] == sets["CDR(call_ref)"] == "ord-42"
+    assert sets["CDR(c2d_leg)"] == "agent" and sets["CDR(c2d_agent)"] == "3001"
+    [call], total = journal.list()
+    assert total == 1 and sets["C2D_CALL_ID"] == sets["CDR(c2d_call_id)"] == call["id"]
+    assert (call["origin"], call["state"], call["agent"], call["callee"], call["clid"],
+            call["call_ref"]) == ("agi", "dialing_callee", "3001", "0215550100", "0215550199",
+                                  "ord-42")
+
+
+def test_channel_variables_win_over_the_headers(journal):
+    variables = {**HEADERS, "C2D_OUTBOUND_ID": "0215550177", "C2D_CALL_REF": "from-var"}
+    status, fake = run_session(make_scripts(journal), agi_env(), variables)
+    assert status == "OK"
+    assert dict(fake.sets)["C2D_CLID"] == "0215550177"
+    assert dict(fake.sets)["CDR(call_ref)"] == "from-var"
+    assert not any("PJSIP_HEADER" in c for c in fake.commands), "headers read although vars set"
+
+
+def test_an_empty_channel_variable_falls_back_to_the_header(journal):
+    variables = {**HEADERS, "C2D_OUTBOUND_ID": "", "C2D_CALL_REF": "from-var"}
+    _status, fake = run_session(make_scripts(journal), agi_env(), variables)
+    assert dict(fake.sets)["C2D_CLID"] == "0215550199"
+    assert dict(fake.sets)["C2D_CALL_REF"] == "from-var"
+
+
+def test_headers_are_read_only_on_pjsip_channels(journal):
+    status, fake = run_session(make_scripts(journal), agi_env(channel="SIP/3001-00000001",
+                                                              tech="SIP"), HEADERS)
+    assert status == "OK"
+    assert not any("PJSIP" in c or "endpoint" in c for c in fake.commands), fake.commands
+    assert journal.list()[0][0]["agent"] == "3001"
+    assert dict(fake.sets)["C2D_CLID"] == "0115550000"  # [clid] default
+
+
+def test_agent_from_the_channel_name_when_channel_endpoint_is_empty(journal):
+    status, _fake = run_session(make_scripts(journal), agi_env(),
+                                {k: v for k, v in HEADERS.items() if k != "CHANNEL(endpoint)"})
+    assert status == "OK" and journal.list()[0][0]["agent"] == "3001"
+
+
+def test_random_draws_from_the_pool(journal):
+    status, fake = run_session(make_scripts(journal), agi_env(), {**HEADERS, OUT_HEADER: "random"})
+    assert status == "OK" and dict(fake.sets)["C2D_CLID"] in ("0115550001", "0115550002")
+    assert journal.list()[0][0]["outbound_id"] == "random"
+
+
+def test_a_long_call_ref_is_cut_to_230(journal):
+    _status, fake = run_session(make_scripts(journal), agi_env(),
+                                {**HEADERS, REF_HEADER: "a" * 300})
+    assert dict(fake.sets)["CDR(call_ref)"] == "a" * 230
+
+
+@pytest.mark.parametrize("exten,variables,status,fields", [
+    ("0215550100", {OUT_HEADER: "+27215550199"}, "invalid-request", "outbound_id"),
+    ("0215550100", {OUT_HEADER: "Random"}, "invalid-request", "outbound_id"),
+    ("0215550100", {REF_HEADER: "a b"}, "invalid-request", "call_ref"),
+    ("12345", {}, "invalid-callee", "callee"),
+    ("12345", {OUT_HEADER: "1"}, "invalid-callee", "callee,outbound_id"),
+    ("0215550100", {"CHANNEL(endpoint)": "alice"}, "invalid-request", "agent"),
+])
+def test_refused_call_sets_the_error_id_and_nothing_to_dial_with(journal, exten, variables,
+                                                                 status, fields):
+    got, fake = run_session(make_scripts(journal), agi_env(exten=exten), {**HEADERS, **variables})
+    assert got == status
+    sets = dict(fake.sets)
+    assert sets["C2D_STATUS"] == status and sets["C2D_ERROR_FIELDS"] == fields
+    assert fake.set_names[-1] == "C2D_STATUS"
+    assert not {"C2D_CLID", "CALLERID(num)", "CALLERID(name)", "C2D_CALL_REF"} & set(sets)
+    [call], _ = journal.list()
+    assert (call["origin"], call["state"], call["reason"]) == ("agi", "ended", "rejected")
+    assert sets["C2D_CALL_ID"] == sets["CDR(c2d_call_id)"] == call["id"]
+
+
+def test_refused_call_keeps_a_valid_call_ref_on_its_cdr(journal):
+    _status, fake = run_session(make_scripts(journal), agi_env(),
+                                {**HEADERS, OUT_HEADER: "12", REF_HEADER: "keep-me"})
+    assert dict(fake.sets)["CDR(call_ref)"] == "keep-me"
+
+
+def test_clid_outside_the_allowed_list_is_clid_not_allowed(journal):
+    scripts = make_scripts(journal, '[clid]\ndefault = "0115550000"\npool = ["0115550001"]\n'
+                                    'allowed = ["0115550000", "0115550001"]\n')
+    status, _fake = run_session(scripts, agi_env(), HEADERS)
+    assert status == "clid-not-allowed"
+
+
+def test_denied_prefix_is_destination_not_allowed(journal):
+    scripts = make_scripts(journal, '[policy]\ncallee_deny_prefixes = ["021"]\n')
+    status, fake = run_session(scripts, agi_env(), HEADERS)
+    assert status == "destination-not-allowed" and dict(fake.sets)["C2D_ERROR_FIELDS"] == "callee"
+
+
+def test_random_with_an_empty_pool_is_invalid_request(journal):
+    scripts = make_scripts(journal, "[clid]\npool = []\n")
+    status, _fake = run_session(scripts, agi_env(), {**HEADERS, OUT_HEADER: "random"})
+    assert status == "invalid-request"
+
+
+@pytest.mark.parametrize("evil", ['0215550199" "x', "ord-42\\", "x)y", "a\tb", "ü", "ord 42"])
+def test_raw_input_never_reaches_a_set_variable_command(journal, evil):
+    _status, fake = run_session(make_scripts(journal), agi_env(),
+                                {**HEADERS, OUT_HEADER: evil, REF_HEADER: evil})
+    for command in fake.commands:
+        if command.startswith("SET VARIABLE"):
+            assert evil not in command, command
+
+
+def test_unknown_script_is_told_so_and_not_journalled(journal):
+    status, fake = run_session(make_scripts(journal), agi_env(script="other"), HEADERS)
+    assert status == "unknown-script" and fake.sets == [("C2D_STATUS", "unknown-script")]
+    assert journal.list() == ([], 0)
+
+
+def test_journal_down_is_internal_error_and_nothing_to_dial_with(journal):
+    class BrokenJournal:
+        def record(self, *_a, **_kw):
+            raise RuntimeError("database is locked")
+
+    scripts = make_scripts(journal)
+    scripts.journal = BrokenJournal()
+    status, fake = run_session(scripts, agi_env(), HEADERS)
+    assert status == "internal-error" and fake.sets == [("C2D_STATUS", "internal-error")]
+
+
+def test_asterisk_gone_before_the_call_id_is_set_journals_the_call_failed(journal):
+    with pytest.raises(AgiClosed):
+        run_session(make_scripts(journal), agi_env(), HEADERS, drop_on_set=True)
+    [call], _ = journal.list()
+    assert (call["state"], call["reason"]) == ("ended", "failed")
+
+
+def test_a_hangup_line_from_asterisk_does_not_break_the_session(journal):
+    status, _fake = run_session(make_scripts(journal), agi_env(), HEADERS, hangup_after=2)
+    assert status == "OK"
+
+
+# --------------------------------------------------------------------------
+# the click2dial-hangup script
+# --------------------------------------------------------------------------
+
+
+def accept(journal, scripts=None):
+    _status, fake = run_session(scripts or make_scripts(journal), agi_env(), HEADERS)
+    return dict(fake.sets)["C2D_CALL_ID"]
+
+
+def hang_up(scripts, call_id, dialstatus, cause="16", answered_ms=""):
+    return run_session(scripts, agi_env(script="click2dial-hangup", exten="s"),
+                       {"C2D_CALL_ID": call_id, "DIALSTATUS": dialstatus, "HANGUPCAUSE": cause,
+                        "ANSWEREDTIME_MS": answered_ms,
+                        "ANSWEREDTIME": str(int(answered_ms) // 1000) if answered_ms else ""})
+
+
+def test_hangup_script_ends_an_answered_call_completed_with_its_talk_time(journal):
+    scripts = make_scripts(journal)
+    call_id = accept(journal, scripts)
+    _status, fake = hang_up(scripts, call_id, "ANSWER", answered_ms="12345")
+    assert fake.sets == []
+    call = journal.get(call_id)
+    assert (call["state"], call["reason"], call["duration_s"]) == ("ended", "completed", 12.345)
+    assert [e["state"] for e in journal.events(call_id)] == ["dialing_callee", "ended"]
+
+
+@pytest.mark.parametrize("dialstatus,reason", [("BUSY", "callee_busy"), ("CANCEL", "cancelled"),
+                                               ("NOANSWER", "callee_no_answer")])
+def test_hangup_script_ends_an_unanswered_call_with_the_dial_reason(journal, dialstatus, reason):
+    scripts = make_scripts(journal)
+    call_id = accept(journal, scripts)
+    hang_up(scripts, call_id, dialstatus)
+    call = journal.get(call_id)
+    assert call["reason"] == reason and call["answered_at"] is None and call["duration_s"] == 0
+
+
+def test_hangup_script_leaves_refused_unknown_and_other_calls_alone(journal):
+    scripts = make_scripts(journal)
+    _status, fake = run_session(scripts, agi_env(exten="12345"), HEADERS)
+    refused = dict(fake.sets)["C2D_CALL_ID"]
+    rest = Call(id="f" * 32, origin=Origin.REST, agent="1001", callee="0215550100",
+                outbound_id="", clid="0115550000", call_ref="", state=State.DIALING_AGENT)
+    journal.record(rest, "placed")
+    for call_id in (refused, rest.id, "0" * 32, "not-an-id", ""):
+        hang_up(scripts, call_id, "ANSWER", answered_ms="1000")
+    assert journal.get(refused)["reason"] == "rejected"
+    assert journal.get(rest.id)["state"] == "dialing_agent"
+    assert len(journal.events(refused)) == 1
+
+
+def test_hangup_script_run_twice_ends_the_call_once(journal):
+    scripts = make_scripts(journal)
+    call_id = accept(journal, scripts)
+    hang_up(scripts, call_id, "BUSY")
+    hang_up(scripts, call_id, "ANSWER", answered_ms="5000")
+    assert journal.get(call_id)["reason"] == "callee_busy"
+    assert len(journal.events(call_id)) == 2
+
+
+# --------------------------------------------------------------------------
+# the transport: timeouts, limits, hostile values
+# --------------------------------------------------------------------------
+
+
+def test_reader_skips_hangup_lines_and_strips_cr():
+    a, b = socket.socketpair()
+    b.sendall(b"HANGUP\nagi_channel: PJSIP/3001-1\r\n\n")
+    reader = LineReader(a, 1, 5)
+    assert reader.readline() == "agi_channel: PJSIP/3001-1\n" and reader.hung_up
+    assert reader.readline() == "\n"
+
+
+def test_reader_times_out_on_a_silent_peer():
+    a, _b = socket.socketpair()
+    started = time.monotonic()
+    with pytest.raises(AgiClosed, match="in time"):
+        LineReader(a, 0.3, 5).readline()
+    assert time.monotonic() - started < 1.5
+
+
+def test_reader_session_deadline_stops_a_slow_drip():
+    a, b = socket.socketpair()
+    reader = LineReader(a, 0.5, 0.8)
+
+    def drip():
+        for _ in range(20):
+            try:
+                b.sendall(b"x")
+            except OSError:
+                return
+            time.sleep(0.1)
+
+    threading.Thread(target=drip, daemon=True).start()
+    started = time.monotonic()
+    with pytest.raises(AgiClosed):
+        reader.readline()
+    assert time.monotonic() - started < 1.5
+
+
+def test_reader_refuses_endless_lines_and_eof():
+    a, b = socket.socketpair()
+    b.sendall(b"x" * (MAX_LINE + 10))
+    with pytest.raises(AgiClosed, match="longer"):
+        LineReader(a, 1, 5).readline()
+    c, d = socket.socketpair()
+    d.close()
+    with pytest.raises(AgiClosed, match="closed"):
+        LineReader(c, 1, 5).readline()
+
+
+@pytest.mark.parametrize("name,value", [("C2D_STATUS", 'OK" "x'), ("C2D_STATUS", "a b"),
+                                        ("C2D_STATUS", "x\n"), ("C2D_STATUS", "\\"),
+                                        ("C2D STATUS", "OK"), ("CDR(call ref)", "x")])
+def test_channel_set_refuses_what_could_break_the_command_line(name, value):
+    a, b = socket.socketpair()
+    b.sendall(b"agi_channel: PJSIP/3001-1\n\n")
+    agi = AgiChannel.on_socket(a, 1, 5)
+    with pytest.raises(ValueError):
+        agi.set(name, value)
+
+
+def test_server_refuses_connections_beyond_max_connections_at_once(journal):
+    server = AgiServer(("127.0.0.1", 0), make_scripts(journal), max_connections=1,
+                       read_timeout_s=3)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                     daemon=True).start()
+    address = server.server_address
+    try:
+        holder = socket.create_connection(address)   # silent: holds the only slot
+        time.sleep(0.2)
+        extra = socket.create_connection(address)
+        extra.settimeout(2)
+        started = time.monotonic()
+        assert extra.recv(1) == b""                  # closed at once, unread
+        assert time.monotonic() - started < 1.0
+        holder.close()
+        time.sleep(0.2)
+        served = socket.create_connection(address)
+        served.settimeout(3)
+        served.sendall(("".join(f"{k}: {v}\n" for k, v in agi_env(script="nope").items())
+                        + "\n").encode())
+        assert served.recv(200).startswith(b'SET VARIABLE "C2D_STATUS" "unknown-script"')
+        for s in (extra, served):
+            s.close()
+    finally:
+        server.shutdown()
+        server.server_close()
