@@ -4,9 +4,10 @@
 #   - Debian's Chromium (/usr/bin/chromium; playwright's own browser
 #     download is never used)
 #   - Node.js and npm (Debian 12's nodejs is 18: enough, see below)
-#   - tests/browser/node_modules from package-lock.json: sip.js 0.21.2 and
-#     playwright-core 1.61.1 (the last playwright-core that runs on Node 18;
-#     1.62 and later need Node 20)
+#   - tests/browser/node_modules from package-lock.json: sip.js 0.21.2 (the
+#     current API), sip.js 0.7.8 as "sip.js-legacy" (the legacy SIP.UA API;
+#     only its browser bundle is served) and playwright-core 1.61.1 (the last
+#     playwright-core that runs on Node 18; 1.62 and later need Node 20)
 # apt-get update runs only when something has to be installed from apt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,7 +41,8 @@ fi
 cd tests/browser
 stamp=node_modules/.c2d-installed
 if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt "$stamp" ] \
-        || [ ! -f node_modules/sip.js/package.json ] || [ ! -f node_modules/playwright-core/package.json ]; then
+        || [ ! -f node_modules/sip.js/package.json ] || [ ! -f node_modules/sip.js-legacy/package.json ] \
+        || [ ! -f node_modules/playwright-core/package.json ]; then
     echo "install-browser: npm ci in tests/browser"
     npm ci --no-audit --no-fund --loglevel=error
     touch "$stamp"
