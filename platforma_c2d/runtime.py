@@ -15,6 +15,7 @@ from platforma_c2d.ari.client import AriClient
 from platforma_c2d.ari.events import EventStream
 from platforma_c2d.calls.engine import CallEngine
 from platforma_c2d.calls.policy import Policy
+from platforma_c2d.calls.recovery import reconcile
 from platforma_c2d.calls.service import CallService
 from platforma_c2d.calls.stasis import StasisApp
 from platforma_c2d.config import Config
@@ -54,7 +55,7 @@ class Runtime:
         self.metrics.ari_connected.set(1)
         if self.events.connects > 1:
             self.metrics.ari_reconnects.inc()
-        await self.stasis.reconcile()
+        await reconcile(self.engine, self.ari)
 
     async def _disconnected(self) -> None:
         self.metrics.ari_connected.set(0)

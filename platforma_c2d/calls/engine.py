@@ -21,7 +21,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 
 from platforma_c2d.ari.client import AriClient, AriError
 from platforma_c2d.calls import causes
@@ -29,18 +28,11 @@ from platforma_c2d.calls.model import Call, Leg, Origin, Reason, State, new_call
 from platforma_c2d.config import DialConfig
 from platforma_c2d.metrics import Metrics
 from platforma_c2d.rules import CallRequest
-from platforma_c2d.rules import is_extension as rules_is_extension
 from platforma_c2d.store.journal import Journal
 
 log = logging.getLogger("platforma_c2d.calls")
 
 LEG_PREFIX = "c2d-"
-
-
-def _parse_iso(ts: str | None) -> datetime | None:
-    if not ts:
-        return None
-    return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
 
 
 def agent_channel_id(call_id: str) -> str:
@@ -207,14 +199,18 @@ class CallEngine:
         and its CLID chosen. It is journalled before the callee is dialled.
         """
         self._t0[call.id] = time.monotonic()
+        # The caller is on the line already: the call starts at dialing_callee.
+        # No await before it is registered and journalled, so a hang-up
+        # during what follows finds a consistent call.
+        call.agent_leg.up = True
+        call.advance(State.DIALING_CALLEE)
         self._register(call)
-        self._record(call, "call from a phone of agent " + call.agent)
-        await self.tag_channel(call, call.agent_leg.channel_id)
         self.metrics.calls_started.labels(call.origin.value).inc()
         self.metrics.active.inc()
-        call.agent_leg.up = True  # the caller is on the line; answered when the callee answers
-        call.advance(State.DIALING_CALLEE)
-        self._record(call, "dialling the callee")
+        self._record(call, f"call from a phone of agent {call.agent}; dialling the callee")
+        await self.tag_channel(call, call.agent_leg.channel_id)
+        if call.ended:
+            return
         try:
             await self.ari.ring(call.agent_leg.channel_id)  # 180 Ringing to the browser (C26)
         except AriError as exc:
@@ -231,68 +227,39 @@ class CallEngine:
         self._record(call, detail)
         self.metrics.calls_ended.labels(call.origin.value, Reason.REJECTED.value).inc()
 
-    async def adopt_unfinished(self, channels: dict[str, dict], bridges: dict[str, dict]) -> None:
-        """Take back the journal's unfinished calls after a restart of the service.
+    async def resume(self, call: Call, bridges: dict[str, dict]) -> None:
+        """Take back a call of an earlier run, rebuilt from the journal (``recovery``).
 
-        ``channels`` / ``bridges``: what Asterisk has now, by id. A call whose
-        legs are still there is registered again and goes on (timers
-        restarted); one whose legs are all gone is ended: ``completed`` if it
-        was connected, ``failed`` otherwise. Runs on every connect; calls
-        already in memory are left alone.
+        ``bridges``: Asterisk's bridges now, by id. A call whose legs are all
+        gone is ended: ``completed`` if it was connected, ``failed``
+        otherwise; a connected call missing a leg or its bridge ends
+        ``completed``; otherwise it goes on with its timers restarted.
         """
-        for row in self.journal.unfinished():
-            if row["id"] in self.calls:
-                continue
-            if row["origin"] == Origin.AGI.value:
-                continue  # routed by the dialplan; the FastAGI hangup handler ends it
-            call = Call(id=row["id"], origin=Origin(row["origin"]), agent=row["agent"],
-                        callee=row["callee"], outbound_id=row["outbound_id"], clid=row["clid"],
-                        call_ref=row["call_ref"], state=State(row["state"]),
-                        token_name=row["token_name"] or "", bridge_id=row["bridge_id"])
-            call.created_at = _parse_iso(row["created_at"]) or call.created_at
-            call.answered_at = _parse_iso(row["answered_at"])
-            call.agent_is_external = not rules_is_extension(call.agent)
-            # Leg ids are ours and deterministic: a leg requested just before
-            # the crash may not be in the row yet.
-            callee_id = row["callee_channel"] or callee_channel_id(call.id)
-            for role, chan_id in (("agent", row["agent_channel"]), ("callee", callee_id)):
-                if not chan_id or (role == "callee" and not row["callee_channel"]
-                                   and chan_id not in channels):
-                    continue
-                live = channels.get(chan_id)
-                in_app = bool(live and (live["state"] == "Up"
-                                        or (live.get("dialplan") or {}).get("app_name") == "Stasis"))
-                leg = Leg(role, chan_id, started=in_app, up=bool(live and live["state"] == "Up"),
-                          gone=live is None)
-                if role == "agent":
-                    call.agent_leg = leg
-                else:
-                    call.callee_leg = leg
-            self._t0[call.id] = time.monotonic()
-            self._register(call)
-            self.metrics.active.inc()
-            legs = call.legs()
-            if not legs or all(leg.gone for leg in legs):
-                reason = Reason.COMPLETED if call.state is State.CONNECTED else Reason.FAILED
-                await self.teardown(call, reason, "found after a restart with no channel left")
-                continue
-            log.info("call adopted after a restart", extra=self._ctx(call))
-            if call.state is State.CONNECTED:
-                if any(leg.gone for leg in legs) or call.bridge_id not in bridges:
-                    await self.teardown(call, Reason.COMPLETED, "a leg ended while the service was away")
-                    continue
-                remaining = self.dial.max_call_duration_s - call.duration_s
-                self._timer(call, max(1.0, remaining), self._max_duration, call)
-                continue
-            for leg in legs:
-                if not leg.gone and not leg.up:
-                    timeout = (self.dial.agent_ring_timeout_s if leg.role == "agent"
-                               else self.dial.callee_ring_timeout_s)
-                    self._timer(call, timeout, self._ring_timeout, call, leg)
-            agent = call.agent_leg
-            if call.state is State.DIALING_CALLEE and agent is not None and not agent.gone and (
-                    call.callee_leg is None or call.callee_leg.gone):
-                await self._create_callee_leg(call)
+        self._t0[call.id] = time.monotonic()
+        self._register(call)
+        self.metrics.active.inc()
+        legs = call.legs()
+        if not legs or all(leg.gone for leg in legs):
+            reason = Reason.COMPLETED if call.state is State.CONNECTED else Reason.FAILED
+            await self.teardown(call, reason, "found after a restart with no channel left")
+            return
+        log.info("call adopted after a restart", extra=self._ctx(call))
+        if call.state is State.CONNECTED:
+            if any(leg.gone for leg in legs) or call.bridge_id not in bridges:
+                await self.teardown(call, Reason.COMPLETED, "a leg ended while the service was away")
+                return
+            remaining = self.dial.max_call_duration_s - call.duration_s
+            self._timer(call, max(1.0, remaining), self._max_duration, call)
+            return
+        for leg in legs:
+            if not leg.gone and not leg.up:
+                timeout = (self.dial.agent_ring_timeout_s if leg.role == "agent"
+                           else self.dial.callee_ring_timeout_s)
+                self._timer(call, timeout, self._ring_timeout, call, leg)
+        agent = call.agent_leg
+        if call.state is State.DIALING_CALLEE and agent is not None and not agent.gone and (
+                call.callee_leg is None or call.callee_leg.gone):
+            await self._create_callee_leg(call)
 
     # ------------------------------------------------------------------
     # events
@@ -416,7 +383,7 @@ class CallEngine:
 
     async def on_gone(self, call: Call, leg: Leg, cause: int | None) -> None:
         """A leg is destroyed (or was found missing): decide how the call ends."""
-        if cause and (leg.cause in (None, 0, causes.CAUSE_NORMAL) or not leg.cause):
+        if cause and leg.cause in (None, 0, causes.CAUSE_NORMAL):
             leg.cause = cause
         if leg.gone and call.ended:
             return
@@ -431,8 +398,10 @@ class CallEngine:
                 reason = Reason.COMPLETED if call.state is State.CONNECTED else Reason.CANCELLED
             elif not leg.up:
                 reason = causes.unanswered_reason(leg)
-            elif call.state is State.DIALING_CALLEE:
-                reason = Reason.CANCELLED  # agent gave up while the callee rang
+            elif call.state in (State.DIALING_AGENT, State.DIALING_CALLEE):
+                # Gone before the callee answered (while confirming, or while
+                # the callee rang): the agent gave up.
+                reason = Reason.CANCELLED
             else:
                 reason = Reason.COMPLETED
             await self.teardown(call, reason, f"agent leg ended (cause {leg.cause})")

@@ -1,5 +1,6 @@
-"""The Stasis app: routes ARI events to the engine, takes WebRTC calls in,
-and reconciles the engine with Asterisk after every (re)connect.
+"""The Stasis app: routes ARI events to the engine and takes WebRTC calls in.
+
+(Reconciliation after a (re)connect is ``calls.recovery``.)
 
 A channel that enters the app is one of ours when its id is one we chose
 (registered before the request, field report C01). Any other channel that
@@ -17,9 +18,9 @@ import re
 from platforma_c2d import rules
 from platforma_c2d.ari.client import AriClient, AriError
 from platforma_c2d.calls import causes
-from platforma_c2d.calls.engine import LEG_PREFIX, CallEngine, callee_channel_id
+from platforma_c2d.calls.engine import LEG_PREFIX, CallEngine
 from platforma_c2d.calls.errors import C2DError
-from platforma_c2d.calls.model import Call, Leg, Origin, Reason, State, new_call_id
+from platforma_c2d.calls.model import Call, Leg, Origin, new_call_id
 from platforma_c2d.calls.policy import Policy
 from platforma_c2d.config import ClidConfig
 
@@ -150,35 +151,5 @@ class StasisApp:
         await self.engine.start_header_call(call)
         return call
 
-    # ------------------------------------------------------------------
-    # reconciliation (after every connect, SPEC §9, field report C08)
-    # ------------------------------------------------------------------
-    async def reconcile(self) -> None:
-        """Match the engine and the journal with what Asterisk has now.
 
-        Calls whose legs are gone are ended (their events were lost); calls
-        of an earlier run whose channels are still up are adopted again;
-        channels and bridges named ``c2d-`` that belong to no live call are
-        torn down one by one (never a burst in parallel).
-        """
-        channels = {c["id"]: c for c in await self.ari.channels()}
-        bridges = {b["id"]: b for b in await self.ari.bridges()}
-        await self.engine.adopt_unfinished(channels, bridges)
-        for call in list(self.engine.calls.values()):
-            for leg in call.legs():
-                if not leg.gone and leg.started and leg.channel_id not in channels:
-                    await self.engine.on_gone(call, leg, None)
-                elif leg.channel_id in channels and not leg.acted and \
-                        channels[leg.channel_id].get("state") == "Up":
-                    await self.engine.on_up(call, leg)
-        live_channels = set(self.engine.by_channel)
-        live_bridges = {c.bridge_id for c in self.engine.calls.values() if c.bridge_id}
-        for chan_id in channels:
-            if chan_id.startswith(LEG_PREFIX) and chan_id not in live_channels:
-                await self.ari.hangup(chan_id)
-        for bridge_id in bridges:
-            if bridge_id.startswith(LEG_PREFIX) and bridge_id not in live_bridges:
-                await self.ari.destroy_bridge(bridge_id)
-
-
-__all__ = ["StasisApp", "HEADER_OUTBOUND_ID", "HEADER_CALL_REF", "callee_channel_id", "State", "Reason"]
+__all__ = ["StasisApp", "HEADER_OUTBOUND_ID", "HEADER_CALL_REF"]

@@ -1,0 +1,84 @@
+"""Reconciliation after every (re)connect of the ARI socket (SPEC §9, field report C08).
+
+Asterisk does not queue events while the app is away, so after a connect
+the service compares three things — its journal, the calls it holds, and
+the channels and bridges Asterisk has now — and makes them agree:
+
+* journalled calls of an earlier run (not in memory) are rebuilt and handed
+  to ``CallEngine.resume`` (go on, or end with the right reason);
+* calls whose legs vanished while the socket was down are ended (their
+  hangup events were lost);
+* channels and bridges named ``c2d-`` that belong to no live call are torn
+  down one at a time, never in a parallel burst (C08).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from platforma_c2d.ari.client import AriClient
+from platforma_c2d.calls.engine import LEG_PREFIX, CallEngine, callee_channel_id
+from platforma_c2d.calls.model import Call, Leg, Origin, State
+from platforma_c2d.rules import is_extension
+
+
+def _parse_iso(ts: str | None) -> datetime | None:
+    if not ts:
+        return None
+    return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+
+
+def call_from_row(row: dict, channels: dict[str, dict]) -> Call:
+    """Rebuild a journalled call and its legs against Asterisk's channels now.
+
+    ``row``: a whole ``calls`` row (``Journal.unfinished``); ``channels``:
+    ``GET /channels`` by id. A leg whose channel is missing is ``gone``; one
+    that is Up or in Stasis is ``started``. The callee leg id is derived
+    when the row does not have it yet (requested just before a crash).
+    """
+    call = Call(id=row["id"], origin=Origin(row["origin"]), agent=row["agent"],
+                callee=row["callee"], outbound_id=row["outbound_id"], clid=row["clid"],
+                call_ref=row["call_ref"], state=State(row["state"]),
+                token_name=row["token_name"] or "", bridge_id=row["bridge_id"])
+    call.created_at = _parse_iso(row["created_at"]) or call.created_at
+    call.answered_at = _parse_iso(row["answered_at"])
+    call.agent_is_external = not is_extension(call.agent)
+    callee_id = row["callee_channel"] or callee_channel_id(call.id)
+    for role, chan_id in (("agent", row["agent_channel"]), ("callee", callee_id)):
+        if not chan_id or (role == "callee" and not row["callee_channel"] and chan_id not in channels):
+            continue
+        live = channels.get(chan_id)
+        in_app = bool(live and (live["state"] == "Up"
+                                or (live.get("dialplan") or {}).get("app_name") == "Stasis"))
+        leg = Leg(role, chan_id, started=in_app, up=bool(live and live["state"] == "Up"),
+                  gone=live is None)
+        if role == "agent":
+            call.agent_leg = leg
+        else:
+            call.callee_leg = leg
+    return call
+
+
+async def reconcile(engine: CallEngine, ari: AriClient) -> None:
+    """Make the engine, the journal and Asterisk agree (see the module docstring)."""
+    channels = {c["id"]: c for c in await ari.channels()}
+    bridges = {b["id"]: b for b in await ari.bridges()}
+    for row in engine.journal.unfinished():
+        if row["id"] in engine.calls or row["origin"] == Origin.AGI.value:
+            continue  # AGI calls are routed by the dialplan; its hangup handler ends them
+        await engine.resume(call_from_row(row, channels), bridges)
+    for call in list(engine.calls.values()):
+        for leg in call.legs():
+            if not leg.gone and leg.started and leg.channel_id not in channels:
+                await engine.on_gone(call, leg, None)
+            elif leg.channel_id in channels and not leg.acted and \
+                    channels[leg.channel_id].get("state") == "Up":
+                await engine.on_up(call, leg)
+    live_channels = set(engine.by_channel)
+    live_bridges = {c.bridge_id for c in engine.calls.values() if c.bridge_id}
+    for chan_id in channels:
+        if chan_id.startswith(LEG_PREFIX) and chan_id not in live_channels:
+            await ari.hangup(chan_id)
+    for bridge_id in bridges:
+        if bridge_id.startswith(LEG_PREFIX) and bridge_id not in live_bridges:
+            await ari.destroy_bridge(bridge_id)

@@ -1,0 +1,48 @@
+"""Rebuilding journalled calls after a restart (calls.recovery.call_from_row)."""
+
+from __future__ import annotations
+
+from platforma_c2d.calls.model import State
+from platforma_c2d.calls.recovery import call_from_row
+
+ID = "b" * 32
+
+
+def row(**kw) -> dict:
+    base = {"id": ID, "origin": "rest", "agent": "1001", "callee": "0215550100",
+            "outbound_id": "random", "clid": "0115550001", "call_ref": "r", "state": "dialing_agent",
+            "created_at": "2026-01-01T10:00:00.000Z", "answered_at": None,
+            "agent_channel": f"c2d-{ID}-agent", "callee_channel": None, "bridge_id": None,
+            "token_name": ""}
+    return {**base, **kw}
+
+
+def test_a_ringing_agent_leg_is_live_but_not_started():
+    chans = {f"c2d-{ID}-agent": {"state": "Ringing", "dialplan": {"app_name": "AppDial2"}}}
+    call = call_from_row(row(), chans)
+    leg = call.agent_leg
+    assert (leg.started, leg.up, leg.gone) == (False, False, False)
+    assert call.callee_leg is None and call.state is State.DIALING_AGENT
+
+
+def test_a_vanished_leg_is_gone():
+    call = call_from_row(row(state="connected", callee_channel=f"c2d-{ID}-callee",
+                             answered_at="2026-01-01T10:00:05.000Z"), {})
+    assert call.agent_leg.gone and call.callee_leg.gone
+    assert call.answered_at.second == 5
+
+
+def test_a_callee_leg_requested_just_before_a_crash_is_found_by_its_id():
+    chans = {f"c2d-{ID}-agent": {"state": "Up"}, f"c2d-{ID}-callee": {"state": "Ringing"}}
+    call = call_from_row(row(state="dialing_callee"), chans)
+    assert call.callee_leg.channel_id == f"c2d-{ID}-callee" and not call.callee_leg.gone
+    assert call.agent_leg.up and call.agent_leg.started
+
+
+def test_no_callee_leg_when_none_was_requested():
+    call = call_from_row(row(state="dialing_callee"), {f"c2d-{ID}-agent": {"state": "Up"}})
+    assert call.callee_leg is None
+
+
+def test_external_agent_is_recognised():
+    assert call_from_row(row(agent="0215550111"), {}).agent_is_external
