@@ -277,14 +277,27 @@ class SipMessage:
 
     def header(self, name: str) -> list[str]:
         """Values of every header ``name`` (case-insensitive, compact forms not expanded)."""
-        out = []
-        for line in self.text.split("\n")[1:]:
-            if not line.strip():
-                break
-            k, _, v = line.partition(":")
-            if k.strip().lower() == name.lower():
-                out.append(v.strip())
-        return out
+        return header_values(self.text, name)
+
+
+def header_values(message: str, name: str) -> list[str]:
+    """Values of every header ``name`` of a SIP message text (case-insensitive)."""
+    out = []
+    for line in message.replace("\r\n", "\n").split("\n")[1:]:
+        if not line.strip():
+            break
+        k, _, v = line.partition(":")
+        if k.strip().lower() == name.lower():
+            out.append(v.strip())
+    return out
+
+
+def sip_user(value: str) -> str:
+    """The user part of the first SIP URI in a header value ("" when none)."""
+    start = value.find("sip:")
+    if start < 0:
+        return ""
+    return value[start + 4:].split("@", 1)[0].split(";", 1)[0].split(">", 1)[0]
 
 
 def _log_time(stamp: str) -> float | None:

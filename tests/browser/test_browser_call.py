@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bench.sipp import uas_scenario
+from tests.bench.sipp import header_values, sip_user, uas_scenario
 
 pytestmark = pytest.mark.browser
 
@@ -120,24 +120,6 @@ def events(result: dict) -> list[str]:
 def sent_request(result: dict, method: str) -> list[str]:
     """The SIP requests ``method`` the browser wrote on its WebSocket."""
     return [m for m in result["sent"] if m.startswith(method + " ")]
-
-
-def header_values(message: str, name: str) -> list[str]:
-    out = []
-    for line in message.replace("\r\n", "\n").split("\n")[1:]:
-        if not line.strip():
-            break
-        k, _, v = line.partition(":")
-        if k.strip().lower() == name.lower():
-            out.append(v.strip())
-    return out
-
-
-def sip_user(value: str) -> str:
-    start = value.find("sip:")
-    if start < 0:
-        return ""
-    return value[start + 4:].split("@", 1)[0].split(";", 1)[0].split(">", 1)[0]
 
 
 def assert_browser_call_ok(result: dict, call_ref: str) -> None:

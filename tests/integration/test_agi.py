@@ -15,8 +15,8 @@ import time
 import pytest
 
 from platforma_c2d.store.journal import Journal
-from tests.bench.sipp import uac_scenario, uas_scenario
-from tests.integration.test_rest_calls import _sip_user, assert_trunk_never_saw
+from tests.bench.sipp import sip_user, uac_scenario, uas_scenario
+from tests.integration.test_rest_calls import assert_trunk_never_saw
 
 PHONE_PORT, TRUNK_PORT = 5091, 5070
 AGENT = "3001"
@@ -103,8 +103,8 @@ def test_agi_call_reaches_the_trunk_with_the_clid_and_the_cdr_carries_the_call_r
 
     invite = trunk.received("INVITE")[0]
     assert invite.first_line.startswith("INVITE sip:0215550100@")
-    assert _sip_user(invite.header("From")[0]) == "0215550199"
-    assert [_sip_user(v) for v in invite.header("P-Asserted-Identity")] == ["0215550199"]
+    assert sip_user(invite.header("From")[0]) == "0215550199"
+    assert [sip_user(v) for v in invite.header("P-Asserted-Identity")] == ["0215550199"]
     assert_trunk_never_saw(trunk, AGENT)
     assert not any(AGENT in m.text for m in trunk.received()), "the trunk saw the agent's extension"
 
@@ -129,8 +129,8 @@ def test_agi_call_without_headers_presents_the_default_clid_and_no_call_ref(aste
     assert final_responses(phone) == [200]
     phone.wait(timeout=20)
     invite = trunk.received("INVITE")[0]
-    assert _sip_user(invite.header("From")[0]) == "0115550000"
-    assert [_sip_user(v) for v in invite.header("P-Asserted-Identity")] == ["0115550000"]
+    assert sip_user(invite.header("From")[0]) == "0115550000"
+    assert [sip_user(v) for v in invite.header("P-Asserted-Identity")] == ["0115550000"]
     [call] = wait_calls(journal)
     assert (call["outbound_id"], call["clid"], call["call_ref"]) == ("", "0115550000", "")
     assert all(r["call_ref"] == "" for r in cdr_rows_for(asterisk, call["id"]))
@@ -142,7 +142,7 @@ def test_agi_empty_headers_count_as_not_given(asterisk, agi, sipp):
     phone = dial(sipp, headers=[f"{OUT}:", f"{REF}:"], talk_ms=300)
     assert final_responses(phone) == [200]
     phone.wait(timeout=20)
-    assert _sip_user(trunk.received("INVITE")[0].header("From")[0]) == "0115550000"
+    assert sip_user(trunk.received("INVITE")[0].header("From")[0]) == "0115550000"
     [call] = wait_calls(journal)
     assert call["reason"] == "completed" and call["clid"] == "0115550000" and call["call_ref"] == ""
 
@@ -153,7 +153,7 @@ def test_agi_random_outbound_id_draws_from_the_pool(asterisk, agi, sipp):
     phone = dial(sipp, headers=[f"{OUT}: random", f"{REF}: rnd"], talk_ms=300)
     assert final_responses(phone) == [200]
     phone.wait(timeout=20)
-    clid = _sip_user(trunk.received("INVITE")[0].header("From")[0])
+    clid = sip_user(trunk.received("INVITE")[0].header("From")[0])
     assert clid in ("0115550001", "0115550002")
     [call] = wait_calls(journal)
     assert call["outbound_id"] == "random" and call["clid"] == clid
@@ -360,8 +360,8 @@ def test_twenty_agi_calls_at_once_are_each_answered_correctly(asterisk, agi, sip
     for invite in invites:
         callee = invite.first_line.split()[1][4:].split("@")[0]
         clid, _ref = expected[callee]
-        assert _sip_user(invite.header("From")[0]) == clid, invite.text
-        assert [_sip_user(v) for v in invite.header("P-Asserted-Identity")] == [clid]
+        assert sip_user(invite.header("From")[0]) == clid, invite.text
+        assert [sip_user(v) for v in invite.header("P-Asserted-Identity")] == [clid]
 
     calls = wait_calls(journal, count=n, timeout=20)
     assert len(calls) == n

@@ -6,18 +6,11 @@ import time
 
 import pytest
 
-from tests.bench.sipp import uas_scenario
+from tests.bench.sipp import sip_user, uas_scenario
 
 AGENT_PORT, TRUNK_PORT = 5071, 5070
 
 
-def _sip_user(value: str) -> str:
-    """The user part of the first SIP URI in a header value."""
-    start = value.find("sip:")
-    if start < 0:
-        return ""
-    rest = value[start + 4:]
-    return rest.split("@", 1)[0].split(";", 1)[0].split(">", 1)[0]
 
 
 def assert_trunk_never_saw(trunk, forbidden: str) -> None:
@@ -25,7 +18,7 @@ def assert_trunk_never_saw(trunk, forbidden: str) -> None:
     for msg in trunk.received():
         for name in ("From", "P-Asserted-Identity", "Remote-Party-ID", "Contact", "To"):
             for value in msg.header(name):
-                assert _sip_user(value) != forbidden, f"{msg.first_line}: {name}: {value}"
+                assert sip_user(value) != forbidden, f"{msg.first_line}: {name}: {value}"
 
 
 def cdr_rows_of(asterisk, call_id: str, count: int = 1):
@@ -62,11 +55,11 @@ def test_success_agent_then_callee_then_callee_hangs_up(asterisk, service, sipp)
 
     invite = trunk.received("INVITE")[0]
     assert invite.first_line.startswith("INVITE sip:0215550100@")
-    assert _sip_user(invite.header("From")[0]) == "0215550199"
-    assert [_sip_user(v) for v in invite.header("P-Asserted-Identity")] == ["0215550199"]
+    assert sip_user(invite.header("From")[0]) == "0215550199"
+    assert [sip_user(v) for v in invite.header("P-Asserted-Identity")] == ["0215550199"]
     assert_trunk_never_saw(trunk, "1001")
     # The agent's phone showed the callee's number.
-    assert _sip_user(agent.received("INVITE")[0].header("From")[0]) == "0215550100"
+    assert sip_user(agent.received("INVITE")[0].header("From")[0]) == "0215550100"
 
     rows = assert_cdr_tagged(asterisk, call["id"], "ord-42")
     assert any(r["disposition"] == "ANSWERED" and r["dstchannel"].startswith("PJSIP/trunk-") for r in rows)
@@ -211,7 +204,7 @@ def test_random_draws_only_from_the_pool(asterisk, service, sipp):
         service.wait_state(call["id"], "ended")
         asterisk.wait_idle()
         seen.add(call["clid"])
-    froms = {_sip_user(m.header("From")[0]) for m in trunk.received("INVITE")}
+    froms = {sip_user(m.header("From")[0]) for m in trunk.received("INVITE")}
     assert froms and froms <= {"0115550001", "0115550002"}
 
 
@@ -223,7 +216,7 @@ def test_external_agent_goes_out_through_the_trunk(asterisk, service, sipp):
     targets = [m.first_line.split()[1] for m in trunk.received("INVITE")]
     assert targets[0].startswith("sip:0215550111@") and targets[1].startswith("sip:0215550100@")
     callee_invite = trunk.received("INVITE")[1]
-    assert _sip_user(callee_invite.header("From")[0]) == "0215550199"
+    assert sip_user(callee_invite.header("From")[0]) == "0215550199"
 
 
 @pytest.mark.parametrize("body,bad", [

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from tests.bench.sipp import uac_scenario, uas_scenario
-from tests.integration.test_rest_calls import _sip_user, assert_cdr_tagged, assert_trunk_never_saw
+from tests.bench.sipp import sip_user, uac_scenario, uas_scenario
+from tests.integration.test_rest_calls import assert_cdr_tagged, assert_trunk_never_saw
 
 PHONE_PORT, TRUNK_PORT = 5081, 5070
 OUT, REF = "X-Platforma-Outbound-ID", "X-Platforma-Call-Ref"
@@ -51,8 +51,8 @@ def test_headers_any_case_set_clid_and_call_ref(asterisk, service, sipp, out_nam
     assert ringing, "the browser got 180 Ringing while the callee rang"
     invite = trunk.received("INVITE")[0]
     assert invite.first_line.startswith("INVITE sip:0215550100@")
-    assert _sip_user(invite.header("From")[0]) == "0215550199"
-    assert [_sip_user(v) for v in invite.header("P-Asserted-Identity")] == ["0215550199"]
+    assert sip_user(invite.header("From")[0]) == "0215550199"
+    assert [sip_user(v) for v in invite.header("P-Asserted-Identity")] == ["0215550199"]
     assert_trunk_never_saw(trunk, "2001")
     call = service.wait_state(only_call(service)["id"], "ended")
     assert call["origin"] == "webrtc" and call["reason"] == "completed"
@@ -65,7 +65,7 @@ def test_no_outbound_header_uses_the_default_clid(asterisk, service, sipp):
     trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
     phone = dial(sipp, headers=[f"{REF}: no-out"], talk_ms=500)
     assert final_response(phone) == 200
-    assert _sip_user(trunk.received("INVITE")[0].header("From")[0]) == "0115550000"
+    assert sip_user(trunk.received("INVITE")[0].header("From")[0]) == "0115550000"
     phone.wait(timeout=20)
     call = service.wait_state(only_call(service)["id"], "ended")
     assert call["outbound_id"] == "" and call["clid"] == "0115550000"
@@ -75,7 +75,7 @@ def test_random_draws_from_the_pool(asterisk, service, sipp):
     trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
     phone = dial(sipp, headers=[f"{OUT}: random"], talk_ms=500)
     assert final_response(phone) == 200
-    assert _sip_user(trunk.received("INVITE")[0].header("From")[0]) in ("0115550001", "0115550002")
+    assert sip_user(trunk.received("INVITE")[0].header("From")[0]) in ("0115550001", "0115550002")
     phone.wait(timeout=20)
 
 
