@@ -1,0 +1,299 @@
+"""The typed configuration: one frozen dataclass per TOML ``[section]``
+and :class:`Config`, which holds them all (SPEC section 7).
+
+Every key has a default (the dataclass field default below, mirrored by
+``config/platforma-c2d.sample.toml``). Each field's metadata (see ``_opt``)
+drives parsing and checking in :mod:`platforma_c2d.config.loader`: its kind,
+what it must be, its checks and how it is shown. Secrets (``ari.password``,
+token hashes, the password part of a URL) never appear in a ``repr`` or
+:meth:`Config.redacted` (SPEC section 9).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from platforma_c2d import rules
+from platforma_c2d.config.checks import (
+    MASK,
+    _non_negative,
+    _ok_ari_url,
+    _ok_endpoint,
+    _ok_listen,
+    _ok_prefix,
+    _ok_printable,
+    _ok_sha256,
+    _ok_store_url,
+    _positive,
+    mask_url,
+    split_listen,
+)
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("json", "text")
+
+
+def _opt(
+    default: Any,
+    kind: str,
+    desc: str,
+    ok: Callable[[Any], bool] | None = None,
+    *,
+    item_ok: Callable[[str], bool] | None = None,
+    item_desc: str = "",
+    secret: bool = False,
+    show: Callable[[Any], str] | None = None,
+    norm: Callable[[Any], Any] | None = None,
+) -> Any:
+    """A config key: its default, its kind (str, int, float, bool, strs),
+    what it must be (``desc``, for messages), its checks and handling."""
+    meta = dict(kind=kind, desc=desc, ok=ok, item_ok=item_ok, item_desc=item_desc,
+                secret=secret, show=show, norm=norm)
+    return field(default=default, repr=not secret, metadata=meta)
+
+
+_SECONDS = "a positive integer (seconds)"
+_FSECONDS = "a positive number (seconds)"
+
+
+@dataclass(frozen=True)
+class AriConfig:
+    """``[ari]``: how to reach Asterisk's REST Interface and its event WebSocket."""
+
+    url: str = _opt(
+        "http://127.0.0.1:8088", "str",
+        "an http(s)://host[:port] URL without a path or credentials", _ok_ari_url,
+        show=mask_url, norm=lambda v: v.rstrip("/"),
+    )
+    username: str = _opt(
+        "c2d", "str", "a non-empty user name without ':'",
+        lambda v: _ok_printable(v) and ":" not in v,
+    )
+    password: str = _opt(
+        "change-me", "str", "a non-empty string of printable characters", _ok_printable,
+        secret=True,
+    )
+    app: str = _opt(
+        "click2dial", "str", "a Stasis application name (letters, digits, _ . -)",
+        lambda v: re.fullmatch(r"[A-Za-z0-9_.-]+", v) is not None,
+    )
+    reconnect_max_backoff_s: float = _opt(30.0, "float", _FSECONDS, _positive)
+    request_timeout_s: float = _opt(10.0, "float", _FSECONDS, _positive)
+
+
+class _Listener:
+    """``host`` and ``port`` properties for a section with a ``listen`` key."""
+
+    listen: str
+
+    @property
+    def host(self) -> str:
+        """The host part of ``listen``, IPv6 without brackets."""
+        return split_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        """The TCP port of ``listen``."""
+        return split_listen(self.listen)[1]
+
+
+_LISTEN = "host:port with port 1-65535 (IPv6 as [::1]:{})"
+
+
+@dataclass(frozen=True)
+class HttpConfig(_Listener):
+    """``[http]``: the REST API server."""
+
+    listen: str = _opt("127.0.0.1:8080", "str", _LISTEN.format(8080), _ok_listen)
+    threads: int = _opt(8, "int", "a positive integer (worker threads)", _positive)
+
+
+@dataclass(frozen=True)
+class DialConfig:
+    """``[dial]``: how the legs are originated (SPEC section 3). Seconds."""
+
+    agent_endpoint: str = _opt(
+        "PJSIP/{agent}", "str",
+        "TECH/resource containing {agent} and no other placeholder", _ok_endpoint("agent"),
+    )
+    trunk_endpoint: str = _opt(
+        "PJSIP/{number}@trunk", "str",
+        "TECH/resource containing {number} and no other placeholder", _ok_endpoint("number"),
+    )
+    agent_ring_timeout_s: int = _opt(30, "int", _SECONDS, _positive)
+    callee_ring_timeout_s: int = _opt(45, "int", _SECONDS, _positive)
+    max_call_duration_s: int = _opt(14400, "int", _SECONDS, _positive)
+    tone_s: int = _opt(4, "int", "a non-negative integer (seconds)", _non_negative)
+    confirm_external_agent: bool = _opt(False, "bool", "true or false")
+    confirm_timeout_s: int = _opt(10, "int", _SECONDS, _positive)
+
+
+_CLIDS = "a list of CLID numbers"
+_CLID = "a CLID number (0 + 9 digits, or 27 + 9 digits)"
+
+
+@dataclass(frozen=True)
+class ClidConfig:
+    """``[clid]``: the caller IDs presented to callees (SPEC sections 1, 7).
+    An empty ``pool`` is allowed; ``outbound_id: random`` is then refused."""
+
+    default: str = _opt("0115550000", "str", _CLID, rules.is_clid_number)
+    pool: tuple[str, ...] = _opt(
+        ("0115550001", "0115550002"), "strs", _CLIDS,
+        item_ok=rules.is_clid_number, item_desc=_CLID,
+    )
+    allowed: tuple[str, ...] = _opt(
+        (), "strs", _CLIDS, item_ok=rules.is_clid_number, item_desc=_CLID
+    )
+
+
+@dataclass(frozen=True)
+class TokenConfig:
+    """One ``[[auth.token]]``: a bearer token (by its SHA-256 hex digest, lower
+    case), the agents it may dial for (empty = all) and a name for logs."""
+
+    sha256: str = field(repr=False)
+    agents: tuple[str, ...] = ()
+    name: str = ""
+
+
+def _lower_all(values: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(v.lower() for v in values)
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """``[auth]``: bearer tokens, stored as SHA-256 hex digests (lower case).
+    ``tokens`` comes from the ``[[auth.token]]`` tables."""
+
+    tokens_sha256: tuple[str, ...] = _opt(
+        (), "strs", "a list of SHA-256 hex digests",
+        item_ok=_ok_sha256, item_desc="64 hex characters (a SHA-256 hex digest)",
+        secret=True, norm=_lower_all,
+    )
+    tokens: tuple[TokenConfig, ...] = _opt((), "tokens", "a list of [[auth.token]] tables")
+
+    @property
+    def any_token(self) -> bool:
+        """Whether at least one token is configured."""
+        return bool(self.tokens_sha256 or self.tokens)
+
+
+def _prefixes() -> Any:
+    return _opt(
+        (), "strs", "a list of digit prefixes", item_ok=_ok_prefix, item_desc="ASCII digits"
+    )
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """``[policy]``: which numbers may be dialled. A number passes when it
+    starts with an allow prefix (or the allow list is empty) and with no
+    deny prefix; deny wins. ``agent_number_*`` apply to external agents."""
+
+    callee_allow_prefixes: tuple[str, ...] = _prefixes()
+    callee_deny_prefixes: tuple[str, ...] = _prefixes()
+    agent_number_allow_prefixes: tuple[str, ...] = _prefixes()
+    agent_number_deny_prefixes: tuple[str, ...] = _prefixes()
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """``[limits]``: protection against abuse (SPEC section 9)."""
+
+    max_active_calls_per_agent: int = _opt(1, "int", "a positive integer (calls)", _positive)
+    requests_per_minute: int = _opt(
+        60, "int", "a non-negative integer (requests per minute per token; 0 = unlimited)",
+        _non_negative,
+    )
+    idempotency_window_s: int = _opt(86400, "int", _SECONDS, _positive)
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """``[store]``: the call journal, a SQLAlchemy URL. Its ``repr`` masks a
+    password in the URL."""
+
+    url: str = _opt(
+        "sqlite:////var/lib/platforma-c2d/calls.sqlite3", "str",
+        "a SQLAlchemy URL (dialect[+driver]://...)", _ok_store_url, show=mask_url,
+    )
+
+    def __repr__(self) -> str:
+        return f"StoreConfig(url={mask_url(self.url)!r})"
+
+
+@dataclass(frozen=True)
+class AgiConfig(_Listener):
+    """``[agi]``: the FastAGI server (SPEC section 6)."""
+
+    listen: str = _opt("127.0.0.1:4573", "str", _LISTEN.format(4573), _ok_listen)
+    max_connections: int = _opt(64, "int", "a positive integer (connections)", _positive)
+    read_timeout_s: float = _opt(10.0, "float", _FSECONDS, _positive)
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """``[log]``: logging level and line format."""
+
+    level: str = _opt(
+        "INFO", "str", "one of " + ", ".join(LOG_LEVELS),
+        lambda v: v.upper() in LOG_LEVELS, norm=str.upper,
+    )
+    format: str = _opt(
+        "json", "str", "one of " + ", ".join(LOG_FORMATS),
+        lambda v: v.lower() in LOG_FORMATS, norm=str.lower,
+    )
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration, one attribute per TOML section."""
+
+    ari: AriConfig = field(default_factory=AriConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    dial: DialConfig = field(default_factory=DialConfig)
+    clid: ClidConfig = field(default_factory=ClidConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    agi: AgiConfig = field(default_factory=AgiConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    def redacted(self) -> dict[str, dict[str, Any]]:
+        """Return the configuration as plain JSON-able data (section -> TOML
+        key -> value, lists for tuples) with every secret replaced by
+        ``"***"`` and URL passwords masked: for ``check`` output and logs."""
+        out: dict[str, dict[str, Any]] = {}
+        for section in dataclasses.fields(self):
+            obj = getattr(self, section.name)
+            out[section.name] = {
+                _toml_key(f): _redact(f, getattr(obj, f.name)) for f in dataclasses.fields(obj)
+            }
+        return out
+
+
+#: TOML section name -> its dataclass, in file order.
+SECTIONS: dict[str, type] = {
+    f.name: f.default_factory for f in dataclasses.fields(Config)  # type: ignore[misc]
+}
+
+
+def _toml_key(f: dataclasses.Field) -> str:
+    return "token" if f.metadata.get("kind") == "tokens" else f.name
+
+
+def _redact(f: dataclasses.Field, value: Any) -> Any:
+    meta = f.metadata
+    if meta.get("kind") == "tokens":
+        return [{"sha256": MASK, "agents": list(t.agents), "name": t.name} for t in value]
+    if meta.get("secret"):
+        return [MASK] * len(value) if isinstance(value, tuple) else MASK
+    if meta.get("show"):
+        return meta["show"](value)
+    return list(value) if isinstance(value, tuple) else value
