@@ -15,10 +15,14 @@ import sys
 import time
 
 from platforma_c2d.config import Config, ConfigError, load_config
+from platforma_c2d.rules import is_extension
 
 
 def _load(path: str | None) -> Config:
     path = path or os.environ.get("PLATFORMA_C2D_CONFIG")
+    if not path:
+        print("note: no --config and no PLATFORMA_C2D_CONFIG: using the built-in defaults "
+              "and PLATFORMA_C2D_* variables", file=sys.stderr)
     return load_config(path)
 
 
@@ -37,8 +41,13 @@ def cmd_serve(args) -> int:
 
     app = create_app(runtime.service, cfg, runtime.metrics,
                      RateLimiter(cfg.limits.requests_per_minute))
+    from platforma_c2d.http.app import MAX_BODY_BYTES
+
+    # waitress refuses a larger body before reading it (no 200 MB upload
+    # before the 401/413).
     server = waitress.create_server(app, host=cfg.http.host, port=cfg.http.port,
-                                    threads=cfg.http.threads, ident="platforma-c2d")
+                                    threads=cfg.http.threads, ident="platforma-c2d",
+                                    max_request_body_size=MAX_BODY_BYTES)
 
     def _stop(signum, _frame):
         raise SystemExit(0)
@@ -86,13 +95,19 @@ def cmd_check(args) -> int:
                 trunk = cfg.dial.trunk_endpoint.replace("{number}", "")
                 tech, _, rest = trunk.partition("/")
                 trunk_name = rest.split("@", 1)[1] if "@" in rest else rest
-                if trunk_name:
+                if not trunk_name:
+                    ok.append(f"trunk: {cfg.dial.trunk_endpoint} names no trunk endpoint; not checked")
+                else:
                     r = http.get(f"/endpoints/{tech}/{trunk_name}")
                     if r.status_code == 200:
                         ok.append(f"trunk: endpoint {tech}/{trunk_name} exists")
                     else:
                         problems.append(f"dial.trunk_endpoint: endpoint {tech}/{trunk_name} does not exist in Asterisk")
                 for agent in args.agent or []:
+                    if not is_extension(agent):
+                        problems.append(f"agent {ascii(agent)[1:-1][:20]}: not an extension "
+                                        "(3-4 digits, SPEC §1)")
+                        continue
                     endpoint = cfg.dial.agent_endpoint.format(agent=agent)
                     etech, _, eres = endpoint.partition("/")
                     r = http.get(f"/endpoints/{etech}/{eres}")

@@ -145,8 +145,9 @@ class CallEngine:
         call.agent_leg = Leg("agent", agent_channel_id(call.id))
         self._t0[call.id] = time.monotonic()
         self._register(call)
-        self._record(call, "call requested", idempotency_key=idempotency_key,
-                     request_hash=request_hash)
+        self._record(call, f"call requested by {token_name or 'anonymous'}: agent {call.agent} -> "
+                           f"callee {call.callee} with CLID {call.clid}",
+                     idempotency_key=idempotency_key, request_hash=request_hash)
         self.metrics.calls_started.labels(call.origin.value).inc()
         self.metrics.active.inc()
         if req.agent_is_external:
@@ -154,9 +155,16 @@ class CallEngine:
         else:
             endpoint = self.dial.agent_endpoint.format(agent=req.agent)
         variables = self._cdr_vars(call, "agent")
-        # The agent's phone shows the callee's number (SPEC §3.1).
-        variables["CONNECTEDLINE(num)"] = call.callee
-        variables["CONNECTEDLINE(name)"] = call.callee
+        if req.agent_is_external:
+            # Through the trunk only our own CLIDs are ever presented: showing
+            # the callee's number there would let any caller spoof any number
+            # towards any phone, past [clid].allowed.
+            variables.update({"CONNECTEDLINE(num)": call.clid, "CONNECTEDLINE(name)": "",
+                              "CALLERID(num)": call.clid, "CALLERID(name)": ""})
+        else:
+            # The agent's desk phone shows the callee's number (SPEC §3.1).
+            variables["CONNECTEDLINE(num)"] = call.callee
+            variables["CONNECTEDLINE(name)"] = call.callee
         try:
             await self.ari.originate(endpoint=endpoint, channel_id=call.agent_leg.channel_id,
                                      app_args=f"c2d,agent,{call.id}", variables=variables,
@@ -472,7 +480,7 @@ class CallEngine:
         for handle in self._timers.pop(call.id, []):
             handle.cancel()
         self._t0.pop(call.id, None)
-        self._record(call, f"ended: {detail}")
+        self._record(call, detail)
         self.metrics.calls_ended.labels(call.origin.value, reason.value).inc()
         self.metrics.active.dec()
         for leg in call.legs():

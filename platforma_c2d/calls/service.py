@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import random
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from platforma_c2d.calls.model import utcnow
 from platforma_c2d.calls.policy import Policy
 from platforma_c2d.config import Config
 from platforma_c2d.store.journal import Journal
+
+log = logging.getLogger("platforma_c2d.api")
 
 STATES = ("dialing_agent", "dialing_callee", "connected", "ended")
 
@@ -112,25 +115,35 @@ class CallService:
 
         return self._run(place())
 
-    def get_call(self, call_id: str) -> dict:
-        """The call resource of ``call_id``; raises ``NoSuchCall``."""
+    def get_call(self, call_id: str, caller: Caller = Caller()) -> dict:
+        """The call resource of ``call_id``; raises ``NoSuchCall``.
+
+        A token limited to some agents sees only their calls; any other call
+        is "no such call" to it (its existence is not revealed).
+        """
         found = self.journal.get(call_id) if _plausible_id(call_id) else None
-        if found is None:
-            raise NoSuchCall("no call with this id", {"id": call_id[:64]})
+        if found is None or (caller.agents and found["agent"] not in caller.agents):
+            raise NoSuchCall("no call with this id", {"id": ascii(call_id[:64])[1:-1]})
         return found
 
-    def list_calls(self, state: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[dict], int]:
-        """Calls newest first; returns (page, total). Raises ``InvalidRequest`` for a bad state."""
+    def list_calls(self, state: str | None = None, limit: int = 50, offset: int = 0,
+                   caller: Caller = Caller()) -> tuple[list[dict], int]:
+        """Calls newest first (only the caller's agents' when it is limited); returns (page, total).
+
+        Raises ``InvalidRequest`` for a bad state.
+        """
         if state is not None and state not in STATES:
             raise InvalidRequest("unknown state", {"fields": {"state": "one of " + ", ".join(STATES)}})
-        return self.journal.list(state, limit, offset)
+        return self.journal.list(state, limit, offset, agents=caller.agents)
 
-    def cancel_call(self, call_id: str) -> dict:
+    def cancel_call(self, call_id: str, caller: Caller = Caller()) -> dict:
         """Hang up every leg of a call (reason ``cancelled``); returns the call resource.
 
-        An ended call is returned unchanged. Raises ``NoSuchCall``.
+        An ended call is returned unchanged. Raises ``NoSuchCall`` (also for
+        a call of an agent the caller's token is not for).
         """
-        self.get_call(call_id)
+        self.get_call(call_id, caller)
+        log.info("cancel requested", extra={"call_id": call_id, "fields": {"token": caller.name}})
 
         async def cancel() -> None:
             call = self.engine.calls.get(call_id)
@@ -138,7 +151,7 @@ class CallService:
                 await self.engine.cancel(call)
 
         self._run(cancel())
-        return self.get_call(call_id)
+        return self.get_call(call_id, caller)
 
     def health(self) -> dict:
         """``{"status": "ok"|"degraded", "ari_connected": bool, "store_writable": bool}``."""

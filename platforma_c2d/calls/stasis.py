@@ -115,6 +115,11 @@ class StasisApp:
         try:
             outbound_id = await self.ari.get_variable(chan_id, f"PJSIP_HEADER(read,{HEADER_OUTBOUND_ID})")
             call_ref = await self.ari.get_variable(chan_id, f"PJSIP_HEADER(read,{HEADER_CALL_REF})")
+            # A header given twice is refused: a proxy that checked the other
+            # copy must not be bypassed (REST refuses duplicate keys too).
+            repeated = [name for name, first in ((HEADER_OUTBOUND_ID, outbound_id), (HEADER_CALL_REF, call_ref))
+                        if first is not None
+                        and await self.ari.get_variable(chan_id, f"PJSIP_HEADER(read,{name},2)") is not None]
         except AriError as exc:
             log.warning("cannot read the X-Platforma headers of %s: %s", chan_id, exc)
             await self.ari.hangup(chan_id, reason_code=causes.CAUSE_CONGESTION)
@@ -126,6 +131,10 @@ class StasisApp:
                     clid="", call_ref=_printable(call_ref or "", rules.CALL_REF_MAX))
         call.agent_leg = Leg("agent", chan_id, started=True, up=False)
         try:
+            if repeated:
+                raise rules.ValidationError({
+                    ("outbound_id" if name == HEADER_OUTBOUND_ID else "call_ref"): f"{name} given more than once"
+                    for name in repeated})
             req = rules.validate_fields(agent=agent, callee=callee, outbound_id=outbound_id,
                                         call_ref=call_ref)
             self.policy.check(req)
@@ -136,7 +145,10 @@ class StasisApp:
         except (rules.ValidationError, rules.RuleError, C2DError) as exc:
             fields = exc.errors if isinstance(exc, rules.ValidationError) else (
                 {exc.field: exc.message} if isinstance(exc, rules.RuleError) else exc.details)
-            cause = causes.CAUSE_INVALID_NUMBER if "callee" in fields else causes.CAUSE_REJECTED
+            # 484 only for a callee that breaks the number rules; a callee
+            # refused by [policy] is forbidden (403), like a CLID.
+            bad_number = isinstance(exc, rules.ValidationError) and "callee" in fields
+            cause = causes.CAUSE_INVALID_NUMBER if bad_number else causes.CAUSE_REJECTED
             if "call_ref" in fields:
                 call.call_ref = ""  # never tag a CDR with a refused value
             self.engine.journal_rejected(call, "refused: " + "; ".join(

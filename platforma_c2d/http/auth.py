@@ -32,9 +32,10 @@ class Authenticator:
         if not self.enabled:
             return Caller()
         scheme, _, token = (header or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip(" \t")
+        if scheme.lower() != "bearer" or not token:
             raise Unauthorized("a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
-        digest = hashlib.sha256(token.strip().encode("utf-8", "replace")).hexdigest()
+        digest = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
         found = None
         for known, caller in self.entries:
             if hmac.compare_digest(known, digest) and found is None:

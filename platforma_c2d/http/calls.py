@@ -41,6 +41,8 @@ def load_json_body() -> object:
                           object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidRequest("the body is not valid JSON", {"body": str(exc)[:120]}) from None
+    except RecursionError:
+        raise InvalidRequest("the body is nested too deeply", {"body": "nested too deeply"}) from None
 
 
 def _caller():
@@ -75,7 +77,7 @@ def place_call():
 
 @bp.get("/calls/<call_id>")
 def get_call(call_id: str):
-    return jsonify(_service().get_call(call_id))
+    return jsonify(_service().get_call(call_id, request.environ["c2d.caller"]))
 
 
 def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
@@ -92,13 +94,13 @@ def list_calls():
     limit = _int_arg("limit", 50, 1, MAX_PAGE)
     offset = _int_arg("offset", 0, 0, 10**9)
     state = request.args.get("state")
-    calls, total = _service().list_calls(state, limit, offset)
+    calls, total = _service().list_calls(state, limit, offset, request.environ["c2d.caller"])
     return jsonify({"calls": calls, "total": total, "limit": limit, "offset": offset})
 
 
 @bp.delete("/calls/<call_id>")
 def cancel_call(call_id: str):
-    return jsonify(_service().cancel_call(call_id))
+    return jsonify(_service().cancel_call(call_id, request.environ["c2d.caller"]))
 
 
 @bp.get("/openapi.json")

@@ -141,13 +141,17 @@ class Journal:
             row = conn.execute(sa.select(calls).where(calls.c.id == call_id)).mappings().first()
         return dict(row) if row else None
 
-    def list(self, state: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[dict], int]:
-        """Calls newest first, optionally of one ``state``; returns (page, total)."""
+    def list(self, state: str | None = None, limit: int = 50, offset: int = 0,
+             agents: tuple[str, ...] = ()) -> tuple[list[dict], int]:
+        """Calls newest first, optionally of one ``state`` and of ``agents`` only; returns (page, total)."""
         query = sa.select(calls)
         count = sa.select(sa.func.count()).select_from(calls)
         if state:
             query = query.where(calls.c.state == state)
             count = count.where(calls.c.state == state)
+        if agents:
+            query = query.where(calls.c.agent.in_(agents))
+            count = count.where(calls.c.agent.in_(agents))
         query = query.order_by(calls.c.created_at.desc(), calls.c.id.desc()).limit(limit).offset(offset)
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()

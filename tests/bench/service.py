@@ -160,6 +160,12 @@ class ServiceProcess:
         assert r.status_code == 200, r.text
         return r.json()
 
+    def get_call_with(self, call_id: str, headers: dict) -> dict:
+        """``GET /click2dial/calls/{id}`` with extra headers (asserts 200)."""
+        r = self.http.get(f"/click2dial/calls/{call_id}", headers=headers)
+        assert r.status_code == 200, r.text
+        return r.json()
+
     def wait_state(self, call_id: str, state: str, timeout: float = 20) -> dict:
         """Poll a call until it reaches ``state`` (or ``ended``); return it."""
         deadline = time.monotonic() + timeout

@@ -217,6 +217,14 @@ def test_external_agent_goes_out_through_the_trunk(asterisk, service, sipp):
     assert targets[0].startswith("sip:0215550111@") and targets[1].startswith("sip:0215550100@")
     callee_invite = trunk.received("INVITE")[1]
     assert sip_user(callee_invite.header("From")[0]) == "0215550199"
+    # Through the trunk only the CLID is presented, to the external agent too:
+    # never the callee's number (that would spoof it past [clid].allowed).
+    agent_invite = trunk.received("INVITE")[0]
+    assert sip_user(agent_invite.header("From")[0]) == "0215550199"
+    assert [sip_user(v) for v in agent_invite.header("P-Asserted-Identity")] == ["0215550199"]
+    for msg in trunk.received():
+        for name in ("From", "P-Asserted-Identity"):
+            assert all("0215550100" not in v for v in msg.header(name)) or msg.method is None
 
 
 @pytest.mark.parametrize("body,bad", [

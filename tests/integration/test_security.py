@@ -154,3 +154,59 @@ def test_empty_token_list_refuses_a_public_address(workdir):
                          capture_output=True, text=True, timeout=30)
     assert res.returncode == 2
     assert "auth.tokens_sha256" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_a_token_limited_to_agents_sees_and_cancels_only_their_calls(asterisk, make_service, sipp):
+    svc = make_service({**AUTH_CONFIG, "limits": {"requests_per_minute": 0}})
+    sipp("agent", AGENT_PORT, uas_scenario(answer=False))
+    other = svc.post_call(BODY, headers=auth()).json()          # agent 1001, full token
+    assert svc.http.get(f"/click2dial/calls/{other['id']}", headers=auth(OTHER)).status_code == 404
+    listed = svc.http.get("/click2dial/calls", headers=auth(OTHER)).json()
+    assert listed["total"] == 0 and listed["calls"] == []
+    r = svc.http.delete(f"/click2dial/calls/{other['id']}", headers=auth(OTHER))
+    assert r.status_code == 404 and r.json()["error"] == "no-such-call"
+    assert svc.get_call_with(other["id"], auth())["state"] == "dialing_agent"
+    assert svc.http.get("/click2dial/calls", headers=auth()).json()["total"] == 1
+    svc.http.delete(f"/click2dial/calls/{other['id']}", headers=auth())
+
+
+def test_refused_requests_are_in_the_log_with_the_token_name(asterisk, make_service):
+    svc = make_service({"clid": {"allowed": ["0115550000", "0115550001", "0115550002"]}, **AUTH_CONFIG})
+    r = svc.post_call(BODY, headers=auth(OTHER))
+    assert r.status_code == 403
+    svc.http.get("/click2dial/calls", headers=auth("nope"))
+    svc.stop()
+    log = svc.log_path.read_text()
+    assert '"error": "forbidden"' in log and '"token": "crm-b"' in log
+    assert '"error": "unauthorized"' in log
+    assert OTHER not in log and TOKEN not in log
+
+
+def test_a_body_over_64_kib_is_refused_before_it_is_read(asterisk, service):
+    r = service.http.post("/click2dial/calls", content=b"{" + b" " * (2 * 1024 * 1024) + b"}",
+                          headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+    assert service.http.get("/click2dial/calls").json()["total"] == 0
+
+
+def test_policy_refused_callee_on_the_header_path_is_403(asterisk, make_service, sipp):
+    make_service({"policy": {"callee_deny_prefixes": ["0900"]}})
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
+    phone = sipp("phone", PHONE_PORT, uac_scenario(target="0900123456", from_user="2001"),
+                 uac_target="127.0.0.1:5060", calls=1)
+    finals = phone.wait_for(lambda m: m.direction == "received" and (m.status or 0) >= 200, timeout=15)
+    assert finals and finals[0].status == 403
+    assert trunk.received() == []
+
+
+def test_a_repeated_x_platforma_header_is_refused(asterisk, service, sipp):
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
+    for headers in (["X-Platforma-Outbound-ID: 0115550001", "X-Platforma-Outbound-ID: 0215550199"],
+                    ["X-Platforma-Call-Ref: a", "X-Platforma-Call-Ref: b"]):
+        phone = sipp("phone", PHONE_PORT, uac_scenario(target="0215550100", from_user="2001",
+                                                       headers=headers),
+                     uac_target="127.0.0.1:5060", calls=1)
+        finals = phone.wait_for(lambda m: m.direction == "received" and (m.status or 0) >= 200, timeout=15)
+        assert finals and finals[0].status == 403, headers
+        phone.stop()
+    assert trunk.received() == []

@@ -74,3 +74,24 @@ def test_rate_limiter_window_slides():
     limiter.hit("b")
     now[0] = 60.0
     limiter.hit("a")
+
+
+def test_deeply_nested_json_is_400_not_500(runtime):
+    client = create_app(runtime.service, runtime.config, runtime.metrics).test_client()
+    body = b'{"agent":' + b"[" * 5000 + b"]" * 5000 + b"}"
+    r = client.post("/click2dial/calls", data=body, content_type="application/json",
+                    headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 400 and r.get_json()["error"] == "invalid-request"
+
+
+def test_method_not_allowed_says_which_methods_are(runtime):
+    client = create_app(runtime.service, runtime.config, runtime.metrics).test_client()
+    r = client.patch("/click2dial/calls", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 405 and r.get_json()["error"] == "method-not-allowed"
+    assert {"GET", "POST"} <= {m.strip() for m in r.headers["Allow"].split(",")}
+
+
+def test_a_token_with_a_trailing_non_breaking_space_is_refused(runtime):
+    client = create_app(runtime.service, runtime.config, runtime.metrics).test_client()
+    r = client.get("/click2dial/calls", headers={"Authorization": f"Bearer {TOKEN}\u00a0"})
+    assert r.status_code == 401
