@@ -368,6 +368,8 @@ class CallEngine:
         except AriError as exc:
             if not call.ended:
                 await self.teardown(call, Reason.FAILED, f"bridge failed ({exc.status})")
+            elif call.bridge_id:
+                await self.ari.destroy_bridge(call.bridge_id)  # ended meanwhile: no orphan bridge
             return
         if call.ended:
             await self.ari.destroy_bridge(call.bridge_id)
