@@ -55,6 +55,7 @@ class Runtime:
         self.metrics.ari_connected.set(1)
         if self.events.connects > 1:
             self.metrics.ari_reconnects.inc()
+        await self.stasis.filter_events()
         await reconcile(self.engine, self.ari)
 
     async def _disconnected(self) -> None:

@@ -60,6 +60,15 @@ call_events = sa.Table(
     sa.Column("detail", sa.Text, nullable=False, default=""),
 )
 
+_ROW_FIELDS = ("id", "origin", "agent", "callee", "outbound_id", "clid", "call_ref", "state",
+               "reason", "created_at", "answered_at", "ended_at", "duration_s", "agent_channel",
+               "callee_channel", "bridge_id", "token_name")
+_UPDATE_CALL = (calls.update().where(calls.c.id == sa.bindparam("p_id"))
+                .values({**{k: sa.bindparam("p_" + k) for k in _ROW_FIELDS if k != "id"},
+                         "seq": calls.c.seq + 1}))
+_INSERT_CALL = calls.insert()
+_INSERT_EVENT = call_events.insert()
+
 API_FIELDS = ("id", "origin", "agent", "callee", "outbound_id", "clid", "call_ref", "state",
               "reason", "created_at", "answered_at", "ended_at", "duration_s")
 
@@ -118,15 +127,14 @@ class Journal:
             "bridge_id": call.bridge_id, "token_name": call.token_name,
         }
         with self.engine.begin() as conn:
-            updated = conn.execute(
-                calls.update().where(calls.c.id == call.id)
-                .values(**row, seq=calls.c.seq + 1)).rowcount
+            # Statements built once (module level): only parameters change.
+            updated = conn.execute(_UPDATE_CALL, {"p_" + k: v for k, v in row.items()}).rowcount
             if not updated:
-                conn.execute(calls.insert().values(**row, seq=1, idempotency_key=idempotency_key,
-                                                   request_hash=request_hash))
-            conn.execute(call_events.insert().values(
-                call_id=call.id, at=iso(utcnow()), state=row["state"], reason=row["reason"],
-                detail=detail[:500]))
+                conn.execute(_INSERT_CALL, {**row, "seq": 1, "idempotency_key": idempotency_key,
+                                            "request_hash": request_hash})
+            conn.execute(_INSERT_EVENT, {"call_id": call.id, "at": iso(utcnow()),
+                                         "state": row["state"], "reason": row["reason"],
+                                         "detail": detail[:500]})
 
     # --- reads (any thread) ------------------------------------------------
     def get(self, call_id: str) -> dict | None:

@@ -18,6 +18,15 @@ def test_asterisk_answers_ari_asterisk_info(asterisk):
 def test_service_registers_its_stasis_app(asterisk, service):
     apps = {a["name"] for a in asterisk.ari.get("/applications").json()}
     assert "click2dial" in apps
+    deadline = time.monotonic() + 5
+    while True:  # the filter is set right after the socket connects
+        app = asterisk.ari.get("/applications/click2dial").json()
+        allowed = {f["type"] for f in app.get("events_allowed", [])}
+        if allowed or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert {"StasisStart", "ChannelDestroyed", "ChannelDtmfReceived"} <= allowed
+    assert "ChannelVarset" not in allowed
     assert service.http.get("/healthz").json() == {
         "status": "ok", "ari_connected": True, "store_writable": True}
 
