@@ -1,6 +1,6 @@
 """The Asterisk adapter: ARI REST calls (``client``) and the event WebSocket (``events``).
 
-A thin adapter of our own over httpx and websockets; see
+A thin adapter of our own over aiohttp (REST) and websockets (events); see
 docs/decisions/0001-ari-client.md for why no third-party ARI client is used.
 """
 

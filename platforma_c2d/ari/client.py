@@ -10,10 +10,15 @@ Docs: https://docs.asterisk.org/Asterisk_22_Documentation/API_Documentation/Aste
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json as jsonlib
 import logging
 from typing import Any
+from urllib.parse import urlencode
 
-import httpx
+import aiohttp
+from yarl import URL
 
 log = logging.getLogger(__name__)
 
@@ -48,24 +53,43 @@ class AriClient:
 
     def __init__(self, url: str, username: str, password: str, app: str, timeout_s: float = 10.0):
         self.url, self.app = url.rstrip("/"), app
-        self._auth = (username, password)
-        self._timeout = timeout_s
-        self._http: httpx.AsyncClient | None = None
+        # The Basic credentials as a header of their own: aiohttp 3.14 deprecates
+        # BasicAuth and the session's ``auth`` (gone in 4), and this works on every 3.x.
+        token = base64.b64encode(f"{username}:{password}".encode("utf-8")).decode("ascii")
+        self._headers = {"Authorization": "Basic " + token}
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._http: aiohttp.ClientSession | None = None
 
     @property
-    def http(self) -> httpx.AsyncClient:
-        # Created lazily on the loop that uses it.
-        if self._http is None:
-            self._http = httpx.AsyncClient(
-                base_url=self.url + "/ari", auth=self._auth, timeout=self._timeout,
-                limits=httpx.Limits(max_connections=32, max_keepalive_connections=16))
+    def http(self) -> aiohttp.ClientSession:
+        # Created lazily on the loop that uses it (the client is built in another thread).
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(
+                # Idle connections are dropped after 5 s, well before Asterisk's
+                # own session_keep_alive (15 s), so a request never goes out
+                # on a connection that Asterisk is closing at the same moment.
+                connector=aiohttp.TCPConnector(limit=32, keepalive_timeout=5.0),
+                headers=self._headers, timeout=self._timeout,
+                # No "Content-Type: application/octet-stream" on a POST without a body.
+                skip_auto_headers=("Content-Type",))
         return self._http
 
     async def close(self) -> None:
         """Close the connection pool."""
         if self._http is not None:
-            await self._http.aclose()
+            await self._http.close()
             self._http = None
+
+    def _url(self, path: str, params: dict | None) -> URL:
+        # yarl quotes the path (a channel id with a space becomes %20, %2F stays);
+        # the query is encoded here, every reserved character percent-encoded
+        # ("PJSIP%2F1001", "PJSIP_HEADER%28read%2C...%29", "c2d%2Cagent%2C..."),
+        # and sent as it is: Asterisk decodes it back to the same text.
+        url = URL(self.url + "/ari" + path)
+        if not params:
+            return url
+        query = urlencode([(k, _query_value(v)) for k, v in params.items()])
+        return URL(f"{url}?{query}", encoded=True)
 
     async def request(self, method: str, path: str, *, params: dict | None = None,
                       json: Any = None, ok404: bool = False) -> Any:
@@ -73,22 +97,31 @@ class AriClient:
 
         ``ok404``: a 404 returns ``None`` instead of raising.
         """
+        data = headers = None
+        if json is not None:
+            data = jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":"),
+                                 allow_nan=False).encode("utf-8")
+            headers = {"Content-Type": "application/json"}
         try:
-            resp = await self.http.request(method, path, params=params, json=json)
-        except httpx.HTTPError as exc:
+            async with self.http.request(method, self._url(path, params), data=data,
+                                         headers=headers) as resp:
+                status, content = resp.status, await resp.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise AriUnavailable(f"{method} {path}: {type(exc).__name__}") from exc
-        if resp.status_code == 404 and ok404:
+        if status == 404 and ok404:
             return None
-        if resp.status_code >= 400:
+        if status >= 400:
+            text = content.decode("utf-8", errors="replace")
             try:
-                message = resp.json().get("message", resp.text)
+                body = jsonlib.loads(content)
+                message = body.get("message", text) if isinstance(body, dict) else text
             except ValueError:
-                message = resp.text
-            raise AriError(resp.status_code, str(message)[:200], method, path)
-        if not resp.content:
+                message = text
+            raise AriError(status, str(message)[:200], method, path)
+        if not content:
             return None
         try:
-            return resp.json()
+            return jsonlib.loads(content)
         except ValueError:
             return None
 
@@ -209,3 +242,12 @@ class AriClient:
     async def bridges(self) -> list[dict]:
         """``GET /bridges``."""
         return await self.request("GET", "/bridges") or []
+
+
+def _query_value(value: Any) -> str:
+    """A query parameter's text: ``true``/``false`` for booleans, ``""`` for None, else ``str()``."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return "" if value is None else str(value)

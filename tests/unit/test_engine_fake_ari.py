@@ -1,18 +1,23 @@
-"""The engine against a scripted ARI (httpx transport), for the orderings a
+"""The engine against a scripted ARI (an in-process aiohttp server), for the orderings a
 real Asterisk produces only sometimes: field reports C01, C02, C04, C07, C09, C10.
 
-The AriClient, engine, Stasis router and journal are the real ones; only the
-HTTP transport to Asterisk is replaced by a script that records every request
-and can deliver events *before* it answers.
+The AriClient, engine, Stasis router and journal are the real ones; only
+Asterisk is replaced by an HTTP server on 127.0.0.1 that records every
+request and can deliver events *before* it answers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from itertools import count
 
-import httpx
 import pytest
+from aiohttp import web
 
 from platforma_c2d.ari.client import AriClient
 from platforma_c2d.calls.engine import CallEngine
@@ -26,52 +31,107 @@ from platforma_c2d.store.journal import Journal
 BODY = {"agent": "1001", "callee": "0215550100", "outbound_id": "0215550199", "call_ref": "ord-42"}
 
 
+@dataclass
+class Sent:
+    """One request as the scripted ARI received it.
+
+    ``query``: the decoded query parameters; ``raw_query``: the query string
+    as it came over the wire; ``body``: the decoded JSON body (None when
+    empty); ``headers``: case-insensitive; ``received``/``answered``:
+    positions in the order of everything the server received and answered
+    (``answered`` is None until it answered).
+    """
+
+    method: str
+    path: str
+    query: dict[str, str]
+    raw_query: str
+    body: object
+    headers: Mapping[str, str]
+    received: int
+    answered: int | None = field(default=None)
+
+
 class ScriptedAri:
-    """Records requests; ``before_reply[(method, path_prefix)]`` runs (async) before answering."""
+    """Records requests; ``before_reply[(method, path_prefix)]`` runs (async) before answering.
+
+    ``status[(method, path_prefix)]`` answers with that status and a JSON
+    error instead of 200. The server listens on a socket of its own on
+    127.0.0.1 (``url``); ``run(coro)`` serves while ``coro`` runs on a new
+    event loop, then closes ``clients`` and the server.
+    """
 
     def __init__(self):
-        self.requests: list[httpx.Request] = []
+        self.requests: list[Sent] = []
         self.before_reply: dict = {}
         self.status: dict = {}
+        self.clients: list[AriClient] = []
+        self._order = count()
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self.url = "http://127.0.0.1:%d" % self._sock.getsockname()[1]
 
-    async def handle(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        for (method, prefix), hook in list(self.before_reply.items()):
-            if request.method == method and request.url.path.startswith(prefix):
-                await hook(request)
-        for (method, prefix), code in self.status.items():
-            if request.method == method and request.url.path.startswith(prefix):
-                return httpx.Response(code, json={"message": "scripted"})
-        return httpx.Response(200, json={"id": request.url.params.get("channelId", "x")})
+    async def handle(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        sent = Sent(request.method, request.path, dict(request.query), request.rel_url.raw_query_string,
+                    json.loads(raw) if raw else None, request.headers.copy(), next(self._order))
+        self.requests.append(sent)
+        try:
+            for (method, prefix), hook in list(self.before_reply.items()):
+                if sent.method == method and sent.path.startswith(prefix):
+                    await hook(sent)
+            for (method, prefix), code in self.status.items():
+                if sent.method == method and sent.path.startswith(prefix):
+                    return web.json_response({"message": "scripted"}, status=code)
+            return web.json_response({"id": sent.query.get("channelId", "x")})
+        finally:
+            sent.answered = next(self._order)
 
-    def sent(self, method: str, prefix: str) -> list[httpx.Request]:
-        return [r for r in self.requests if r.method == method and r.url.path.startswith(prefix)]
+    def run(self, coro):
+        """Run ``coro`` on a new event loop while the server answers; returns its result."""
+        return asyncio.run(self._serve(coro))
 
-    def originates(self) -> list[httpx.Request]:
+    async def _serve(self, coro):
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.SockSite(runner, self._sock).start()
+        try:
+            return await coro
+        finally:
+            for client in self.clients:
+                await client.close()
+            await runner.cleanup()
+
+    def close(self) -> None:
+        """Close the listening socket (also when ``run`` was never called)."""
+        self._sock.close()
+
+    def sent(self, method: str, prefix: str) -> list[Sent]:
+        return [r for r in self.requests if r.method == method and r.path.startswith(prefix)]
+
+    def originates(self) -> list[Sent]:
         """``POST /ari/channels`` requests (legs originated)."""
-        return [r for r in self.requests if r.method == "POST" and r.url.path == "/ari/channels"]
+        return [r for r in self.requests if r.method == "POST" and r.path == "/ari/channels"]
 
 
 @pytest.fixture
 def world(tmp_path):
     script = ScriptedAri()
-    ari = AriClient("http://asterisk.invalid:8088", "c2d", "pw", "click2dial")
-    ari._http = httpx.AsyncClient(base_url="http://asterisk.invalid:8088/ari",
-                                  transport=httpx.MockTransport(script.handle))
+    ari = AriClient(script.url, "c2d", "pw", "click2dial")
+    script.clients.append(ari)
     journal = Journal(f"sqlite:///{tmp_path}/calls.sqlite3")
     dial = DialConfig(agent_ring_timeout_s=1, callee_ring_timeout_s=1, tone_s=0)
     engine = CallEngine(ari, journal, dial, Metrics())
     stasis = StasisApp(engine, ari, ClidConfig(), Policy(ClidConfig(), PolicyConfig()))
     yield script, engine, stasis, journal
     journal.close()
+    script.close()
 
 
 def ev(kind: str, channel_id: str, state: str = "Down", **extra) -> dict:
     return {"type": kind, "channel": {"id": channel_id, "name": "PJSIP/x-0001", "state": state}, **extra}
-
-
-def run(coro):
-    return asyncio.run(coro)
 
 
 def test_c10_leg_variables_travel_in_the_json_body(world):
@@ -80,25 +140,31 @@ def test_c10_leg_variables_travel_in_the_json_body(world):
     async def go():
         return await engine.start_rest_call(validate_call_request(BODY), "0215550199")
 
-    call = run(go())
+    call = script.run(go())
     (post,) = script.originates()
-    body = json.loads(post.content)
+    assert post.headers["Content-Type"] == "application/json"
+    assert post.headers["Authorization"] == "Basic " + base64.b64encode(b"c2d:pw").decode()
+    body = post.body
     assert set(body) == {"variables"}
     assert body["variables"]["CDR(call_ref)"] == "ord-42"
     assert body["variables"]["CDR(c2d_call_id)"] == call.id
     assert body["variables"]["CONNECTEDLINE(num)"] == "0215550100"
-    params = dict(post.url.params)
+    params = post.query
     assert params["channelId"] == f"c2d-{call.id}-agent" and params["app"] == "click2dial"
     assert params["endpoint"] == "PJSIP/1001"
+    assert params["appArgs"] == f"c2d,agent,{call.id}" and params["timeout"] == "6"
     assert not any(k.startswith(("CDR", "CALLERID", "variables")) for k in params)
+    # On the wire every reserved character is percent-encoded, as Asterisk expects.
+    assert "endpoint=PJSIP%2F1001" in post.raw_query.split("&")
+    assert f"appArgs=c2d%2Cagent%2C{call.id}" in post.raw_query.split("&")
 
 
 def test_c01_stasis_start_before_the_originate_answer_is_not_lost(world):
     script, engine, stasis, journal = world
 
     async def early_start(request):
-        cid = request.url.params.get("channelId", "")
-        if request.url.path == "/ari/channels" and cid.endswith("-agent"):
+        cid = request.query.get("channelId", "")
+        if request.path == "/ari/channels" and cid.endswith("-agent"):
             await stasis.on_event(ev("StasisStart", cid, "Up"))
 
     script.before_reply[("POST", "/ari/channels")] = early_start
@@ -107,10 +173,12 @@ def test_c01_stasis_start_before_the_originate_answer_is_not_lost(world):
         call = await engine.start_rest_call(validate_call_request(BODY), "0215550199")
         return call
 
-    call = run(go())
+    call = script.run(go())
     # The early StasisStart (agent answered) was matched: the callee was dialled.
-    posts = [r.url.params["channelId"] for r in script.originates()]
+    posts = [r.query["channelId"] for r in script.originates()]
     assert posts == [f"c2d-{call.id}-agent", f"c2d-{call.id}-callee"]
+    agent_post, callee_post = script.originates()
+    assert callee_post.received < agent_post.answered  # really before the originate's answer
     assert journal.get(call.id)["state"] == "dialing_callee"
     assert not script.sent("DELETE", "/ari/channels")  # no "unknown channel" hangup
 
@@ -119,7 +187,8 @@ def test_c01_failed_originate_ends_the_pre_registered_call(world):
     script, engine, _, journal = world
     script.status[("POST", "/ari/channels")] = 500
 
-    call = run(engine.start_rest_call(validate_call_request(BODY), "0215550199"))
+    call = script.run(engine.start_rest_call(validate_call_request(BODY), "0215550199"))
+    assert len(script.originates()) == 1
     assert call.ended and journal.get(call.id)["reason"] == "agent_unavailable"
     assert engine.by_channel == {} and engine.calls == {}
 
@@ -136,9 +205,9 @@ def test_c02_nothing_is_sent_on_a_leg_before_its_stasis_start(world):
         await stasis.on_event(ev("StasisStart", agent, "Up"))
         return call, before
 
-    call, before = run(go())
+    call, before = script.run(go())
     assert before == 1  # only the originate
-    assert script.originates()[-1].url.params["channelId"] == f"c2d-{call.id}-callee"
+    assert script.originates()[-1].query["channelId"] == f"c2d-{call.id}-callee"
 
 
 def test_c09_repeated_events_never_dial_or_bridge_twice(world):
@@ -154,9 +223,9 @@ def test_c09_repeated_events_never_dial_or_bridge_twice(world):
             await stasis.on_event(ev("ChannelStateChange", callee, "Up"))
         return call
 
-    call = run(go())
+    call = script.run(go())
     assert len(script.originates()) == 2
-    assert len([r for r in script.requests if r.method == "POST" and r.url.path == f"/ari/bridges/c2d-{call.id}"]) == 1
+    assert len([r for r in script.requests if r.method == "POST" and r.path == f"/ari/bridges/c2d-{call.id}"]) == 1
     assert len(script.sent("POST", f"/ari/bridges/c2d-{call.id}/addChannel")) == 1
     assert journal.get(call.id)["state"] == "connected"
 
@@ -176,7 +245,7 @@ def test_c07_teardown_treats_404_as_gone_and_destroys_the_bridge_once(world):
         await stasis.on_event(ev("ChannelDestroyed", callee, cause=16))
         return call
 
-    call = run(go())
+    call = script.run(go())
     row = journal.get(call.id)
     assert row["state"] == "ended" and row["reason"] == "completed"
     assert len(script.sent("DELETE", f"/ari/bridges/c2d-{call.id}")) == 1
@@ -194,9 +263,9 @@ def test_c04_unknown_cause_after_our_ring_timer_is_agent_no_answer(world):
         await stasis.on_event(ev("ChannelDestroyed", agent, cause=0))
         return call
 
-    call = run(go())
+    call = script.run(go())
     hangups = script.sent("DELETE", f"/ari/channels/c2d-{call.id}-agent")
-    assert hangups and hangups[0].url.params["reason_code"] == "19"
+    assert hangups and hangups[0].query["reason_code"] == "19"
     row = journal.get(call.id)
     assert row["reason"] == "agent_no_answer" and row["call_ref"] == "t-noans"
     assert len(script.originates()) == 1  # the callee was never dialled
