@@ -230,11 +230,15 @@ class AriClient:
                            params={"channel": ",".join(channel_ids)})
 
     async def destroy_bridge(self, bridge_id: str) -> bool:
-        """``DELETE /bridges/{id}``; False when it was already gone."""
+        """``DELETE /bridges/{id}``; False when it was already gone.
+
+        A 409 "Bridge not in Stasis application" answers a DELETE that
+        arrives while Asterisk is still destroying the bridge: gone as well.
+        """
         try:
             await self.request("DELETE", f"/bridges/{bridge_id}")
         except AriError as exc:
-            if exc.status == 404:
+            if exc.status in (404, 409):
                 return False
             raise
         return True
