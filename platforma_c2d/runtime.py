@@ -43,7 +43,7 @@ class Runtime:
         self.policy = Policy(config.clid, config.policy)
         self.stasis = StasisApp(self.engine, self.ari, config.clid, self.policy,
                                 config.limits.max_active_calls_per_agent)
-        self.events = EventStream(a.url, a.username, a.password, a.app, self.stasis.on_event,
+        self.events = EventStream(a.url, a.username, a.password, a.app, self.stasis.dispatch,
                                   self._connected, self._disconnected, a.reconnect_max_backoff_s)
         self.loop = asyncio.new_event_loop()
         self.service = CallService(config, self.engine, self.journal, self.policy, self.loop,

@@ -57,6 +57,7 @@ class StasisApp:
         self.engine, self.ari, self.clid, self.policy = engine, ari, clid, policy
         self.max_per_agent = max_per_agent
         self.rng = rng or random.SystemRandom()
+        self._tails: dict[str, asyncio.Task] = {}
 
     async def filter_events(self) -> None:
         """``PUT /applications/{app}/eventFilter``: only ``EVENT_TYPES`` (after every connect).
@@ -77,8 +78,44 @@ class StasisApp:
                 await asyncio.sleep(0.05)
 
     # ------------------------------------------------------------------
+    async def dispatch(self, event: dict) -> None:
+        """Hand one ARI event to ``on_event`` without waiting for earlier calls' work.
+
+        Events of one call (keyed by its agent leg's channel id, which is
+        also the channel of a browser call before it is registered) are
+        handled strictly in arrival order, one after the other; events of
+        different calls run concurrently, so one call's ARI round trips do
+        not delay every other call. Everything still runs on the one event
+        loop (docs/decisions/0002).
+        """
+        key = self._key(event)
+        prev = self._tails.get(key)
+        task = asyncio.get_running_loop().create_task(self._after(prev, event))
+        self._tails[key] = task
+        task.add_done_callback(lambda t, k=key: self._done(k, t))
+
+    def _key(self, event: dict) -> str:
+        channel = (event.get("peer") if event.get("type") == "Dial" else event.get("channel")) or {}
+        chan_id = channel.get("id", "")
+        call = self.engine.by_channel.get(chan_id)
+        return call.agent_leg.channel_id if call is not None and call.agent_leg else chan_id
+
+    async def _after(self, prev: asyncio.Task | None, event: dict) -> None:
+        if prev is not None:
+            try:
+                await prev
+            except Exception:  # noqa: BLE001 - already logged by _done
+                pass
+        await self.on_event(event)
+
+    def _done(self, key: str, task: asyncio.Task) -> None:
+        if self._tails.get(key) is task:
+            del self._tails[key]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("handler failed for an ARI event", exc_info=task.exception())
+
     async def on_event(self, event: dict) -> None:
-        """Handle one ARI event (any type; unknown types are ignored)."""
+        """Handle one ARI event now (any type; unknown types are ignored)."""
         kind = event.get("type")
         channel = event.get("channel") or {}
         if kind == "Dial":

@@ -1,0 +1,43 @@
+"""StasisApp.dispatch: one call's events in order, different calls concurrently."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+from platforma_c2d.calls.model import Call, Leg, Origin
+from platforma_c2d.calls.stasis import StasisApp
+
+
+def _call(cid: str) -> Call:
+    call = Call(id=cid * 32, origin=Origin.REST, agent="1001", callee="0215550100",
+                outbound_id="random", clid="0115550001", call_ref="")
+    call.agent_leg = Leg("agent", f"c2d-{cid}-agent")
+    call.callee_leg = Leg("callee", f"c2d-{cid}-callee")
+    return call
+
+
+def test_events_of_one_call_keep_their_order_and_calls_do_not_wait_for_each_other():
+    a, b = _call("a"), _call("b")
+    engine = SimpleNamespace(by_channel={leg.channel_id: c for c in (a, b) for leg in c.legs()})
+    app = StasisApp(engine, ari=None, clid=None, policy=None)
+    seen: list[str] = []
+
+    async def handle(event):  # stands for the engine's work, with ARI round trips
+        await asyncio.sleep(event["delay"])
+        seen.append(event["name"])
+
+    app.on_event = handle
+
+    async def go():
+        for name, chan, delay in (("a1", "c2d-a-agent", 0.05), ("a2", "c2d-a-callee", 0.0),
+                                  ("a3", "c2d-a-agent", 0.0), ("b1", "c2d-b-agent", 0.0),
+                                  ("x1", "browser-1", 0.0)):
+            await app.dispatch({"type": "ChannelStateChange", "channel": {"id": chan},
+                                "name": name, "delay": delay})
+        while app._tails:
+            await asyncio.sleep(0.01)
+
+    asyncio.run(go())
+    assert [n for n in seen if n.startswith("a")] == ["a1", "a2", "a3"]  # the callee's event waited
+    assert seen.index("b1") < seen.index("a1") and seen.index("x1") < seen.index("a1")
