@@ -1,0 +1,134 @@
+"""A second ARI application that watches bridges (not the service).
+
+It connects to ``/ari/events?app=c2d-bench-observer&subscribeAll=true`` and
+narrows its events to ``ChannelEnteredBridge`` / ``ChannelLeftBridge`` with
+the application event filter (``PUT /ari/applications/{app}/eventFilter``),
+so watching costs Asterisk and the bench little. From the events'
+``timestamp`` (Asterisk's clock, milliseconds) it knows when both channels of
+a call were in its bridge, how many calls are connected now, and the peak.
+
+A bridge is tied to the benchmark's callee number (unique per call) by the
+``dialplan.exten`` of a channel in it (the caller's channel for dialplan and
+header calls), or by its id for the service's REST calls (``c2d-<call id>``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from websockets.asyncio.client import connect
+
+APP = "c2d-bench-observer"
+CALLEE = re.compile(r"^0[0-9]{9}$")
+
+
+def ari_time(ts: str) -> float:
+    """Seconds since the epoch of an ARI event ``timestamp`` (``2026-01-31T12:00:00.123+0000``)."""
+    return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+
+
+@dataclass
+class BridgeSeen:
+    """What the observer saw of one bridge."""
+
+    id: str
+    entered: dict[str, float] = field(default_factory=dict)   # channel id -> entered at
+    callee: str | None = None
+    connected_at: float | None = None    # the second channel entered (Asterisk's clock)
+    ended: bool = False                  # a channel left it
+
+
+class Observer:
+    """Watches every bridge of the Asterisk at ``host:port`` (ARI user ``auth``)."""
+
+    def __init__(self, host: str, port: int, auth: tuple[str, str], http):
+        self.url = f"ws://{host}:{port}/ari/events?app={APP}&subscribeAll=true"
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        self._headers = {"Authorization": f"Basic {token}"}
+        self._http = http                 # an HttpPool to ARI
+        self.bridges: dict[str, BridgeSeen] = {}
+        self.by_callee: dict[str, BridgeSeen] = {}
+        self.connected_now = 0
+        self.peak = 0
+        self.events = 0
+        self._ws = None
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        """Connect and install the event filter (the app exists once connected)."""
+        self._ws = await connect(self.url, additional_headers=self._headers, max_size=2**24,
+                                 ping_interval=None)
+        status, body, _ = await self._http.request(
+            "PUT", f"/ari/applications/{APP}/eventFilter",
+            json_body={"allowed": [{"type": "ChannelEnteredBridge"}, {"type": "ChannelLeftBridge"}]})
+        if status != 200:
+            raise RuntimeError(f"ARI event filter refused: {status} {body[:200]!r}")
+        self._task = asyncio.create_task(self._read())
+
+    async def stop(self) -> None:
+        """Close the socket."""
+        if self._ws is not None:
+            await self._ws.close()
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+
+    def reset_peak(self) -> None:
+        """Start a new peak measurement from the calls connected now."""
+        self.peak = self.connected_now
+
+    def forget(self) -> None:
+        """Drop what was seen (between phases) to keep memory small."""
+        self.bridges = {k: v for k, v in self.bridges.items() if not v.ended}
+        self.by_callee = {k: v for k, v in self.by_callee.items() if not v.ended}
+
+    def bridge_for(self, callee: str, call_id: str | None = None) -> BridgeSeen | None:
+        """The bridge of the call to ``callee`` (or of the service's call ``call_id``)."""
+        if call_id:
+            seen = self.bridges.get("c2d-" + call_id)
+            if seen is not None:
+                return seen
+        return self.by_callee.get(callee)
+
+    async def _read(self) -> None:
+        async for raw in self._ws:
+            self.events += 1
+            try:
+                ev = json.loads(raw)
+                kind = ev.get("type")
+                bridge_id = (ev.get("bridge") or {}).get("id")
+                channel = ev.get("channel") or {}
+                if not bridge_id or not channel.get("id"):
+                    continue
+                if kind == "ChannelEnteredBridge":
+                    self._entered(bridge_id, channel, ari_time(ev["timestamp"]))
+                elif kind == "ChannelLeftBridge":
+                    seen = self.bridges.get(bridge_id)
+                    if seen is not None and not seen.ended:
+                        seen.ended = True
+                        if seen.connected_at is not None:
+                            self.connected_now -= 1
+            except (ValueError, KeyError, TypeError):
+                continue
+
+    def _entered(self, bridge_id: str, channel: dict, at: float) -> None:
+        seen = self.bridges.get(bridge_id)
+        if seen is None:
+            seen = self.bridges[bridge_id] = BridgeSeen(bridge_id)
+        seen.entered.setdefault(channel["id"], at)
+        exten = (channel.get("dialplan") or {}).get("exten") or ""
+        if CALLEE.match(exten):
+            seen.callee = exten
+            self.by_callee[exten] = seen
+        if seen.connected_at is None and len(seen.entered) >= 2 and not seen.ended:
+            seen.connected_at = max(sorted(seen.entered.values())[:2])
+            self.connected_now += 1
+            self.peak = max(self.peak, self.connected_now)
