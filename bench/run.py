@@ -44,7 +44,7 @@ import sys
 import time
 import traceback
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -54,7 +54,7 @@ from bench.procstat import cpu_seconds, memory_kb
 from tests.bench.asterisk import ARI_PASSWORD, ARI_USER, OVERLAY_DIR, AsteriskBench
 from tests.bench.root import ensure_root
 from tests.bench.service import ServiceProcess
-from tests.bench.sipp import SippPeer, parse_messages, uac_scenario, uas_scenario
+from tests.bench.sipp import SippPeer, uac_scenario, uas_scenario
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench-results"
@@ -743,6 +743,10 @@ def fmt(v, unit="") -> str:
     return f"{v}{unit}"
 
 
+def fmt_ratio(v) -> str:
+    return "—" if v is None else f"{v:.2f}"
+
+
 def derive(res: dict) -> dict:
     """Ratios, added latency and target verdicts from the raw figures."""
     out: dict = {}
@@ -805,10 +809,10 @@ def render(res: dict) -> str:
     def cap(c, key):
         return f"{'≥ ' if c.get('ceiling_reached') else ''}{fmt(c[key])}"
     lines.append(f"| sustained calls/s (0 failed, 0 left over) | {cap(cs, 'capacity_cps')} | "
-                 f"{cap(cb, 'capacity_cps')} | {fmt(d['capacity_ratio'])} | ≥ 0.9 "
+                 f"{cap(cb, 'capacity_cps')} | {fmt_ratio(d['capacity_ratio'])} | ≥ 0.9 "
                  f"{'✔' if d['targets']['capacity_at_least_90pct_of_asterisk'] else '✘'} |")
     lines.append(f"| simultaneous connected calls | {cap(svc['concurrency'], 'max_simultaneous')} | "
-                 f"{cap(ast['concurrency'], 'max_simultaneous')} | {fmt(d['simultaneous_ratio'])} | ≥ 0.9 "
+                 f"{cap(ast['concurrency'], 'max_simultaneous')} | {fmt_ratio(d['simultaneous_ratio'])} | ≥ 0.9 "
                  f"{'✔' if d['targets']['simultaneous_at_least_90pct_of_asterisk'] else '✘'} |")
     lines.append("")
     names = {"request_to_agent_invite": "request → agent's INVITE",

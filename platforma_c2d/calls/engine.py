@@ -123,12 +123,15 @@ class CallEngine:
 
         Done at StasisStart, before anything is dialled (field report C22).
         """
-        for name, value in self._cdr_vars(call, role).items():
-            try:
-                await self.ari.set_variable(channel_id, name, value)
-            except AriError as exc:
-                log.warning("cannot set %s: %s", name, exc, extra=self._ctx(call))
-                return
+        results = await asyncio.gather(
+            *(self.ari.set_variable(channel_id, name, value)
+              for name, value in self._cdr_vars(call, role).items()),
+            return_exceptions=True)  # independent requests: one round trip, not five
+        for result in results:
+            if isinstance(result, AriError):
+                log.warning("cannot tag the CDR: %s", result, extra=self._ctx(call))
+            elif isinstance(result, BaseException):
+                raise result
 
     async def start_rest_call(self, req: CallRequest, clid: str, *, token_name: str = "",
                               idempotency_key: str | None = None,
