@@ -105,8 +105,3 @@ class EventStream:
         self._stop.set()
         if self._ws is not None:
             await self._ws.close()
-
-    async def drop(self) -> None:
-        """Close the current socket (it reconnects by itself); for fault tests."""
-        if self._ws is not None:
-            await self._ws.close()

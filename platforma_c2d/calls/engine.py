@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 
 from platforma_c2d.ari.client import AriClient, AriError
 from platforma_c2d.calls import causes
@@ -64,7 +63,6 @@ class CallEngine:
         self.by_channel: dict[str, Call] = {}
         self._timers: dict[str, list[asyncio.TimerHandle]] = {}
         self._t0: dict[str, float] = {}
-        self.on_call_ended: list[Callable[[Call], None]] = []
 
     # ------------------------------------------------------------------
     # bookkeeping
@@ -508,5 +506,3 @@ class CallEngine:
         for leg in call.legs():
             if self.by_channel.get(leg.channel_id) is call:
                 self.by_channel.pop(leg.channel_id, None)
-        for cb in self.on_call_ended:
-            cb(call)

@@ -13,7 +13,6 @@ reads (``get``, ``list``) may come from any thread.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -205,8 +204,3 @@ class Journal:
             answered = _parse(row["answered_at"])
             out["duration_s"] = round((utcnow() - answered).total_seconds(), 3)
         return out
-
-    @staticmethod
-    def dumps(obj) -> str:
-        """JSON text of ``obj`` (for details)."""
-        return json.dumps(obj, separators=(",", ":"), sort_keys=True)
