@@ -189,3 +189,10 @@ def iso(t: datetime | None) -> str | None:
     if t is None:
         return None
     return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def parse_iso(ts: str | None) -> datetime | None:
+    """The inverse of ``iso``: a timezone-aware UTC datetime, or None for None/""."""
+    if not ts:
+        return None
+    return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)

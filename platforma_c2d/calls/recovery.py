@@ -14,18 +14,10 @@ the channels and bridges Asterisk has now — and makes them agree:
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from platforma_c2d.ari.client import AriClient
 from platforma_c2d.calls.engine import LEG_PREFIX, CallEngine, callee_channel_id
-from platforma_c2d.calls.model import Call, Leg, Origin, State
+from platforma_c2d.calls.model import Call, Leg, Origin, State, parse_iso
 from platforma_c2d.rules import is_extension
-
-
-def _parse_iso(ts: str | None) -> datetime | None:
-    if not ts:
-        return None
-    return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
 
 
 def call_from_row(row: dict, channels: dict[str, dict]) -> Call:
@@ -40,8 +32,8 @@ def call_from_row(row: dict, channels: dict[str, dict]) -> Call:
                 callee=row["callee"], outbound_id=row["outbound_id"], clid=row["clid"],
                 call_ref=row["call_ref"], state=State(row["state"]),
                 token_name=row["token_name"] or "", bridge_id=row["bridge_id"])
-    call.created_at = _parse_iso(row["created_at"]) or call.created_at
-    call.answered_at = _parse_iso(row["answered_at"])
+    call.created_at = parse_iso(row["created_at"]) or call.created_at
+    call.answered_at = parse_iso(row["answered_at"])
     call.agent_is_external = not is_extension(call.agent)
     callee_id = row["callee_channel"] or callee_channel_id(call.id)
     for role, chan_id in (("agent", row["agent_channel"]), ("callee", callee_id)):

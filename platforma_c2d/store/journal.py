@@ -13,13 +13,13 @@ reads (``get``, ``list``) may come from any thread.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from platforma_c2d.calls.model import Call, iso, utcnow
+from platforma_c2d.calls.model import Call, iso, parse_iso, utcnow
 
 metadata = sa.MetaData()
 
@@ -70,12 +70,6 @@ _INSERT_EVENT = call_events.insert()
 
 API_FIELDS = ("id", "origin", "agent", "callee", "outbound_id", "clid", "call_ref", "state",
               "reason", "created_at", "answered_at", "ended_at", "duration_s")
-
-
-def _parse(ts: str | None) -> datetime | None:
-    if not ts:
-        return None
-    return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
 
 
 class Journal:
@@ -201,6 +195,6 @@ class Journal:
     def _resource(row) -> dict:
         out = {k: row[k] for k in API_FIELDS}
         if row["state"] == "connected" and row["answered_at"]:
-            answered = _parse(row["answered_at"])
+            answered = parse_iso(row["answered_at"])
             out["duration_s"] = round((utcnow() - answered).total_seconds(), 3)
         return out
