@@ -20,7 +20,7 @@ from platforma_c2d.calls.service import CallService
 from platforma_c2d.calls.stasis import StasisApp
 from platforma_c2d.config import Config
 from platforma_c2d.metrics import Metrics
-from platforma_c2d.store.journal import Journal
+from platforma_c2d.store.journal import Journal, JournalWriter
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +37,10 @@ class Runtime:
         self.config = config
         self.metrics = Metrics()
         self.journal = Journal(config.store.url)
+        self.writer = JournalWriter(self.journal)
         a = config.ari
         self.ari = AriClient(a.url, a.username, a.password, a.app, a.request_timeout_s)
-        self.engine = CallEngine(self.ari, self.journal, config.dial, self.metrics)
+        self.engine = CallEngine(self.ari, self.journal, config.dial, self.metrics, self.writer)
         self.policy = Policy(config.clid, config.policy)
         self.stasis = StasisApp(self.engine, self.ari, config.clid, self.policy,
                                 config.limits.max_active_calls_per_agent)
@@ -84,8 +85,9 @@ class Runtime:
         return self.events.connected
 
     def stop(self) -> None:
-        """Stop the event stream and the thread; close the journal. Idempotent."""
+        """Stop the event stream and the thread; write what is queued; close the journal. Idempotent."""
         if self._thread.is_alive():
             asyncio.run_coroutine_threadsafe(self.events.stop(), self.loop).result(timeout=10)
             self._thread.join(timeout=10)
+        self.writer.close()
         self.journal.close()

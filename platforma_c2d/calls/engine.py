@@ -27,7 +27,7 @@ from platforma_c2d.calls.model import Call, Leg, Origin, Reason, State, new_call
 from platforma_c2d.config import DialConfig
 from platforma_c2d.metrics import Metrics
 from platforma_c2d.rules import CallRequest
-from platforma_c2d.store.journal import Journal
+from platforma_c2d.store.journal import Journal, JournalWriter
 
 log = logging.getLogger("platforma_c2d.calls")
 
@@ -49,16 +49,36 @@ def bridge_id_for(call_id: str) -> str:
     return f"{LEG_PREFIX}{call_id}"
 
 
+async def _failure(awaitable) -> AriError | None:
+    """Await ``awaitable``; return its ``AriError`` (None on success). Other errors propagate."""
+    try:
+        await awaitable
+    except AriError as exc:
+        return exc
+    return None
+
+
+def _consume(done: asyncio.Future) -> None:
+    """Mark a journal future's exception as seen (the writer has logged it)."""
+    if not done.cancelled():
+        done.exception()
+
+
 class CallEngine:
     """Owns every active call; turns ARI events into state changes.
 
-    ``ari``: the REST client; ``journal``: the store, written before any ARI
-    request of a new call and at every change; ``dial``: ``[dial]`` config;
-    ``metrics``: counters. All methods run on the engine's event loop.
+    ``ari``: the REST client; ``journal``: the store, written at every
+    change through ``writer`` (its writing thread; one is started when none
+    is given) — a new call is on disk before the API answers and before its
+    callee is dialled, an ended one before ``cancel``/``teardown`` return;
+    ``dial``: ``[dial]`` config; ``metrics``: counters. All methods run on
+    the engine's event loop.
     """
 
-    def __init__(self, ari: AriClient, journal: Journal, dial: DialConfig, metrics: Metrics):
+    def __init__(self, ari: AriClient, journal: Journal, dial: DialConfig, metrics: Metrics,
+                 writer: JournalWriter | None = None):
         self.ari, self.journal, self.dial, self.metrics = ari, journal, dial, metrics
+        self.writer = writer or JournalWriter(journal)
         self.calls: dict[str, Call] = {}
         self.by_channel: dict[str, Call] = {}
         self._timers: dict[str, list[asyncio.TimerHandle]] = {}
@@ -95,9 +115,20 @@ class CallEngine:
             if not call.ended:
                 await self.teardown(call, Reason.FAILED, "internal error")
 
-    def _record(self, call: Call, detail: str, **kw) -> None:
-        self.journal.record(call, detail, **kw)
+    def _record(self, call: Call, detail: str, **kw) -> asyncio.Future:
+        """Journal the call as it is now; returns the commit's future (await it where it matters).
+
+        Nothing waits on SQL here: the writer thread commits (group commit).
+        A failed write is logged by the writer; awaiting the future raises it.
+        """
+        done = asyncio.wrap_future(self.writer.submit(call, detail, **kw))
+        done.add_done_callback(_consume)
         log.info("%s: %s", call.state.value, detail, extra=self._ctx(call))
+        return done
+
+    async def flush(self) -> None:
+        """Wait until every record submitted so far is committed (or failed)."""
+        await asyncio.wrap_future(self.writer.flush())
 
     @staticmethod
     def _ctx(call: Call) -> dict:
@@ -131,24 +162,34 @@ class CallEngine:
             elif isinstance(result, BaseException):
                 raise result
 
-    async def start_rest_call(self, req: CallRequest, clid: str, *, token_name: str = "",
+    async def start_rest_call(self, req: CallRequest, clid: str, *, call_id: str | None = None,
+                              token_name: str = "",
                               idempotency_key: str | None = None,
                               request_hash: str | None = None) -> Call:
         """Place a click-to-dial call: ring the agent first (SPEC §3.1).
 
-        The call is journalled before the agent leg is requested. If Asterisk
-        refuses the leg, the call ends at once (``agent_unavailable`` when the
-        endpoint cannot be reached, ``failed`` otherwise) and is returned ended.
+        ``call_id``: the id to give the call (32 hex characters; a new one
+        when None). The call's first record is committed before this
+        returns, while the agent leg is requested. If Asterisk refuses the
+        leg, the call ends at once (``agent_unavailable`` when the endpoint
+        cannot be reached, ``failed`` otherwise) and is returned ended. Raises
+        the database's exception (after hanging the call up) when the journal
+        cannot be written.
         """
-        call = Call(id=new_call_id(), origin=Origin.REST, agent=req.agent, callee=req.callee,
+        call = Call(id=call_id or new_call_id(), origin=Origin.REST, agent=req.agent, callee=req.callee,
                     outbound_id=req.outbound_id, clid=clid, call_ref=req.call_ref,
                     agent_is_external=req.agent_is_external, token_name=token_name)
         call.agent_leg = Leg("agent", agent_channel_id(call.id))
         self._t0[call.id] = time.monotonic()
         self._register(call)
-        self._record(call, f"call requested by {token_name or 'anonymous'}: agent {call.agent} -> "
-                           f"callee {call.callee} with CLID {call.clid}",
-                     idempotency_key=idempotency_key, request_hash=request_hash)
+        # The first record is committed while the agent's phone is asked to
+        # ring (an internal leg, never the callee); the API answers only once
+        # it is on disk (SPEC §9). Should the process die in between, the
+        # restart hangs up the unjournalled leg (recovery: unknown c2d-
+        # channels), and the client never got its 201.
+        first = self._record(call, f"call requested by {token_name or 'anonymous'}: agent {call.agent} -> "
+                                   f"callee {call.callee} with CLID {call.clid}",
+                             idempotency_key=idempotency_key, request_hash=request_hash)
         self.metrics.calls_started.labels(call.origin.value).inc()
         self.metrics.active.inc()
         if req.agent_is_external:
@@ -176,9 +217,41 @@ class CallEngine:
                 call.agent_leg.gone = True
                 reason = Reason.AGENT_UNAVAILABLE if exc.status in (400, 404, 409, 500) else Reason.FAILED
                 await self.teardown(call, reason, f"agent leg refused by Asterisk ({exc.status})")
+        try:
+            await first
+        except Exception:
+            # Not on disk: the call must not go on unjournalled.
+            await self.teardown(call, Reason.FAILED, "the journal cannot be written")
+            raise
         return call
 
-    async def _create_callee_leg(self, call: Call) -> None:
+    async def _make_bridge(self, call: Call) -> None:
+        """Create the call's bridge ahead of the callee's answer (a failure is retried then)."""
+        call.bridge_id = bridge_id_for(call.id)
+        try:
+            await self.ari.create_bridge(call.bridge_id, name=call.bridge_id)
+            call.bridge_made = True
+            if call.ended:  # torn down while the request was in flight: no orphan bridge
+                await self.ari.destroy_bridge(call.bridge_id)
+        except AriError as exc:
+            log.warning("bridge not created ahead (%s); again at the answer", exc, extra=self._ctx(call))
+
+    async def _ringback(self, call: Call) -> None:
+        """Ringing to the agent of a REST call while the callee rings (SPEC §3.2)."""
+        agent = call.agent_leg
+        if call.origin is Origin.REST and agent is not None and not call.ended and not agent.gone:
+            try:
+                await self.ari.ring(agent.channel_id)
+            except AriError:
+                pass
+
+    async def _create_callee_leg(self, call: Call, prepare: bool = False) -> None:
+        """Originate the callee leg through the trunk with the CLID.
+
+        ``prepare``: also, concurrently, create the call's bridge and start
+        the agent's ringback, so that the callee's answer needs only one
+        more round trip to Asterisk.
+        """
         leg = Leg("callee", callee_channel_id(call.id))
         self._add_leg(call, leg)
         variables = self._cdr_vars(call, "callee")
@@ -186,13 +259,20 @@ class CallEngine:
         # C17); the connected line of an outgoing PJSIP channel is its caller.
         variables.update({"CALLERID(num)": call.clid, "CALLERID(name)": "",
                           "CONNECTEDLINE(num)": call.clid, "CONNECTEDLINE(name)": ""})
-        try:
-            await self.ari.originate(endpoint=self.dial.trunk_endpoint.format(number=call.callee),
-                                     channel_id=leg.channel_id, app_args=f"c2d,callee,{call.id}",
-                                     variables=variables, timeout_s=self.dial.callee_ring_timeout_s + 5,
-                                     originator=call.agent_leg.channel_id)
+        side = [self._make_bridge(call), self._ringback(call)] if prepare else []
+        results = await asyncio.gather(
+            _failure(self.ari.originate(endpoint=self.dial.trunk_endpoint.format(number=call.callee),
+                                        channel_id=leg.channel_id, app_args=f"c2d,callee,{call.id}",
+                                        variables=variables, timeout_s=self.dial.callee_ring_timeout_s + 5,
+                                        originator=call.agent_leg.channel_id)),
+            *side, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        exc = results[0]
+        if exc is None:
             self._timer(call, self.dial.callee_ring_timeout_s, self._ring_timeout, call, leg)
-        except AriError as exc:
+        else:
             if not call.ended:
                 leg.gone = True
                 await self._callee_failed(call, Reason.CALLEE_UNAVAILABLE,
@@ -216,25 +296,37 @@ class CallEngine:
         self._register(call)
         self.metrics.calls_started.labels(call.origin.value).inc()
         self.metrics.active.inc()
-        self._record(call, f"call from a phone of agent {call.agent}; dialling the callee")
-        await self.tag_channel(call, call.agent_leg.channel_id)
+        first = self._record(call, f"call from a phone of agent {call.agent}; dialling the callee")
+        # While the record is committed: the CDR tags and 180 Ringing to the
+        # browser (C26), concurrently — nothing is dialled yet (C22).
+        ring = asyncio.ensure_future(self.ari.ring(call.agent_leg.channel_id))
+        try:
+            await self.tag_channel(call, call.agent_leg.channel_id)
+        finally:
+            ring_failed = await _failure(ring)
         if call.ended:
             return
+        if ring_failed is not None and ring_failed.status == 404:
+            call.agent_leg.gone = True
+            await self.teardown(call, Reason.CANCELLED, "caller gone before ringing")
+            return
         try:
-            await self.ari.ring(call.agent_leg.channel_id)  # 180 Ringing to the browser (C26)
-        except AriError as exc:
-            if exc.status == 404 and not call.ended:
-                call.agent_leg.gone = True
-                await self.teardown(call, Reason.CANCELLED, "caller gone before ringing")
-                return
+            await first
+        except Exception:
+            await self.teardown(call, Reason.FAILED, "the journal cannot be written",
+                                agent_cause=causes.CAUSE_CONGESTION)
+            return
         if not call.ended:
-            await self._create_callee_leg(call)
+            await self._create_callee_leg(call, prepare=True)
 
-    def journal_rejected(self, call: Call, detail: str) -> None:
-        """Journal a call refused before anything was dialled (ended, ``rejected``)."""
+    def journal_rejected(self, call: Call, detail: str) -> asyncio.Future:
+        """Journal a call refused before anything was dialled (ended, ``rejected``).
+
+        Returns the commit's future."""
         call.end(Reason.REJECTED)
-        self._record(call, detail)
+        done = self._record(call, detail)
         self.metrics.calls_ended.labels(call.origin.value, Reason.REJECTED.value).inc()
+        return done
 
     async def resume(self, call: Call, bridges: dict[str, dict]) -> None:
         """Take back a call of an earlier run, rebuilt from the journal (``recovery``).
@@ -245,6 +337,7 @@ class CallEngine:
         ``completed``; otherwise it goes on with its timers restarted.
         """
         self._t0[call.id] = time.monotonic()
+        call.bridge_made = bool(call.bridge_id) and call.bridge_id in bridges
         self._register(call)
         self.metrics.active.inc()
         legs = call.legs()
@@ -347,25 +440,31 @@ class CallEngine:
             self.metrics.setup.labels("agent_answer").observe(time.monotonic() - self._t0[call.id])
             self._t0[call.id] = time.monotonic()
             self._record(call, "agent answered; dialling the callee")
-            await self._create_callee_leg(call)
-            if not call.ended and not leg.gone:
-                try:
-                    await self.ari.ring(leg.channel_id)  # ringback to the agent (SPEC §3.2)
-                except AriError:
-                    pass
+            # The callee, the bridge and the agent's ringback at once.
+            await self._create_callee_leg(call, prepare=True)
 
     async def _connect(self, call: Call) -> None:
         t_answer = time.monotonic()
         self.metrics.setup.labels("callee_answer").observe(t_answer - self._t0[call.id])
         agent, callee = call.agent_leg, call.callee_leg
         try:
+            if not call.bridge_made:  # not made while the callee rang (or a call taken back)
+                call.bridge_id = bridge_id_for(call.id)
+                await self.ari.create_bridge(call.bridge_id, name=call.bridge_id)
+                call.bridge_made = True
+            both = [agent.channel_id, callee.channel_id]
             if call.origin is not Origin.REST:
+                # The browser is answered before it joins: its 200 OK, then media.
                 await self.ari.answer(agent.channel_id)
+                await self.ari.add_channels(call.bridge_id, both)
             else:
-                await self.ari.ring_stop(agent.channel_id)
-            call.bridge_id = bridge_id_for(call.id)
-            await self.ari.create_bridge(call.bridge_id, name=call.bridge_id)
-            await self.ari.add_channels(call.bridge_id, [agent.channel_id, callee.channel_id])
+                # Ringback off while both join: one round trip, not two (a
+                # ring_stop that fails changes nothing).
+                results = await asyncio.gather(self.ari.add_channels(call.bridge_id, both), _failure(self.ari.ring_stop(agent.channel_id)),
+                                               return_exceptions=True)
+                for result in results:
+                    if isinstance(result, BaseException):
+                        raise result
         except AriError as exc:
             if not call.ended:
                 await self.teardown(call, Reason.FAILED, f"bridge failed ({exc.status})")
@@ -474,8 +573,10 @@ class CallEngine:
                        agent_cause: int | None = None) -> None:
         """End ``call`` with ``reason``: journal, then hang up every leg and destroy the bridge.
 
-        Idempotent. Channels are hung up before the bridge is destroyed so the
-        cause is not overwritten (C07); a leg that is already gone is fine.
+        Idempotent. The legs are hung up (concurrently) before the bridge is
+        destroyed so the cause is not overwritten (C07); a leg that is
+        already gone is fine. Returns once the ended record is committed
+        (a failed write is logged, never raised: the legs go anyway).
         """
         if call.ended:
             return
@@ -483,23 +584,30 @@ class CallEngine:
         for handle in self._timers.pop(call.id, []):
             handle.cancel()
         self._t0.pop(call.id, None)
-        self._record(call, detail)
+        ended = self._record(call, detail)
         self.metrics.calls_ended.labels(call.origin.value, reason.value).inc()
         self.metrics.active.dec()
-        for leg in call.legs():
-            if leg.gone:
-                continue
-            cause = agent_cause if (leg.role == "agent" and agent_cause) else None
-            try:
-                await self.ari.hangup(leg.channel_id, reason_code=cause)
-            except AriError as exc:
-                log.warning("hangup of %s leg failed: %s", leg.role, exc, extra=self._ctx(call))
+        legs = [leg for leg in call.legs() if not leg.gone]
+        results = await asyncio.gather(
+            *(self.ari.hangup(leg.channel_id,
+                              reason_code=agent_cause if (leg.role == "agent" and agent_cause) else None)
+              for leg in legs), return_exceptions=True)
+        for leg, result in zip(legs, results):
+            if isinstance(result, AriError):
+                log.warning("hangup of %s leg failed: %s", leg.role, result, extra=self._ctx(call))
+            elif isinstance(result, BaseException):
+                log.error("hangup of %s leg failed: %r", leg.role, result, extra=self._ctx(call))
         if call.bridge_id:
             try:
                 await self.ari.destroy_bridge(call.bridge_id)
             except AriError as exc:
                 log.warning("bridge destroy failed: %s", exc, extra=self._ctx(call))
-        self._forget(call)
+        try:
+            await ended
+        except Exception:  # noqa: BLE001 - logged by the writer; the call is over regardless
+            pass
+        finally:
+            self._forget(call)
 
     def _forget(self, call: Call) -> None:
         self.calls.pop(call.id, None)

@@ -125,6 +125,8 @@ class Call:
     bridge_id: str | None = None
     #: reason decided before the last leg is gone (e.g. tone to the agent)
     pending_reason: Reason | None = None
+    #: the bridge ``bridge_id`` exists in Asterisk (made while the callee rang)
+    bridge_made: bool = False
     token_name: str = ""
 
     @property

@@ -55,6 +55,7 @@ async def reconcile(engine: CallEngine, ari: AriClient) -> None:
     """Make the engine, the journal and Asterisk agree (see the module docstring)."""
     channels = {c["id"]: c for c in await ari.channels()}
     bridges = {b["id"]: b for b in await ari.bridges()}
+    await engine.flush()  # a call ended a moment ago must not read as unfinished
     for row in engine.journal.unfinished():
         if row["id"] in engine.calls or row["origin"] == Origin.AGI.value:
             continue  # AGI calls are routed by the dialplan; its hangup handler ends them

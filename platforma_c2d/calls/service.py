@@ -21,7 +21,7 @@ from platforma_c2d import rules
 from platforma_c2d.calls.engine import CallEngine
 from platforma_c2d.calls.errors import (AgentBusy, AsteriskUnavailable, C2DError, Forbidden,
                                         IdempotencyConflict, InvalidRequest, NoSuchCall)
-from platforma_c2d.calls.model import utcnow
+from platforma_c2d.calls.model import new_call_id, utcnow
 from platforma_c2d.calls.policy import Policy
 from platforma_c2d.config import Config
 from platforma_c2d.store.journal import Journal
@@ -52,6 +52,18 @@ class CallService:
         self.loop, self.is_connected = loop, is_connected
         self.rng = rng or random.SystemRandom()
         self._timeout = config.ari.request_timeout_s * 3 + 5
+        #: (token name, Idempotency-Key) -> (call id, request hash) of calls
+        #: being placed now, not yet committed (telephony thread only)
+        self._placing: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def _settled(self) -> None:
+        """Wait until every state change made so far is committed, so a read shows it.
+
+        Raises ``AsteriskUnavailable`` when the journal does not catch up in time."""
+        try:
+            self.engine.writer.flush().result(timeout=self._timeout)
+        except FutureTimeout as exc:
+            raise AsteriskUnavailable("the call journal is not keeping up; try again shortly") from exc
 
     def _run(self, coro):
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
@@ -95,9 +107,15 @@ class CallService:
 
         async def place() -> tuple[dict, bool]:
             # On the telephony thread: two requests with one key cannot both dial.
+            key = (caller.name, idempotency_key or "")
             if idempotency_key:
-                since = utcnow() - timedelta(seconds=self.config.limits.idempotency_window_s)
-                first = self.journal.find_idempotent(caller.name, idempotency_key, since)
+                placing = self._placing.get(key)
+                if placing is not None:  # the same key, a moment ago: its record is on its way
+                    await self.engine.flush()
+                    first = self.journal.get_row(placing[0])
+                else:
+                    since = utcnow() - timedelta(seconds=self.config.limits.idempotency_window_s)
+                    first = self.journal.find_idempotent(caller.name, idempotency_key, since)
                 if first is not None:
                     if first["request_hash"] != request_hash:
                         raise IdempotencyConflict("this Idempotency-Key was used with another body",
@@ -108,9 +126,15 @@ class CallService:
             if limit and self.engine.active_for_agent(req.agent) >= limit:
                 raise AgentBusy("the agent already has an active call",
                                 {"agent": req.agent, "max_active_calls": limit})
-            call = await self.engine.start_rest_call(req, clid, token_name=caller.name,
-                                                     idempotency_key=idempotency_key,
-                                                     request_hash=request_hash)
+            call_id = new_call_id()
+            if idempotency_key:
+                self._placing[key] = (call_id, request_hash)
+            try:
+                call = await self.engine.start_rest_call(req, clid, call_id=call_id, token_name=caller.name,
+                                                         idempotency_key=idempotency_key,
+                                                         request_hash=request_hash)
+            finally:
+                self._placing.pop(key, None)  # committed now (or failed): the journal knows
             return call.to_dict(), False
 
         return self._run(place())
@@ -121,7 +145,10 @@ class CallService:
         A token limited to some agents sees only their calls; any other call
         is "no such call" to it (its existence is not revealed).
         """
-        found = self.journal.get(call_id) if _plausible_id(call_id) else None
+        found = None
+        if _plausible_id(call_id):
+            self._settled()
+            found = self.journal.get(call_id)
         if found is None or (caller.agents and found["agent"] not in caller.agents):
             raise NoSuchCall("no call with this id", {"id": ascii(call_id[:64])[1:-1]})
         return found
@@ -134,6 +161,7 @@ class CallService:
         """
         if state is not None and state not in STATES:
             raise InvalidRequest("unknown state", {"fields": {"state": "one of " + ", ".join(STATES)}})
+        self._settled()
         return self.journal.list(state, limit, offset, agents=caller.agents)
 
     def cancel_call(self, call_id: str, caller: Caller = Caller()) -> dict:

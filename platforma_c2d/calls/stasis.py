@@ -174,13 +174,19 @@ class StasisApp:
         agent = match.group(1) if match else ""
         callee = (channel.get("dialplan") or {}).get("exten", "")
         try:
-            outbound_id = await self.ari.get_variable(chan_id, f"PJSIP_HEADER(read,{HEADER_OUTBOUND_ID})")
-            call_ref = await self.ari.get_variable(chan_id, f"PJSIP_HEADER(read,{HEADER_CALL_REF})")
+            # Each header's first and second copy, in one concurrent round trip.
+            values = await asyncio.gather(*(
+                self.ari.get_variable(chan_id, f"PJSIP_HEADER(read,{name}{nth})")
+                for nth in ("", ",2") for name in (HEADER_OUTBOUND_ID, HEADER_CALL_REF)),
+                return_exceptions=True)
+            for value in values:
+                if isinstance(value, BaseException):
+                    raise value
+            outbound_id, call_ref, outbound_id_2, call_ref_2 = values
             # A header given twice is refused: a proxy that checked the other
             # copy must not be bypassed (REST refuses duplicate keys too).
-            repeated = [name for name, first in ((HEADER_OUTBOUND_ID, outbound_id), (HEADER_CALL_REF, call_ref))
-                        if first is not None
-                        and await self.ari.get_variable(chan_id, f"PJSIP_HEADER(read,{name},2)") is not None]
+            repeated = [name for name, second in ((HEADER_OUTBOUND_ID, outbound_id_2),
+                                                  (HEADER_CALL_REF, call_ref_2)) if second is not None]
         except AriError as exc:
             log.warning("cannot read the X-Platforma headers of %s: %s", chan_id, exc)
             await self.ari.hangup(chan_id, reason_code=causes.CAUSE_CONGESTION)

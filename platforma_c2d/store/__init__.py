@@ -1,5 +1,5 @@
 """The call journal (SPEC §9): every call and each of its state changes."""
 
-from platforma_c2d.store.journal import Journal
+from platforma_c2d.store.journal import Journal, JournalWriter
 
-__all__ = ["Journal"]
+__all__ = ["Journal", "JournalWriter"]

@@ -7,12 +7,19 @@ process or the machine). Two tables:
 * ``calls`` — one row per call, the current state (what the API returns);
 * ``call_events`` — one row per change (state, reason, detail), append-only.
 
-Writes come only from the telephony thread (the service's event loop);
-reads (``get``, ``list``) may come from any thread.
+The service's event loop never writes itself: it hands snapshots of its
+calls to a :class:`JournalWriter` thread, which commits whatever has queued
+up in one transaction (group commit) and tells each waiter when its record
+is on disk. Reads (``get``, ``list``) may come from any thread.
 """
 
 from __future__ import annotations
 
+import logging
+import queue
+import sys
+import threading
+from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
 
@@ -68,6 +75,8 @@ _UPDATE_CALL = (calls.update().where(calls.c.id == sa.bindparam("p_id"))
 _INSERT_CALL = calls.insert()
 _INSERT_EVENT = call_events.insert()
 
+log = logging.getLogger("platforma_c2d.store")
+
 API_FIELDS = ("id", "origin", "agent", "callee", "outbound_id", "clid", "call_ref", "state",
               "reason", "created_at", "answered_at", "ended_at", "duration_s")
 
@@ -102,12 +111,14 @@ class Journal:
         """Release the connection pool."""
         self.engine.dispose()
 
-    # --- writes (telephony thread) -----------------------------------------
-    def record(self, call: Call, detail: str = "", *, idempotency_key: str | None = None,
-               request_hash: str | None = None) -> None:
-        """Write the call's current state and one event row, in one transaction.
+    # --- writes ------------------------------------------------------------
+    @staticmethod
+    def snapshot(call: Call, detail: str = "", *, idempotency_key: str | None = None,
+                 request_hash: str | None = None) -> dict:
+        """The record of ``call`` as it is now: ``{"row": {...}, "event": {...}, ...}``.
 
-        ``detail``: a short free text for the event (why it changed).
+        Taken at once (the call object goes on changing); written later by
+        :meth:`write`. ``detail`` is cut to 500 characters.
         """
         row = {
             "id": call.id, "origin": call.origin.value, "agent": call.agent, "callee": call.callee,
@@ -119,15 +130,37 @@ class Journal:
             "callee_channel": call.callee_leg.channel_id if call.callee_leg else None,
             "bridge_id": call.bridge_id, "token_name": call.token_name,
         }
+        event_row = {"call_id": call.id, "at": iso(utcnow()), "state": row["state"],
+                     "reason": row["reason"], "detail": detail[:500]}
+        return {"row": row, "event": event_row, "idempotency_key": idempotency_key,
+                "request_hash": request_hash}
+
+    def write(self, records: list[dict]) -> None:
+        """Write snapshots (:meth:`snapshot`) in order, in one transaction (one commit).
+
+        Raises ``sqlalchemy.exc.SQLAlchemyError``; then nothing of the batch
+        is written.
+        """
         with self.engine.begin() as conn:
-            # Statements built once (module level): only parameters change.
-            updated = conn.execute(_UPDATE_CALL, {"p_" + k: v for k, v in row.items()}).rowcount
-            if not updated:
-                conn.execute(_INSERT_CALL, {**row, "seq": 1, "idempotency_key": idempotency_key,
-                                            "request_hash": request_hash})
-            conn.execute(_INSERT_EVENT, {"call_id": call.id, "at": iso(utcnow()),
-                                         "state": row["state"], "reason": row["reason"],
-                                         "detail": detail[:500]})
+            for rec in records:
+                row = rec["row"]
+                # Statements built once (module level): only parameters change.
+                updated = conn.execute(_UPDATE_CALL, {"p_" + k: v for k, v in row.items()}).rowcount
+                if not updated:
+                    conn.execute(_INSERT_CALL, {**row, "seq": 1, "idempotency_key": rec["idempotency_key"],
+                                                "request_hash": rec["request_hash"]})
+                conn.execute(_INSERT_EVENT, rec["event"])
+
+    def record(self, call: Call, detail: str = "", *, idempotency_key: str | None = None,
+               request_hash: str | None = None) -> None:
+        """Write the call's current state and one event row now, in one transaction.
+
+        ``detail``: a short free text for the event (why it changed). Blocks
+        for the commit; the service's event loop uses :class:`JournalWriter`
+        instead. Raises ``sqlalchemy.exc.SQLAlchemyError``.
+        """
+        self.write([self.snapshot(call, detail, idempotency_key=idempotency_key,
+                                  request_hash=request_hash)])
 
     # --- reads (any thread) ------------------------------------------------
     def get(self, call_id: str) -> dict | None:
@@ -198,3 +231,102 @@ class Journal:
             answered = parse_iso(row["answered_at"])
             out["duration_s"] = round((utcnow() - answered).total_seconds(), 3)
         return out
+
+
+_STOP = object()
+
+
+class JournalWriter:
+    """The journal's one writing thread, for the service's event loop (SPEC §9).
+
+    ``submit`` takes a snapshot of a call at once and returns a
+    ``concurrent.futures.Future`` that resolves (``None``) when that record
+    is committed, or fails with the database's exception. The thread writes
+    in the order records were submitted, everything queued at that moment
+    in one transaction (group commit, at most ``max_batch`` records), so the
+    event loop never waits on SQL or on an fsync, and a burst of calls
+    costs one commit instead of one each. A batch the database refuses is
+    retried record by record, so one bad record loses no other.
+
+    ``journal``: the :class:`Journal` written to; ``max_batch``: records
+    per transaction (count).
+    """
+
+    def __init__(self, journal: Journal, max_batch: int = 256):
+        self.journal, self.max_batch = journal, max_batch
+        self.commits = 0          # transactions committed (count)
+        self.records = 0          # records committed (count)
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="journal", daemon=True)
+        self._thread.start()
+
+    def submit(self, call: Call, detail: str = "", *, idempotency_key: str | None = None,
+               request_hash: str | None = None) -> Future:
+        """Queue the call's state now and one event row; returns the commit's future.
+
+        Raises ``RuntimeError`` after :meth:`close`.
+        """
+        if self._closed:
+            raise RuntimeError("the journal writer is closed")
+        done: Future = Future()
+        self._queue.put((Journal.snapshot(call, detail, idempotency_key=idempotency_key,
+                                          request_hash=request_hash), done))
+        return done
+
+    def flush(self) -> Future:
+        """A future that resolves once every record submitted before it is committed (or failed)."""
+        done: Future = Future()
+        if self._closed:
+            done.set_result(None)
+        else:
+            self._queue.put((None, done))
+        return done
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Write what is queued, then stop the thread (waits up to ``timeout_s`` seconds). Idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put((_STOP, None))
+        self._thread.join(timeout_s)
+
+    @staticmethod
+    def _settle(done: Future, exc: BaseException | None = None) -> None:
+        if done.set_running_or_notify_cancel():   # False: the waiter gave up; nothing to tell
+            if exc is None:
+                done.set_result(None)
+            else:
+                done.set_exception(exc)
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            records = [(rec, done) for rec, done in batch if isinstance(rec, dict)]
+            if records:
+                self._write(records)
+            for rec, done in batch:
+                if rec is None:
+                    self._settle(done)
+            if any(rec is _STOP for rec, _ in batch):
+                return
+
+    def _write(self, records: list) -> None:
+        try:
+            self.journal.write([rec for rec, _ in records])
+        except Exception:  # noqa: BLE001 - retried one by one below
+            if len(records) > 1:
+                for one in records:
+                    self._write([one])
+                return
+            log.exception("cannot write the journal (call %s)", records[0][0]["row"]["id"])
+            self._settle(records[0][1], sys.exc_info()[1])
+            return
+        self.commits += 1
+        self.records += len(records)
+        for _, done in records:
+            self._settle(done)

@@ -6,6 +6,7 @@ import hashlib
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from tests.bench.asterisk import ARI_PASSWORD
 from tests.bench.sipp import uac_scenario, uas_scenario
@@ -114,6 +115,21 @@ def test_idempotency_key_returns_the_first_call_and_dials_once(asterisk, service
     assert len(agent.received("INVITE")) == 1
     assert service.http.get("/click2dial/calls").json()["total"] == 1
     service.http.delete(f"/click2dial/calls/{first.json()['id']}")
+
+
+def test_concurrent_requests_with_one_idempotency_key_dial_once(asterisk, service, sipp):
+    """A CRM that retries before the first answer came: still one call."""
+    agent = sipp("agent", AGENT_PORT, uas_scenario(answer=False))
+    key = {"Idempotency-Key": "crm-order-43-double-click"}
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: service.post_call(BODY, headers=key), range(8)))
+    assert [r.status_code for r in answers] == [201] * 8
+    assert len({r.json()["id"] for r in answers}) == 1
+    assert sum(r.headers.get("Idempotent-Replayed") == "true" for r in answers) == 7
+    time.sleep(0.5)
+    assert len(agent.received("INVITE")) == 1
+    assert service.http.get("/click2dial/calls").json()["total"] == 1
+    service.http.delete(f"/click2dial/calls/{answers[0].json()['id']}")
 
 
 def test_no_secret_in_logs_or_answers(asterisk, make_service, sipp):

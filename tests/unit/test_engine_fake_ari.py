@@ -126,6 +126,7 @@ def world(tmp_path):
     engine = CallEngine(ari, journal, dial, Metrics())
     stasis = StasisApp(engine, ari, ClidConfig(), Policy(ClidConfig(), PolicyConfig()))
     yield script, engine, stasis, journal
+    engine.writer.close()
     journal.close()
     script.close()
 
