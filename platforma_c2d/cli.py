@@ -73,6 +73,19 @@ def cmd_agi(args) -> int:
     return serve_agi(cfg)
 
 
+def trunk_of(dial_string: str) -> tuple[str, str]:
+    """The (technology, endpoint name) a ``[dial] trunk_endpoint`` dials through.
+
+    ``PJSIP/{number}@trunk`` → ("PJSIP", "trunk");
+    ``PJSIP/trunk/sip:{number}@host:port`` → ("PJSIP", "trunk");
+    the name is "" when the string names none (``PJSIP/{number}``).
+    """
+    tech, _, rest = dial_string.replace("{number}", "").partition("/")
+    if "/" in rest:
+        return tech, rest.split("/", 1)[0]
+    return tech, (rest.split("@", 1)[1] if "@" in rest else rest)
+
+
 def cmd_check(args) -> int:
     """Config valid, ARI reachable, trunk and agent endpoints exist, CLID pool valid."""
     import httpx
@@ -92,9 +105,7 @@ def cmd_check(args) -> int:
             else:
                 version = resp.json().get("system", {}).get("version", "?")
                 ok.append(f"ari: reachable, Asterisk {version}")
-                trunk = cfg.dial.trunk_endpoint.replace("{number}", "")
-                tech, _, rest = trunk.partition("/")
-                trunk_name = rest.split("@", 1)[1] if "@" in rest else rest
+                tech, trunk_name = trunk_of(cfg.dial.trunk_endpoint)
                 if not trunk_name:
                     ok.append(f"trunk: {cfg.dial.trunk_endpoint} names no trunk endpoint; not checked")
                 else:

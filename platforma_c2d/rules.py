@@ -299,6 +299,8 @@ def _build(
             given[field] = _check_ref_chars(field, value)
         except RuleError as exc:
             errors[exc.field] = exc.message
+    # An empty value is no reference (SPEC section 1): it never conflicts.
+    given = {k: v for k, v in given.items() if v != ""}
     if (
         "call_ref" in given
         and "contact_ref" in given

@@ -33,7 +33,7 @@ from datetime import datetime, timedelta, timezone
 
 from platforma_c2d import rules
 from platforma_c2d.calls.errors import C2DError
-from platforma_c2d.calls.model import Call, Origin, Reason, State, new_call_id
+from platforma_c2d.calls.model import Call, Leg, Origin, Reason, State, new_call_id
 from platforma_c2d.calls.policy import Policy
 from platforma_c2d.config import ClidConfig
 from platforma_c2d.store.journal import Journal
@@ -65,6 +65,8 @@ DIALSTATUS_REASONS = {
 
 _CHANNEL_NAME = re.compile(r"[A-Za-z0-9]+/([^/]+)-[0-9a-f]+")
 _CALL_ID = re.compile(r"[0-9a-f]{32}")
+#: an Asterisk unique id (``agi_uniqueid``), which is the channel's ARI id
+_UNIQUEID = re.compile(r"[0-9A-Za-z._-]{1,80}")
 _FIELD_NAME = re.compile(r"[a-z_]{1,20}")
 _CAUSE_NORMAL_CLEARING = 16
 
@@ -213,6 +215,10 @@ class AgiScripts:
                     outbound_id=journal_text(outbound_id or "", 16), clid="",
                     call_ref=journal_text(call_ref or "", rules.CALL_REF_MAX),
                     state=State.DIALING_CALLEE)
+        uniqueid = env.get("agi_uniqueid", "")
+        if _UNIQUEID.fullmatch(uniqueid):
+            # The channel's ARI id: DELETE /click2dial/calls/{id} hangs it up.
+            call.agent_leg = Leg("agent", uniqueid, started=True, up=True)
         try:
             req = rules.validate_fields(agent=agent, callee=callee, outbound_id=outbound_id,
                                         call_ref=call_ref)
@@ -295,7 +301,9 @@ class AgiScripts:
 
         Returns the ended call, or ``None`` when there is nothing to end (no
         or unknown ``C2D_CALL_ID``, not an AGI call, already ended: a
-        refused call, or a handler run twice). Sets no variable.
+        refused call, or a handler run twice). Sets no variable. A call
+        cancelled through the API (its outcome noted in the journal) ends
+        with that reason, ``cancelled``, and its talk time.
         """
         call_id = agi.get("C2D_CALL_ID")
         if not _CALL_ID.fullmatch(call_id):
@@ -306,12 +314,14 @@ class AgiScripts:
         dialstatus, cause = agi.get("DIALSTATUS"), agi.get("HANGUPCAUSE")
         talk_s = answered_seconds(agi.get("ANSWEREDTIME_MS"), agi.get("ANSWEREDTIME"))
         call = _call_from_row(row)
-        reason = reason_for_dial(dialstatus, cause)
+        noted = row["reason"] if row["reason"] in {r.value for r in Reason} else None
+        reason = Reason(noted) if noted else reason_for_dial(dialstatus, cause)
         call.end(reason)
-        if reason is Reason.COMPLETED and talk_s is not None:
+        if talk_s is not None and (reason is Reason.COMPLETED or (noted and dialstatus == "ANSWER")):
             call.answered_at = call.ended_at - timedelta(seconds=talk_s)
-        self.journal.record(call, f"hangup: DIALSTATUS={journal_text(dialstatus, 16) or '-'} "
-                                  f"HANGUPCAUSE={journal_text(cause, 4) or '-'}")
+        if not self.journal.end_if_open(call, f"hangup: DIALSTATUS={journal_text(dialstatus, 16) or '-'} "
+                                              f"HANGUPCAUSE={journal_text(cause, 4) or '-'}"):
+            return None   # ended meanwhile by someone else (the service, after a cancel)
         log.info("AGI call ended: %s", reason.value,
                  extra={"call_id": call.id, "call_ref": call.call_ref, "origin": "agi"})
         return call
@@ -327,4 +337,6 @@ def _call_from_row(row: dict) -> Call:
                 token_name=row["token_name"] or "")
     if created is not None:
         call.created_at = created.astimezone(timezone.utc)
+    if row.get("agent_channel"):
+        call.agent_leg = Leg("agent", row["agent_channel"], started=True, up=True)
     return call

@@ -211,7 +211,12 @@ class CallEngine:
             await self.ari.originate(endpoint=endpoint, channel_id=call.agent_leg.channel_id,
                                      app_args=f"c2d,agent,{call.id}", variables=variables,
                                      timeout_s=self.dial.agent_ring_timeout_s + 5)
-            self._timer(call, self.dial.agent_ring_timeout_s, self._ring_timeout, call, call.agent_leg)
+            if call.ended:
+                # Cancelled while the request was in flight: its hang-up may
+                # have come before the channel existed (404).
+                await self.ari.hangup(call.agent_leg.channel_id)
+            else:
+                self._timer(call, self.dial.agent_ring_timeout_s, self._ring_timeout, call, call.agent_leg)
         except AriError as exc:
             if not call.ended:
                 call.agent_leg.gone = True
@@ -252,7 +257,7 @@ class CallEngine:
         the agent's ringback, so that the callee's answer needs only one
         more round trip to Asterisk.
         """
-        leg = Leg("callee", callee_channel_id(call.id))
+        leg = call.callee_leg or Leg("callee", callee_channel_id(call.id))
         self._add_leg(call, leg)
         variables = self._cdr_vars(call, "callee")
         # What the trunk sees: the CLID in From and P-Asserted-Identity (C16,
@@ -293,6 +298,7 @@ class CallEngine:
         # during what follows finds a consistent call.
         call.agent_leg.up = True
         call.advance(State.DIALING_CALLEE)
+        call.callee_leg = Leg("callee", callee_channel_id(call.id))  # journalled before it is dialled
         self._register(call)
         self.metrics.calls_started.labels(call.origin.value).inc()
         self.metrics.active.inc()
@@ -334,7 +340,10 @@ class CallEngine:
         ``bridges``: Asterisk's bridges now, by id. A call whose legs are all
         gone is ended: ``completed`` if it was connected, ``failed``
         otherwise; a connected call missing a leg or its bridge ends
-        ``completed``; otherwise it goes on with its timers restarted.
+        ``completed``; a call whose outcome was known (busy or congestion
+        tone to the agent) ends with it; a call whose callee leg is gone or
+        was never dialled ends ``failed`` — the customer is never dialled
+        again; otherwise it goes on with its timers restarted.
         """
         self._t0[call.id] = time.monotonic()
         call.bridge_made = bool(call.bridge_id) and call.bridge_id in bridges
@@ -353,15 +362,19 @@ class CallEngine:
             remaining = self.dial.max_call_duration_s - call.duration_s
             self._timer(call, max(1.0, remaining), self._max_duration, call)
             return
+        if call.pending_reason is not None:
+            await self.teardown(call, call.pending_reason, "taken back after a restart during the tone")
+            return
+        if call.state is State.DIALING_CALLEE and (call.callee_leg is None or call.callee_leg.gone):
+            # Whatever happened to the callee happened while we were away
+            # (it may even have answered): never dial the customer twice.
+            await self.teardown(call, Reason.FAILED, "the callee leg ended while the service was away")
+            return
         for leg in legs:
             if not leg.gone and not leg.up:
                 timeout = (self.dial.agent_ring_timeout_s if leg.role == "agent"
                            else self.dial.callee_ring_timeout_s)
                 self._timer(call, timeout, self._ring_timeout, call, leg)
-        agent = call.agent_leg
-        if call.state is State.DIALING_CALLEE and agent is not None and not agent.gone and (
-                call.callee_leg is None or call.callee_leg.gone):
-            await self._create_callee_leg(call)
 
     # ------------------------------------------------------------------
     # events
@@ -439,6 +452,9 @@ class CallEngine:
             call.advance(State.DIALING_CALLEE)
             self.metrics.setup.labels("agent_answer").observe(time.monotonic() - self._t0[call.id])
             self._t0[call.id] = time.monotonic()
+            # The callee leg is in the record before it is dialled: a call
+            # taken back after a restart is never dialled twice (resume).
+            self._add_leg(call, Leg("callee", callee_channel_id(call.id)))
             self._record(call, "agent answered; dialling the callee")
             # The callee, the bridge and the agent's ringback at once.
             await self._create_callee_leg(call, prepare=True)
@@ -565,9 +581,14 @@ class CallEngine:
     # the end
     # ------------------------------------------------------------------
     async def cancel(self, call: Call) -> None:
-        """Hang up every leg of ``call``; reason ``cancelled`` (SPEC §2 DELETE)."""
+        """Hang up every leg of ``call``; reason ``cancelled`` (SPEC §2 DELETE).
+
+        A call whose outcome is already known (the agent hears the busy or
+        congestion tone) keeps that reason: the attempt did not fail because
+        of the cancel."""
         if not call.ended:
-            await self.teardown(call, Reason.CANCELLED, "cancelled through the API")
+            await self.teardown(call, call.pending_reason or Reason.CANCELLED,
+                                "cancelled through the API")
 
     async def teardown(self, call: Call, reason: Reason, detail: str,
                        agent_cause: int | None = None) -> None:

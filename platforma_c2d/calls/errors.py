@@ -65,6 +65,12 @@ class AgentBusy(C2DError):
     status, error = 409, "agent-busy"
 
 
+class NotCancellable(C2DError):
+    """409: the call cannot be hung up from here (an ``agi`` call journalled with no channel)."""
+
+    status, error = 409, "not-cancellable"
+
+
 class UnsupportedMediaType(C2DError):
     """415: the body is not JSON."""
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from platforma_c2d.ari.client import AriClient
 from platforma_c2d.calls.engine import LEG_PREFIX, CallEngine, callee_channel_id
-from platforma_c2d.calls.model import Call, Leg, Origin, State, parse_iso
+from platforma_c2d.calls.model import Call, Leg, Origin, Reason, State, parse_iso
 from platforma_c2d.rules import is_extension
 
 
@@ -34,6 +34,8 @@ def call_from_row(row: dict, channels: dict[str, dict]) -> Call:
                 token_name=row["token_name"] or "", bridge_id=row["bridge_id"])
     call.created_at = parse_iso(row["created_at"]) or call.created_at
     call.answered_at = parse_iso(row["answered_at"])
+    if call.state is not State.ENDED and row["reason"]:
+        call.pending_reason = Reason(row["reason"])  # the outcome known before the restart
     call.agent_is_external = not is_extension(call.agent)
     callee_id = row["callee_channel"] or callee_channel_id(call.id)
     for role, chan_id in (("agent", row["agent_channel"]), ("callee", callee_id)):

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import random
+import time
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,9 +21,10 @@ from datetime import timedelta
 from platforma_c2d import rules
 from platforma_c2d.calls.engine import CallEngine
 from platforma_c2d.calls.errors import (AgentBusy, AsteriskUnavailable, C2DError, Forbidden,
-                                        IdempotencyConflict, InvalidRequest, NoSuchCall)
-from platforma_c2d.calls.model import new_call_id, utcnow
+                                        IdempotencyConflict, InvalidRequest, NoSuchCall, NotCancellable)
+from platforma_c2d.calls.model import Origin, Reason, State, new_call_id, utcnow
 from platforma_c2d.calls.policy import Policy
+from platforma_c2d.calls.recovery import call_from_row
 from platforma_c2d.config import Config
 from platforma_c2d.store.journal import Journal
 
@@ -168,10 +170,15 @@ class CallService:
         """Hang up every leg of a call (reason ``cancelled``); returns the call resource.
 
         An ended call is returned unchanged. Raises ``NoSuchCall`` (also for
-        a call of an agent the caller's token is not for).
+        a call of an agent the caller's token is not for). A FastAGI call is
+        hung up through ARI (see :meth:`_cancel_agi_call`).
         """
-        self.get_call(call_id, caller)
+        found = self.get_call(call_id, caller)
         log.info("cancel requested", extra={"call_id": call_id, "fields": {"token": caller.name}})
+        if found["origin"] == Origin.AGI.value:
+            if found["state"] != State.ENDED.value:
+                self._cancel_agi_call(call_id)
+            return self.get_call(call_id, caller)
 
         async def cancel() -> None:
             call = self.engine.calls.get(call_id)
@@ -180,6 +187,37 @@ class CallService:
 
         self._run(cancel())
         return self.get_call(call_id, caller)
+
+    def _cancel_agi_call(self, call_id: str, wait_s: float = 3.0) -> None:
+        """Hang up a FastAGI call's channel; its hangup handler journals it ``cancelled``.
+
+        The dialplan, not the service, owns an AGI call: the outcome
+        (``cancelled``) is noted in the journal, the channel (its ARI id is
+        journalled) is hung up, and the ``click2dial-hangup`` handler ends
+        the call with that reason and its talk time. If the handler has not
+        within ``wait_s`` seconds, the call is ended here. Raises
+        ``NotCancellable`` (409) for a call journalled without its channel,
+        ``AsteriskUnavailable`` (503) while ARI is down.
+        """
+        row = self.journal.get_row(call_id)
+        if not row or row["state"] == State.ENDED.value:
+            return
+        if not row["agent_channel"]:
+            raise NotCancellable("this FastAGI call was journalled without its channel; "
+                                 "it cannot be hung up from here", {"id": call_id})
+        if not self.is_connected():
+            raise AsteriskUnavailable("the PBX is not connected; try again shortly")
+        if not self.journal.mark_outcome(call_id, Reason.CANCELLED.value, "cancel requested through the API"):
+            return  # ended meanwhile
+        self._run(self.engine.ari.hangup(row["agent_channel"]))
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            if self.journal.get_row(call_id)["state"] == State.ENDED.value:
+                return
+            time.sleep(0.05)
+        call = call_from_row(self.journal.get_row(call_id), {})
+        call.end(Reason.CANCELLED)
+        self.journal.end_if_open(call, "cancelled through the API; the hangup handler did not report")
 
     def health(self) -> dict:
         """``{"status": "ok"|"degraded", "ari_connected": bool, "store_writable": bool}``."""

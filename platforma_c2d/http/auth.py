@@ -31,8 +31,10 @@ class Authenticator:
         """The caller for ``header`` (``"Bearer <token>"``); anonymous when auth is off."""
         if not self.enabled:
             return Caller()
-        scheme, _, token = (header or "").partition(" ")
-        token = token.strip(" \t")
+        # "Bearer", then spaces or tabs, then the token (RFC 6750 allows
+        # one space; tabs and extra blanks are tolerated, never needed).
+        scheme, _, token = (header or "").strip(" \t").replace("\t", " ").partition(" ")
+        token = token.strip(" ")
         if scheme.lower() != "bearer" or not token:
             raise Unauthorized("a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
         digest = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()

@@ -45,6 +45,8 @@ ERROR_IDS: tuple[tuple[str, int, str], ...] = (
     ("destination-not-allowed", 403, "the callee (or external agent) number is refused by the dialling policy"),
     ("no-such-call", 404, "no call with this id"),
     ("agent-busy", 409, "the agent already has the maximum number of active calls"),
+    ("not-cancellable", 409, "the call cannot be hung up from here: a FastAGI call journalled "
+                             "without its channel (by an older version)"),
     ("request-too-large", 413, "the body is larger than 64 KiB"),
     ("unsupported-media-type", 415, "the body is not declared JSON (Content-Type: application/json)"),
     ("idempotency-key-reused", 422, "the Idempotency-Key was used before with a different body"),
@@ -361,12 +363,18 @@ def _paths() -> dict:
                 "tags": ["calls"],
                 "summary": "Cancel a call: hang up every leg",
                 "description": "Hangs up every leg; the call ends with reason `cancelled`. An already "
-                               "ended call is returned unchanged.",
+                               "ended call is returned unchanged. A call whose outcome was already "
+                               "known (the agent hears the busy or congestion tone) keeps that "
+                               "reason. A FastAGI call is hung up through ARI; the dialplan's "
+                               "hangup handler then journals it `cancelled`.",
                 "responses": {
                     "200": {"description": "The call, now `ended` (reason `cancelled` unless it had "
                                            "already ended).",
                             "content": {_JSON: {"schema": _ref("Call")}}},
-                    "401": _R401, "404": _R404, "429": _R429, "503": _R503,
+                    "401": _R401, "404": _R404,
+                    "409": _error_response("A FastAGI call journalled without its channel cannot be "
+                                           "hung up from here.", "not-cancellable"),
+                    "429": _R429, "503": _R503,
                 },
             },
         },

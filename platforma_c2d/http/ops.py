@@ -21,4 +21,4 @@ def healthz():
 @bp.get("/metrics")
 def metrics():
     """Prometheus text format."""
-    return Response(current_app.extensions["c2d.metrics"].render(), mimetype=CONTENT_TYPE_LATEST)
+    return Response(current_app.extensions["c2d.metrics"].render(), content_type=CONTENT_TYPE_LATEST)

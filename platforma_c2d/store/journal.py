@@ -72,6 +72,7 @@ _ROW_FIELDS = ("id", "origin", "agent", "callee", "outbound_id", "clid", "call_r
 _UPDATE_CALL = (calls.update().where(calls.c.id == sa.bindparam("p_id"))
                 .values({**{k: sa.bindparam("p_" + k) for k in _ROW_FIELDS if k != "id"},
                          "seq": calls.c.seq + 1}))
+_UPDATE_OPEN_CALL = _UPDATE_CALL.where(calls.c.state != "ended")
 _INSERT_CALL = calls.insert()
 _INSERT_EVENT = call_events.insert()
 
@@ -123,7 +124,11 @@ class Journal:
         row = {
             "id": call.id, "origin": call.origin.value, "agent": call.agent, "callee": call.callee,
             "outbound_id": call.outbound_id, "clid": call.clid, "call_ref": call.call_ref,
-            "state": call.state.value, "reason": call.reason.value if call.reason else None,
+            # Before the end, the reason column holds the outcome already
+            # known (the agent hears the busy tone), for a restart; the API
+            # shows a reason only once the call has ended.
+            "state": call.state.value,
+            "reason": (call.reason or call.pending_reason).value if (call.reason or call.pending_reason) else None,
             "created_at": iso(call.created_at), "answered_at": iso(call.answered_at),
             "ended_at": iso(call.ended_at), "duration_s": call.duration_s if call.ended else 0.0,
             "agent_channel": call.agent_leg.channel_id if call.agent_leg else None,
@@ -161,6 +166,37 @@ class Journal:
         """
         self.write([self.snapshot(call, detail, idempotency_key=idempotency_key,
                                   request_hash=request_hash)])
+
+    def end_if_open(self, call: Call, detail: str = "") -> bool:
+        """Write ``call`` (ended) only if its row is not ended yet; returns whether it was.
+
+        Another process (the FastAGI hangup handler, the service) may end the
+        same call at the same moment: the first end stands. Raises
+        ``sqlalchemy.exc.SQLAlchemyError``.
+        """
+        rec = self.snapshot(call, detail)
+        with self.engine.begin() as conn:
+            if not conn.execute(_UPDATE_OPEN_CALL, {"p_" + k: v for k, v in rec["row"].items()}).rowcount:
+                return False
+            conn.execute(_INSERT_EVENT, rec["event"])
+        return True
+
+    def mark_outcome(self, call_id: str, reason: str, detail: str) -> bool:
+        """Note the reason an open call will end with (kept in ``reason`` until it ends).
+
+        Used for a FastAGI call cancelled through the API: its hangup handler
+        ends it with this reason. Returns False when the call is ended or
+        unknown. Raises ``sqlalchemy.exc.SQLAlchemyError``.
+        """
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(calls.c.state).where(calls.c.id == call_id)).first()
+            if row is None or row.state == "ended":
+                return False
+            conn.execute(calls.update().where(calls.c.id == call_id, calls.c.state != "ended")
+                         .values(reason=reason, seq=calls.c.seq + 1))
+            conn.execute(_INSERT_EVENT, {"call_id": call_id, "at": iso(utcnow()), "state": row.state,
+                                         "reason": reason, "detail": detail[:500]})
+        return True
 
     # --- reads (any thread) ------------------------------------------------
     def get(self, call_id: str) -> dict | None:
@@ -227,6 +263,8 @@ class Journal:
     @staticmethod
     def _resource(row) -> dict:
         out = {k: row[k] for k in API_FIELDS}
+        if row["state"] != "ended":
+            out["reason"] = None
         if row["state"] == "connected" and row["answered_at"]:
             answered = parse_iso(row["answered_at"])
             out["duration_s"] = round((utcnow() - answered).total_seconds(), 3)

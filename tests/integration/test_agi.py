@@ -273,6 +273,41 @@ def test_agi_call_shares_the_journal_with_the_rest_service(asterisk, make_servic
         [(call["id"], "agi", "completed")]
 
 
+@pytest.mark.parametrize("phase", ["callee_ringing", "connected"])
+def test_agi_call_cancelled_through_the_api_is_hung_up_and_journalled_cancelled(
+        asterisk, make_service, sipp, phase):
+    """SPEC §2 DELETE hangs up every leg, whatever the origin: the service
+    hangs the AGI call's channel up through ARI; the hangup handler ends it
+    ``cancelled`` (with the talk time when it was connected)."""
+    _agi, journal = start_agi_named(make_service, "cancel")
+    ringing = phase == "callee_ringing"
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(answer=not ringing, talk_ms=30000))
+    phone = dial(sipp, headers=[f"{REF}: cancel-{phase}"], talk_ms=30000)
+    if ringing:
+        assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "INVITE")
+    else:
+        assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "ACK")
+    [call] = wait_calls(journal, state="dialing_callee")
+    api = make_service(name="cancel")
+    time.sleep(1.0)
+    r = api.http.delete(f"/click2dial/calls/{call['id']}")
+    assert r.status_code == 200, r.text
+    ended = r.json()
+    assert ended["state"] == "ended" and ended["reason"] == "cancelled", ended
+    if ringing:
+        assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "CANCEL")
+        assert ended["answered_at"] is None
+    else:
+        assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "BYE")
+        assert ended["answered_at"] is not None and ended["duration_s"] >= 0.5
+    assert phone.wait_for(lambda m: m.direction == "received" and (
+        m.method == "BYE" or (m.status or 0) >= 400))
+    assert asterisk.wait_idle() == ([], [])
+    # Once ended, a DELETE changes nothing.
+    again = api.http.delete(f"/click2dial/calls/{call['id']}")
+    assert again.status_code == 200 and again.json() == api.get_call(call["id"])
+
+
 # --------------------------------------------------------------------------
 # the server down, full or stalled
 # --------------------------------------------------------------------------

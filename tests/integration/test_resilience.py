@@ -110,6 +110,41 @@ def test_service_killed_mid_call_and_restarted_finishes_the_call(asterisk, servi
     new_call_works(asterisk, service, sipp, agent, trunk)
 
 
+def test_service_killed_during_the_busy_tone_never_dials_the_callee_again(asterisk, make_service, sipp):
+    """The outcome was known (busy) when the service died: after the restart
+    the call ends callee_busy, and the customer gets no second INVITE."""
+    svc = make_service({"dial": {"tone_s": 6}})
+    sipp("agent", AGENT_PORT, uas_scenario())
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(reject_code=486))
+    call = svc.post_call(BODY).json()
+    assert trunk.wait_for(lambda m: m.direction == "sent" and m.status == 486)
+    time.sleep(0.5)   # the tone plays
+    svc.kill()
+    svc.start()
+    final = svc.wait_state(call["id"], "ended", timeout=20)
+    assert final["reason"] == "callee_busy", final
+    time.sleep(0.5)
+    assert len(trunk.received("INVITE")) == 1
+    assert asterisk.wait_idle() == ([], [])
+
+
+def test_callee_answered_while_the_service_was_down_is_not_dialled_again(asterisk, service, sipp):
+    """Asterisk drops a leg that answers while its app is away; after the
+    restart the call ends failed — never a second call to the customer."""
+    sipp("agent", AGENT_PORT, uas_scenario())
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=1000, talk_ms=3000))
+    call = service.post_call(BODY).json()
+    assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "INVITE")
+    service.kill()
+    time.sleep(3)     # the callee answers while nobody is there
+    service.start()
+    final = service.wait_state(call["id"], "ended", timeout=20)
+    assert final["reason"] in ("failed", "completed"), final
+    time.sleep(0.5)
+    assert len(trunk.received("INVITE")) == 1
+    assert asterisk.wait_idle() == ([], [])
+
+
 def test_orphan_legs_of_a_lost_call_are_torn_down_on_start(asterisk, service, sipp):
     sipp("agent", AGENT_PORT, uas_scenario())
     sipp("trunk", TRUNK_PORT, uas_scenario())

@@ -140,6 +140,22 @@ def test_callee_failure_plays_a_tone_then_ends(asterisk, service, sipp, code, re
     assert_cdr_tagged(asterisk, call["id"], f"fail-{code}")
 
 
+def test_cancel_during_the_busy_tone_keeps_the_known_outcome(asterisk, make_service, sipp):
+    """The CRM cancels while the agent hears the busy tone: the attempt is
+    still callee_busy (that is why it failed), and every leg is gone."""
+    svc = make_service({"dial": {"tone_s": 10}})
+    agent = sipp("agent", AGENT_PORT, uas_scenario())
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(reject_code=486))
+    call = place(svc, call_ref="busy-cancel")
+    assert trunk.wait_for(lambda m: m.direction == "sent" and m.status == 486)
+    time.sleep(0.3)
+    r = svc.http.delete(f"/click2dial/calls/{call['id']}")
+    assert r.status_code == 200 and r.json()["state"] == "ended"
+    assert r.json()["reason"] == "callee_busy"
+    assert agent.wait_for(lambda m: m.direction == "received" and m.method == "BYE")
+    assert asterisk.wait_idle() == ([], [])
+
+
 def test_callee_no_answer_after_ring_timeout(asterisk, service, sipp):
     sipp("agent", AGENT_PORT, uas_scenario())
     trunk = sipp("trunk", TRUNK_PORT, uas_scenario(answer=False))

@@ -5,6 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
+from platforma_c2d.cli import trunk_of
+
 
 def run(*args, env=None):
     return subprocess.run([sys.executable, "-m", "platforma_c2d.cli", *args], capture_output=True,
@@ -46,3 +50,13 @@ def _pyenv():
 def test_call_without_a_service_is_a_clear_error(tmp_path):
     res = run("call", "1001", "0215550100", "--url", "http://127.0.0.1:9")
     assert res.returncode == 1 and "cannot reach the service" in res.stderr
+
+
+@pytest.mark.parametrize("dial,expected", [
+    ("PJSIP/{number}@trunk", ("PJSIP", "trunk")),
+    ("PJSIP/trunk/sip:{number}@127.0.0.1:5070", ("PJSIP", "trunk")),
+    ("PJSIP/carrier-a/sip:{number}@sbc.example.net", ("PJSIP", "carrier-a")),
+    ("PJSIP/{number}", ("PJSIP", "")),
+])
+def test_check_finds_the_trunk_endpoint_in_every_dial_string_form(dial, expected):
+    assert trunk_of(dial) == expected

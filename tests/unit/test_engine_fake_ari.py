@@ -125,6 +125,16 @@ def world(tmp_path):
     dial = DialConfig(agent_ring_timeout_s=1, callee_ring_timeout_s=1, tone_s=0)
     engine = CallEngine(ari, journal, dial, Metrics())
     stasis = StasisApp(engine, ari, ClidConfig(), Policy(ClidConfig(), PolicyConfig()))
+    serve = script.run
+
+    def run_then_settle(coro):
+        # The journal is written by its own thread: let it catch up before
+        # a test reads it.
+        result = serve(coro)
+        engine.writer.flush().result(timeout=10)
+        return result
+
+    script.run = run_then_settle
     yield script, engine, stasis, journal
     engine.writer.close()
     journal.close()
@@ -270,3 +280,29 @@ def test_c04_unknown_cause_after_our_ring_timer_is_agent_no_answer(world):
     row = journal.get(call.id)
     assert row["reason"] == "agent_no_answer" and row["call_ref"] == "t-noans"
     assert len(script.originates()) == 1  # the callee was never dialled
+
+
+def test_a_cancel_while_the_agent_leg_is_created_still_hangs_it_up(world):
+    """DELETE arrives while Asterisk is still creating the agent's channel:
+    its hang-up finds no channel (404); the leg is hung up once the
+    originate answers, and no ring timer is left on the ended call."""
+    script, engine, _, journal = world
+    script.status[("DELETE", "/ari/channels/")] = 404   # not there yet
+
+    async def cancel_meanwhile(sent):
+        call = engine.calls[sent.query["channelId"][4:36]]
+        await engine.cancel(call)
+
+    script.before_reply[("POST", "/ari/channels")] = cancel_meanwhile
+
+    async def go():
+        call = await engine.start_rest_call(validate_call_request(BODY), "0215550199")
+        return call, dict(engine._timers)
+
+    call, timers = script.run(go())
+    originate = script.originates()[0]
+    hangups = script.sent("DELETE", f"/ari/channels/c2d-{call.id}-agent")
+    assert any(h.received > originate.answered for h in hangups), hangups
+    assert call.id not in timers
+    row = journal.get(call.id)
+    assert row["state"] == "ended" and row["reason"] == "cancelled"

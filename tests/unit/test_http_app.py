@@ -22,7 +22,7 @@ def runtime(tmp_path):
                        f'[auth]\ntokens_sha256 = ["{digest}"]\n', env={})
     rt = Runtime(cfg)
     yield rt
-    rt.journal.close()
+    rt.stop()
 
 
 def test_factory_registers_the_spec_routes(runtime):
@@ -95,3 +95,17 @@ def test_a_token_with_a_trailing_non_breaking_space_is_refused(runtime):
     client = create_app(runtime.service, runtime.config, runtime.metrics).test_client()
     r = client.get("/click2dial/calls", headers={"Authorization": f"Bearer {TOKEN}\u00a0"})
     assert r.status_code == 401
+
+
+@pytest.mark.parametrize("header", [f"Bearer\t{TOKEN}", f"Bearer  {TOKEN}", f"bearer {TOKEN}\t",
+                                    f" Bearer \t{TOKEN} "])
+def test_blanks_around_the_token_are_ignored(runtime, header):
+    client = create_app(runtime.service, runtime.config, runtime.metrics).test_client()
+    assert client.get("/click2dial/calls", headers={"Authorization": header}).status_code == 200
+
+
+def test_metrics_content_type_is_prometheus_text_with_one_charset(runtime):
+    r = create_app(runtime.service, runtime.config, runtime.metrics).test_client().get("/metrics")
+    assert r.status_code == 200
+    params = [p.strip() for p in r.headers["Content-Type"].split(";")]
+    assert params[0] == "text/plain" and sum(p.startswith("charset=") for p in params) == 1

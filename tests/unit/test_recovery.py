@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from platforma_c2d.calls.model import State
+from platforma_c2d.calls.model import Reason, State
 from platforma_c2d.calls.recovery import call_from_row
 
 ID = "b" * 32
@@ -11,7 +11,7 @@ ID = "b" * 32
 def row(**kw) -> dict:
     base = {"id": ID, "origin": "rest", "agent": "1001", "callee": "0215550100",
             "outbound_id": "random", "clid": "0115550001", "call_ref": "r", "state": "dialing_agent",
-            "created_at": "2026-01-01T10:00:00.000Z", "answered_at": None,
+            "reason": None, "created_at": "2026-01-01T10:00:00.000Z", "answered_at": None,
             "agent_channel": f"c2d-{ID}-agent", "callee_channel": None, "bridge_id": None,
             "token_name": ""}
     return {**base, **kw}
@@ -46,3 +46,16 @@ def test_no_callee_leg_when_none_was_requested():
 
 def test_external_agent_is_recognised():
     assert call_from_row(row(agent="0215550111"), {}).agent_is_external
+
+
+def test_the_outcome_known_before_a_restart_comes_back():
+    """The agent heard the busy tone when the service died: the call ends busy."""
+    call = call_from_row(row(state="dialing_callee", reason="callee_busy",
+                             callee_channel=f"c2d-{ID}-callee"), {f"c2d-{ID}-agent": {"state": "Up"}})
+    assert call.pending_reason is Reason.CALLEE_BUSY and call.reason is None
+    assert call.callee_leg.gone
+
+
+def test_an_ended_call_has_no_pending_reason():
+    call = call_from_row(row(state="ended", reason="completed"), {})
+    assert call.pending_reason is None

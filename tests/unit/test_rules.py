@@ -341,6 +341,14 @@ def test_contact_ref_alone_is_cut_to_230():
     assert validate_call_request(request).call_ref == "x" * CALL_REF_MAX
 
 
+@pytest.mark.parametrize("empty", ["call_ref", "contact_ref"])
+def test_an_empty_ref_beside_the_other_is_no_reference(empty):
+    """"" means "no reference": it never conflicts with the other name."""
+    other = "contact_ref" if empty == "call_ref" else "call_ref"
+    request = validate_call_request(body(**{empty: "", other: "crm:44"}))
+    assert request.call_ref == "crm:44"
+
+
 def test_contact_ref_equal_to_call_ref_is_accepted():
     request = validate_call_request(body(call_ref="crm:42", contact_ref="crm:42"))
     assert request.call_ref == "crm:42"
