@@ -58,6 +58,11 @@ async def _failure(awaitable) -> AriError | None:
     return None
 
 
+def _gone(error: AriError | None) -> bool:
+    """True when an ARI request failed because the channel no longer exists (404)."""
+    return error is not None and error.status == 404
+
+
 def _consume(done: asyncio.Future) -> None:
     """Mark a journal future's exception as seen (the writer has logged it)."""
     if not done.cancelled():
@@ -290,7 +295,9 @@ class CallEngine:
         """Continue a validated WebRTC/header call: 180 to the browser, dial the callee (SPEC §4).
 
         ``call`` has its agent leg (the browser's channel, already in Stasis)
-        and its CLID chosen. It is journalled before the callee is dialled.
+        and its CLID chosen. It is journalled before the callee is dialled;
+        the browser channel's CDR tags and its 180 are sent at once, and
+        awaited before this returns (field reports C22, C26).
         """
         self._t0[call.id] = time.monotonic()
         # The caller is on the line already: the call starts at dialing_callee.
@@ -303,27 +310,29 @@ class CallEngine:
         self.metrics.calls_started.labels(call.origin.value).inc()
         self.metrics.active.inc()
         first = self._record(call, f"call from a phone of agent {call.agent}; dialling the callee")
-        # While the record is committed: the CDR tags and 180 Ringing to the
-        # browser (C26), concurrently — nothing is dialled yet (C22).
-        ring = asyncio.ensure_future(self.ari.ring(call.agent_leg.channel_id))
-        try:
-            await self.tag_channel(call, call.agent_leg.channel_id)
-        finally:
-            ring_failed = await _failure(ring)
-        if call.ended:
-            return
-        if ring_failed is not None and ring_failed.status == 404:
-            call.agent_leg.gone = True
-            await self.teardown(call, Reason.CANCELLED, "caller gone before ringing")
-            return
+        # The CDR tags and 180 Ringing to the browser (C26) go out while the
+        # record is committed; the callee is dialled as soon as it is, with
+        # the tags still in flight: a CDR is finalised only at the hang-up,
+        # which waits for them (C22: set at creation, never at teardown).
+        chan_id = call.agent_leg.channel_id
+        ring = asyncio.ensure_future(_failure(self.ari.ring(chan_id)))
+        tags = asyncio.ensure_future(self.tag_channel(call, chan_id))
         try:
             await first
+            stored = True
         except Exception:
+            stored = False
+        caller_gone = ring.done() and _gone(ring.result())
+        if stored and not call.ended and not caller_gone:
+            await self._create_callee_leg(call, prepare=True)
+        ring_failed = await ring
+        await tags
+        if not stored:
             await self.teardown(call, Reason.FAILED, "the journal cannot be written",
                                 agent_cause=causes.CAUSE_CONGESTION)
-            return
-        if not call.ended:
-            await self._create_callee_leg(call, prepare=True)
+        elif _gone(ring_failed) and not call.ended:
+            call.agent_leg.gone = True
+            await self.teardown(call, Reason.CANCELLED, "caller gone before ringing")
 
     def journal_rejected(self, call: Call, detail: str) -> asyncio.Future:
         """Journal a call refused before anything was dialled (ended, ``rejected``).
