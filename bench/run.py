@@ -14,7 +14,10 @@ with SIPp peers that answer at once (no ring time, no media) and measures:
 3. the same for bare Asterisk: ARI originate into a bench-only dialplan
    context (``Set(CALLERID(num))`` + ``Dial`` to the trunk) and a SIP phone
    whose context is that dialplan, connecting the same SIPp peers — every
-   figure is also given as a ratio to it;
+   figure is also given as a ratio to it; and the capacity of the "ARI
+   floor" (``bench/floor.py``): a minimal Stasis app that makes the
+   service's ARI requests and nothing else, to split the gap into
+   Asterisk's own cost of ARI and the service's;
 4. the service's CPU time and peak memory per 1,000 calls, and its RSS
    sampled through the run.
 
@@ -48,6 +51,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from bench.floor import AriFloor
 from bench.httpclient import HttpError, HttpPool
 from bench.observer import Observer
 from bench.procstat import cpu_seconds, memory_kb
@@ -121,6 +125,7 @@ class Plan:
     conc_hold_s: float       # all calls up together for this long
     max_setup_s: float       # "sustained": p99 of request → bridged at most this
     soak_s: float = 0        # then a long run at half capacity, for memory (0: none)
+    floor: bool = True       # also ramp the ARI floor (bench/floor.py)
 
 
 FULL = Plan(step_s=10, start_rate=20, factor=2, refine=2, max_rate=640, talk_s=2.0,
@@ -754,6 +759,10 @@ def derive(res: dict) -> dict:
     con_s = res["service"]["concurrency"]["max_simultaneous"]
     con_b = res["asterisk"]["concurrency"]["max_simultaneous"]
     out["capacity_ratio"] = ratio(cap_s, cap_b)
+    if res.get("ari_floor"):
+        cap_f = res["ari_floor"]["rate"]["capacity_cps"]
+        out["floor_ratio"] = ratio(cap_f, cap_b)             # what ARI itself allows
+        out["service_to_floor_ratio"] = ratio(cap_s, cap_f)  # what the service keeps of it
     out["simultaneous_ratio"] = ratio(con_s, con_b)
     added = {}
     for path in ("rest", "header"):
@@ -811,6 +820,13 @@ def render(res: dict) -> str:
     lines.append(f"| sustained calls/s (0 failed, 0 left over) | {cap(cs, 'capacity_cps')} | "
                  f"{cap(cb, 'capacity_cps')} | {fmt_ratio(d['capacity_ratio'])} | ≥ 0.9 "
                  f"{'✔' if d['targets']['capacity_at_least_90pct_of_asterisk'] else '✘'} |")
+    if res.get("ari_floor"):
+        cf = res["ari_floor"]["rate"]
+        lines.append(f"| sustained calls/s of the ARI floor (a minimal Stasis app, bench/floor.py) | "
+                     f"{cap(cf, 'capacity_cps')} | {cap(cb, 'capacity_cps')} | {fmt_ratio(d.get('floor_ratio'))} "
+                     f"| — |")
+        lines.append(f"| the service against the ARI floor | {cap(cs, 'capacity_cps')} | "
+                     f"{cap(cf, 'capacity_cps')} (floor) | {fmt_ratio(d.get('service_to_floor_ratio'))} | — |")
     lines.append(f"| simultaneous connected calls | {cap(svc['concurrency'], 'max_simultaneous')} | "
                  f"{cap(ast['concurrency'], 'max_simultaneous')} | {fmt_ratio(d['simultaneous_ratio'])} | ≥ 0.9 "
                  f"{'✔' if d['targets']['simultaneous_at_least_90pct_of_asterisk'] else '✘'} |")
@@ -822,7 +838,10 @@ def render(res: dict) -> str:
              "total": "**set-up total** (sum of the phases)",
              "request_answered": "request → HTTP answer"}
     rate = svc["latency"]["rest"]["rate"]
-    for side, c in (("service", cs), ("bare Asterisk", cb)):
+    sides = [("service", cs), ("bare Asterisk", cb)]
+    if res.get("ari_floor"):
+        sides.append(("ARI floor", res["ari_floor"]["rate"]))
+    for side, c in sides:
         failed = [st for st in c["steps"] if not st["passed"]]
         if failed:
             worst = min(failed, key=lambda st: st["rate"])
@@ -969,6 +988,15 @@ async def run(plan: Plan, mode: str, profile: bool = False) -> dict:
 
         log("bare Asterisk: rate ramp")
         res["asterisk"] = {"rate": await bench.phase_rate(baseline)}
+
+        if plan.floor:
+            log("ARI floor (a minimal Stasis app, no service): rate ramp")
+            floor = AriFloor(bench.ari, "127.0.0.1", 8088, (ARI_USER, ARI_PASSWORD), AGENT, CLID)
+            await floor.start()
+            try:
+                res["ari_floor"] = {"rate": await bench.phase_rate(floor)}
+            finally:
+                await floor.stop()
 
         log("starting the service")
         await bench.start_service()
