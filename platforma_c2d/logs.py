@@ -5,12 +5,22 @@ every line about a call, and no way for input to forge a line.
 the JSON encoder). ``text`` format: ``key=value`` pairs, every value passed
 through ``ascii()``-style escaping so a newline in a call_ref or header can
 never start a new log line.
+
+Records are formatted and written by a thread of their own
+(``logging.handlers.QueueListener``): a thread that logs — the service's
+event loop above all — only puts the record on a queue, and never waits for
+a slow stderr (a pipe to journald, a full disk). The queue is drained when
+the process exits.
 """
 
 from __future__ import annotations
 
+import atexit
+import copy
 import json
 import logging
+import logging.handlers
+import queue
 import sys
 from datetime import datetime, timezone
 
@@ -34,8 +44,9 @@ class JsonFormatter(logging.Formatter):
         for key in CONTEXT_KEYS:
             if hasattr(record, key):
                 out[key] = getattr(record, key)
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
+        exc = record.exc_text or (self.formatException(record.exc_info) if record.exc_info else None)
+        if exc:
+            out["exc"] = exc
         return json.dumps(out, ensure_ascii=True, default=str)
 
 
@@ -46,17 +57,52 @@ class TextFormatter(logging.Formatter):
         ts = datetime.fromtimestamp(record.created, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
         ctx = " ".join(f"{k}={_safe(str(getattr(record, k)))}" for k in CONTEXT_KEYS if hasattr(record, k))
         line = f"{ts}Z {record.levelname} {record.name} {'[' + ctx + '] ' if ctx else ''}{_safe(record.getMessage())}"
-        if record.exc_info:
-            line += " " + _safe(self.formatException(record.exc_info))
+        exc = record.exc_text or (self.formatException(record.exc_info) if record.exc_info else None)
+        if exc:
+            line += " " + _safe(exc)
         return line
 
 
+class _Enqueue(logging.handlers.QueueHandler):
+    """Puts a copy of the record on the queue with its message and traceback
+    rendered now (the arguments may change after the call), its context
+    attributes (``call_id``…) kept for the formatter on the other side."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        record = copy.copy(record)
+        record.msg, record.args = record.getMessage(), None
+        if record.exc_info:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
+        return record
+
+
+_listener: logging.handlers.QueueListener | None = None
+
+
+def _stop_listener() -> None:
+    global _listener
+    if _listener is not None:
+        _listener.stop()          # writes what is queued
+        _listener = None
+
+
 def setup_logging(level: str = "INFO", fmt: str = "json", stream=None) -> None:
-    """Send every log record of the process to ``stream`` (stderr) in ``fmt``."""
+    """Send every log record of the process to ``stream`` (stderr) in ``fmt``
+    (``"json"`` or ``"text"``), through the writing thread. Calling it again
+    replaces the earlier set-up."""
+    global _listener
+    _stop_listener()
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    records: queue.SimpleQueue = queue.SimpleQueue()
+    _listener = logging.handlers.QueueListener(records, handler)
+    _listener.start()
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [_Enqueue(records)]
     root.setLevel(level)
     for noisy in ("httpx", "httpcore", "websockets", "waitress.queue"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+atexit.register(_stop_listener)
