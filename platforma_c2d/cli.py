@@ -1,8 +1,10 @@
 """``platforma-c2d``: serve / agi / check / call (SPEC §8).
 
-Exit codes: 0 success; 1 the command ran and found problems (``check``) or
-the call did not complete (``call``); 2 bad usage or bad configuration (one
-line per problem on stderr, never a traceback).
+Exit codes: 0 success; 1 the command ran and found problems (``check``), the
+call did not complete (``call``), or the service could not start (a store
+or address it cannot use: one line on stderr); 2 bad usage or bad
+configuration (one line per problem on stderr, never a traceback); 130
+``call`` interrupted (the call is cancelled).
 """
 
 from __future__ import annotations
@@ -34,20 +36,31 @@ def cmd_serve(args) -> int:
     from platforma_c2d.logs import setup_logging
     from platforma_c2d.runtime import Runtime
 
+    from platforma_c2d.http.app import MAX_BODY_BYTES
+    from platforma_c2d.http.limits import RateLimiter
+    from platforma_c2d.store.journal import store_problem
+
     cfg = _load(args.config)
     setup_logging(cfg.log.level, cfg.log.format)
-    runtime = Runtime(cfg)
-    from platforma_c2d.http.limits import RateLimiter
-
+    try:
+        runtime = Runtime(cfg)
+    except Exception as exc:  # noqa: BLE001 - SQLAlchemy, OS or driver error: one clear line
+        print(f"error: store.url: cannot open the call journal ({store_problem(cfg.store.url, exc)})",
+              file=sys.stderr)
+        return 1
     app = create_app(runtime.service, cfg, runtime.metrics,
                      RateLimiter(cfg.limits.requests_per_minute))
-    from platforma_c2d.http.app import MAX_BODY_BYTES
-
     # waitress refuses a larger body before reading it (no 200 MB upload
     # before the 401/413).
-    server = waitress.create_server(app, host=cfg.http.host, port=cfg.http.port,
-                                    threads=cfg.http.threads, ident="platforma-c2d",
-                                    max_request_body_size=MAX_BODY_BYTES)
+    try:
+        server = waitress.create_server(app, host=cfg.http.host, port=cfg.http.port,
+                                        threads=cfg.http.threads, ident="platforma-c2d",
+                                        max_request_body_size=MAX_BODY_BYTES)
+    except OSError as exc:
+        print(f"error: http.listen: cannot listen on {cfg.http.listen} ({exc.strerror or exc})",
+              file=sys.stderr)
+        runtime.stop()
+        return 1
 
     def _stop(signum, _frame):
         raise SystemExit(0)
@@ -87,12 +100,24 @@ def trunk_of(dial_string: str) -> tuple[str, str]:
 
 
 def cmd_check(args) -> int:
-    """Config valid, ARI reachable, trunk and agent endpoints exist, CLID pool valid."""
+    """Config valid, store usable, ARI reachable, trunk and agent endpoints exist, CLID pool valid.
+
+    Prints ``ok``, ``WARN`` (an agent's phone not registered now: not a
+    configuration problem) and ``FAIL`` lines; returns 1 when any ``FAIL``.
+    """
     import httpx
+
+    from platforma_c2d.store.journal import probe_store
 
     cfg = _load(args.config)
     problems: list[str] = []
+    warnings: list[str] = []
     ok: list[str] = ["config: valid"]
+    store = probe_store(cfg.store.url)
+    if store is None:
+        ok.append("store: usable")
+    else:
+        problems.append(f"store.url: {store}")
     a = cfg.ari
     try:
         with httpx.Client(base_url=a.url + "/ari", auth=(a.username, a.password),
@@ -120,12 +145,21 @@ def cmd_check(args) -> int:
                                         "(3-4 digits, SPEC §1)")
                         continue
                     endpoint = cfg.dial.agent_endpoint.format(agent=agent)
-                    etech, _, eres = endpoint.partition("/")
-                    r = http.get(f"/endpoints/{etech}/{eres}")
-                    if r.status_code == 200:
-                        ok.append(f"agent: endpoint {endpoint} exists ({r.json().get('state')})")
+                    etech, ename = trunk_of(endpoint)
+                    if etech.lower() == "local" or not ename:
+                        ok.append(f"agent: {endpoint} names no endpoint (a Local channel runs the "
+                                  "dialplan); not checked")
+                        continue
+                    r = http.get(f"/endpoints/{etech}/{ename}")
+                    state = r.json().get("state") if r.status_code == 200 else None
+                    if r.status_code != 200:
+                        problems.append(f"agent {agent}: endpoint {etech}/{ename} does not exist in Asterisk")
+                    elif state in ("online", "unknown"):
+                        ok.append(f"agent: endpoint {etech}/{ename} exists ({state})")
                     else:
-                        problems.append(f"agent {agent}: endpoint {endpoint} does not exist in Asterisk")
+                        warnings.append(f"agent {agent}: endpoint {etech}/{ename} exists but is {state} "
+                                        "(no registered contact): its calls end agent_unavailable until "
+                                        "its phone registers")
     except httpx.HTTPError as exc:
         problems.append(f"ari.url: cannot reach Asterisk at {a.url} ({type(exc).__name__})")
     if cfg.clid.pool:
@@ -134,13 +168,46 @@ def cmd_check(args) -> int:
         ok.append("clid: pool empty, outbound_id 'random' will be refused")
     for line in ok:
         print("ok   " + line)
+    for line in warnings:
+        print("WARN " + line)
     for line in problems:
         print("FAIL " + line)
     return 1 if problems else 0
 
 
+class _Interrupted(Exception):
+    """SIGINT or SIGTERM while ``call`` follows its call."""
+
+
+def _poll_interval_s(state: str, polls: int) -> float:
+    """Seconds between two ``GET``s of a followed call: often while it is
+    being set up, rarely once connected, so a long call stays far inside
+    the default 60 requests a minute of a token."""
+    if state == "connected":
+        return 5.0
+    return 0.5 if polls < 10 else 2.0
+
+
+def _api_error(resp) -> str:
+    """``<status> <error id>: <message>`` of an API answer (or its first 200 characters)."""
+    try:
+        err = resp.json()
+        return f"{resp.status_code} {err['error']}: {err['message']}"
+    except (ValueError, KeyError, TypeError):
+        return f"{resp.status_code} {resp.text[:200]!r}"
+
+
 def cmd_call(args) -> int:
-    """Place a call through the API and follow it to the end, one line per state."""
+    """Place a call through the API and follow it to the end, one line per state (SPEC §8).
+
+    Polls ``GET /click2dial/calls/{id}`` every 0.5–5 s (see
+    ``_poll_interval_s``), waits as long as a 429's ``Retry-After`` says,
+    and rides out a restart of the service (connection errors, 5xx) until
+    ``--timeout``. Ctrl-C (SIGINT, SIGTERM) or ``--timeout`` seconds:
+    the call is cancelled (``DELETE``) and its final state is shown.
+    Exit codes: 0 the call ended ``completed``; 1 it ended otherwise, the
+    API refused it, or the service could not be reached; 130 interrupted.
+    """
     import httpx
 
     cfg = _load(args.config)
@@ -150,29 +217,99 @@ def cmd_call(args) -> int:
             "outbound_id": args.clid or cfg.clid.default}
     if args.ref is not None:
         body["call_ref"] = args.ref
-    with httpx.Client(base_url=base, headers=headers, timeout=15) as http:
+
+    def _on_signal(_signum, _frame):
+        raise _Interrupted()
+
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    call = None
+    try:
+        with httpx.Client(base_url=base, headers=headers, timeout=15) as http:
+            try:
+                resp = http.post("/click2dial/calls", json=body)
+            except httpx.HTTPError as exc:
+                print(f"error: cannot reach the service at {base} ({type(exc).__name__})", file=sys.stderr)
+                return 1
+            if resp.status_code != 201:
+                print(f"error: the call was not placed: {_api_error(resp)}", file=sys.stderr)
+                return 1
+            call = resp.json()
+            try:
+                call = _follow(http, call, args.timeout)
+            except _Interrupted:
+                print(f"interrupted: cancelling call {call['id']}", file=sys.stderr)
+                call = _cancel(http, call)
+                print(json.dumps(call, indent=2))
+                return 130
+            if call["state"] != "ended":
+                print(f"still {call['state']} after {args.timeout:g} s: cancelling call {call['id']}",
+                      file=sys.stderr)
+                call = _cancel(http, call)
+            print(json.dumps(call, indent=2))
+            return 0 if call.get("reason") == "completed" else 1
+    except _Interrupted:  # before the call was placed, or while cancelling
+        print("interrupted" + (f": call {call['id']} may still be up" if call else ""), file=sys.stderr)
+        return 130
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _follow(http, call: dict, timeout_s: float) -> dict:
+    """Print one line per state of ``call`` until it ends or ``timeout_s`` seconds pass; returns it."""
+    import httpx
+
+    last, polls, complained = None, 0, False
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if call["state"] != last:
+            last = call["state"]
+            extra = f" reason={call['reason']}" if call.get("reason") else ""
+            print(f"{time.strftime('%H:%M:%S')} {call['id']} {last}{extra}", flush=True)
+        if last == "ended" or time.monotonic() > deadline:
+            return call
+        wait = _poll_interval_s(last, polls)
+        polls += 1
         try:
-            resp = http.post("/click2dial/calls", json=body)
+            time.sleep(min(wait, max(0.0, deadline - time.monotonic())))
+            resp = http.get(f"/click2dial/calls/{call['id']}")
         except httpx.HTTPError as exc:
-            print(f"error: cannot reach the service at {base} ({type(exc).__name__})", file=sys.stderr)
-            return 1
-        if resp.status_code != 201:
-            print(f"error: {resp.status_code} {resp.text}", file=sys.stderr)
-            return 1
-        call = resp.json()
-        last = None
-        deadline = time.monotonic() + args.timeout
-        while True:
-            if call["state"] != last:
-                last = call["state"]
-                extra = f" reason={call['reason']}" if call.get("reason") else ""
-                print(f"{time.strftime('%H:%M:%S')} {call['id']} {last}{extra}", flush=True)
-            if last == "ended" or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-            call = http.get(f"/click2dial/calls/{call['id']}").json()
-        print(json.dumps(call, indent=2))
-        return 0 if call.get("reason") == "completed" else 1
+            resp, problem = None, f"the service does not answer ({type(exc).__name__})"
+        else:
+            problem = None if resp.status_code == 200 else _api_error(resp)
+        if resp is not None and resp.status_code == 200:
+            call = resp.json()
+            continue
+        if resp is not None and resp.status_code == 429:
+            retry = resp.headers.get("Retry-After", "5")
+            time.sleep(min(60.0, float(retry) if retry.isdigit() else 5.0))
+        elif resp is not None and resp.status_code in (401, 403, 404):
+            raise SystemExit(_gave_up(call, problem))
+        if not complained:
+            print(f"note: {problem}; still following call {call['id']}", file=sys.stderr)
+            complained = True
+
+
+def _gave_up(call: dict, problem: str) -> int:
+    print(f"error: cannot follow call {call['id']}: {problem}", file=sys.stderr)
+    return 1
+
+
+def _cancel(http, call: dict) -> dict:
+    """``DELETE`` the call; returns its final resource (or the last one seen if that fails)."""
+    import httpx
+
+    try:
+        resp = http.delete(f"/click2dial/calls/{call['id']}")
+    except httpx.HTTPError as exc:
+        print(f"error: cannot cancel call {call['id']} ({type(exc).__name__}); it may still be up",
+              file=sys.stderr)
+        return call
+    if resp.status_code != 200:
+        print(f"error: cannot cancel call {call['id']}: {_api_error(resp)}; it may still be up",
+              file=sys.stderr)
+        return call
+    return resp.json()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -196,7 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--url", help="API base URL (default http://<[http].listen>)")
     sp.add_argument("--token", default=os.environ.get("PLATFORMA_C2D_TOKEN"),
                     help="bearer token (or PLATFORMA_C2D_TOKEN)")
-    sp.add_argument("--timeout", type=float, default=600, help="seconds to follow the call")
+    sp.add_argument("--timeout", type=float, default=14400,
+                    help="seconds to follow the call; then it is cancelled (default 14400)")
     sp.set_defaults(func=cmd_call)
     return p
 

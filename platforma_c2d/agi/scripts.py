@@ -35,7 +35,7 @@ from platforma_c2d import rules
 from platforma_c2d.calls.errors import C2DError
 from platforma_c2d.calls.model import Call, Leg, Origin, Reason, State, new_call_id
 from platforma_c2d.calls.policy import Policy
-from platforma_c2d.config import ClidConfig
+from platforma_c2d.config import ClidConfig, DialConfig
 from platforma_c2d.store.journal import Journal
 
 log = logging.getLogger("platforma_c2d.agi")
@@ -154,15 +154,18 @@ class AgiScripts:
     ``journal``: where calls are written; ``clid``: ``[clid]`` (default CLID
     and ``random`` pool); ``policy``: allowed CLIDs and destinations;
     ``rng``: the random source for ``random`` (system randomness when
+    ``None``); ``dial``: ``[dial]``, whose callee ring timeout and maximum
+    call duration are handed to the dialplan's ``Dial()`` (defaults when
     ``None``). Methods take an :class:`~platforma_c2d.agi.channel.AgiChannel`
     (or anything with ``env``, ``get(name) -> str`` and ``set(name, value)``)
     and are safe to call from many threads at once.
     """
 
     def __init__(self, journal: Journal, clid: ClidConfig, policy: Policy,
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None, dial: DialConfig | None = None):
         self.journal, self.clid, self.policy = journal, clid, policy
         self.rng = rng or random.SystemRandom()
+        self.dial = dial or DialConfig()
 
     def handle(self, agi) -> str:
         """Run the script the session asks for; return the ``C2D_STATUS``
@@ -195,7 +198,10 @@ class AgiScripts:
         ``CALLERID(num)`` = the CLID, ``CALLERID(name)`` = ``""`` (so the
         trunk's From and P-Asserted-Identity carry only the CLID), the CDR
         variables ``call_ref``, ``c2d_call_id``, ``c2d_leg`` (``agent``),
-        ``c2d_agent``, ``c2d_clid``, then ``C2D_STATUS=OK``. Refused: sets
+        ``c2d_agent``, ``c2d_clid``, ``C2D_RING_TIMEOUT`` and
+        ``C2D_MAX_DURATION_S`` (``[dial]`` callee_ring_timeout_s and
+        max_call_duration_s, seconds, for ``Dial()``), then
+        ``C2D_STATUS=OK``. Refused: sets
         ``C2D_CALL_ID``, ``C2D_ERROR_FIELDS`` (comma-separated field names)
         and ``C2D_STATUS`` = the error id. The call is journalled before
         any variable is set; when that fails, ``C2D_STATUS=internal-error``.
@@ -253,6 +259,9 @@ class AgiScripts:
             ("CDR(c2d_leg)", "agent"),
             ("CDR(c2d_agent)", call.agent),
             ("CDR(c2d_clid)", clid),
+            # [dial] for the dialplan's Dial(): ring timeout (s) and S() (s).
+            ("C2D_RING_TIMEOUT", str(self.dial.callee_ring_timeout_s)),
+            ("C2D_MAX_DURATION_S", str(self.dial.max_call_duration_s)),
             ("C2D_STATUS", STATUS_OK),
         ):
             agi.set(name, value)

@@ -26,7 +26,7 @@ from platforma_c2d.agi.channel import AgiChannel, AgiClosed
 from platforma_c2d.agi.scripts import AgiScripts
 from platforma_c2d.calls.policy import Policy
 from platforma_c2d.config import Config
-from platforma_c2d.store.journal import Journal
+from platforma_c2d.store.journal import Journal, store_problem
 
 log = logging.getLogger("platforma_c2d.agi")
 
@@ -107,7 +107,7 @@ def build_server(cfg: Config, journal: Journal) -> AgiServer:
     """The server of ``cfg.agi`` with the scripts wired to ``journal`` and
     ``cfg.clid`` / ``cfg.policy`` (the composition root of ``agi``). Binds
     the listening socket; raises ``OSError`` when that fails."""
-    scripts = AgiScripts(journal, cfg.clid, Policy(cfg.clid, cfg.policy))
+    scripts = AgiScripts(journal, cfg.clid, Policy(cfg.clid, cfg.policy), dial=cfg.dial)
     return AgiServer((cfg.agi.host, cfg.agi.port), scripts,
                      max_connections=cfg.agi.max_connections,
                      read_timeout_s=cfg.agi.read_timeout_s)
@@ -124,7 +124,7 @@ def serve_agi(cfg: Config) -> int:
     try:
         journal = Journal(cfg.store.url)
     except Exception as exc:  # SQLAlchemy or OS error: say it in one line
-        log.error("cannot open the call journal: %s", type(exc).__name__)
+        log.error("cannot open the call journal: %s", store_problem(cfg.store.url, exc))
         return 1
     try:
         server = build_server(cfg, journal)

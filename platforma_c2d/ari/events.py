@@ -57,6 +57,7 @@ class EventStream:
     async def run(self) -> None:
         """Connect, read, reconnect — until ``stop()``."""
         backoff = 0.25
+        said, said_at = None, 0.0
         while not self._stop.is_set():
             try:
                 async with connect(self.ws_url, additional_headers=self._headers,
@@ -66,7 +67,7 @@ class EventStream:
                     self.connected = True
                     self.connects += 1
                     log.info("ARI event socket connected", extra={"event": "ari_connected"})
-                    backoff = 0.25
+                    backoff, said = 0.25, None
                     try:
                         await self.on_connected()
                     except Exception:  # noqa: BLE001 - never kill the stream
@@ -82,8 +83,12 @@ class EventStream:
                         except Exception:  # noqa: BLE001 - one bad event must not stop the app
                             log.exception("handler failed for ARI event %s", event.get("type"))
             except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException) as exc:
-                if not self._stop.is_set():
-                    log.warning("ARI event socket unavailable: %s", type(exc).__name__)
+                why = unavailable_reason(exc)
+                now = asyncio.get_running_loop().time()
+                # Once per reason (again after a minute), not on every retry.
+                if not self._stop.is_set() and (why != said or now - said_at > 60):
+                    log.warning("ARI event socket unavailable: %s", why, extra={"event": "ari_unavailable"})
+                    said, said_at = why, now
             finally:
                 self._ws = None
                 if self.connected:
@@ -105,3 +110,23 @@ class EventStream:
         self._stop.set()
         if self._ws is not None:
             await self._ws.close()
+
+
+def unavailable_reason(exc: BaseException) -> str:
+    """Why the event socket could not be opened or was lost, for an administrator (one line).
+
+    ``websockets`` ``InvalidStatus`` 401 → the ARI credentials; other
+    statuses by number; ``OSError`` by its text (connection refused…).
+    """
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    if status == 401:
+        return ("Asterisk refused the ARI username/password (401): check [ari] username and "
+                "password against ari.conf")
+    if status is not None:
+        return f"Asterisk answered {status} to the event socket request ({type(exc).__name__})"
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):   # an OSError too, since 3.11
+        return "no answer in time"
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or type(exc).__name__}"
+    return type(exc).__name__

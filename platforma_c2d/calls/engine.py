@@ -105,6 +105,13 @@ class CallEngine:
         self.by_channel[leg.channel_id] = call
 
     def _timer(self, call: Call, delay_s: float, coro_fn, *args) -> None:
+        """Run ``coro_fn(*args)`` in ``delay_s`` seconds, unless the call ends first.
+
+        Nothing is armed for an ended call (it may have ended during the
+        ``await`` before): its timers were cancelled and forgotten by
+        ``teardown``, and a new one would hold the call in memory."""
+        if call.ended:
+            return
         loop = asyncio.get_running_loop()
 
         def fire() -> None:

@@ -178,10 +178,10 @@ def _coerce(kind: str, value: Any, from_env: bool) -> Any:
     if from_env and kind == "int":
         value = int(value) if re.fullmatch(r"\s*[+-]?[0-9]+\s*", value) else _BAD
     elif from_env and kind == "float":
-        try:
-            value = float(value)
-        except ValueError:
+        # ASCII digits only, as TOML writes them: no "1_0", no "١٠", no "nan".
+        if not re.fullmatch(r"\s*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\s*", value):
             return _BAD
+        value = float(value)
     elif from_env and kind == "bool":
         value = _BOOLS.get(value.strip().lower(), _BAD)
     elif from_env and kind in ("strs", "tokens"):

@@ -16,8 +16,10 @@ is on disk. Reads (``get``, ``list``) may come from any thread.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import sys
+import tempfile
 import threading
 from concurrent.futures import Future
 from datetime import datetime
@@ -80,6 +82,57 @@ log = logging.getLogger("platforma_c2d.store")
 
 API_FIELDS = ("id", "origin", "agent", "callee", "outbound_id", "clid", "call_ref", "state",
               "reason", "created_at", "answered_at", "ended_at", "duration_s")
+
+
+def store_problem(url: str, exc: BaseException) -> str:
+    """One line saying why the store at ``url`` cannot be used: the error's
+    class and first line (at most 200 characters), the URL's password
+    never in it."""
+    text = (str(exc).strip().splitlines() or [""])[0]
+    try:
+        password = sa.engine.make_url(url).password
+    except Exception:  # noqa: BLE001 - an unparsable URL has nothing to hide here
+        password = None
+    if password:
+        text = text.replace(str(password), "***")
+    return f"{type(exc).__name__}: {text}"[:200]
+
+
+def probe_store(url: str) -> str | None:
+    """Can the service use the store at ``url``? None if so, else why (one line).
+
+    Changes nothing: the database driver is imported; a SQLite file's
+    directory must exist and be writable (or be creatable) — the file is
+    not created; another database is connected to and left at once.
+    """
+    try:
+        engine_url = sa.engine.make_url(url)
+        engine = sa.create_engine(engine_url)        # imports the driver
+    except Exception as exc:  # noqa: BLE001 - any reason is reported, in one line
+        return store_problem(url, exc)
+    try:
+        if engine_url.get_backend_name() == "sqlite":
+            if engine_url.database in (None, "", ":memory:"):
+                return None
+            path = Path(engine_url.database).absolute()
+            if path.exists():
+                return None if os.access(path, os.R_OK | os.W_OK) else f"{path}: not writable"
+            parent = path.parent
+            while not parent.exists():
+                parent = parent.parent
+            # Try it (root passes every access() check): a directory made
+            # and removed at once where the store's directory would go.
+            try:
+                os.rmdir(tempfile.mkdtemp(prefix=".c2d-check-", dir=parent))
+            except OSError as exc:
+                return f"{path.parent}: cannot be created or written ({exc.strerror or exc})"
+            return None
+        with engine.connect():
+            return None
+    except Exception as exc:  # noqa: BLE001
+        return store_problem(url, exc)
+    finally:
+        engine.dispose()
 
 
 class Journal:

@@ -308,6 +308,21 @@ def test_agi_call_cancelled_through_the_api_is_hung_up_and_journalled_cancelled(
     assert again.status_code == 200 and again.json() == api.get_call(call["id"])
 
 
+def test_agi_call_is_cut_at_the_configured_maximum_duration(asterisk, make_service, sipp):
+    """SPEC §3.6 for dialplan calls too: [dial] max_call_duration_s reaches
+    Dial() as S(); the trunk gets the BYE and the call ends completed."""
+    _agi, journal = start_agi(make_service, {"dial": {"max_call_duration_s": 3}})
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(talk_ms=30000))
+    dial(sipp, headers=[f"{REF}: max-1"], talk_ms=30000)
+    assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "ACK")
+    answered = time.monotonic()
+    assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "BYE", timeout=15)
+    assert 2.5 <= time.monotonic() - answered <= 8
+    [call] = wait_calls(journal)
+    assert call["reason"] == "completed" and 2.5 <= call["duration_s"] <= 4.5, call
+    assert asterisk.wait_idle() == ([], [])
+
+
 # --------------------------------------------------------------------------
 # the server down, full or stalled
 # --------------------------------------------------------------------------

@@ -190,6 +190,8 @@ def test_accepted_call_sets_clid_caller_id_cdr_and_status_last(journal):
     assert sets["CALLERID(name)"] == ""
     assert sets["C2D_CALL_REF"] == sets["CDR(call_ref)"] == "ord-42"
     assert sets["CDR(c2d_leg)"] == "agent" and sets["CDR(c2d_agent)"] == "3001"
+    # [dial] for Dial(): the defaults, 45 s ring and 4 h after the answer.
+    assert sets["C2D_RING_TIMEOUT"] == "45" and sets["C2D_MAX_DURATION_S"] == "14400"
     [call], total = journal.list()
     assert total == 1 and sets["C2D_CALL_ID"] == sets["CDR(c2d_call_id)"] == call["id"]
     assert (call["origin"], call["state"], call["agent"], call["callee"], call["clid"],
@@ -472,3 +474,11 @@ def test_server_refuses_connections_beyond_max_connections_at_once(journal):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_dial_limits_come_from_the_config(journal):
+    cfg = loads_config("[dial]\ncallee_ring_timeout_s = 20\nmax_call_duration_s = 600\n", env={})
+    scripts = AgiScripts(journal, cfg.clid, Policy(cfg.clid, cfg.policy), rng=random.Random(7), dial=cfg.dial)
+    status, fake = run_session(scripts, agi_env(), HEADERS)
+    sets = dict(fake.sets)
+    assert status == "OK" and sets["C2D_RING_TIMEOUT"] == "20" and sets["C2D_MAX_DURATION_S"] == "600"

@@ -60,3 +60,54 @@ def test_call_without_a_service_is_a_clear_error(tmp_path):
 ])
 def test_check_finds_the_trunk_endpoint_in_every_dial_string_form(dial, expected):
     assert trunk_of(dial) == expected
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("url,expected", [
+    ("sqlite:////proc/c2d/calls.sqlite3", "store.url: cannot open the call journal"),
+    ("postgresql+nosuchdriver://c2d:s3cret-pw@127.0.0.1/c2d", "store.url: cannot open the call journal"),
+])
+def test_serve_with_a_store_it_cannot_use_says_so_in_one_line(tmp_path, url, expected):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[store]\nurl = "{url}"\n[http]\nlisten = "127.0.0.1:{_free_port()}"\n'
+                   '[ari]\nurl = "http://127.0.0.1:9"\n')
+    res = run("serve", "--config", str(cfg))
+    assert res.returncode == 1, res.stderr
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and expected in errors[0], res.stderr
+    assert "Traceback" not in res.stderr and "s3cret-pw" not in res.stderr
+    # check finds the same problem without creating anything.
+    res = run("check", "--config", str(cfg))
+    assert res.returncode == 1 and "FAIL store.url:" in res.stdout and "s3cret-pw" not in res.stdout
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(f'[store]\nurl = "sqlite:///{tmp_path}/c.sqlite3"\n'
+                       f'[http]\nlisten = "127.0.0.1:{port}"\n[ari]\nurl = "http://127.0.0.1:9"\n')
+        res = run("serve", "--config", str(cfg))
+    assert res.returncode == 1
+    assert f"error: http.listen: cannot listen on 127.0.0.1:{port}" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_check_does_not_create_the_store(tmp_path):
+    db = tmp_path / "new" / "calls.sqlite3"
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[store]\nurl = "sqlite:///{db}"\n[ari]\nurl = "http://127.0.0.1:9"\n')
+    res = run("check", "--config", str(cfg))
+    assert "ok   store: usable" in res.stdout
+    assert not db.parent.exists()

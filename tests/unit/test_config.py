@@ -142,6 +142,19 @@ def test_env_overrides_a_float():
     assert config.ari.request_timeout_s == 2.5
 
 
+@pytest.mark.parametrize("text", ["\u0661\u0660", "1_0", "nan", "inf", "1e", "", "10s", "0x10"])
+def test_env_float_takes_ascii_digits_only(text):
+    with pytest.raises(ConfigError) as err:
+        loads_config("", env={"PLATFORMA_C2D_ARI_REQUEST_TIMEOUT_S": text})
+    assert any("PLATFORMA_C2D_ARI_REQUEST_TIMEOUT_S" in p for p in err.value.problems)
+
+
+@pytest.mark.parametrize("text,value", [(" 2 ", 2.0), ("0.5", 0.5), (".5", 0.5), ("1e1", 10.0)])
+def test_env_float_forms(text, value):
+    config = loads_config("", env={"PLATFORMA_C2D_ARI_REQUEST_TIMEOUT_S": text})
+    assert config.ari.request_timeout_s == value
+
+
 def test_toml_integer_is_accepted_for_a_float_key():
     config = loads_config("[agi]\nread_timeout_s = 3", env={})
     assert config.agi.read_timeout_s == 3.0 and isinstance(config.agi.read_timeout_s, float)

@@ -306,3 +306,24 @@ def test_a_cancel_while_the_agent_leg_is_created_still_hangs_it_up(world):
     assert call.id not in timers
     row = journal.get(call.id)
     assert row["state"] == "ended" and row["reason"] == "cancelled"
+
+
+def test_a_call_cancelled_while_its_callee_is_originated_leaves_no_timer(world):
+    """No timer is armed for a call that ended during an await: it would
+    hold the call in memory for ever."""
+    script, engine, stasis, journal = world
+
+    async def cancel_meanwhile(sent):
+        if sent.query.get("channelId", "").endswith("-callee"):
+            await engine.cancel(engine.calls[sent.query["channelId"][4:36]])
+
+    script.before_reply[("POST", "/ari/channels")] = cancel_meanwhile
+
+    async def go():
+        call = await engine.start_rest_call(validate_call_request(BODY), "0215550199")
+        await stasis.on_event(ev("StasisStart", call.agent_leg.channel_id, "Up"))
+        return call
+
+    call = script.run(go())
+    assert call.ended and journal.get(call.id)["reason"] == "cancelled"
+    assert engine._timers == {} and engine.calls == {} and engine.by_channel == {}

@@ -1,0 +1,72 @@
+"""``platforma-c2d call`` against the real service (SPEC §8): it follows the
+call to its end within a token's rate limit, and Ctrl-C hangs the call up."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from tests.bench.sipp import uas_scenario
+
+AGENT_PORT, TRUNK_PORT = 5071, 5070
+TOKEN = "cli-token-for-the-call-command"
+CONFIG = {"auth": {"tokens_sha256": [hashlib.sha256(TOKEN.encode()).hexdigest()]},
+          "limits": {"requests_per_minute": 20}}
+
+
+def start_call(svc, *extra) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLATFORMA_C2D_")}
+    env.update(PLATFORMA_C2D_TOKEN=TOKEN, PYTHONUNBUFFERED="1")
+    return subprocess.Popen(
+        [sys.executable, "-m", "platforma_c2d.cli", "call", "1001", "0215550100",
+         "--clid", "0215550199", "--ref", "cli-1", "--url", svc.url, *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def wait_line(proc, word: str, timeout: float = 20) -> list[str]:
+    seen, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line:
+            seen.append(line.rstrip())
+            if word in line:
+                return seen
+        elif proc.poll() is not None:
+            break
+    raise AssertionError(f"no {word!r} line: {seen}")
+
+
+def test_a_long_call_is_followed_to_its_end_within_the_rate_limit(asterisk, make_service, sipp):
+    """20 requests a minute for the token: a 25 s call still ends with exit 0."""
+    svc = make_service(CONFIG)
+    sipp("agent", AGENT_PORT, uas_scenario())
+    sipp("trunk", TRUNK_PORT, uas_scenario(talk_ms=25000))
+    proc = start_call(svc)
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, (out, err)
+    states = [line.split()[2] for line in out.splitlines() if line[:2].isdigit()]
+    assert states == ["dialing_agent", "dialing_callee", "connected", "ended"] or \
+        states == ["dialing_agent", "connected", "ended"], out
+    assert '"reason": "completed"' in out and "Traceback" not in err
+    # The token still has budget left for the CRM.
+    r = svc.http.get("/click2dial/calls", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 200
+
+
+def test_ctrl_c_hangs_the_call_up(asterisk, make_service, sipp):
+    svc = make_service(CONFIG)
+    agent = sipp("agent", AGENT_PORT, uas_scenario())
+    sipp("trunk", TRUNK_PORT, uas_scenario(talk_ms=60000))
+    proc = start_call(svc)
+    wait_line(proc, "connected")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, (out, err)
+    assert "interrupted: cancelling call" in err and "Traceback" not in err
+    assert '"reason": "cancelled"' in out
+    assert agent.wait_for(lambda m: m.direction == "received" and m.method == "BYE")
+    assert asterisk.wait_idle() == ([], [])
