@@ -29,9 +29,8 @@ import base64
 import itertools
 import json
 
-from websockets.asyncio.client import connect
-
 from bench.httpclient import HttpError, HttpPool
+from bench.observer import close_app, open_app
 
 APP = "c2d-bench-floor"
 
@@ -65,27 +64,15 @@ class AriFloor:
 
     async def start(self) -> None:
         """Connect the app and narrow its events to the two it acts on."""
-        self._ws = await connect(self.url, additional_headers=self._headers, max_size=2**24,
-                                 ping_interval=None)
-        status, body, _ = await self.ari.request(
-            "PUT", f"/ari/applications/{APP}/eventFilter",
-            json_body={"allowed": [{"type": "StasisStart"}, {"type": "ChannelDestroyed"}]})
-        if status != 200:
-            raise RuntimeError(f"ARI event filter refused: {status} {body[:200]!r}")
+        self._ws = await open_app(self.url, self._headers, self.ari, APP,
+                                  ("StasisStart", "ChannelDestroyed"))
         self._task = asyncio.create_task(self._read())
 
     async def stop(self) -> None:
-        """Close the socket; wait for the requests in flight."""
+        """Wait for the requests in flight; close the socket."""
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
-        if self._ws is not None:
-            await self._ws.close()
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
+        await close_app(self._ws, self._task)
 
     async def place(self, rec) -> None:
         """Originate the agent leg of one call to ``rec.callee``."""

@@ -27,6 +27,32 @@ APP = "c2d-bench-observer"
 CALLEE = re.compile(r"^0[0-9]{9}$")
 
 
+async def open_app(url: str, headers: dict, http, app: str, allowed: tuple[str, ...]):
+    """Connect an ARI application's event WebSocket at ``url`` and narrow its
+    events to the ``allowed`` types (``PUT /ari/applications/{app}/eventFilter``
+    through the HttpPool ``http``); returns the socket. Raises RuntimeError
+    when Asterisk refuses the filter."""
+    ws = await connect(url, additional_headers=headers, max_size=2**24, ping_interval=None)
+    status, body, _ = await http.request("PUT", f"/ari/applications/{app}/eventFilter",
+                                         json_body={"allowed": [{"type": t} for t in allowed]})
+    if status != 200:
+        await ws.close()
+        raise RuntimeError(f"ARI event filter refused: {status} {body[:200]!r}")
+    return ws
+
+
+async def close_app(ws, task: asyncio.Task | None) -> None:
+    """Close an application's socket and end its reading task."""
+    if ws is not None:
+        await ws.close()
+    if task is not None:
+        task.cancel()
+        try:
+            await task
+        except (asyncio.CancelledError, Exception):  # noqa: BLE001
+            pass
+
+
 def ari_time(ts: str) -> float:
     """Seconds since the epoch of an ARI event ``timestamp`` (``2026-01-31T12:00:00.123+0000``)."""
     return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
@@ -61,25 +87,13 @@ class Observer:
 
     async def start(self) -> None:
         """Connect and install the event filter (the app exists once connected)."""
-        self._ws = await connect(self.url, additional_headers=self._headers, max_size=2**24,
-                                 ping_interval=None)
-        status, body, _ = await self._http.request(
-            "PUT", f"/ari/applications/{APP}/eventFilter",
-            json_body={"allowed": [{"type": "ChannelEnteredBridge"}, {"type": "ChannelLeftBridge"}]})
-        if status != 200:
-            raise RuntimeError(f"ARI event filter refused: {status} {body[:200]!r}")
+        self._ws = await open_app(self.url, self._headers, self._http, APP,
+                                  ("ChannelEnteredBridge", "ChannelLeftBridge"))
         self._task = asyncio.create_task(self._read())
 
     async def stop(self) -> None:
         """Close the socket."""
-        if self._ws is not None:
-            await self._ws.close()
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
+        await close_app(self._ws, self._task)
 
     def reset_peak(self) -> None:
         """Start a new peak measurement from the calls connected now."""

@@ -18,6 +18,20 @@ def journal(tmp_path):
     j.close()
 
 
+def hold_first_write(journal) -> threading.Event:
+    """Hold the writer thread in its first write until the returned event is set."""
+    gate, real_write, held = threading.Event(), journal.write, []
+
+    def held_write(records):
+        if not held:
+            held.append(True)
+            gate.wait(10)
+        real_write(records)
+
+    journal.write = held_write
+    return gate
+
+
 def a_call(agent: str = "1001") -> Call:
     return Call(id=new_call_id(), origin=Origin.REST, agent=agent, callee="0215550100",
                 outbound_id="", clid="0215550199", call_ref="CRM-1")
@@ -63,18 +77,7 @@ def test_the_snapshot_is_taken_at_submit_not_at_write(journal):
 
 def test_a_burst_is_committed_in_few_transactions(journal):
     writer = JournalWriter(journal)
-    # Hold the writer thread inside a transaction so the burst queues up.
-    gate = threading.Event()
-    real_write = journal.write
-    first_batch = []
-
-    def slow_write(records):
-        if not first_batch:
-            first_batch.append(len(records))
-            gate.wait(10)
-        real_write(records)
-
-    journal.write = slow_write
+    gate = hold_first_write(journal)   # the burst queues up behind it
     calls = [a_call() for _ in range(200)]
     futures = [writer.submit(c, "placed") for c in calls]
     gate.set()
@@ -89,17 +92,7 @@ def test_a_burst_is_committed_in_few_transactions(journal):
 
 def test_a_record_the_database_refuses_loses_no_other(journal):
     writer = JournalWriter(journal)
-    gate = threading.Event()
-    real_write = journal.write
-    held = []
-
-    def held_write(records):
-        if not held:
-            held.append(True)
-            gate.wait(10)
-        real_write(records)
-
-    journal.write = held_write
+    gate = hold_first_write(journal)
     good1, good2 = a_call(), a_call()
     bad = a_call(agent=None)            # NOT NULL: the database refuses it
     f_block = writer.submit(a_call(), "first")
