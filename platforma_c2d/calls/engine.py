@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from concurrent.futures import Future
 
 from platforma_c2d.ari.client import AriClient, AriError
 from platforma_c2d.calls import causes
@@ -63,7 +64,7 @@ def _gone(error: AriError | None) -> bool:
     return error is not None and error.status == 404
 
 
-def _consume(done: asyncio.Future) -> None:
+def _consume(done: Future) -> None:
     """Mark a journal future's exception as seen (the writer has logged it)."""
     if not done.cancelled():
         done.exception()
@@ -127,13 +128,15 @@ class CallEngine:
             if not call.ended:
                 await self.teardown(call, Reason.FAILED, "internal error")
 
-    def _record(self, call: Call, detail: str, **kw) -> asyncio.Future:
-        """Journal the call as it is now; returns the commit's future (await it where it matters).
+    def _record(self, call: Call, detail: str, **kw) -> Future:
+        """Journal the call as it is now; returns the commit's ``concurrent.futures.Future``.
 
         Nothing waits on SQL here: the writer thread commits (group commit).
-        A failed write is logged by the writer; awaiting the future raises it.
+        Where an order matters, ``await asyncio.wrap_future(...)`` it: only
+        then is the event loop woken for the commit. A failed write is
+        logged by the writer; awaiting the future raises it.
         """
-        done = asyncio.wrap_future(self.writer.submit(call, detail, **kw))
+        done = self.writer.submit(call, detail, **kw)
         done.add_done_callback(_consume)
         log.info("%s: %s", call.state.value, detail, extra=self._ctx(call))
         return done
@@ -235,7 +238,7 @@ class CallEngine:
                 reason = Reason.AGENT_UNAVAILABLE if exc.status in (400, 404, 409, 500) else Reason.FAILED
                 await self.teardown(call, reason, f"agent leg refused by Asterisk ({exc.status})")
         try:
-            await first
+            await asyncio.wrap_future(first)
         except Exception:
             # Not on disk: the call must not go on unjournalled.
             await self.teardown(call, Reason.FAILED, "the journal cannot be written")
@@ -325,7 +328,7 @@ class CallEngine:
         ring = asyncio.ensure_future(_failure(self.ari.ring(chan_id)))
         tags = asyncio.ensure_future(self.tag_channel(call, chan_id))
         try:
-            await first
+            await asyncio.wrap_future(first)
             stored = True
         except Exception:
             stored = False
@@ -341,7 +344,7 @@ class CallEngine:
             call.agent_leg.gone = True
             await self.teardown(call, Reason.CANCELLED, "caller gone before ringing")
 
-    def journal_rejected(self, call: Call, detail: str) -> asyncio.Future:
+    def journal_rejected(self, call: Call, detail: str) -> Future:
         """Journal a call refused before anything was dialled (ended, ``rejected``).
 
         Returns the commit's future."""
@@ -640,7 +643,7 @@ class CallEngine:
             except AriError as exc:
                 log.warning("bridge destroy failed: %s", exc, extra=self._ctx(call))
         try:
-            await ended
+            await asyncio.wrap_future(ended)
         except Exception:  # noqa: BLE001 - logged by the writer; the call is over regardless
             pass
         finally:
