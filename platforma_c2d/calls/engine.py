@@ -495,7 +495,8 @@ class CallEngine:
             else:
                 # Ringback off while both join: one round trip, not two (a
                 # ring_stop that fails changes nothing).
-                results = await asyncio.gather(self.ari.add_channels(call.bridge_id, both), _failure(self.ari.ring_stop(agent.channel_id)),
+                results = await asyncio.gather(self.ari.add_channels(call.bridge_id, both),
+                                               _failure(self.ari.ring_stop(agent.channel_id)),
                                                return_exceptions=True)
                 for result in results:
                     if isinstance(result, BaseException):
