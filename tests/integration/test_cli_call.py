@@ -49,8 +49,11 @@ def test_a_long_call_is_followed_to_its_end_within_the_rate_limit(asterisk, make
     out, err = proc.communicate(timeout=90)
     assert proc.returncode == 0, (out, err)
     states = [line.split()[2] for line in out.splitlines() if line[:2].isdigit()]
-    assert states == ["dialing_agent", "dialing_callee", "connected", "ended"] or \
-        states == ["dialing_agent", "connected", "ended"], out
+    # One line per state seen, in order (a fast phone may answer before the
+    # first poll: a state can be skipped, never repeated or reordered).
+    order = ["dialing_agent", "dialing_callee", "connected", "ended"]
+    assert states[-2:] == ["connected", "ended"], out
+    assert states == sorted(set(states), key=order.index), out
     assert '"reason": "completed"' in out and "Traceback" not in err
     # The token still has budget left for the CRM.
     r = svc.http.get("/click2dial/calls", headers={"Authorization": f"Bearer {TOKEN}"})
