@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import time
+import uuid
 
 from platforma_c2d.config import Config, ConfigError, load_config
 from platforma_c2d.rules import is_extension
@@ -221,12 +222,17 @@ def cmd_call(args) -> int:
     def _on_signal(_signum, _frame):
         raise _Interrupted()
 
+    # With a key, a call placed just as Ctrl-C came can still be found (a
+    # replay of the same request returns it) and hung up.
+    key = {"Idempotency-Key": "platforma-c2d-call-" + uuid.uuid4().hex}
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     call = None
     try:
         with httpx.Client(base_url=base, headers=headers, timeout=15) as http:
             try:
-                resp = http.post("/click2dial/calls", json=body)
+                resp = http.post("/click2dial/calls", json=body, headers=key)
+            except _Interrupted:
+                return _cancel_unanswered(http, body, key)
             except httpx.HTTPError as exc:
                 print(f"error: cannot reach the service at {base} ({type(exc).__name__})", file=sys.stderr)
                 return 1
@@ -253,6 +259,24 @@ def cmd_call(args) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _cancel_unanswered(http, body: dict, key: dict) -> int:
+    """Ctrl-C while the POST was in flight: find the call by replaying the
+    request with its Idempotency-Key (nothing is dialled again) and hang it up."""
+    import httpx
+
+    print("interrupted while placing the call: looking it up to cancel it", file=sys.stderr)
+    try:
+        resp = http.post("/click2dial/calls", json=body, headers=key)
+    except httpx.HTTPError:
+        resp = None
+    if resp is None or resp.status_code != 201:
+        print("interrupted: no call was placed", file=sys.stderr)
+        return 130
+    call = _cancel(http, resp.json())
+    print(json.dumps(call, indent=2))
+    return 130
 
 
 def _follow(http, call: dict, timeout_s: float) -> dict:
@@ -299,12 +323,17 @@ def _cancel(http, call: dict) -> dict:
     """``DELETE`` the call; returns its final resource (or the last one seen if that fails)."""
     import httpx
 
-    try:
-        resp = http.delete(f"/click2dial/calls/{call['id']}")
-    except httpx.HTTPError as exc:
-        print(f"error: cannot cancel call {call['id']} ({type(exc).__name__}); it may still be up",
-              file=sys.stderr)
-        return call
+    for attempt in range(4):   # a 429 (the token's budget) is waited out, a few times
+        try:
+            resp = http.delete(f"/click2dial/calls/{call['id']}")
+        except httpx.HTTPError as exc:
+            print(f"error: cannot cancel call {call['id']} ({type(exc).__name__}); it may still be up",
+                  file=sys.stderr)
+            return call
+        if resp.status_code != 429 or attempt == 3:
+            break
+        retry = resp.headers.get("Retry-After", "5")
+        time.sleep(min(20.0, float(retry) if retry.isdigit() else 5.0))
     if resp.status_code != 200:
         print(f"error: cannot cancel call {call['id']}: {_api_error(resp)}; it may still be up",
               file=sys.stderr)

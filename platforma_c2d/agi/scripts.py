@@ -324,6 +324,8 @@ class AgiScripts:
         talk_s = answered_seconds(agi.get("ANSWEREDTIME_MS"), agi.get("ANSWEREDTIME"))
         call = _call_from_row(row)
         noted = row["reason"] if row["reason"] in {r.value for r in Reason} else None
+        if dialstatus in ("BUSY", "NOANSWER", "CONGESTION", "CHANUNAVAIL"):
+            noted = None   # Dial() had its outcome before the cancel: it stands
         reason = Reason(noted) if noted else reason_for_dial(dialstatus, cause)
         call.end(reason)
         if talk_s is not None and (reason is Reason.COMPLETED or (noted and dialstatus == "ANSWER")):

@@ -369,6 +369,9 @@ class CallEngine:
         self._register(call)
         self.metrics.active.inc()
         legs = call.legs()
+        if call.pending_reason is not None:   # the outcome was known: it stands
+            await self.teardown(call, call.pending_reason, "taken back after a restart during the tone")
+            return
         if not legs or all(leg.gone for leg in legs):
             reason = Reason.COMPLETED if call.state is State.CONNECTED else Reason.FAILED
             await self.teardown(call, reason, "found after a restart with no channel left")
@@ -381,9 +384,19 @@ class CallEngine:
             remaining = self.dial.max_call_duration_s - call.duration_s
             self._timer(call, max(1.0, remaining), self._max_duration, call)
             return
-        if call.pending_reason is not None:
-            await self.teardown(call, call.pending_reason, "taken back after a restart during the tone")
+        agent = call.agent_leg
+        if call.state is State.DIALING_AGENT and agent is not None and agent.up and agent.started \
+                and (call.callee_leg is None or call.callee_leg.gone):
+            # The agent had answered (it is in the app) but the record of
+            # that never reached the disk: the callee may have been dialled
+            # already. Never dial the customer twice.
+            await self.teardown(call, Reason.FAILED, "the agent had answered before the restart")
             return
+        if call.state is State.DIALING_AGENT and agent is not None and agent.up and agent.started:
+            # ... and the callee's leg exists: it was dialled; go on from there.
+            agent.acted = True
+            call.advance(State.DIALING_CALLEE)
+            self._record(call, "taken back after a restart: the callee was already dialled")
         if call.state is State.DIALING_CALLEE and (call.callee_leg is None or call.callee_leg.gone):
             # Whatever happened to the callee happened while we were away
             # (it may even have answered): never dial the customer twice.

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from platforma_c2d import rules
+from platforma_c2d.ari.client import AriError
 from platforma_c2d.calls.engine import CallEngine
 from platforma_c2d.calls.errors import (AgentBusy, AsteriskUnavailable, C2DError, Forbidden,
                                         IdempotencyConflict, InvalidRequest, NoSuchCall, NotCancellable)
@@ -136,7 +137,8 @@ class CallService:
                                                          idempotency_key=idempotency_key,
                                                          request_hash=request_hash)
             finally:
-                self._placing.pop(key, None)  # committed now (or failed): the journal knows
+                if self._placing.get(key, ("",))[0] == call_id:
+                    del self._placing[key]  # committed now (or failed): the journal knows
             return call.to_dict(), False
 
         return self._run(place())
@@ -209,7 +211,12 @@ class CallService:
             raise AsteriskUnavailable("the PBX is not connected; try again shortly")
         if not self.journal.mark_outcome(call_id, Reason.CANCELLED.value, "cancel requested through the API"):
             return  # ended meanwhile
-        self._run(self.engine.ari.hangup(row["agent_channel"]))
+        try:
+            self._run(self.engine.ari.hangup(row["agent_channel"]))
+        except (AriError, AsteriskUnavailable) as exc:
+            # Not hung up: the call goes on, and must not end "cancelled".
+            self.journal.unmark_outcome(call_id, "cancel failed: the channel could not be hung up")
+            raise AsteriskUnavailable("Asterisk did not hang the call up; try again shortly") from exc
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             if self.journal.get_row(call_id)["state"] == State.ENDED.value:

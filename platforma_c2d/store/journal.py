@@ -115,11 +115,16 @@ def probe_store(url: str) -> str | None:
             if engine_url.database in (None, "", ":memory:"):
                 return None
             path = Path(engine_url.database).absolute()
-            if path.exists():
-                return None if os.access(path, os.R_OK | os.W_OK) else f"{path}: not writable"
+            if path.exists() and not path.is_file():
+                return f"{path}: not a file"
             parent = path.parent
             while not parent.exists():
                 parent = parent.parent
+            if path.exists():
+                # The file must be a database, and its directory writable
+                # (WAL keeps -wal and -shm files beside it).
+                with engine.connect() as conn:
+                    conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar()
             # Try it (root passes every access() check): a directory made
             # and removed at once where the store's directory would go.
             try:
@@ -242,14 +247,22 @@ class Journal:
         unknown. Raises ``sqlalchemy.exc.SQLAlchemyError``.
         """
         with self.engine.begin() as conn:
-            row = conn.execute(sa.select(calls.c.state).where(calls.c.id == call_id)).first()
-            if row is None or row.state == "ended":
+            if not conn.execute(calls.update().where(calls.c.id == call_id, calls.c.state != "ended")
+                                .values(reason=reason, seq=calls.c.seq + 1)).rowcount:
                 return False
-            conn.execute(calls.update().where(calls.c.id == call_id, calls.c.state != "ended")
-                         .values(reason=reason, seq=calls.c.seq + 1))
-            conn.execute(_INSERT_EVENT, {"call_id": call_id, "at": iso(utcnow()), "state": row.state,
+            state = conn.execute(sa.select(calls.c.state).where(calls.c.id == call_id)).scalar_one()
+            conn.execute(_INSERT_EVENT, {"call_id": call_id, "at": iso(utcnow()), "state": state,
                                          "reason": reason, "detail": detail[:500]})
         return True
+
+    def unmark_outcome(self, call_id: str, detail: str) -> None:
+        """Take back a noted outcome (``mark_outcome``) of a call that is still open."""
+        with self.engine.begin() as conn:
+            if conn.execute(calls.update().where(calls.c.id == call_id, calls.c.state != "ended")
+                            .values(reason=None, seq=calls.c.seq + 1)).rowcount:
+                state = conn.execute(sa.select(calls.c.state).where(calls.c.id == call_id)).scalar_one()
+                conn.execute(_INSERT_EVENT, {"call_id": call_id, "at": iso(utcnow()), "state": state,
+                                             "reason": None, "detail": detail[:500]})
 
     # --- reads (any thread) ------------------------------------------------
     def get(self, call_id: str) -> dict | None:
@@ -349,6 +362,7 @@ class JournalWriter:
         self.records = 0          # records committed (count)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._closed = False
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="journal", daemon=True)
         self._thread.start()
 
@@ -358,27 +372,32 @@ class JournalWriter:
 
         Raises ``RuntimeError`` after :meth:`close`.
         """
-        if self._closed:
-            raise RuntimeError("the journal writer is closed")
+        record = Journal.snapshot(call, detail, idempotency_key=idempotency_key,
+                                  request_hash=request_hash)
         done: Future = Future()
-        self._queue.put((Journal.snapshot(call, detail, idempotency_key=idempotency_key,
-                                          request_hash=request_hash), done))
+        with self._lock:   # nothing is queued behind the stop mark
+            if self._closed:
+                raise RuntimeError("the journal writer is closed")
+            self._queue.put((record, done))
         return done
 
     def flush(self) -> Future:
         """A future that resolves once every record submitted before it is committed (or failed)."""
         done: Future = Future()
-        if self._closed:
-            done.set_result(None)
-        else:
-            self._queue.put((None, done))
+        with self._lock:
+            if not self._closed:
+                self._queue.put((None, done))
+                return done
+        self._thread.join()   # closed: everything queued is written once the thread ends
+        done.set_result(None)
         return done
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Write what is queued, then stop the thread (waits up to ``timeout_s`` seconds). Idempotent."""
-        if not self._closed:
-            self._closed = True
-            self._queue.put((_STOP, None))
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._queue.put((_STOP, None))
         self._thread.join(timeout_s)
 
     @staticmethod

@@ -482,3 +482,44 @@ def test_dial_limits_come_from_the_config(journal):
     status, fake = run_session(scripts, agi_env(), HEADERS)
     sets = dict(fake.sets)
     assert status == "OK" and sets["C2D_RING_TIMEOUT"] == "20" and sets["C2D_MAX_DURATION_S"] == "600"
+
+
+# --------------------------------------------------------------------------
+# a cancel through the API (the service notes the outcome, the handler ends it)
+# --------------------------------------------------------------------------
+
+
+def test_a_noted_cancel_ends_an_answered_call_cancelled_with_its_talk_time(journal):
+    scripts = make_scripts(journal)
+    call_id = accept(journal, scripts)
+    assert journal.mark_outcome(call_id, "cancelled", "cancel requested through the API")
+    assert journal.get(call_id)["reason"] is None          # not shown before the end
+    hang_up(scripts, call_id, "ANSWER", answered_ms="4000")
+    call = journal.get(call_id)
+    assert (call["state"], call["reason"], call["duration_s"]) == ("ended", "cancelled", 4.0)
+
+
+def test_dials_own_outcome_beats_a_cancel_that_came_after_it(journal):
+    scripts = make_scripts(journal)
+    call_id = accept(journal, scripts)
+    journal.mark_outcome(call_id, "cancelled", "cancel requested through the API")
+    hang_up(scripts, call_id, "BUSY", cause="17")
+    assert journal.get(call_id)["reason"] == "callee_busy"
+
+
+def test_a_cancel_taken_back_leaves_the_dial_outcome(journal):
+    """The hang-up through ARI failed: the call goes on and ends as Dial() says."""
+    scripts = make_scripts(journal)
+    call_id = accept(journal, scripts)
+    journal.mark_outcome(call_id, "cancelled", "cancel requested through the API")
+    journal.unmark_outcome(call_id, "cancel failed")
+    hang_up(scripts, call_id, "ANSWER", answered_ms="60000")
+    assert journal.get(call_id)["reason"] == "completed"
+
+
+def test_no_outcome_is_noted_on_an_ended_call(journal):
+    scripts = make_scripts(journal)
+    call_id = accept(journal, scripts)
+    hang_up(scripts, call_id, "ANSWER", answered_ms="1000")
+    assert not journal.mark_outcome(call_id, "cancelled", "late")
+    assert journal.get(call_id)["reason"] == "completed"

@@ -327,3 +327,38 @@ def test_a_call_cancelled_while_its_callee_is_originated_leaves_no_timer(world):
     call = script.run(go())
     assert call.ended and journal.get(call.id)["reason"] == "cancelled"
     assert engine._timers == {} and engine.calls == {} and engine.by_channel == {}
+
+
+def _taken_back(engine, journal, state: str, reason: str | None, channels: dict):
+    """A call of an earlier run as the journal has it, rebuilt against ``channels``."""
+    from platforma_c2d.calls.model import Call, Leg, Origin, Reason, State, new_call_id
+    from platforma_c2d.calls.recovery import call_from_row
+
+    call = Call(id=new_call_id(), origin=Origin.REST, agent="1001", callee="0215550100",
+                outbound_id="0215550199", clid="0215550199", call_ref="r", state=State(state))
+    call.agent_leg = Leg("agent", f"c2d-{call.id}-agent")
+    if state == "dialing_callee":
+        call.callee_leg = Leg("callee", f"c2d-{call.id}-callee")
+    call.pending_reason = Reason(reason) if reason else None
+    journal.record(call, "before the restart")
+    return call_from_row(journal.get_row(call.id),
+                         {k.format(id=call.id): v for k, v in channels.items()})
+
+
+def test_a_known_outcome_stands_after_a_restart_even_with_every_leg_gone(world):
+    """The service died during the busy tone and the agent hung up meanwhile."""
+    script, engine, _, journal = world
+    call = _taken_back(engine, journal, "dialing_callee", "callee_busy", {})
+    script.run(engine.resume(call, {}))
+    assert journal.get(call.id)["reason"] == "callee_busy"
+    assert not script.originates()
+
+
+def test_an_agent_answer_not_yet_on_disk_never_dials_the_callee_after_a_restart(world):
+    """The agent was in the app, the callee may have been dialled: end it, dial nobody."""
+    script, engine, _, journal = world
+    call = _taken_back(engine, journal, "dialing_agent", None,
+                       {"c2d-{id}-agent": {"state": "Up", "dialplan": {"app_name": "Stasis"}}})
+    script.run(engine.resume(call, {}))
+    assert journal.get(call.id)["reason"] == "failed"
+    assert not script.originates()
