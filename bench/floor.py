@@ -51,6 +51,9 @@ class AriFloor:
     def __init__(self, ari: HttpPool, host: str, port: int, auth: tuple[str, str],
                  agent: str, clid: str):
         self.ari, self.agent, self.clid = ari, agent, clid
+        # The app's own connections (like the service's): its requests never
+        # queue behind the load generator's, nor the other way round.
+        self.app_http = HttpPool(host, port, auth=auth, max_conns=32)
         self.url = f"ws://{host}:{port}/ari/events?app={APP}&subscribeAll=false"
         token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
         self._headers = {"Authorization": f"Basic {token}"}
@@ -64,7 +67,7 @@ class AriFloor:
 
     async def start(self) -> None:
         """Connect the app and narrow its events to the two it acts on."""
-        self._ws = await open_app(self.url, self._headers, self.ari, APP,
+        self._ws = await open_app(self.url, self._headers, self.app_http, APP,
                                   ("StasisStart", "ChannelDestroyed"))
         self._task = asyncio.create_task(self._read())
 
@@ -73,6 +76,7 @@ class AriFloor:
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
         await close_app(self._ws, self._task)
+        await self.app_http.close()
 
     async def place(self, rec) -> None:
         """Originate the agent leg of one call to ``rec.callee``."""
@@ -92,9 +96,9 @@ class AriFloor:
 
     # --- the application ------------------------------------------------
     async def _req(self, method: str, path: str, **kw) -> None:
-        try:
-            await self.ari.request(method, path, **kw)
-        except (HttpError, OSError):
+        try:   # bounded, like the service's requests: an overloaded Asterisk fails the step
+            await asyncio.wait_for(self.app_http.request(method, path, **kw), timeout=10)
+        except (HttpError, OSError, asyncio.TimeoutError):
             self.errors += 1
 
     def _spawn(self, *coros) -> None:

@@ -480,9 +480,14 @@ class Bench:
                 "passed": not why, "why": "; ".join(why)}
 
     # --- phases ---------------------------------------------------------
-    async def phase_rate(self, subject) -> dict:
-        """Ramp the rate until a step fails, then bisect; the last passing rate is the capacity."""
+    async def phase_rate(self, subject, max_rate: float | None = None) -> dict:
+        """Ramp the rate until a step fails, then bisect; the last passing rate is the capacity.
+
+        ``max_rate`` (calls/s): never try more (the ARI floor is capped at
+        bare Asterisk's capacity: above it, Asterisk only drowns in ARI
+        requests, and a step can then take minutes to drain)."""
         plan, steps = self.plan, []
+        cap = min(plan.max_rate, max_rate) if max_rate else plan.max_rate
         cpu0 = cpu_seconds(self.ast.proc.pid)
 
         async def try_rate(rate: float) -> bool:
@@ -495,10 +500,13 @@ class Bench:
             await asyncio.sleep(1.0)
             return res["passed"]
 
-        lo, hi, rate = 0.0, None, plan.start_rate
-        while rate <= plan.max_rate:
+        lo, hi, rate = 0.0, None, min(plan.start_rate, cap)
+        while True:
             if await try_rate(rate):
-                lo, rate = rate, rate * plan.factor
+                lo = rate
+                if rate >= cap:
+                    break
+                rate = min(rate * plan.factor, cap)
             else:
                 hi = rate
                 break
@@ -994,7 +1002,8 @@ async def run(plan: Plan, mode: str, profile: bool = False) -> dict:
             floor = AriFloor(bench.ari, "127.0.0.1", 8088, (ARI_USER, ARI_PASSWORD), AGENT, CLID)
             await floor.start()
             try:
-                res["ari_floor"] = {"rate": await bench.phase_rate(floor)}
+                res["ari_floor"] = {"rate": await bench.phase_rate(
+                    floor, max_rate=res["asterisk"]["rate"]["capacity_cps"] or None)}
             finally:
                 await floor.stop()
 
