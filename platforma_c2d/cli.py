@@ -189,6 +189,12 @@ def _poll_interval_s(state: str, polls: int) -> float:
     return 0.5 if polls < 10 else 2.0
 
 
+def _retry_after_s(resp, cap_s: float) -> float:
+    """Seconds a 429's ``Retry-After`` asks for (5 when absent or not a number), at most ``cap_s``."""
+    retry = resp.headers.get("Retry-After", "5")
+    return min(cap_s, float(retry) if retry.isdigit() else 5.0)
+
+
 def _api_error(resp) -> str:
     """``<status> <error id>: <message>`` of an API answer (or its first 200 characters)."""
     try:
@@ -305,8 +311,7 @@ def _follow(http, call: dict, timeout_s: float) -> dict:
             call = resp.json()
             continue
         if resp is not None and resp.status_code == 429:
-            retry = resp.headers.get("Retry-After", "5")
-            time.sleep(min(60.0, float(retry) if retry.isdigit() else 5.0))
+            time.sleep(_retry_after_s(resp, 60.0))
         elif resp is not None and resp.status_code in (401, 403, 404):
             raise SystemExit(_gave_up(call, problem))
         if not complained:
@@ -332,8 +337,7 @@ def _cancel(http, call: dict) -> dict:
             return call
         if resp.status_code != 429 or attempt == 3:
             break
-        retry = resp.headers.get("Retry-After", "5")
-        time.sleep(min(20.0, float(retry) if retry.isdigit() else 5.0))
+        time.sleep(_retry_after_s(resp, 20.0))
     if resp.status_code != 200:
         print(f"error: cannot cancel call {call['id']}: {_api_error(resp)}; it may still be up",
               file=sys.stderr)

@@ -215,7 +215,7 @@ class CallService:
             self._run(self.engine.ari.hangup(row["agent_channel"]))
         except (AriError, AsteriskUnavailable) as exc:
             # Not hung up: the call goes on, and must not end "cancelled".
-            self.journal.unmark_outcome(call_id, "cancel failed: the channel could not be hung up")
+            self.journal.mark_outcome(call_id, None, "cancel failed: the channel could not be hung up")
             raise AsteriskUnavailable("Asterisk did not hang the call up; try again shortly") from exc
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:

@@ -239,8 +239,9 @@ class Journal:
             conn.execute(_INSERT_EVENT, rec["event"])
         return True
 
-    def mark_outcome(self, call_id: str, reason: str, detail: str) -> bool:
-        """Note the reason an open call will end with (kept in ``reason`` until it ends).
+    def mark_outcome(self, call_id: str, reason: str | None, detail: str) -> bool:
+        """Note the reason an open call will end with (kept in ``reason`` until it ends);
+        ``None`` takes a noted reason back.
 
         Used for a FastAGI call cancelled through the API: its hangup handler
         ends it with this reason. Returns False when the call is ended or
@@ -254,15 +255,6 @@ class Journal:
             conn.execute(_INSERT_EVENT, {"call_id": call_id, "at": iso(utcnow()), "state": state,
                                          "reason": reason, "detail": detail[:500]})
         return True
-
-    def unmark_outcome(self, call_id: str, detail: str) -> None:
-        """Take back a noted outcome (``mark_outcome``) of a call that is still open."""
-        with self.engine.begin() as conn:
-            if conn.execute(calls.update().where(calls.c.id == call_id, calls.c.state != "ended")
-                            .values(reason=None, seq=calls.c.seq + 1)).rowcount:
-                state = conn.execute(sa.select(calls.c.state).where(calls.c.id == call_id)).scalar_one()
-                conn.execute(_INSERT_EVENT, {"call_id": call_id, "at": iso(utcnow()), "state": state,
-                                             "reason": None, "detail": detail[:500]})
 
     # --- reads (any thread) ------------------------------------------------
     def get(self, call_id: str) -> dict | None:

@@ -512,7 +512,7 @@ def test_a_cancel_taken_back_leaves_the_dial_outcome(journal):
     scripts = make_scripts(journal)
     call_id = accept(journal, scripts)
     journal.mark_outcome(call_id, "cancelled", "cancel requested through the API")
-    journal.unmark_outcome(call_id, "cancel failed")
+    journal.mark_outcome(call_id, None, "cancel failed")
     hang_up(scripts, call_id, "ANSWER", answered_ms="60000")
     assert journal.get(call_id)["reason"] == "completed"
 
