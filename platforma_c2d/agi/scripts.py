@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import random
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from platforma_c2d import rules
 from platforma_c2d.calls.errors import C2DError
@@ -339,15 +339,8 @@ class AgiScripts:
 
 
 def _call_from_row(row: dict) -> Call:
-    """A :class:`Call` from its journal row (the fields the journal keeps)."""
-    created = datetime.fromisoformat(row["created_at"]) if row["created_at"] else None
-    call = Call(id=row["id"], origin=Origin(row["origin"]), agent=row["agent"],
-                callee=row["callee"], outbound_id=row["outbound_id"], clid=row["clid"],
-                call_ref=row["call_ref"], state=State(row["state"]),
-                agent_is_external=not rules.is_extension(row["agent"]),
-                token_name=row["token_name"] or "")
-    if created is not None:
-        call.created_at = created.astimezone(timezone.utc)
+    """A :class:`Call` from its journal row, with its agent leg (the AGI channel)."""
+    call = Call.from_row(row)
     if row.get("agent_channel"):
         call.agent_leg = Leg("agent", row["agent_channel"], started=True, up=True)
     return call

@@ -129,6 +129,30 @@ class Call:
     bridge_made: bool = False
     token_name: str = ""
 
+    @classmethod
+    def from_row(cls, row) -> "Call":
+        """The call of a journal row (``calls`` table, a dict), without its legs.
+
+        Takes the fields the journal keeps: id, origin, numbers, call_ref,
+        state, times, bridge id and token name. The reason of an ended row
+        is set; an open row's ``reason`` column (an outcome noted before the
+        end) is left to the caller. Legs are the caller's to rebuild: what
+        they are depends on what Asterisk has now. Raises ``ValueError`` for
+        an unknown origin or state.
+        """
+        from platforma_c2d.rules import is_extension
+
+        call = cls(id=row["id"], origin=Origin(row["origin"]), agent=row["agent"], callee=row["callee"],
+                   outbound_id=row["outbound_id"], clid=row["clid"], call_ref=row["call_ref"],
+                   state=State(row["state"]), agent_is_external=not is_extension(row["agent"]),
+                   token_name=row.get("token_name") or "", bridge_id=row.get("bridge_id"))
+        call.created_at = parse_iso(row.get("created_at")) or call.created_at
+        call.answered_at = parse_iso(row.get("answered_at"))
+        if call.state is State.ENDED:
+            call.ended_at = parse_iso(row.get("ended_at"))
+            call.reason = Reason(row["reason"]) if row.get("reason") else None
+        return call
+
     @property
     def ended(self) -> bool:
         """True once the call reached ``ended``."""

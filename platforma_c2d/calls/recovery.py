@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from platforma_c2d.ari.client import AriClient
 from platforma_c2d.calls.engine import LEG_PREFIX, CallEngine, callee_channel_id
-from platforma_c2d.calls.model import Call, Leg, Origin, Reason, State, parse_iso
-from platforma_c2d.rules import is_extension
+from platforma_c2d.calls.model import Call, Leg, Origin, Reason, State
 
 
 def call_from_row(row: dict, channels: dict[str, dict]) -> Call:
@@ -28,15 +27,9 @@ def call_from_row(row: dict, channels: dict[str, dict]) -> Call:
     that is Up or in Stasis is ``started``. The callee leg id is derived
     when the row does not have it yet (requested just before a crash).
     """
-    call = Call(id=row["id"], origin=Origin(row["origin"]), agent=row["agent"],
-                callee=row["callee"], outbound_id=row["outbound_id"], clid=row["clid"],
-                call_ref=row["call_ref"], state=State(row["state"]),
-                token_name=row["token_name"] or "", bridge_id=row["bridge_id"])
-    call.created_at = parse_iso(row["created_at"]) or call.created_at
-    call.answered_at = parse_iso(row["answered_at"])
+    call = Call.from_row(row)
     if call.state is not State.ENDED and row["reason"]:
         call.pending_reason = Reason(row["reason"])  # the outcome known before the restart
-    call.agent_is_external = not is_extension(call.agent)
     callee_id = row["callee_channel"] or callee_channel_id(call.id)
     for role, chan_id in (("agent", row["agent_channel"]), ("callee", callee_id)):
         if not chan_id or (role == "callee" and not row["callee_channel"] and chan_id not in channels):
