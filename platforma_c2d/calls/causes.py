@@ -59,13 +59,16 @@ def sip_cause_for(reason: Reason) -> int:
     """The hangup cause that tells a calling browser why its call failed (SPEC §4).
 
     callee_busy → 17 (486); callee_no_answer → 19 (480); callee_unavailable
-    → 34 (503); rejected → 21 (403); failed → 34 (503); anything else → 16.
+    → 34 (503); rejected (the customer declined, 603 from the trunk) → 17
+    (486: SPEC §4 keeps 403 for refused headers, and a SIP.js client must
+    not read a customer's decline as its headers refused); failed → 34
+    (503); anything else → 16.
     """
     return {
         Reason.CALLEE_BUSY: CAUSE_BUSY,
         Reason.CALLEE_NO_ANSWER: CAUSE_NO_ANSWER,
         Reason.CALLEE_UNAVAILABLE: CAUSE_CONGESTION,
-        Reason.REJECTED: CAUSE_REJECTED,
+        Reason.REJECTED: CAUSE_BUSY,
         Reason.FAILED: CAUSE_CONGESTION,
     }.get(reason, CAUSE_NORMAL)
 

@@ -362,7 +362,9 @@ class CallEngine:
         ``completed``; a call whose outcome was known (busy or congestion
         tone to the agent) ends with it; a call whose callee leg is gone or
         was never dialled ends ``failed`` — the customer is never dialled
-        again; otherwise it goes on with its timers restarted.
+        again; a ringing callee whose agent (or browser) is gone is hung up,
+        ``cancelled``; otherwise it goes on with its ring timers restarted
+        (never for a browser's own leg: it is the caller, not ringing).
         """
         self._t0[call.id] = time.monotonic()
         call.bridge_made = bool(call.bridge_id) and call.bridge_id in bridges
@@ -402,7 +404,14 @@ class CallEngine:
             # (it may even have answered): never dial the customer twice.
             await self.teardown(call, Reason.FAILED, "the callee leg ended while the service was away")
             return
+        if call.state is State.DIALING_CALLEE and (agent is None or agent.gone):
+            # The agent (or the browser) hung up while we were away: the
+            # customer must stop ringing now (SPEC §3.4).
+            await self.teardown(call, Reason.CANCELLED, "the agent leg ended while the service was away")
+            return
         for leg in legs:
+            if leg.role == "agent" and call.origin is not Origin.REST:
+                continue   # the browser is the caller: it is not ringing, nothing to time out
             if not leg.gone and not leg.up:
                 timeout = (self.dial.agent_ring_timeout_s if leg.role == "agent"
                            else self.dial.callee_ring_timeout_s)

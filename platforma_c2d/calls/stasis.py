@@ -218,12 +218,20 @@ class StasisApp:
             cause = causes.CAUSE_INVALID_NUMBER if bad_number else causes.CAUSE_REJECTED
             if "call_ref" in fields:
                 call.call_ref = ""  # never tag a CDR with a refused value
-            self.engine.journal_rejected(call, "refused: " + "; ".join(
+            stored = self.engine.journal_rejected(call, "refused: " + "; ".join(
                 f"{k}: {v}" for k, v in sorted(fields.items())))
             log.warning("header call refused (%s)", ", ".join(sorted(fields)),
                         extra={"call_id": call.id, "fields": sorted(fields)})
-            await self.engine.tag_channel(call, chan_id)
-            await self.ari.hangup(chan_id, reason_code=cause)
+            tagged = asyncio.ensure_future(self.engine.tag_channel(call, chan_id))
+            try:
+                # The refusal is on disk before the phone hears it (SPEC §9).
+                await asyncio.wrap_future(stored)
+            except Exception:  # noqa: BLE001 - logged by the writer; refuse all the same
+                pass
+            try:
+                await tagged
+            finally:
+                await self.ari.hangup(chan_id, reason_code=cause)
             return None
         call.agent, call.callee, call.outbound_id = req.agent, req.callee, req.outbound_id
         call.call_ref, call.clid = req.call_ref, clid

@@ -10,7 +10,7 @@ import pytest
 
 from tests.bench.proxy import TcpProxy
 from tests.bench.service import free_port
-from tests.bench.sipp import uas_scenario
+from tests.bench.sipp import uac_scenario, uas_scenario
 
 AGENT_PORT, TRUNK_PORT = 5071, 5070
 BODY = {"agent": "1001", "callee": "0215550100", "outbound_id": "0215550199", "call_ref": "fault-1"}
@@ -113,6 +113,44 @@ def test_service_killed_mid_call_and_restarted_finishes_the_call(asterisk, make_
     assert asterisk.wait_idle() == ([], [])
     assert service.http.get("/click2dial/calls").json()["total"] == 1
     new_call_works(asterisk, service, sipp, agent, trunk)
+
+
+def test_agent_hung_up_while_the_service_was_down_the_callee_stops_ringing(asterisk, make_service, sipp):
+    """The callee rings, the service dies, the agent hangs up meanwhile: after
+    the restart the customer gets a CANCEL at once (not a ring timeout)."""
+    svc = make_service({"dial": {"callee_ring_timeout_s": 40}})
+    agent = sipp("agent", AGENT_PORT, uas_scenario(talk_ms=1500))
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(answer=False))
+    call = svc.post_call(BODY).json()
+    assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "INVITE")
+    svc.kill()
+    assert agent.wait_for(lambda m: m.direction == "sent" and m.method == "BYE", timeout=10)
+    time.sleep(0.5)
+    svc.start()
+    assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "CANCEL", timeout=5)
+    final = svc.wait_state(call["id"], "ended", timeout=10)
+    assert final["reason"] == "cancelled", final
+    assert asterisk.wait_idle() == ([], [])
+
+
+def test_browser_call_taken_back_after_a_restart_is_not_cut_by_the_agent_ring_timer(
+        asterisk, make_service, sipp):
+    """A WebRTC call whose callee rings through a restart: the browser is the
+    caller, not a ringing leg — only the callee's ring timer runs."""
+    svc = make_service({"dial": {"agent_ring_timeout_s": 3, "callee_ring_timeout_s": 30}})
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=9000, talk_ms=1000))
+    phone = sipp("phone", 5081, uac_scenario(target="0215550100", from_user="2001", wait_bye=True),
+                 uac_target="127.0.0.1:5060", calls=1)
+    assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "INVITE")
+    svc.kill()
+    time.sleep(0.5)
+    svc.start()
+    assert phone.wait_for(lambda m: m.direction == "received" and m.status == 200, timeout=15)
+    call = svc.http.get("/click2dial/calls").json()["calls"][0]
+    final = svc.wait_state(call["id"], "ended", timeout=15)
+    assert final["origin"] == "webrtc" and final["reason"] == "completed", final
+    assert len(trunk.received("INVITE")) == 1
+    assert asterisk.wait_idle() == ([], [])
 
 
 def test_service_killed_during_the_busy_tone_never_dials_the_callee_again(asterisk, make_service, sipp):

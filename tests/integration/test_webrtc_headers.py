@@ -3,6 +3,7 @@ phone of agent 2001 (context c2d-webrtc), the trunk is a SIPp UAS."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
 import pytest
@@ -119,9 +120,27 @@ def test_invalid_values_are_refused_and_nothing_is_dialled(asterisk, service, si
     assert call["state"] == "ended" and call["reason"] == "rejected" and call["origin"] == "webrtc"
 
 
+def test_a_refusal_is_on_disk_before_the_phone_hears_it(asterisk, service, sipp):
+    """SPEC §9: the refused attempt is written before the 403 goes out."""
+    lock = sqlite3.connect(service.db, timeout=5)
+    lock.execute("BEGIN EXCLUSIVE")          # the journal cannot commit for now
+    try:
+        phone = dial(sipp, headers=[f"{OUT}: Random"])
+        time.sleep(2)
+        assert not [m for m in phone.received() if m.status and m.status >= 300], \
+            "the phone heard the refusal before it was journalled"
+    finally:
+        lock.rollback()
+        lock.close()
+    assert final_response(phone) == 403
+    call = only_call(service)
+    assert call["reason"] == "rejected" and call["origin"] == "webrtc"
+
+
 @pytest.mark.parametrize("trunk_code,phone_codes,reason", [
     (486, {486}, "callee_busy"), (480, {480, 408}, "callee_no_answer"),
-    (503, {503}, "callee_unavailable"), (404, {503, 404}, "callee_unavailable")])
+    (503, {503}, "callee_unavailable"), (404, {503, 404}, "callee_unavailable"),
+    (603, {486}, "rejected")])   # a customer's decline is not "your headers were refused" (403)
 def test_callee_failures_reach_the_browser_as_sip_codes(asterisk, service, sipp, trunk_code, phone_codes, reason):
     sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=300, reject_code=trunk_code))
     phone = dial(sipp, headers=[f"{OUT}: 0215550199", f"{REF}: busy-1"])

@@ -100,9 +100,10 @@ def test_unanswered_leg_reasons(role, cause, ringing, timed_out, reason):
 
 @pytest.mark.parametrize("reason,cause", [
     (Reason.CALLEE_BUSY, 17), (Reason.CALLEE_NO_ANSWER, 19), (Reason.CALLEE_UNAVAILABLE, 34),
-    (Reason.REJECTED, 21), (Reason.COMPLETED, 16)])
+    (Reason.REJECTED, 17), (Reason.COMPLETED, 16)])
 def test_browser_hangup_causes_give_the_spec_sip_codes(reason, cause):
-    # chan_pjsip: 17 → 486, 19 → 480, 34 → 503, 21 → 403 (SPEC §4)
+    # chan_pjsip: 17 → 486, 19 → 480, 34 → 503 (SPEC §4); a customer's
+    # decline (603) is 486 to the browser: 403 means its headers were refused
     assert causes.sip_cause_for(reason) == cause
 
 
