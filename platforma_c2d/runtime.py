@@ -57,7 +57,7 @@ class Runtime:
         if self.events.connects > 1:
             self.metrics.ari_reconnects.inc()
         await self.stasis.filter_events()
-        await reconcile(self.engine, self.ari)
+        await reconcile(self.engine, self.ari, self.stasis)
 
     async def _disconnected(self) -> None:
         self.metrics.ari_connected.set(0)

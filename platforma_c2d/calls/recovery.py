@@ -8,15 +8,25 @@ the channels and bridges Asterisk has now — and makes them agree:
   to ``CallEngine.resume`` (go on, or end with the right reason);
 * calls whose legs vanished while the socket was down are ended (their
   hangup events were lost);
+* a browser's channel waiting in the app that no call holds is a WebRTC
+  call whose StasisStart was handled by no run (the service died before
+  its first record reached the disk): it is taken as a new call now, or
+  hung up if the journal shows it ended (refused before the crash);
 * channels and bridges named ``c2d-`` that belong to no live call are torn
   down one at a time, never in a parallel burst (C08).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from platforma_c2d.ari.client import AriClient
+from platforma_c2d.calls import causes
 from platforma_c2d.calls.engine import LEG_PREFIX, CallEngine, callee_channel_id
 from platforma_c2d.calls.model import Call, Leg, Origin, Reason, State
+
+if TYPE_CHECKING:   # the Stasis app imports the engine too; only its type is needed here
+    from platforma_c2d.calls.stasis import StasisApp
 
 
 def call_from_row(row: dict, channels: dict[str, dict]) -> Call:
@@ -46,8 +56,12 @@ def call_from_row(row: dict, channels: dict[str, dict]) -> Call:
     return call
 
 
-async def reconcile(engine: CallEngine, ari: AriClient) -> None:
-    """Make the engine, the journal and Asterisk agree (see the module docstring)."""
+async def reconcile(engine: CallEngine, ari: AriClient, stasis: "StasisApp | None" = None) -> None:
+    """Make the engine, the journal and Asterisk agree (see the module docstring).
+
+    ``stasis``: the app that takes browsers' calls (header path); without
+    it, browser channels waiting in the app are left alone.
+    """
     channels = {c["id"]: c for c in await ari.channels()}
     bridges = {b["id"]: b for b in await ari.bridges()}
     await engine.flush()  # a call ended a moment ago must not read as unfinished
@@ -62,6 +76,8 @@ async def reconcile(engine: CallEngine, ari: AriClient) -> None:
             elif leg.channel_id in channels and not leg.acted and \
                     channels[leg.channel_id].get("state") == "Up":
                 await engine.on_up(call, leg)
+    if stasis is not None:
+        await _adopt_waiting_browsers(engine, ari, stasis, channels)
     live_channels = set(engine.by_channel)
     live_bridges = {c.bridge_id for c in engine.calls.values() if c.bridge_id}
     for chan_id in channels:
@@ -70,3 +86,22 @@ async def reconcile(engine: CallEngine, ari: AriClient) -> None:
     for bridge_id in bridges:
         if bridge_id.startswith(LEG_PREFIX) and bridge_id not in live_bridges:
             await ari.destroy_bridge(bridge_id)
+
+
+async def _adopt_waiting_browsers(engine: CallEngine, ari: AriClient, stasis: "StasisApp",
+                                  channels: dict[str, dict]) -> None:
+    """Browser channels in our app that no call holds: take them now, one at a time."""
+    for chan_id, chan in channels.items():
+        if chan_id.startswith(LEG_PREFIX) or chan_id in engine.by_channel:
+            continue
+        plan = chan.get("dialplan") or {}
+        app, *args = (plan.get("app_data") or "").split(",")
+        if plan.get("app_name") != "Stasis" or app.strip() != ari.app:
+            continue
+        row = engine.journal.find_by_channel(chan_id)
+        if row is None:
+            await stasis.adopt(chan, args)
+        elif row["state"] == State.ENDED.value:
+            reason = Reason(row["reason"]) if row["reason"] else Reason.FAILED
+            cause = causes.CAUSE_REJECTED if reason is Reason.REJECTED else causes.sip_cause_for(reason)
+            await ari.hangup(chan_id, reason_code=cause)

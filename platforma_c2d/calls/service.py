@@ -172,8 +172,11 @@ class CallService:
         """Hang up every leg of a call (reason ``cancelled``); returns the call resource.
 
         An ended call is returned unchanged. Raises ``NoSuchCall`` (also for
-        a call of an agent the caller's token is not for). A FastAGI call is
-        hung up through ARI (see :meth:`_cancel_agi_call`).
+        a call of an agent the caller's token is not for);
+        ``AsteriskUnavailable`` (503) for an open call while ARI is not
+        connected, or while the call is being taken back after a
+        (re)connect — nothing is changed then. A FastAGI call is hung up
+        through ARI (see :meth:`_cancel_agi_call`).
         """
         found = self.get_call(call_id, caller)
         log.info("cancel requested", extra={"call_id": call_id, "fields": {"token": caller.name}})
@@ -182,12 +185,27 @@ class CallService:
                 self._cancel_agi_call(call_id)
             return self.get_call(call_id, caller)
 
-        async def cancel() -> None:
-            call = self.engine.calls.get(call_id)
-            if call is not None:
-                await self.engine.cancel(call)
+        if found["state"] == State.ENDED.value:
+            return found
+        if not self.is_connected():
+            # Nothing could be hung up now: say so, rather than answer with a
+            # call that stays up (SPEC §2: 503 asterisk-unavailable).
+            raise AsteriskUnavailable("the PBX is not connected; try again shortly")
 
-        self._run(cancel())
+        async def cancel() -> bool:
+            call = self.engine.calls.get(call_id)
+            if call is None:
+                return False
+            await self.engine.cancel(call)
+            return True
+
+        if not self._run(cancel()):
+            current = self.get_call(call_id, caller)
+            if current["state"] != State.ENDED.value:
+                # Journalled open, not held: a call of an earlier run being
+                # taken back right after a (re)connect.
+                raise AsteriskUnavailable("the call is being taken back after a reconnect; try again shortly")
+            return current
         return self.get_call(call_id, caller)
 
     def _cancel_agi_call(self, call_id: str, wait_s: float = 3.0) -> None:

@@ -58,6 +58,8 @@ class StasisApp:
         self.max_per_agent = max_per_agent
         self.rng = rng or random.SystemRandom()
         self._tails: dict[str, asyncio.Task] = {}
+        #: browser channels taken by ``adopt`` whose StasisStart may still be queued
+        self._adopted: set[str] = set()
 
     async def filter_events(self) -> None:
         """``PUT /applications/{app}/eventFilter``: only ``EVENT_TYPES`` (after every connect).
@@ -131,6 +133,8 @@ class StasisApp:
             elif chan_id.startswith(LEG_PREFIX):
                 # A leg of a call that is over (or of an earlier run): never keep it.
                 await self.ari.hangup(chan_id)
+            elif chan_id in self._adopted:
+                self._adopted.discard(chan_id)   # already taken by adopt() after a connect
             else:
                 await self.start_header_call(channel, event.get("args") or [])
             return
@@ -159,6 +163,20 @@ class StasisApp:
     # ------------------------------------------------------------------
     # WebRTC / SIP header calls (SPEC §4)
     # ------------------------------------------------------------------
+    async def adopt(self, channel: dict, args: list) -> Call | None:
+        """Take a browser's channel found waiting in the app after a (re)connect.
+
+        ``channel``: its ARI channel object (``GET /channels``). Its
+        StasisStart was handled by no run (the service died before the
+        call's first record was on disk), or is still queued on the new
+        socket — that one is then skipped. Same as :meth:`start_header_call`.
+        """
+        if len(self._adopted) > 10_000:   # never grows without bound (each is taken once)
+            self._adopted.clear()
+        self._adopted.add(channel["id"])
+        log.info("taking a browser call found waiting in the app (channel %s)", channel["id"])
+        return await self.start_header_call(channel, args)
+
     async def start_header_call(self, channel: dict, args: list) -> Call | None:
         """Take a call the dialplan handed to the app; returns the Call, or None if refused.
 

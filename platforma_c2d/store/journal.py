@@ -269,6 +269,17 @@ class Journal:
             row = conn.execute(sa.select(calls).where(calls.c.id == call_id)).mappings().first()
         return dict(row) if row else None
 
+    def find_by_channel(self, channel_id: str) -> dict | None:
+        """The whole stored row of the newest call whose agent leg is ``channel_id``, or None.
+
+        For a browser's channel found in the Stasis app after a restart:
+        was it journalled before the crash?
+        """
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(calls).where(calls.c.agent_channel == channel_id)
+                               .order_by(calls.c.created_at.desc()).limit(1)).mappings().first()
+        return dict(row) if row else None
+
     def list(self, state: str | None = None, limit: int = 50, offset: int = 0,
              agents: tuple[str, ...] = ()) -> tuple[list[dict], int]:
         """Calls newest first, optionally of one ``state`` and of ``agents`` only; returns (page, total)."""

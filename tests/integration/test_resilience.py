@@ -4,6 +4,7 @@ middle of real calls, then the journal, Asterisk and a new call are checked."""
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
 
 import pytest
@@ -61,6 +62,29 @@ def test_ari_socket_cut_mid_call_the_lost_hangup_is_recovered(asterisk, proxied,
     assert metric(svc, "c2d_ari_reconnects_total") >= 1
     assert asterisk.wait_idle() == ([], [])
     new_call_works(asterisk, svc, sipp, agent, trunk)
+
+
+def test_cancel_while_ari_is_cut_is_refused_then_works_after_the_reconnect(asterisk, proxied, sipp):
+    """SPEC §2: DELETE while ARI is down is 503 and changes nothing (the call
+    stays up, not "cancelled" with its legs still up); after the reconnect it works."""
+    proxy, svc = proxied
+    agent = sipp("agent", AGENT_PORT, uas_scenario())
+    sipp("trunk", TRUNK_PORT, uas_scenario())
+    call = svc.post_call(BODY).json()
+    assert svc.wait_state(call["id"], "connected")["state"] == "connected"
+    proxy.cut(3)
+    time.sleep(0.5)
+    r = svc.http.delete(f"/click2dial/calls/{call['id']}")
+    assert r.status_code == 503 and r.json()["error"] == "asterisk-unavailable", r.text
+    assert svc.http.get(f"/click2dial/calls/{call['id']}").json()["state"] == "connected"
+    deadline = time.monotonic() + 20
+    while svc.http.get("/healthz").status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    r = svc.http.delete(f"/click2dial/calls/{call['id']}")
+    assert r.status_code == 200, r.text
+    assert svc.wait_state(call["id"], "ended")["reason"] == "cancelled"
+    assert agent.wait_for(lambda m: m.direction == "received" and m.method == "BYE", timeout=10)
+    assert asterisk.wait_idle() == ([], [])
 
 
 def test_asterisk_crash_mid_call_closes_the_call_and_recovers(asterisk, service, sipp):
@@ -149,6 +173,35 @@ def test_browser_call_taken_back_after_a_restart_is_not_cut_by_the_agent_ring_ti
     call = svc.http.get("/click2dial/calls").json()["calls"][0]
     final = svc.wait_state(call["id"], "ended", timeout=15)
     assert final["origin"] == "webrtc" and final["reason"] == "completed", final
+    assert len(trunk.received("INVITE")) == 1
+    assert asterisk.wait_idle() == ([], [])
+
+
+def test_browser_call_not_yet_journalled_when_the_service_died_is_taken_after_the_restart(
+        asterisk, make_service, sipp):
+    """The service died while the browser's call waited for its first record
+    (the store was locked): after the restart the call is journalled and
+    put through, never left waiting in the app."""
+    svc = make_service()
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(talk_ms=1000))
+    lock = sqlite3.connect(svc.db, timeout=5)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        phone = sipp("phone", 5081, uac_scenario(target="0215550100", from_user="2001", wait_bye=True,
+                                                 headers=["X-Platforma-Call-Ref: waited-1"]),
+                     uac_target="127.0.0.1:5060", calls=1)
+        assert phone.wait_for(lambda m: m.direction == "received" and m.status == 180, timeout=10)
+        time.sleep(0.5)
+        svc.kill()
+    finally:
+        lock.rollback()
+        lock.close()
+    svc.start()
+    assert phone.wait_for(lambda m: m.direction == "received" and m.status == 200, timeout=15)
+    calls = svc.http.get("/click2dial/calls").json()["calls"]
+    assert len(calls) == 1, calls
+    final = svc.wait_state(calls[0]["id"], "ended", timeout=15)
+    assert final["origin"] == "webrtc" and final["reason"] == "completed" and final["call_ref"] == "waited-1"
     assert len(trunk.received("INVITE")) == 1
     assert asterisk.wait_idle() == ([], [])
 
