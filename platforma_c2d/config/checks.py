@@ -79,12 +79,16 @@ def _ok_printable(value: str) -> bool:
     return value != "" and value.isprintable()
 
 
-def _positive(value: float) -> bool:
-    return value > 0
+def _in_range(low: float, high: float, *, low_included: bool = False) -> Callable[[float], bool]:
+    """A check: ``low < value <= high`` (``low <= value`` with ``low_included``).
 
-
-def _non_negative(value: float) -> bool:
-    return value >= 0
+    The upper bounds keep a number out of the range where the service could
+    only fail later (a date or a socket timeout that overflows, a thread
+    count no machine has): every key fails at start-up instead (SPEC §7).
+    """
+    def ok(value: float) -> bool:
+        return (value >= low if low_included else value > low) and value <= high
+    return ok
 
 
 def _ok_sha256(value: str) -> bool:

@@ -279,6 +279,26 @@ def _cross_check(values: dict[str, dict[str, Any]], problems: list[str]) -> None
                 f"auth.tokens_sha256: empty, refusing to listen on {host} without authentication"
             )
 
+    # Rate limits and Idempotency-Keys are kept per token name: two tokens
+    # of one name would share them (and one could learn the other's keys).
+    hashed, named = auth.get("tokens_sha256", ()), auth.get("tokens", ())
+    if isinstance(hashed, tuple) and isinstance(named, tuple):
+        seen: dict[str, str] = {f"token-{i + 1}": f"auth.tokens_sha256[{i}]" for i in range(len(hashed))}
+        hashes: dict[str, str] = {}
+        for i, digest in enumerate(hashed):
+            if digest in hashes:
+                problems.append(f"auth.tokens_sha256[{i}]: the same token as {hashes[digest]}")
+            hashes.setdefault(digest, f"auth.tokens_sha256[{i}]")
+        for i, tok in enumerate(named):
+            name = tok.name or f"named-token-{i + 1}"
+            if name in seen:
+                problems.append(f"auth.token[{i}].name: {name!r} is also the name of {seen[name]} "
+                                "(each token needs a name of its own)")
+            seen.setdefault(name, f"auth.token[{i}]")
+            if tok.sha256 in hashes:
+                problems.append(f"auth.token[{i}].sha256: the same token as {hashes[tok.sha256]}")
+            hashes.setdefault(tok.sha256, f"auth.token[{i}]")
+
     agi_listen = values["agi"].get("listen")
     if listen and agi_listen and split_listen(listen) == split_listen(agi_listen):
         problems.append(f"agi.listen: same address as http.listen ({listen})")

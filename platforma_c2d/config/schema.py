@@ -20,7 +20,6 @@ from typing import Any
 from platforma_c2d import rules
 from platforma_c2d.config.checks import (
     MASK,
-    _non_negative,
     _ok_ari_url,
     _ok_endpoint,
     _ok_listen,
@@ -28,7 +27,7 @@ from platforma_c2d.config.checks import (
     _ok_printable,
     _ok_sha256,
     _ok_store_url,
-    _positive,
+    _in_range,
     mask_url,
     split_listen,
 )
@@ -56,8 +55,12 @@ def _opt(
     return field(default=default, repr=not secret, metadata=meta)
 
 
-_SECONDS = "a positive integer (seconds)"
-_FSECONDS = "a positive number (seconds)"
+YEAR_S = 31_536_000
+HOUR_S = 3_600
+_SECONDS = f"a positive integer (seconds, at most {YEAR_S}: a year)"
+_FSECONDS = f"a positive number (seconds, at most {HOUR_S})"
+_seconds = _in_range(0, YEAR_S)
+_fseconds = _in_range(0, HOUR_S)
 
 
 @dataclass(frozen=True)
@@ -81,8 +84,8 @@ class AriConfig:
         "click2dial", "str", "a Stasis application name (letters, digits, _ . -)",
         lambda v: re.fullmatch(r"[A-Za-z0-9_.-]+", v) is not None,
     )
-    reconnect_max_backoff_s: float = _opt(30.0, "float", _FSECONDS, _positive)
-    request_timeout_s: float = _opt(10.0, "float", _FSECONDS, _positive)
+    reconnect_max_backoff_s: float = _opt(30.0, "float", _FSECONDS, _fseconds)
+    request_timeout_s: float = _opt(10.0, "float", _FSECONDS, _fseconds)
 
 
 class _Listener:
@@ -109,7 +112,7 @@ class HttpConfig(_Listener):
     """``[http]``: the REST API server."""
 
     listen: str = _opt("127.0.0.1:8080", "str", _LISTEN.format(8080), _ok_listen)
-    threads: int = _opt(8, "int", "a positive integer (worker threads)", _positive)
+    threads: int = _opt(8, "int", "a positive integer (worker threads, at most 1024)", _in_range(0, 1024))
 
 
 @dataclass(frozen=True)
@@ -124,12 +127,13 @@ class DialConfig:
         "PJSIP/{number}@trunk", "str",
         "TECH/resource containing {number} and no other placeholder", _ok_endpoint("number"),
     )
-    agent_ring_timeout_s: int = _opt(30, "int", _SECONDS, _positive)
-    callee_ring_timeout_s: int = _opt(45, "int", _SECONDS, _positive)
-    max_call_duration_s: int = _opt(14400, "int", _SECONDS, _positive)
-    tone_s: int = _opt(4, "int", "a non-negative integer (seconds)", _non_negative)
+    agent_ring_timeout_s: int = _opt(30, "int", _SECONDS, _seconds)
+    callee_ring_timeout_s: int = _opt(45, "int", _SECONDS, _seconds)
+    max_call_duration_s: int = _opt(14400, "int", _SECONDS, _seconds)
+    tone_s: int = _opt(4, "int", f"a non-negative integer (seconds, at most {HOUR_S})",
+                       _in_range(0, HOUR_S, low_included=True))
     confirm_external_agent: bool = _opt(False, "bool", "true or false")
-    confirm_timeout_s: int = _opt(10, "int", _SECONDS, _positive)
+    confirm_timeout_s: int = _opt(10, "int", _SECONDS, _seconds)
 
 
 _CLIDS = "a list of CLID numbers"
@@ -205,12 +209,14 @@ class PolicyConfig:
 class LimitsConfig:
     """``[limits]``: protection against abuse (SPEC section 9)."""
 
-    max_active_calls_per_agent: int = _opt(1, "int", "a positive integer (calls)", _positive)
+    max_active_calls_per_agent: int = _opt(1, "int", "a positive integer (calls, at most 1000000)",
+                                           _in_range(0, 1_000_000))
     requests_per_minute: int = _opt(
-        60, "int", "a non-negative integer (requests per minute per token; 0 = unlimited)",
-        _non_negative,
+        60, "int",
+        "a non-negative integer (requests per minute per token; 0 = unlimited; at most 1000000)",
+        _in_range(0, 1_000_000, low_included=True),
     )
-    idempotency_window_s: int = _opt(86400, "int", _SECONDS, _positive)
+    idempotency_window_s: int = _opt(86400, "int", _SECONDS, _seconds)
 
 
 @dataclass(frozen=True)
@@ -232,8 +238,9 @@ class AgiConfig(_Listener):
     """``[agi]``: the FastAGI server (SPEC section 6)."""
 
     listen: str = _opt("127.0.0.1:4573", "str", _LISTEN.format(4573), _ok_listen)
-    max_connections: int = _opt(64, "int", "a positive integer (connections)", _positive)
-    read_timeout_s: float = _opt(10.0, "float", _FSECONDS, _positive)
+    max_connections: int = _opt(64, "int", "a positive integer (connections, at most 100000)",
+                                _in_range(0, 100_000))
+    read_timeout_s: float = _opt(10.0, "float", _FSECONDS, _fseconds)
 
 
 @dataclass(frozen=True)

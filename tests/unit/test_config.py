@@ -285,7 +285,7 @@ def test_config_error_message_lists_every_problem():
 
 def test_problem_message_follows_the_documented_shape():
     assert one_problem('[dial]\nagent_ring_timeout_s = "abc"') == (
-        "dial.agent_ring_timeout_s: must be a positive integer (seconds), got 'abc'")
+        "dial.agent_ring_timeout_s: must be a positive integer (seconds, at most 31536000: a year), got 'abc'")
 
 
 # -- files -----------------------------------------------------------------------
@@ -366,7 +366,47 @@ def test_endpoints_accept_other_technologies():
 @pytest.mark.parametrize("value", [0, -5])
 def test_timeouts_must_be_positive_integers(key, value):
     assert one_problem(f"[dial]\n{key} = {value}").startswith(
-        f"dial.{key}: must be a positive integer (seconds)")
+        f"dial.{key}: must be a positive integer (seconds")
+
+
+@pytest.mark.parametrize("section,key,value", [
+    ("limits", "idempotency_window_s", "99999999999"),     # a date out of range on every POST
+    ("ari", "request_timeout_s", "1e308"),                 # a socket timeout that overflows
+    ("ari", "reconnect_max_backoff_s", "inf"),
+    ("agi", "read_timeout_s", "7200"),
+    ("dial", "max_call_duration_s", "31536001"),
+    ("dial", "tone_s", "3601"),
+    ("http", "threads", "100000"),
+    ("limits", "requests_per_minute", "1000001"),
+])
+def test_numbers_out_of_range_fail_at_start_up(section, key, value):
+    """SPEC §7: a clear start-up error, never a failure at the first request."""
+    problem = one_problem(f"[{section}]\n{key} = {value}")
+    assert problem.startswith(f"{section}.{key}: must be") and "at most" in problem
+
+
+def test_the_largest_accepted_values_load():
+    config = loads_config("[limits]\nidempotency_window_s = 31536000\n"
+                          "[ari]\nrequest_timeout_s = 3600.0\n[dial]\ntone_s = 3600", env={})
+    assert config.limits.idempotency_window_s == 31_536_000 and config.ari.request_timeout_s == 3600.0
+
+
+_H1, _H2 = "a" * 64, "b" * 64
+
+
+@pytest.mark.parametrize("text,problem", [
+    (f'[[auth.token]]\nsha256 = "{_H1}"\nname = "crm"\n[[auth.token]]\nsha256 = "{_H2}"\nname = "crm"',
+     "auth.token[1].name: 'crm' is also the name of auth.token[0]"),
+    (f'[auth]\ntokens_sha256 = ["{_H1}"]\n[[auth.token]]\nsha256 = "{_H2}"\nname = "token-1"',
+     "auth.token[0].name: 'token-1' is also the name of auth.tokens_sha256[0]"),
+    (f'[auth]\ntokens_sha256 = ["{_H1}"]\n[[auth.token]]\nsha256 = "{_H1}"\nname = "crm"',
+     "auth.token[0].sha256: the same token as auth.tokens_sha256[0]"),
+    (f'[auth]\ntokens_sha256 = ["{_H1}", "{_H1.upper()}"]',
+     "auth.tokens_sha256[1]: the same token as auth.tokens_sha256[0]"),
+])
+def test_two_tokens_never_share_a_name_or_a_secret(text, problem):
+    """Rate limits and Idempotency-Keys are kept per token name."""
+    assert one_problem(text).startswith(problem)
 
 
 def test_tone_may_be_zero_but_not_negative():
