@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 
+from platforma_c2d.calls.model import parse_iso
 from platforma_c2d.config import Config, ConfigError, load_config
 from platforma_c2d.rules import is_extension
 
@@ -183,7 +184,8 @@ class _Interrupted(Exception):
 def _poll_interval_s(state: str, polls: int) -> float:
     """Seconds between two ``GET``s of a followed call: often while it is
     being set up, rarely once connected, so a long call stays far inside
-    the default 60 requests a minute of a token."""
+    the default 60 requests a minute of a token. A state shorter than
+    that is still shown: ``_show_states`` reads the call's history."""
     if state == "connected":
         return 5.0
     return 0.5 if polls < 10 else 2.0
@@ -196,12 +198,18 @@ def _retry_after_s(resp, cap_s: float) -> float:
 
 
 def _api_error(resp) -> str:
-    """``<status> <error id>: <message>`` of an API answer (or its first 200 characters)."""
+    """``<status> <error id>: <message>`` of an API answer (or its first 200 characters),
+    then one indented line per bad field (``details.fields``) or other detail."""
     try:
         err = resp.json()
-        return f"{resp.status_code} {err['error']}: {err['message']}"
+        text = f"{resp.status_code} {err['error']}: {err['message']}"
     except (ValueError, KeyError, TypeError):
         return f"{resp.status_code} {resp.text[:200]!r}"
+    details = err.get("details") if isinstance(err.get("details"), dict) else {}
+    fields = details.get("fields") if isinstance(details.get("fields"), dict) else {}
+    lines = [f"  {name}: {why}" for name, why in fields.items()]
+    lines += [f"  {name}: {value}" for name, value in details.items() if name != "fields"]
+    return "\n".join([text, *lines])
 
 
 def cmd_call(args) -> int:
@@ -289,13 +297,12 @@ def _follow(http, call: dict, timeout_s: float) -> dict:
     """Print one line per state of ``call`` until it ends or ``timeout_s`` seconds pass; returns it."""
     import httpx
 
-    last, polls, complained = None, 0, False
+    last, polls, complained, shown = None, 0, False, 0
     deadline = time.monotonic() + timeout_s
     while True:
         if call["state"] != last:
             last = call["state"]
-            extra = f" reason={call['reason']}" if call.get("reason") else ""
-            print(f"{time.strftime('%H:%M:%S')} {call['id']} {last}{extra}", flush=True)
+            shown = _show_states(http, call, shown)
         if last == "ended" or time.monotonic() > deadline:
             return call
         wait = _poll_interval_s(last, polls)
@@ -317,6 +324,49 @@ def _follow(http, call: dict, timeout_s: float) -> dict:
         if not complained:
             print(f"note: {problem}; still following call {call['id']}", file=sys.stderr)
             complained = True
+
+
+def _show_states(http, call: dict, shown: int) -> int:
+    """Print the states of ``call`` not shown yet; returns how many are shown now.
+
+    ``shown`` counts the states printed so far. The states go in one
+    order (dialing_agent → dialing_callee → connected → ended); when the
+    polled state is not the next one, some were shorter than the polling
+    interval, and ``GET /click2dial/calls/{id}/history`` tells which, each
+    at the time it was journalled (local time). Without the history (an
+    older service, an error): the polled state, at the time it was seen.
+    """
+    import httpx
+
+    order = ["dialing_agent", "dialing_callee", "connected", "ended"]
+    if call["state"] in order and order.index(call["state"]) == shown:
+        _print_state(call, {"state": call["state"], "reason": call.get("reason")})
+        return shown + 1   # the next state on the diagram: nothing was skipped
+    try:
+        resp = http.get(f"/click2dial/calls/{call['id']}/history")
+        states = resp.json()["states"] if resp.status_code == 200 else []
+        states = [e for e in states if isinstance(e, dict) and isinstance(e.get("state"), str)]
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        states = []
+    # Up to the state just polled (the history may already be further on).
+    upto = max((i + 1 for i, e in enumerate(states) if e["state"] == call["state"]), default=0)
+    if upto <= shown:   # no usable history: the polled state, as seen now
+        _print_state(call, {"state": call["state"], "reason": call.get("reason")})
+        return shown + 1
+    for entry in states[shown:upto]:
+        _print_state(call, entry)
+    return upto
+
+
+def _print_state(call: dict, entry: dict) -> None:
+    """One line: local time (journalled, else now), call id, state, reason once ended."""
+    try:
+        at = parse_iso(entry.get("at")).astimezone().strftime("%H:%M:%S")
+    except (TypeError, ValueError, AttributeError):
+        at = time.strftime("%H:%M:%S")
+    reason = entry.get("reason") or (call.get("reason") if entry["state"] == "ended" else None)
+    extra = f" reason={reason}" if reason else ""
+    print(f"{at} {call['id']} {entry['state']}{extra}", flush=True)
 
 
 def _gave_up(call: dict, problem: str) -> int:

@@ -157,6 +157,25 @@ class CallService:
             raise NoSuchCall("no call with this id", {"id": ascii(call_id[:64])[1:-1]})
         return found
 
+    def call_history(self, call_id: str, caller: Caller = Caller()) -> dict:
+        """The states a call went through, oldest first, from the journal.
+
+        Returns ``{"id": str, "states": [{"state": str, "at": ISO 8601 UTC,
+        "reason": str | None}, ...]}``: one entry per change of state (the
+        journal's event rows with repeats of one state folded into the
+        first), ``reason`` only on ``ended``. A client that polls can show
+        every state even when one lasted less than its polling interval
+        (``platforma-c2d call``). Raises ``NoSuchCall`` like :meth:`get_call`.
+        """
+        found = self.get_call(call_id, caller)
+        states: list[dict] = []
+        for ev in self.journal.events(found["id"]):
+            if states and states[-1]["state"] == ev["state"]:
+                continue
+            states.append({"state": ev["state"], "at": ev["at"],
+                           "reason": ev["reason"] if ev["state"] == State.ENDED.value else None})
+        return {"id": found["id"], "states": states}
+
     def list_calls(self, state: str | None = None, limit: int = 50, offset: int = 0,
                    caller: Caller = Caller()) -> tuple[list[dict], int]:
         """Calls newest first (only the caller's agents' when it is limited); returns (page, total).

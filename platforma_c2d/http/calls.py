@@ -80,6 +80,11 @@ def get_call(call_id: str):
     return jsonify(_service().get_call(call_id, request.environ["c2d.caller"]))
 
 
+@bp.get("/calls/<call_id>/history")
+def call_history(call_id: str):
+    return jsonify(_service().call_history(call_id, request.environ["c2d.caller"]))
+
+
 def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
     raw = request.args.get(name)
     if raw is None:

@@ -104,7 +104,13 @@ _R401 = _error_response("No bearer token, or an unknown one. Carries a `WWW-Auth
                                                       "schema": {"type": "string"}}})
 _R404 = _error_response("No call with this id.", "no-such-call")
 _R429 = _error_response("Too many requests for this token.", "rate-limited", headers=_RETRY_AFTER)
-_R503 = _error_response("The PBX (Asterisk ARI) is not connected or did not answer in time.",
+_R413 = _error_response(
+    "The body is 64 KiB or larger. The HTTP server itself refuses it before the service reads it, "
+    "with `Content-Type: text/plain` and a short text body (`exceeds max_body of 65536`); the JSON "
+    "error is the service's second guard, for a body that gets past the server.", "request-too-large")
+_R413["content"]["text/plain"] = {"schema": {"type": "string"}, "example": "exceeds max_body of 65536"}
+_R503 = _error_response("The PBX (Asterisk ARI) is not connected or did not answer in time, or the "
+                        "call journal is not keeping up. Nothing was changed; retry shortly.",
                         "asterisk-unavailable")
 
 
@@ -220,6 +226,23 @@ def _schemas() -> dict:
                                               "answer to the end (or to now while connected); 0 if never answered."},
             },
         },
+        "CallHistory": {
+            "type": "object",
+            "description": "The states a call went through, oldest first (one entry per change).",
+            "required": ["id", "states"],
+            "properties": {
+                "id": {"type": "string", "pattern": CALL_ID_PATTERN, "description": "The call's id."},
+                "states": {"type": "array", "items": {
+                    "type": "object", "required": ["state", "at", "reason"],
+                    "properties": {
+                        "state": {"type": "string", "enum": states},
+                        "at": {"type": "string", "format": "date-time",
+                               "description": "When the change was journalled (ISO 8601, UTC, milliseconds)."},
+                        "reason": {"type": "string", "nullable": True, "enum": reasons + [None],
+                                   "description": "Why the call ended; null but on `ended`."},
+                    }}},
+            },
+        },
         "CallList": {
             "type": "object",
             "description": "One page of calls, newest first.",
@@ -318,7 +341,7 @@ def _paths() -> dict:
                                            "forbidden", "clid-not-allowed", "destination-not-allowed"),
                     "409": _error_response("The agent already has the maximum number of active calls.",
                                            "agent-busy"),
-                    "413": _error_response("The body is larger than 64 KiB.", "request-too-large"),
+                    "413": _R413,
                     "415": _error_response("The body is not declared JSON.", "unsupported-media-type"),
                     "422": _error_response("The Idempotency-Key was used before with a different body.",
                                            "idempotency-key-reused"),
@@ -347,6 +370,7 @@ def _paths() -> dict:
                     "400": _error_response("Unknown state, or limit/offset out of range.", "invalid-request"),
                     "401": _R401,
                     "429": _R429,
+                    "503": _R503,
                 },
             },
         },
@@ -356,7 +380,7 @@ def _paths() -> dict:
                 "operationId": "getCall",
                 "tags": ["calls"],
                 "summary": "Read one call (also long after it ended)",
-                "responses": {"200": call_200, "401": _R401, "404": _R404, "429": _R429},
+                "responses": {"200": call_200, "401": _R401, "404": _R404, "429": _R429, "503": _R503},
             },
             "delete": {
                 "operationId": "cancelCall",
@@ -375,6 +399,22 @@ def _paths() -> dict:
                     "409": _error_response("A FastAGI call journalled without its channel cannot be "
                                            "hung up from here.", "not-cancellable"),
                     "429": _R429, "503": _R503,
+                },
+            },
+        },
+        "/click2dial/calls/{id}/history": {
+            "parameters": [_call_id_param()],
+            "get": {
+                "operationId": "getCallHistory",
+                "tags": ["calls"],
+                "summary": "The states a call went through, oldest first",
+                "description": "One entry per change of state, with the time it was journalled; "
+                               "`reason` only on `ended`. A client that polls the call can show "
+                               "every state, even one shorter than its polling interval.",
+                "responses": {
+                    "200": {"description": "The call's id and its states.",
+                            "content": {_JSON: {"schema": _ref("CallHistory")}}},
+                    "401": _R401, "404": _R404, "429": _R429, "503": _R503,
                 },
             },
         },

@@ -73,3 +73,35 @@ def test_ctrl_c_hangs_the_call_up(asterisk, make_service, sipp):
     assert '"reason": "cancelled"' in out
     assert agent.wait_for(lambda m: m.direction == "received" and m.method == "BYE")
     assert asterisk.wait_idle() == ([], [])
+
+
+def test_every_state_is_shown_even_one_shorter_than_a_poll(asterisk, make_service, sipp):
+    """SPEC §8 "showing each state": phones that answer at once and a 300 ms
+    talk — states far shorter than the polling interval — are all shown,
+    in order, each once."""
+    svc = make_service(CONFIG)
+    sipp("agent", AGENT_PORT, uas_scenario())
+    sipp("trunk", TRUNK_PORT, uas_scenario(talk_ms=300))
+    proc = start_call(svc)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, (out, err)
+    lines = [line.split() for line in out.splitlines() if line[:2].isdigit()]
+    assert [words[2] for words in lines] == ["dialing_agent", "dialing_callee", "connected", "ended"], out
+    assert lines[-1][3:] == ["reason=completed"], out
+
+
+def test_a_refused_call_names_each_bad_field(asterisk, make_service):
+    """SPEC §1: every invalid field is reported, by name — by the command too."""
+    svc = make_service(CONFIG)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLATFORMA_C2D_")}
+    env.update(PLATFORMA_C2D_TOKEN=TOKEN)
+    proc = subprocess.run(
+        [sys.executable, "-m", "platforma_c2d.cli", "call", "1001", "0215550100",
+         "--clid", "Random", "--ref", "bad ref", "--url", svc.url],
+        capture_output=True, text=True, env=env, timeout=30)
+    assert proc.returncode == 1
+    assert "400 invalid-request" in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert any(line.strip().startswith("outbound_id:") for line in lines), proc.stderr
+    assert any(line.strip().startswith("call_ref:") for line in lines), proc.stderr
+    assert svc.http.get("/click2dial/calls", headers={"Authorization": f"Bearer {TOKEN}"}).json()["total"] == 0

@@ -52,6 +52,11 @@ def test_success_agent_then_callee_then_callee_hangs_up(asterisk, service, sipp)
     assert final["state"] == "ended" and final["reason"] == "completed", final
     assert 1.5 <= final["duration_s"] <= 3.5, final
     assert final["answered_at"] and final["ended_at"]
+    history = service.http.get(f"/click2dial/calls/{call['id']}/history").json()
+    assert [(h["state"], h["reason"]) for h in history["states"]] == [
+        ("dialing_agent", None), ("dialing_callee", None), ("connected", None), ("ended", "completed")]
+    assert history["states"][-1]["at"] >= final["ended_at"]   # journalled as it ended
+    assert history["states"][2]["at"] >= final["answered_at"]
 
     invite = trunk.received("INVITE")[0]
     assert invite.first_line.startswith("INVITE sip:0215550100@")
@@ -95,6 +100,9 @@ def test_agent_busy_never_dials_the_callee(asterisk, service, sipp):
     final = service.wait_state(call["id"], "ended")
     assert final["reason"] == "agent_busy"
     assert final["answered_at"] is None and final["duration_s"] == 0
+    history = service.http.get(f"/click2dial/calls/{call['id']}/history").json()
+    assert [(h["state"], h["reason"]) for h in history["states"]] == [
+        ("dialing_agent", None), ("ended", "agent_busy")]
     time.sleep(0.5)
     assert trunk.received() == []
     rows = assert_cdr_tagged(asterisk, call["id"], "agent-busy")

@@ -136,8 +136,9 @@ def test_bearer_auth_everywhere_except_open_routes(doc):
 
 @pytest.mark.parametrize("path, method, statuses", [
     ("/click2dial/calls", "post", {"201", "400", "401", "403", "409", "413", "415", "422", "429", "503"}),
-    ("/click2dial/calls", "get", {"200", "400", "401", "429"}),
-    ("/click2dial/calls/{id}", "get", {"200", "401", "404", "429"}),
+    ("/click2dial/calls", "get", {"200", "400", "401", "429", "503"}),
+    ("/click2dial/calls/{id}", "get", {"200", "401", "404", "429", "503"}),
+    ("/click2dial/calls/{id}/history", "get", {"200", "401", "404", "429", "503"}),
     ("/click2dial/calls/{id}", "delete", {"200", "401", "404", "409", "429", "503"}),
     ("/click2dial/openapi.json", "get", {"200"}),
     ("/healthz", "get", {"200", "503"}),
