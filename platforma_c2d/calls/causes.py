@@ -13,6 +13,7 @@ from platforma_c2d.calls.model import Leg, Reason
 
 BUSY = {17}                                  # USER_BUSY (486, 600)
 NO_ANSWER = {18, 19}                         # NO_USER_RESPONSE (408), NO_ANSWER (480)
+NO_USER_RESPONSE = 18                        # 408, also Asterisk's own INVITE timeout
 REJECTED = {21}                              # CALL_REJECTED (403, 603)
 UNAVAILABLE = {1, 2, 3, 20, 22, 27, 28, 29, 31, 34, 38, 41, 42, 44, 47, 50, 58, 65, 66, 79,
                88, 102, 111, 127}            # unallocated, no route, absent, out of order, congestion...
@@ -36,16 +37,22 @@ _BY_ROLE = {
 def unanswered_reason(leg: Leg) -> Reason:
     """Why a leg that was never answered ended.
 
-    Our ring timer wins (C04); then busy, no answer, rejected, unavailable
-    by cause; a leg that never rang and ended with an unknown cause counts as
-    unavailable, one that rang as no answer.
+    A leg that rang (180, or 183 early media) and was not answered — our
+    ring timer (C04), or 408/480 — is "no answer". A leg that never rang
+    is not: a ring timer or a 408 (Asterisk's own SIP timeout: nothing
+    answered the INVITE at all) there means the far end is unreachable
+    (SPEC §3.5, §4: 503 to a browser). Then busy, 480, rejected and
+    unavailable by cause; an unknown cause counts as no answer after
+    ringing, as unavailable before.
     """
     busy, no_answer, unavailable = _BY_ROLE[leg.role]
     if leg.timed_out:
-        return no_answer
+        return no_answer if leg.ringing else unavailable
     cause = leg.cause or 0
     if cause in BUSY:
         return busy
+    if cause == NO_USER_RESPONSE and not leg.ringing:
+        return unavailable
     if cause in NO_ANSWER:
         return no_answer
     if cause in REJECTED:

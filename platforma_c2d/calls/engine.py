@@ -543,7 +543,12 @@ class CallEngine:
             leg.cause = cause
 
     async def on_dial_status(self, call: Call, leg: Leg, status: str) -> None:
-        """A ``Dial`` event's final status for a leg, used when the cause is missing."""
+        """A ``Dial`` event's status for a leg: ``RINGING`` / ``PROGRESS`` (183,
+        early media) mean the far end rings; a final status is used when the
+        hangup cause is missing."""
+        if status in ("RINGING", "PROGRESS"):
+            leg.ringing = True
+            return
         mapped = {"BUSY": causes.CAUSE_BUSY, "NOANSWER": causes.CAUSE_NO_ANSWER,
                   "CONGESTION": causes.CAUSE_CONGESTION, "CHANUNAVAIL": 20}.get(status)
         if mapped and not leg.cause:

@@ -47,8 +47,11 @@ def call_from_row(row: dict, channels: dict[str, dict]) -> Call:
         live = channels.get(chan_id)
         in_app = bool(live and (live["state"] == "Up"
                                 or (live.get("dialplan") or {}).get("app_name") == "Stasis"))
+        # A live leg not answered yet was dialled before the restart: whether
+        # it rang (180, or 183 that no channel state shows) is not known, so
+        # it is taken to ring — a timeout then reads "no answer", as before.
         leg = Leg(role, chan_id, started=in_app, up=bool(live and live["state"] == "Up"),
-                  gone=live is None)
+                  gone=live is None, ringing=live is not None)
         if role == "agent":
             call.agent_leg = leg
         else:

@@ -74,7 +74,7 @@ _IN_DIALOG = """  <label id="reinvite"/>
 
 
 def uas_scenario(*, ring_ms: int = 0, answer: bool = True, reject_code: int | None = None,
-                 talk_ms: int | None = None, dtmf: str | None = None) -> str:
+                 talk_ms: int | None = None, dtmf: str | None = None, early_media: bool = False) -> str:
     """Render a UAS scenario (one incoming call).
 
     ``ring_ms``: milliseconds between 180 Ringing and the final answer; a CANCEL
@@ -84,7 +84,8 @@ def uas_scenario(*, ring_ms: int = 0, answer: bool = True, reject_code: int | No
     after that many milliseconds unless the other side hangs up first;
     ``None`` waits for the BYE. Re-INVITEs and UPDATEs in the dialog get 200.
     ``dtmf``: a digit sent (RFC 4733, from SIPp's pcap files) 500 ms after
-    the answer.
+    the answer. ``early_media``: 183 Session Progress with SDP instead of
+    180 Ringing (a network that plays its own ringback).
     """
     x = [_HEAD, '<scenario name="c2d-uas">\n']
     answering = answer and reject_code is None
@@ -97,7 +98,7 @@ def uas_scenario(*, ring_ms: int = 0, answer: bool = True, reject_code: int | No
              '      <ereg regexp=".*" search_in="hdr" header="Call-ID:" assign_to="callid"/>\n'
              '    </action>\n') + '  </recv>\n')
     x.append(_resp(100, "Trying", to_tag=False))
-    x.append(_resp(180, "Ringing"))
+    x.append(_resp(183, "Session Progress", sdp=True) if early_media else _resp(180, "Ringing"))
     if ring_ms > 0 or not answer:
         timeout = f' timeout="{ring_ms}" ontimeout="final"' if (answer or reject_code) and ring_ms > 0 else ""
         x.append(f'  <recv request="CANCEL"{timeout}/>\n')

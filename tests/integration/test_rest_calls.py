@@ -173,6 +173,29 @@ def test_callee_no_answer_after_ring_timeout(asterisk, service, sipp):
     assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "CANCEL")
 
 
+def test_callee_that_plays_its_own_ringback_183_is_no_answer(asterisk, make_service, sipp):
+    """A network that sends 183 with early media instead of 180 rings all the same."""
+    svc = make_service({"dial": {"callee_ring_timeout_s": 4}})
+    sipp("agent", AGENT_PORT, uas_scenario())
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(answer=False, early_media=True))
+    call = place(svc)
+    final = svc.wait_state(call["id"], "ended", timeout=20)
+    assert final["reason"] == "callee_no_answer", final
+    assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "CANCEL")
+
+
+def test_trunk_that_never_answers_the_invite_is_callee_unavailable(asterisk, make_service, sipp):
+    """SPEC §3.5: nothing answers the INVITE at all (no 100, no 180): unreachable,
+    not "no answer" — and the agent hears the congestion tone, then the end."""
+    svc = make_service({"dial": {"callee_ring_timeout_s": 4}})
+    agent = sipp("agent", AGENT_PORT, uas_scenario())   # nothing listens on the trunk's port
+    call = place(svc)
+    final = svc.wait_state(call["id"], "ended", timeout=20)
+    assert final["reason"] == "callee_unavailable", final
+    assert agent.wait_for(lambda m: m.direction == "received" and m.method == "BYE")
+    assert asterisk.wait_idle() == ([], [])
+
+
 def test_agent_hangs_up_while_callee_rings_is_cancelled(asterisk, service, sipp):
     sipp("agent", AGENT_PORT, uas_scenario(talk_ms=1000))
     trunk = sipp("trunk", TRUNK_PORT, uas_scenario(answer=False))

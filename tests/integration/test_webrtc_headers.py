@@ -150,6 +150,15 @@ def test_callee_failures_reach_the_browser_as_sip_codes(asterisk, service, sipp,
     assert_cdr_tagged(asterisk, call["id"], "busy-1")
 
 
+def test_unreachable_trunk_gives_the_browser_503(asterisk, make_service, sipp):
+    """SPEC §4: unreachable → 503 (nothing answers the trunk INVITE at all)."""
+    svc = make_service({"dial": {"callee_ring_timeout_s": 4}})
+    phone = dial(sipp, headers=[f"{OUT}: 0215550199"])     # no SIPp on the trunk's port
+    assert final_response(phone, timeout=20) == 503
+    assert svc.wait_state(only_call(svc)["id"], "ended")["reason"] == "callee_unavailable"
+    assert asterisk.wait_idle() == ([], [])
+
+
 def test_callee_no_answer_after_ring_timeout(asterisk, service, sipp):
     trunk = sipp("trunk", TRUNK_PORT, uas_scenario(answer=False))
     phone = dial(sipp, headers=[f"{OUT}: 0215550199"])

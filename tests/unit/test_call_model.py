@@ -92,6 +92,12 @@ def test_call_resource_has_the_spec_fields_in_iso_utc():
     ("callee", 34, False, False, Reason.CALLEE_UNAVAILABLE),
     ("callee", 1, False, False, Reason.CALLEE_UNAVAILABLE),
     ("callee", 21, True, False, Reason.REJECTED),
+    # Never rang (no 180, no 183): nothing answered the INVITE — unreachable,
+    # whether our ring timer or Asterisk's SIP timeout (408, cause 18) came first.
+    ("callee", 0, False, True, Reason.CALLEE_UNAVAILABLE),
+    ("callee", 18, False, False, Reason.CALLEE_UNAVAILABLE),
+    ("agent", 0, False, True, Reason.AGENT_UNAVAILABLE),
+    ("callee", 19, False, False, Reason.CALLEE_NO_ANSWER),   # a 480 is an answer: no answer
 ])
 def test_unanswered_leg_reasons(role, cause, ringing, timed_out, reason):
     leg = Leg(role, "c2d-x", ringing=ringing, timed_out=timed_out, cause=cause)
