@@ -26,8 +26,8 @@ import time
 from asterisk.agi import AGI, AGIHangup
 
 #: Longest line accepted from Asterisk, in bytes (an ``agi_*`` line or a
-#: result line); a header value is far shorter.
-MAX_LINE = 8192
+#: result line): room for a header as long as a SIP message over UDP can be.
+MAX_LINE = 70_000
 #: Most lines one session may read (environment + one result per command).
 MAX_LINES = 256
 
@@ -176,6 +176,18 @@ class AgiChannel(AGI):
         function, ``""`` when unset or empty. ``name`` must be one of ours
         (a literal in this package). Raises pyst2 ``AGIError`` / ``AgiClosed``."""
         return self.get_variable(name)
+
+    def get_full(self, name: str) -> str:
+        """``GET FULL VARIABLE ${name}``: like :meth:`get`, without its limit.
+
+        ``GET VARIABLE`` reads into a 1,024-byte buffer: a longer variable
+        comes back cut, and a longer SIP header (``PJSIP_HEADER``) as
+        nothing at all. SPEC §1 checks a value whole, then cuts it, so
+        values the caller sends (a header, a variable the dialplan took
+        from one) are read with this. ``name``: one of ours (a literal in
+        this package). Raises pyst2 ``AGIError`` / ``AgiClosed``.
+        """
+        return self.get_full_variable("${" + name + "}")
 
     def set(self, name: str, value: str) -> None:
         """``SET VARIABLE name value``.

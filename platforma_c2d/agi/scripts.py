@@ -183,13 +183,21 @@ class AgiScripts:
         return STATUS_UNKNOWN_SCRIPT
 
     # ------------------------------------------------------------------
-    def _read_field(self, agi, variable: str, header: str) -> str | None:
-        """A channel variable when set, else the SIP header (PJSIP only);
-        ``None`` when neither is given (an empty value is not given)."""
-        value = agi.get(variable)
-        if not value and agi.env.get("agi_type") == "PJSIP":
-            value = agi.get(f"PJSIP_HEADER(read,{header})")
-        return value or None
+    def _read_field(self, agi, variable: str, header: str) -> tuple[str | None, bool]:
+        """A channel variable when set, else the SIP header (PJSIP only).
+
+        Returns ``(value, repeated)``: ``value`` is ``None`` when neither is
+        given (an empty value is not given), read whole whatever its length
+        (``get_full``); ``repeated`` is True when the header came twice —
+        refused like on the WebRTC path (a proxy that checked one copy must
+        not be bypassed with the other).
+        """
+        value = agi.get_full(variable)
+        if value or agi.env.get("agi_type") != "PJSIP":
+            return value or None, False
+        value = agi.get_full(f"PJSIP_HEADER(read,{header})")
+        repeated = bool(value) and bool(agi.get_full(f"PJSIP_HEADER(read,{header},2)"))
+        return value or None, repeated
 
     def check_call(self, agi) -> str:
         """The ``click2dial`` script; returns the ``C2D_STATUS`` it set.
@@ -213,8 +221,8 @@ class AgiScripts:
         agent = (agi.get("CHANNEL(endpoint)") if pjsip else "") \
             or agent_from_channel_name(env.get("agi_channel", ""))
         callee = env.get("agi_extension", "")
-        outbound_id = self._read_field(agi, "C2D_OUTBOUND_ID", HEADER_OUTBOUND_ID)
-        call_ref = self._read_field(agi, "C2D_CALL_REF", HEADER_CALL_REF)
+        outbound_id, outbound_id_twice = self._read_field(agi, "C2D_OUTBOUND_ID", HEADER_OUTBOUND_ID)
+        call_ref, call_ref_twice = self._read_field(agi, "C2D_CALL_REF", HEADER_CALL_REF)
 
         call = Call(id=new_call_id(), origin=Origin.AGI, agent=journal_text(agent, 16),
                     callee=journal_text(callee, 16),
@@ -226,6 +234,11 @@ class AgiScripts:
             # The channel's ARI id: DELETE /click2dial/calls/{id} hangs it up.
             call.agent_leg = Leg("agent", uniqueid, started=True, up=True)
         try:
+            if outbound_id_twice or call_ref_twice:
+                raise rules.ValidationError({
+                    name: f"{header} given more than once" for name, header, twice in (
+                        ("outbound_id", HEADER_OUTBOUND_ID, outbound_id_twice),
+                        ("call_ref", HEADER_CALL_REF, call_ref_twice)) if twice})
             req = rules.validate_fields(agent=agent, callee=callee, outbound_id=outbound_id,
                                         call_ref=call_ref)
             self.policy.check(req)
@@ -269,10 +282,12 @@ class AgiScripts:
 
     def _refuse(self, agi, call: Call, exc: Exception, call_ref: str | None) -> str:
         status, fields = status_for(exc)
-        try:  # the CDR row of a refused call still carries a valid call_ref (SPEC §5)
-            ref = rules.clean_call_ref(call_ref) if call_ref else None
-        except rules.RuleError:
+        try:  # the CDR row of a refused call still carries a valid call_ref (SPEC §5) ...
+            ref = rules.clean_call_ref(call_ref) if call_ref and "call_ref" not in fields else None
+        except rules.RuleError:  # ... never a refused one (given twice, say)
             ref = None
+        if ref is None:
+            call.call_ref = ""
         names = sorted(f for f in fields if _FIELD_NAME.fullmatch(f))
         call.end(Reason.REJECTED)
         detail = (f"refused ({status}; fields {','.join(names)}): "

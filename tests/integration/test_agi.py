@@ -122,6 +122,20 @@ def test_agi_call_reaches_the_trunk_with_the_clid_and_the_cdr_carries_the_call_r
     assert row["dstchannel"].startswith("PJSIP/trunk-") and row["lastapp"] == "Dial", row
 
 
+def test_agi_call_ref_header_of_3000_characters_is_cut_to_230_on_the_cdr(asterisk, agi, sipp):
+    """SPEC §1: length alone never rejects — also past AGI's 1,024-byte GET VARIABLE."""
+    _svc, journal = agi
+    sipp("trunk", TRUNK_PORT, uas_scenario())
+    ref = ("A1.-_~:" * 500)[:3000]
+    phone = dial(sipp, headers=[f"{OUT}: 0215550199", f"{REF}: {ref}"], talk_ms=300)
+    assert final_responses(phone) == [200]
+    [call] = wait_calls(journal)
+    assert call["reason"] == "completed" and call["call_ref"] == ref[:230]
+    time.sleep(0.5)
+    [row] = cdr_rows_for(asterisk, call["id"])
+    assert row["call_ref"] == ref[:230], row
+
+
 def test_agi_call_without_headers_presents_the_default_clid_and_no_call_ref(asterisk, agi, sipp):
     _svc, journal = agi
     trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
@@ -209,6 +223,11 @@ def test_agi_unreachable_callee_is_callee_unavailable(asterisk, agi, sipp):
     ("0215550100", [f"{REF}: ref;x=1"], 403, "invalid-request", ["call_ref"], ""),
     ("12345", [f"{OUT}: 0215550199", f"{REF}: rej-2"], 484, "invalid-callee", ["callee"], "rej-2"),
     ("12345", [f"{OUT}: 12"], 484, "invalid-callee", ["callee", "outbound_id"], ""),
+    # Longer than what AGI's GET VARIABLE can read (1,024 bytes): checked whole all the same.
+    ("0215550100", [f"{REF}: {'a' * 1090};x=1"], 403, "invalid-request", ["call_ref"], ""),
+    ("0215550100", [f"{OUT}: 0215550199{'9' * 1100}", f"{REF}: rej-3"], 403, "invalid-request",
+     ["outbound_id"], "rej-3"),
+    ("0215550100", [f"{REF}: dup-1", f"{REF}: dup-2"], 403, "invalid-request", ["call_ref"], ""),
 ])
 def test_agi_invalid_input_is_rejected_by_the_dialplan_and_nothing_reaches_the_trunk(
         asterisk, agi, sipp, callee, headers, code, status, fields, cdr_ref):

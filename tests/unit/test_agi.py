@@ -64,10 +64,16 @@ class FakeAsterisk(threading.Thread):
                     f.write(b"HANGUP\n")
                 self.commands.append(line)
                 get = re.fullmatch(r'GET VARIABLE "([^"]*)"', line)
+                get_full = re.fullmatch(r'GET FULL VARIABLE "\$\{([^"]*)\}"', line)
                 put = re.fullmatch(r'SET VARIABLE "([^"]*)" "([^"]*)"', line)
                 if get:
+                    # Asterisk reads into 1,024 bytes: a longer function value is lost.
                     value = self.variables.get(get.group(1), "")
+                    if len(value) > 1023:
+                        value = "" if get.group(1).endswith(")") else value[:1023]
                     f.write(f"200 result=1 ({value})\n".encode() if value else b"200 result=0\n")
+                elif get_full:
+                    f.write(f"200 result=1 ({self.variables.get(get_full.group(1), '')})\n".encode())
                 elif put and self.drop_on_set:
                     return
                 elif put:
@@ -240,6 +246,32 @@ def test_a_long_call_ref_is_cut_to_230(journal):
     _status, fake = run_session(make_scripts(journal), agi_env(),
                                 {**HEADERS, REF_HEADER: "a" * 300})
     assert dict(fake.sets)["CDR(call_ref)"] == "a" * 230
+
+
+def test_a_header_longer_than_agi_get_variable_reads_is_checked_whole_then_cut(journal):
+    """GET VARIABLE gives nothing for a header over 1,023 bytes; SPEC §1: length alone never rejects."""
+    _status, fake = run_session(make_scripts(journal), agi_env(), {**HEADERS, REF_HEADER: "a" * 3000})
+    assert dict(fake.sets)["CDR(call_ref)"] == "a" * 230
+    assert dict(fake.sets)["C2D_STATUS"] == "OK"
+
+
+@pytest.mark.parametrize("variables", [
+    {REF_HEADER: "a" * 1090 + ';x="evil"'},            # a bad character past the first 1,023
+    {OUT_HEADER: "0215550199" + "9" * 1100},             # an outbound_id of 1,110 digits
+    {"C2D_CALL_REF": "a" * 1100 + " b"},                 # a channel variable, too
+])
+def test_a_long_bad_value_is_refused_not_taken_for_absent(journal, variables):
+    status, fake = run_session(make_scripts(journal), agi_env(), {**HEADERS, **variables})
+    assert status == "invalid-request"
+    assert "C2D_CLID" not in fake.set_names and "CALLERID(num)" not in fake.set_names
+
+
+@pytest.mark.parametrize("header,field", [(OUT_HEADER, "outbound_id"), (REF_HEADER, "call_ref")])
+def test_a_header_given_twice_is_refused_like_on_the_webrtc_path(journal, header, field):
+    second = header.replace(")", ",2)")
+    status, fake = run_session(make_scripts(journal), agi_env(), {**HEADERS, second: "0215550198"})
+    assert status == "invalid-request"
+    assert dict(fake.sets)["C2D_ERROR_FIELDS"] == field
 
 
 @pytest.mark.parametrize("exten,variables,status,fields", [
