@@ -31,7 +31,13 @@ def _reject_constant(name):
 
 
 def load_json_body() -> object:
-    """The request body as JSON; 415 when it is not declared JSON, 400 when it does not parse."""
+    """The request body as JSON (SPEC §2: 415 for a non-JSON body).
+
+    Raises ``UnsupportedMediaType`` (415) when the body is not declared JSON
+    or is not JSON at all (does not parse, is not UTF-8, holds NaN or
+    Infinity); ``InvalidRequest`` (400) for JSON this API refuses: a key
+    given twice, nesting too deep.
+    """
     mimetype = request.mimetype or ""
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         raise UnsupportedMediaType("the body must be JSON (Content-Type: application/json)",
@@ -40,7 +46,7 @@ def load_json_body() -> object:
         return json.loads(request.get_data(cache=False).decode("utf-8"),
                           object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise InvalidRequest("the body is not valid JSON", {"body": str(exc)[:120]}) from None
+        raise UnsupportedMediaType("the body is not valid JSON", {"body": str(exc)[:120]}) from None
     except RecursionError:
         raise InvalidRequest("the body is nested too deeply", {"body": "nested too deeply"}) from None
 

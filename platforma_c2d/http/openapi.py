@@ -48,7 +48,8 @@ ERROR_IDS: tuple[tuple[str, int, str], ...] = (
     ("not-cancellable", 409, "the call cannot be hung up from here: a FastAGI call journalled "
                              "without its channel (by an older version)"),
     ("request-too-large", 413, "the body is larger than 64 KiB"),
-    ("unsupported-media-type", 415, "the body is not declared JSON (Content-Type: application/json)"),
+    ("unsupported-media-type", 415, "the body is not JSON: not declared JSON (Content-Type: application/json), "
+                                     "or does not parse as JSON"),
     ("idempotency-key-reused", 422, "the Idempotency-Key was used before with a different body"),
     ("rate-limited", 429, "too many requests for this token; retry after `Retry-After` seconds"),
     ("asterisk-unavailable", 503, "the PBX (ARI) is not connected or did not answer in time; try again shortly"),
@@ -342,7 +343,8 @@ def _paths() -> dict:
                     "409": _error_response("The agent already has the maximum number of active calls.",
                                            "agent-busy"),
                     "413": _R413,
-                    "415": _error_response("The body is not declared JSON.", "unsupported-media-type"),
+                    "415": _error_response("The body is not JSON: not declared `application/json`, or does "
+                                           "not parse as JSON.", "unsupported-media-type"),
                     "422": _error_response("The Idempotency-Key was used before with a different body.",
                                            "idempotency-key-reused"),
                     "429": _R429,

@@ -300,8 +300,14 @@ def test_invalid_input_is_400_naming_each_field_and_dials_nothing(asterisk, serv
 def test_non_json_body_is_415(asterisk, service):
     r = service.http.post("/click2dial/calls", content=b"agent=1001", headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert r.status_code == 415 and r.json()["error"] == "unsupported-media-type"
-    r = service.http.post("/click2dial/calls", content=b"{not json", headers={"Content-Type": "application/json"})
-    assert r.status_code == 400 and r.json()["error"] == "invalid-request"
+    for body in (b"{not json", b"", b'{"agent": NaN}', b"\xff\xfe{}"):
+        r = service.http.post("/click2dial/calls", content=body, headers={"Content-Type": "application/json"})
+        assert r.status_code == 415 and r.json()["error"] == "unsupported-media-type", (body, r.text)
+        assert "body" in r.json()["details"]
+    # JSON this API refuses is a 400 naming what is wrong.
+    r = service.http.post("/click2dial/calls", content=b'{"agent": "1001", "agent": "1002"}',
+                          headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and r.json()["details"]["fields"] == {"agent": "given more than once"}
     assert service.http.get("/click2dial/calls").json()["total"] == 0
 
 
