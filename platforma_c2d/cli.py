@@ -22,9 +22,11 @@ from platforma_c2d.config import Config, ConfigError, load_config
 from platforma_c2d.rules import is_extension
 
 
-def _load(path: str | None) -> Config:
+def _load(path: str | None, quiet: bool = False) -> Config:
+    """The config of ``path`` (or ``PLATFORMA_C2D_CONFIG``); without either, the
+    defaults and ``PLATFORMA_C2D_*`` variables, said on stderr unless ``quiet``."""
     path = path or os.environ.get("PLATFORMA_C2D_CONFIG")
-    if not path:
+    if not path and not quiet:
         print("note: no --config and no PLATFORMA_C2D_CONFIG: using the built-in defaults "
               "and PLATFORMA_C2D_* variables", file=sys.stderr)
     return load_config(path)
@@ -139,6 +141,10 @@ def cmd_check(args) -> int:
                     r = http.get(f"/endpoints/{tech}/{trunk_name}")
                     if r.status_code == 200:
                         ok.append(f"trunk: endpoint {tech}/{trunk_name} exists")
+                        if r.json().get("state") == "offline":
+                            warnings.append(f"trunk: endpoint {tech}/{trunk_name} is offline (Asterisk's "
+                                            "qualify gets no answer from it): calls to customers fail "
+                                            "until it answers")
                     else:
                         problems.append(f"dial.trunk_endpoint: endpoint {tech}/{trunk_name} does not exist in Asterisk")
                 for agent in args.agent or []:
@@ -225,7 +231,7 @@ def cmd_call(args) -> int:
     """
     import httpx
 
-    cfg = _load(args.config)
+    cfg = _load(args.config, quiet=bool(args.url))
     base = args.url or f"http://{cfg.http.listen}"
     headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
     body = {"agent": args.agent, "callee": args.callee,
@@ -297,12 +303,12 @@ def _follow(http, call: dict, timeout_s: float) -> dict:
     """Print one line per state of ``call`` until it ends or ``timeout_s`` seconds pass; returns it."""
     import httpx
 
-    last, polls, complained, shown = None, 0, False, 0
+    last, polls, complained, shown = None, 0, False, []
     deadline = time.monotonic() + timeout_s
     while True:
         if call["state"] != last:
             last = call["state"]
-            shown = _show_states(http, call, shown)
+            _show_states(http, call, shown)
         if last == "ended" or time.monotonic() > deadline:
             return call
         wait = _poll_interval_s(last, polls)
@@ -322,40 +328,57 @@ def _follow(http, call: dict, timeout_s: float) -> dict:
         elif resp is not None and resp.status_code in (401, 403, 404):
             raise SystemExit(_gave_up(call, problem))
         if not complained:
-            print(f"note: {problem}; still following call {call['id']}", file=sys.stderr)
+            print(f"note: {problem.splitlines()[0]}; still following call {call['id']}", file=sys.stderr)
             complained = True
 
 
-def _show_states(http, call: dict, shown: int) -> int:
-    """Print the states of ``call`` not shown yet; returns how many are shown now.
+_ORDER = ("dialing_agent", "dialing_callee", "connected", "ended")
+#: the call resource's own time of a state
+_STATE_TIME = {"dialing_agent": "created_at", "connected": "answered_at", "ended": "ended_at"}
 
-    ``shown`` counts the states printed so far. The states go in one
-    order (dialing_agent → dialing_callee → connected → ended); when the
-    polled state is not the next one, some were shorter than the polling
-    interval, and ``GET /click2dial/calls/{id}/history`` tells which, each
-    at the time it was journalled (local time). Without the history (an
-    older service, an error): the polled state, at the time it was seen.
+
+def _show_states(http, call: dict, shown: list[str]) -> None:
+    """Print the state of ``call`` if new, and any state a poll skipped before it.
+
+    ``shown``: the states printed so far (appended to). The states go in
+    one order (dialing_agent → dialing_callee → connected → ended); when
+    one before the polled state was not shown, it may have been shorter
+    than the polling interval, and ``GET /click2dial/calls/{id}/history``
+    tells whether it happened, and when. Without the history (an older
+    service, an error) only the polled state is shown. Times are the
+    call's own (``created_at``, ``answered_at``, ``ended_at``, or the
+    journal's), in local time.
     """
+    state = call["state"]
+    if state in shown:
+        return
+    before = _ORDER[:_ORDER.index(state)] if state in _ORDER else ()
+    if any(s not in shown for s in before):
+        # Never out of order: only states after the last one shown.
+        floor = max((_ORDER.index(x) for x in shown if x in _ORDER), default=-1)
+        for entry in _history(http, call):
+            if entry["state"] == state:
+                break
+            if entry["state"] in _ORDER[floor + 1:] and entry["state"] not in shown:
+                _print_state(call, entry)
+                shown.append(entry["state"])
+    _print_state(call, {"state": state, "reason": call.get("reason"),
+                        "at": call.get(_STATE_TIME.get(state, ""))})
+    shown.append(state)
+
+
+def _history(http, call: dict) -> list[dict]:
+    """The call's states from ``GET .../history`` ([] when it cannot be read)."""
     import httpx
 
-    order = ["dialing_agent", "dialing_callee", "connected", "ended"]
-    if call["state"] in order and order.index(call["state"]) == shown:
-        _print_state(call, {"state": call["state"], "reason": call.get("reason")})
-        return shown + 1   # the next state on the diagram: nothing was skipped
     try:
         resp = http.get(f"/click2dial/calls/{call['id']}/history")
         states = resp.json()["states"] if resp.status_code == 200 else []
-        states = [e for e in states if isinstance(e, dict) and isinstance(e.get("state"), str)]
     except (httpx.HTTPError, ValueError, KeyError, TypeError):
-        states = []
-    # Up to the state just polled (the history may already be further on).
-    upto = max((i + 1 for i, e in enumerate(states) if e["state"] == call["state"]), default=0)
-    if upto <= shown:   # no usable history: the polled state, as seen now
-        _print_state(call, {"state": call["state"], "reason": call.get("reason")})
-        return shown + 1
-    for entry in states[shown:upto]:
-        _print_state(call, entry)
-    return upto
+        return []
+    if not isinstance(states, list):
+        return []
+    return [e for e in states if isinstance(e, dict) and isinstance(e.get("state"), str)]
 
 
 def _print_state(call: dict, entry: dict) -> None:

@@ -8,6 +8,7 @@ Then prints the journal and the CDR rows, and stops everything.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import tempfile
@@ -36,7 +37,28 @@ def banner(text: str) -> None:
     print("\n" + "=" * 78 + f"\n{text}\n" + "=" * 78, flush=True)
 
 
+def ports_in_use() -> list[str]:
+    """Which of the ports the demo's Asterisk, phones and service need are taken on 127.0.0.1."""
+    taken = []
+    for kind, port in (("tcp", 8088), ("udp", 5060), ("udp", 5070), ("udp", 5071)):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM if kind == "tcp" else socket.SOCK_DGRAM)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            taken.append(f"{port}/{kind}")
+        finally:
+            sock.close()
+    return taken
+
+
 def main() -> int:
+    taken = ports_in_use()
+    if taken:
+        print(f"demo: ports {', '.join(taken)} on 127.0.0.1 are in use (another Asterisk or service?); "
+              "the demo needs them free. Stop what holds them, or run it in a network namespace of its "
+              "own: unshare -n sh -c 'ip link set lo up && .venv/bin/python scripts/demo.py'",
+              file=sys.stderr)
+        return 1
     root = ensure_root()
     asterisk = AsteriskBench(root)
     peers: list[SippPeer] = []
@@ -71,7 +93,7 @@ def main() -> int:
         for call in service.http.get("/click2dial/calls").json()["calls"]:
             print(f"{call['created_at']}  {call['agent']} -> {call['callee']}  clid={call['clid']}  "
                   f"ref={call['call_ref']}  {call['state']}/{call['reason']}  talk={call['duration_s']} s")
-        banner("CDR rows (cdr_custom: /var/log/asterisk/cdr-custom/platforma-c2d.csv)")
+        banner(f"CDR rows (cdr_custom: {root}/var/log/asterisk/cdr-custom/platforma-c2d.csv)")
         for row in asterisk.cdr_rows():
             print(f"{row['start']}  {row['channel']:<24} -> {row['dstchannel']:<24} "
                   f"{row['disposition']:<9} billsec={row['billsec']:<3} call_ref={row['call_ref']}")

@@ -178,14 +178,17 @@ class AgiChannel(AGI):
         return self.get_variable(name)
 
     def get_full(self, name: str) -> str:
-        """``GET FULL VARIABLE ${name}``: like :meth:`get`, without its limit.
+        """``GET FULL VARIABLE ${name}``: like :meth:`get`, without its 1,024-byte limit.
 
         ``GET VARIABLE`` reads into a 1,024-byte buffer: a longer variable
         comes back cut, and a longer SIP header (``PJSIP_HEADER``) as
         nothing at all. SPEC §1 checks a value whole, then cuts it, so
         values the caller sends (a header, a variable the dialplan took
-        from one) are read with this. ``name``: one of ours (a literal in
-        this package). Raises pyst2 ``AGIError`` / ``AgiClosed``.
+        from one) are read with this. A variable comes back whole; a
+        dialplan function as long as Asterisk reads it (``PJSIP_HEADER``:
+        4,095 bytes, then nothing). The value is substituted once, never
+        evaluated again. ``name``: one of ours (a literal in this
+        package). Raises pyst2 ``AGIError`` / ``AgiClosed``.
         """
         return self.get_full_variable("${" + name + "}")
 

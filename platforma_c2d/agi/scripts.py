@@ -187,16 +187,20 @@ class AgiScripts:
         """A channel variable when set, else the SIP header (PJSIP only).
 
         Returns ``(value, repeated)``: ``value`` is ``None`` when neither is
-        given (an empty value is not given), read whole whatever its length
-        (``get_full``); ``repeated`` is True when the header came twice —
-        refused like on the WebRTC path (a proxy that checked one copy must
-        not be bypassed with the other).
+        given (an empty value is not given), read whole (``get_full``: past
+        ``GET VARIABLE``'s 1,024 bytes); ``repeated`` is True when the
+        header came twice — refused like on the WebRTC path (a proxy that
+        checked one copy must not be bypassed with the other).
+
+        Asterisk's ``PJSIP_HEADER`` cannot read a header longer than 4,095
+        bytes, and fails the same way for a missing one: such a header
+        counts as not given, exactly as if it had been left out.
         """
         value = agi.get_full(variable)
         if value or agi.env.get("agi_type") != "PJSIP":
             return value or None, False
         value = agi.get_full(f"PJSIP_HEADER(read,{header})")
-        repeated = bool(value) and bool(agi.get_full(f"PJSIP_HEADER(read,{header},2)"))
+        repeated = bool(agi.get_full(f"PJSIP_HEADER(read,{header},2)"))
         return value or None, repeated
 
     def check_call(self, agi) -> str:

@@ -18,12 +18,14 @@ the channels and bridges Asterisk has now — and makes them agree:
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from platforma_c2d.ari.client import AriClient
 from platforma_c2d.calls import causes
 from platforma_c2d.calls.engine import LEG_PREFIX, CallEngine, callee_channel_id
 from platforma_c2d.calls.model import Call, Leg, Origin, Reason, State
+from platforma_c2d.rules import is_callee_number
 
 if TYPE_CHECKING:   # the Stasis app imports the engine too; only its type is needed here
     from platforma_c2d.calls.stasis import StasisApp
@@ -79,6 +81,8 @@ async def reconcile(engine: CallEngine, ari: AriClient, stasis: "StasisApp | Non
             elif leg.channel_id in channels and not leg.acted and \
                     channels[leg.channel_id].get("state") == "Up":
                 await engine.on_up(call, leg)
+            elif leg.channel_id in channels and channels[leg.channel_id].get("state") == "Ringing":
+                leg.ringing = True   # its 180 came while the socket was down
     if stasis is not None:
         await _adopt_waiting_browsers(engine, ari, stasis, channels)
     live_channels = set(engine.by_channel)
@@ -93,18 +97,36 @@ async def reconcile(engine: CallEngine, ari: AriClient, stasis: "StasisApp | Non
 
 async def _adopt_waiting_browsers(engine: CallEngine, ari: AriClient, stasis: "StasisApp",
                                   channels: dict[str, dict]) -> None:
-    """Browser channels in our app that no call holds: take them now, one at a time."""
+    """Browser channels in our app that no call holds: take them now, one at a time.
+
+    A channel whose StasisStart is being handled right now (a reconnect
+    while its headers were being read) is left to that handler: taking it
+    here too would dial the customer twice.
+    """
     for chan_id, chan in channels.items():
-        if chan_id.startswith(LEG_PREFIX) or chan_id in engine.by_channel:
+        if chan_id.startswith(LEG_PREFIX) or chan_id in engine.by_channel or stasis.handling(chan_id):
             continue
         plan = chan.get("dialplan") or {}
         app, *args = (plan.get("app_data") or "").split(",")
         if plan.get("app_name") != "Stasis" or app.strip() != ari.app:
             continue
-        row = engine.journal.find_by_channel(chan_id)
+        # The journal may be large and this query has no index: off the loop.
+        row = await asyncio.to_thread(engine.journal.find_by_channel, chan_id)
+        if stasis.handling(chan_id) or chan_id in engine.by_channel:
+            continue   # its StasisStart came while we looked
         if row is None:
             await stasis.adopt(chan, args)
         elif row["state"] == State.ENDED.value:
-            reason = Reason(row["reason"]) if row["reason"] else Reason.FAILED
-            cause = causes.CAUSE_REJECTED if reason is Reason.REJECTED else causes.sip_cause_for(reason)
-            await ari.hangup(chan_id, reason_code=cause)
+            await ari.hangup(chan_id, reason_code=_refusal_cause(row))
+
+
+def _refusal_cause(row: dict) -> int:
+    """The hangup cause of a browser's call that ended before its phone was told:
+    484 for a callee that breaks the number rules, 403 for another refusal,
+    else the cause of its outcome (``causes.sip_cause_for``)."""
+    reason = Reason(row["reason"]) if row["reason"] else Reason.FAILED
+    if reason is not Reason.REJECTED:
+        return causes.sip_cause_for(reason)
+    if not is_callee_number(row["callee"]):
+        return causes.CAUSE_INVALID_NUMBER
+    return causes.CAUSE_BUSY if row["callee_channel"] else causes.CAUSE_REJECTED

@@ -163,6 +163,10 @@ class StasisApp:
     # ------------------------------------------------------------------
     # WebRTC / SIP header calls (SPEC §4)
     # ------------------------------------------------------------------
+    def handling(self, channel_id: str) -> bool:
+        """Whether an event of ``channel_id`` is being handled now (or waits its turn)."""
+        return channel_id in self._tails
+
     async def adopt(self, channel: dict, args: list) -> Call | None:
         """Take a browser's channel found waiting in the app after a (re)connect.
 

@@ -59,6 +59,7 @@ YEAR_S = 31_536_000
 HOUR_S = 3_600
 _SECONDS = f"a positive integer (seconds, at most {YEAR_S}: a year)"
 _FSECONDS = f"a positive number (seconds, at most {HOUR_S})"
+_RING_SECONDS = f"a positive integer (seconds, at most {HOUR_S})"
 _seconds = _in_range(0, YEAR_S)
 _fseconds = _in_range(0, HOUR_S)
 
@@ -127,8 +128,9 @@ class DialConfig:
         "PJSIP/{number}@trunk", "str",
         "TECH/resource containing {number} and no other placeholder", _ok_endpoint("number"),
     )
-    agent_ring_timeout_s: int = _opt(30, "int", _SECONDS, _seconds)
-    callee_ring_timeout_s: int = _opt(45, "int", _SECONDS, _seconds)
+    # Ring timeouts go to Asterisk's originate in milliseconds (a C int): an hour at most.
+    agent_ring_timeout_s: int = _opt(30, "int", _RING_SECONDS, _in_range(0, HOUR_S))
+    callee_ring_timeout_s: int = _opt(45, "int", _RING_SECONDS, _in_range(0, HOUR_S))
     max_call_duration_s: int = _opt(14400, "int", _SECONDS, _seconds)
     tone_s: int = _opt(4, "int", f"a non-negative integer (seconds, at most {HOUR_S})",
                        _in_range(0, HOUR_S, low_included=True))

@@ -26,8 +26,12 @@ def _no_duplicates(pairs):
     return dict(pairs)
 
 
+class _NotJson(ValueError):
+    """NaN, Infinity or -Infinity: Python's json reads them, but they are not JSON."""
+
+
 def _reject_constant(name):
-    raise ValueError(f"{name} is not JSON")
+    raise _NotJson(f"{name} is not JSON")
 
 
 def load_json_body() -> object:
@@ -36,7 +40,8 @@ def load_json_body() -> object:
     Raises ``UnsupportedMediaType`` (415) when the body is not declared JSON
     or is not JSON at all (does not parse, is not UTF-8, holds NaN or
     Infinity); ``InvalidRequest`` (400) for JSON this API refuses: a key
-    given twice, nesting too deep.
+    given twice, nesting too deep, a number Python will not convert (over
+    4,300 digits).
     """
     mimetype = request.mimetype or ""
     if mimetype != "application/json" and not mimetype.endswith("+json"):
@@ -45,8 +50,10 @@ def load_json_body() -> object:
     try:
         return json.loads(request.get_data(cache=False).decode("utf-8"),
                           object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, _NotJson) as exc:
         raise UnsupportedMediaType("the body is not valid JSON", {"body": str(exc)[:120]}) from None
+    except ValueError as exc:   # JSON, but not for us: an integer of thousands of digits
+        raise InvalidRequest("the body holds a value that cannot be read", {"body": str(exc)[:120]}) from None
     except RecursionError:
         raise InvalidRequest("the body is nested too deeply", {"body": "nested too deeply"}) from None
 

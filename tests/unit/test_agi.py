@@ -73,7 +73,11 @@ class FakeAsterisk(threading.Thread):
                         value = "" if get.group(1).endswith(")") else value[:1023]
                     f.write(f"200 result=1 ({value})\n".encode() if value else b"200 result=0\n")
                 elif get_full:
-                    f.write(f"200 result=1 ({self.variables.get(get_full.group(1), '')})\n".encode())
+                    # ... and a function (PJSIP_HEADER) into 4,096: longer is lost here too.
+                    value = self.variables.get(get_full.group(1), "")
+                    if len(value) > 4095 and get_full.group(1).endswith(")"):
+                        value = ""
+                    f.write(f"200 result=1 ({value})\n".encode())
                 elif put and self.drop_on_set:
                     return
                 elif put:

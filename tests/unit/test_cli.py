@@ -111,3 +111,55 @@ def test_check_does_not_create_the_store(tmp_path):
     res = run("check", "--config", str(cfg))
     assert "ok   store: usable" in res.stdout
     assert not db.parent.exists()
+
+
+class _Answer:
+    def __init__(self, status, body):
+        self.status_code, self._body = status, body
+
+    def json(self):
+        return self._body
+
+
+class _History:
+    """Answers GET .../history from a list: one answer per request, in order."""
+
+    def __init__(self, *answers):
+        self.answers, self.asked = list(answers), 0
+
+    def get(self, _url):
+        self.asked += 1
+        return self.answers.pop(0)
+
+
+def _states(out: str) -> list[str]:
+    return [line.split()[2] for line in out.splitlines()]
+
+
+def test_call_shows_a_state_shorter_than_a_poll_from_the_history(capsys):
+    from platforma_c2d.cli import _show_states
+
+    history = {"id": "c" * 32, "states": [
+        {"state": "dialing_agent", "at": "2026-11-30T09:30:00.120Z", "reason": None},
+        {"state": "dialing_callee", "at": "2026-11-30T09:30:01.871Z", "reason": None},
+        {"state": "connected", "at": "2026-11-30T09:30:02.402Z", "reason": None}]}
+    http, shown = _History(_Answer(200, history)), []
+    _show_states(http, {"id": "c" * 32, "state": "dialing_agent", "created_at": "2026-11-30T09:30:00.120Z"}, shown)
+    assert http.asked == 0                      # the first state needs no history
+    _show_states(http, {"id": "c" * 32, "state": "connected", "answered_at": "2026-11-30T09:30:02.402Z"}, shown)
+    assert _states(capsys.readouterr().out) == ["dialing_agent", "dialing_callee", "connected"]
+    assert http.asked == 1
+
+
+def test_call_never_repeats_or_reorders_states_when_the_history_fails_once(capsys):
+    from platforma_c2d.cli import _show_states
+
+    full = {"id": "c" * 32, "states": [{"state": s, "at": None, "reason": None}
+                                       for s in ("dialing_agent", "dialing_callee", "connected", "ended")]}
+    http, shown = _History(_Answer(503, {"error": "asterisk-unavailable"}), _Answer(200, full)), []
+    for state in ("dialing_agent", "connected", "connected", "ended"):
+        _show_states(http, {"id": "c" * 32, "state": state, "reason": "completed" if state == "ended" else None},
+                     shown)
+    out = capsys.readouterr().out
+    assert _states(out) == ["dialing_agent", "connected", "ended"], out
+    assert out.splitlines()[-1].endswith("ended reason=completed")

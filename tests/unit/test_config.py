@@ -285,7 +285,7 @@ def test_config_error_message_lists_every_problem():
 
 def test_problem_message_follows_the_documented_shape():
     assert one_problem('[dial]\nagent_ring_timeout_s = "abc"') == (
-        "dial.agent_ring_timeout_s: must be a positive integer (seconds, at most 31536000: a year), got 'abc'")
+        "dial.agent_ring_timeout_s: must be a positive integer (seconds, at most 3600), got 'abc'")
 
 
 # -- files -----------------------------------------------------------------------
@@ -372,7 +372,8 @@ def test_timeouts_must_be_positive_integers(key, value):
 @pytest.mark.parametrize("section,key,value", [
     ("limits", "idempotency_window_s", "99999999999"),     # a date out of range on every POST
     ("ari", "request_timeout_s", "1e308"),                 # a socket timeout that overflows
-    ("ari", "reconnect_max_backoff_s", "inf"),
+    ("ari", "reconnect_max_backoff_s", "7200"),
+    ("dial", "callee_ring_timeout_s", "4294963"),          # originate's timeout (ms) in a C int overflows
     ("agi", "read_timeout_s", "7200"),
     ("dial", "max_call_duration_s", "31536001"),
     ("dial", "tone_s", "3601"),

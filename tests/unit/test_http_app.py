@@ -109,3 +109,43 @@ def test_metrics_content_type_is_prometheus_text_with_one_charset(runtime):
     assert r.status_code == 200
     params = [p.strip() for p in r.headers["Content-Type"].split(";")]
     assert params[0] == "text/plain" and sum(p.startswith("charset=") for p in params) == 1
+
+
+def test_a_number_of_5000_digits_is_json_but_refused_with_400(runtime):
+    client = create_app(runtime.service, runtime.config, runtime.metrics).test_client()
+    r = client.post("/click2dial/calls", data=b'{"agent": ' + b"1" * 5000 + b"}",
+                    content_type="application/json", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 400 and r.get_json()["error"] == "invalid-request"
+
+
+def test_history_follows_the_tokens_agents_rule(tmp_path):
+    """A token limited to agent 1001 reads the history of 1001's calls only (404 otherwise)."""
+    from platforma_c2d.calls.model import Call, Origin, Reason, State, new_call_id
+
+    digest = hashlib.sha256(TOKEN.encode()).hexdigest()
+    cfg = loads_config(f'[store]\nurl = "sqlite:///{tmp_path}/c.sqlite3"\n[ari]\nurl = "http://127.0.0.1:9"\n'
+                       f'[[auth.token]]\nsha256 = "{digest}"\nagents = ["1001"]\nname = "crm"\n', env={})
+    rt = Runtime(cfg)
+    try:
+        calls = {}
+        for agent in ("1001", "1002"):
+            call = Call(id=new_call_id(), origin=Origin.REST, agent=agent, callee="0215550100",
+                        outbound_id="random", clid="0115550001", call_ref="h-1")
+            rt.journal.record(call, "placed")
+            call.advance(State.DIALING_CALLEE)
+            rt.journal.record(call, "agent answered")
+            rt.journal.record(call, "ringback")          # the same state again: folded
+            call.end(Reason.CALLEE_BUSY)
+            rt.journal.record(call, "busy")
+            calls[agent] = call.id
+        client = create_app(rt.service, rt.config, rt.metrics).test_client()
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        r = client.get(f"/click2dial/calls/{calls['1001']}/history", headers=auth)
+        assert r.status_code == 200
+        assert [(s["state"], s["reason"]) for s in r.get_json()["states"]] == [
+            ("dialing_agent", None), ("dialing_callee", None), ("ended", "callee_busy")]
+        r = client.get(f"/click2dial/calls/{calls['1002']}/history", headers=auth)
+        assert r.status_code == 404 and r.get_json()["error"] == "no-such-call"
+        assert client.get(f"/click2dial/calls/{calls['1001']}/history").status_code == 401
+    finally:
+        rt.stop()
