@@ -128,9 +128,9 @@ class Plan:
     floor: bool = True       # also ramp the ARI floor (bench/floor.py)
 
 
-FULL = Plan(step_s=10, start_rate=20, factor=2, refine=2, max_rate=640, talk_s=2.0,
-            latency_s=20, latency_rounds=4, conc_first_s=8, conc_max=2000, conc_budget_s=90, conc_hold_s=3,
-            max_setup_s=0.5, soak_s=60)
+FULL = Plan(step_s=8, start_rate=20, factor=2, refine=2, max_rate=640, talk_s=2.0,
+            latency_s=16, latency_rounds=4, conc_first_s=8, conc_max=2000, conc_budget_s=90, conc_hold_s=3,
+            max_setup_s=0.5, soak_s=40)
 QUICK = Plan(step_s=5, start_rate=20, factor=2, refine=1, max_rate=640, talk_s=2.0,
              latency_s=8, latency_rounds=2, conc_first_s=5, conc_max=500, conc_budget_s=40, conc_hold_s=2,
              max_setup_s=0.5, soak_s=20)
