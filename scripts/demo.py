@@ -18,7 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.bench.asterisk import AsteriskBench  # noqa: E402
+from tests.bench.asterisk import AsteriskBench, processes_in  # noqa: E402
 from tests.bench.root import ensure_root  # noqa: E402
 from tests.bench.service import ServiceProcess  # noqa: E402
 from tests.bench.sipp import SippPeer, uas_scenario  # noqa: E402
@@ -42,6 +42,8 @@ def ports_in_use() -> list[str]:
     taken = []
     for kind, port in (("tcp", 8088), ("udp", 5060), ("udp", 5070), ("udp", 5071)):
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM if kind == "tcp" else socket.SOCK_DGRAM)
+        if kind == "tcp":   # a socket of an earlier run in TIME_WAIT is no owner
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -51,15 +53,24 @@ def ports_in_use() -> list[str]:
     return taken
 
 
+_OWN_ROOT = ("give it a root and a network namespace of its own: C2D_BENCH_ROOT=/var/cache/platforma-c2d/"
+             "demo-root unshare -n sh -c 'ip link set lo up && .venv/bin/python scripts/demo.py' (a root "
+             "that is not there yet is built first, about 90 s)")
+
+
 def main() -> int:
     taken = ports_in_use()
     if taken:
         print(f"demo: ports {', '.join(taken)} on 127.0.0.1 are in use (another Asterisk or service?); "
-              "the demo needs them free. Stop what holds them, or run it in a network namespace of its "
-              "own: unshare -n sh -c 'ip link set lo up && .venv/bin/python scripts/demo.py'",
-              file=sys.stderr)
+              f"the demo needs them free. Stop what holds them, or {_OWN_ROOT}", file=sys.stderr)
         return 1
     root = ensure_root()
+    busy = processes_in(root)
+    if busy:
+        # Starting would kill them: the bench frees its root before it starts.
+        print(f"demo: the Asterisk root {root} is in use (processes {busy[:5]}: a test or benchmark "
+              f"run?). Wait for it to end, or {_OWN_ROOT}", file=sys.stderr)
+        return 1
     asterisk = AsteriskBench(root)
     peers: list[SippPeer] = []
     service = None

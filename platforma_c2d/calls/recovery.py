@@ -19,16 +19,19 @@ the channels and bridges Asterisk has now — and makes them agree:
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 from typing import TYPE_CHECKING
 
 from platforma_c2d.ari.client import AriClient
 from platforma_c2d.calls import causes
 from platforma_c2d.calls.engine import LEG_PREFIX, CallEngine, callee_channel_id
 from platforma_c2d.calls.model import Call, Leg, Origin, Reason, State
-from platforma_c2d.rules import is_callee_number
 
 if TYPE_CHECKING:   # the Stasis app imports the engine too; only its type is needed here
     from platforma_c2d.calls.stasis import StasisApp
+
+log = logging.getLogger("platforma_c2d.recovery")
 
 
 def call_from_row(row: dict, channels: dict[str, dict]) -> Call:
@@ -81,8 +84,11 @@ async def reconcile(engine: CallEngine, ari: AriClient, stasis: "StasisApp | Non
             elif leg.channel_id in channels and not leg.acted and \
                     channels[leg.channel_id].get("state") == "Up":
                 await engine.on_up(call, leg)
-            elif leg.channel_id in channels and channels[leg.channel_id].get("state") == "Ringing":
-                leg.ringing = True   # its 180 came while the socket was down
+            elif leg.channel_id in channels:
+                # Not answered yet: whether its 180 or 183 came while the
+                # socket was down is not known (a 183 leaves no channel
+                # state), so it is taken to ring — as after a restart.
+                leg.ringing = True
     if stasis is not None:
         await _adopt_waiting_browsers(engine, ari, stasis, channels)
     live_channels = set(engine.by_channel)
@@ -110,23 +116,33 @@ async def _adopt_waiting_browsers(engine: CallEngine, ari: AriClient, stasis: "S
         app, *args = (plan.get("app_data") or "").split(",")
         if plan.get("app_name") != "Stasis" or app.strip() != ari.app:
             continue
-        # The journal may be large and this query has no index: off the loop.
-        row = await asyncio.to_thread(engine.journal.find_by_channel, chan_id)
-        if stasis.handling(chan_id) or chan_id in engine.by_channel:
-            continue   # its StasisStart came while we looked
-        if row is None:
-            await stasis.adopt(chan, args)
-        elif row["state"] == State.ENDED.value:
-            await ari.hangup(chan_id, reason_code=_refusal_cause(row))
+        try:
+            # The journal may be large and this query has no index: off the loop.
+            row = await asyncio.to_thread(engine.journal.find_by_channel, chan_id)
+            if stasis.handling(chan_id) or chan_id in engine.by_channel:
+                continue   # its StasisStart came while we looked
+            if row is None:
+                await stasis.adopt(chan, args)
+            elif row["state"] == State.ENDED.value:
+                events = await asyncio.to_thread(engine.journal.events, row["id"])
+                await ari.hangup(chan_id, reason_code=refusal_cause(row, events[-1]["detail"] if events else ""))
+        except Exception:  # noqa: BLE001 - one channel must not stop the others or the clean-up
+            log.exception("cannot take the browser channel %s found in the app", chan_id)
 
 
-def _refusal_cause(row: dict) -> int:
-    """The hangup cause of a browser's call that ended before its phone was told:
-    484 for a callee that breaks the number rules, 403 for another refusal,
-    else the cause of its outcome (``causes.sip_cause_for``)."""
+_CAUSE_IN_DETAIL = re.compile(r"^refused \(cause (\d{1,3})\)")
+
+
+def refusal_cause(row: dict, detail: str) -> int:
+    """The hangup cause of a browser's call that ended before its phone was told.
+
+    ``row``: its journal row; ``detail``: its last journal event's detail.
+    A refusal journals its cause (``refused (cause 28): ...``: 484 for a
+    bad callee, 403 otherwise); any other end, the cause of its outcome
+    (``causes.sip_cause_for``).
+    """
+    found = _CAUSE_IN_DETAIL.match(detail or "")
+    if found:
+        return int(found.group(1))
     reason = Reason(row["reason"]) if row["reason"] else Reason.FAILED
-    if reason is not Reason.REJECTED:
-        return causes.sip_cause_for(reason)
-    if not is_callee_number(row["callee"]):
-        return causes.CAUSE_INVALID_NUMBER
-    return causes.CAUSE_BUSY if row["callee_channel"] else causes.CAUSE_REJECTED
+    return causes.sip_cause_for(reason)

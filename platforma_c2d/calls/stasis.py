@@ -240,7 +240,7 @@ class StasisApp:
             cause = causes.CAUSE_INVALID_NUMBER if bad_number else causes.CAUSE_REJECTED
             if "call_ref" in fields:
                 call.call_ref = ""  # never tag a CDR with a refused value
-            stored = self.engine.journal_rejected(call, "refused: " + "; ".join(
+            stored = self.engine.journal_rejected(call, f"refused (cause {cause}): " + "; ".join(
                 f"{k}: {v}" for k, v in sorted(fields.items())))
             log.warning("header call refused (%s)", ", ".join(sorted(fields)),
                         extra={"call_id": call.id, "fields": sorted(fields)})

@@ -19,8 +19,8 @@ def _service():
 
 
 def _no_duplicates(pairs):
-    keys = [k for k, _ in pairs]
-    dup = sorted({k for k in keys if keys.count(k) > 1})
+    seen: set[str] = set()
+    dup = sorted({k for k, _ in pairs if k in seen or seen.add(k)})
     if dup:
         raise InvalidRequest("a field is given twice", {"fields": {k[:40]: "given more than once" for k in dup}})
     return dict(pairs)

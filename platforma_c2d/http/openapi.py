@@ -335,8 +335,10 @@ def _paths() -> dict:
                         },
                         "content": {_JSON: {"schema": _ref("Call")}},
                     },
-                    "400": _error_response("The body is not valid JSON, not an object, or breaks the input "
-                                           "rules; `details.fields` names every bad field.", "invalid-request"),
+                    "400": _error_response("The body is JSON but not an object, gives a key twice, is nested "
+                                           "too deeply or holds a number of over 4,300 digits, or breaks the "
+                                           "input rules; `details.fields` names every bad field.",
+                                           "invalid-request"),
                     "401": _R401,
                     "403": _error_response("Not allowed: this agent for this token, this CLID, or this number.",
                                            "forbidden", "clid-not-allowed", "destination-not-allowed"),

@@ -1,9 +1,11 @@
-"""Rebuilding journalled calls after a restart (calls.recovery.call_from_row)."""
+"""Rebuilding journalled calls after a restart (calls.recovery)."""
 
 from __future__ import annotations
 
+import pytest
+
 from platforma_c2d.calls.model import Reason, State
-from platforma_c2d.calls.recovery import call_from_row
+from platforma_c2d.calls.recovery import call_from_row, refusal_cause
 
 ID = "b" * 32
 
@@ -59,3 +61,14 @@ def test_the_outcome_known_before_a_restart_comes_back():
 def test_an_ended_call_has_no_pending_reason():
     call = call_from_row(row(state="ended", reason="completed"), {})
     assert call.pending_reason is None
+
+
+@pytest.mark.parametrize("reason,detail,cause", [
+    ("rejected", "refused (cause 28): callee: invalid value '02155501001'", 28),   # 484 to the phone
+    ("rejected", "refused (cause 21): outbound_id: invalid value 'Random'", 21),   # 403
+    ("rejected", "callee leg ended unanswered (cause 21)", 17),                    # the customer's 603: 486
+    ("callee_busy", "callee leg ended unanswered (cause 17)", 17),
+    ("failed", "", 34),
+])
+def test_a_browser_call_ended_before_its_phone_was_told_gets_the_live_paths_answer(reason, detail, cause):
+    assert refusal_cause(row(state="ended", reason=reason), detail) == cause
