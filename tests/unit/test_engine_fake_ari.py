@@ -56,7 +56,9 @@ class ScriptedAri:
     """Records requests; ``before_reply[(method, path_prefix)]`` runs (async) before answering.
 
     ``status[(method, path_prefix)]`` answers with that status and a JSON
-    error instead of 200. The server listens on a socket of its own on
+    error instead of 200; ``answers[(method, path_prefix)]`` with that JSON
+    body (the longest matching prefix wins; else ``{"id": ...}``). The
+    server listens on a socket of its own on
     127.0.0.1 (``url``); ``run(coro)`` serves while ``coro`` runs on a new
     event loop, then closes ``clients`` and the server.
     """
@@ -65,6 +67,7 @@ class ScriptedAri:
         self.requests: list[Sent] = []
         self.before_reply: dict = {}
         self.status: dict = {}
+        self.answers: dict = {}
         self.clients: list[AriClient] = []
         self._order = count()
         self._sock = socket.socket()
@@ -83,6 +86,10 @@ class ScriptedAri:
             for (method, prefix), code in self.status.items():
                 if sent.method == method and sent.path.startswith(prefix):
                     return web.json_response({"message": "scripted"}, status=code)
+            found = [(len(prefix), body) for (method, prefix), body in self.answers.items()
+                     if sent.method == method and sent.path.startswith(prefix)]
+            if found:
+                return web.json_response(max(found, key=lambda f: f[0])[1])
             return web.json_response({"id": sent.query.get("channelId", "x")})
         finally:
             sent.answered = next(self._order)
@@ -362,3 +369,66 @@ def test_an_agent_answer_not_yet_on_disk_never_dials_the_callee_after_a_restart(
     script.run(engine.resume(call, {}))
     assert journal.get(call.id)["reason"] == "failed"
     assert not script.originates()
+
+
+def test_a_callee_still_ringing_after_a_reconnect_counts_as_having_rung(world):
+    """Its 180 (or a 183, which leaves no channel state) may have come while
+    the socket was down: a ring timeout then is no answer, not unreachable."""
+    from platforma_c2d.calls.recovery import reconcile
+
+    script, engine, stasis, journal = world
+
+    async def go():
+        call = await engine.start_rest_call(validate_call_request(BODY), "0215550199")
+        agent_id, callee_id = f"c2d-{call.id}-agent", f"c2d-{call.id}-callee"
+        await stasis.on_event(ev("StasisStart", agent_id, "Up"))
+        assert call.callee_leg is not None and not call.callee_leg.ringing
+        script.answers[("GET", "/ari/channels")] = [
+            {"id": agent_id, "state": "Up", "dialplan": {"app_name": "Stasis", "app_data": "click2dial"}},
+            {"id": callee_id, "state": "Down", "dialplan": {"app_name": "AppDial2", "app_data": ""}}]
+        script.answers[("GET", "/ari/bridges")] = [{"id": call.bridge_id}]
+        await reconcile(engine, engine.ari, stasis)
+        await asyncio.sleep(1.3)                   # the callee's ring timer (1 s) fires
+        await stasis.on_event(ev("ChannelDestroyed", callee_id, cause=16))
+        return call
+
+    call = script.run(go())
+    assert journal.get(call.id)["reason"] == "callee_no_answer"
+
+
+def test_a_browser_call_being_handled_during_a_reconnect_is_not_taken_twice(world):
+    """Its header read was in flight when the socket came back: reconcile
+    leaves it to that handler, and the customer is dialled once."""
+    from platforma_c2d.calls.recovery import reconcile
+
+    script, engine, stasis, journal = world
+    browser = {"id": "1700000000.1", "name": "PJSIP/2001-00000001", "state": "Ring",
+               "dialplan": {"context": "c2d-webrtc", "exten": "0215550100", "priority": 2,
+                            "app_name": "Stasis", "app_data": "click2dial"}}
+    release = asyncio.Event()
+
+    async def slow_header_read(_request):
+        await release.wait()
+
+    script.before_reply[("GET", f"/ari/channels/{browser['id']}/variable")] = slow_header_read
+    # No X-Platforma headers: Asterisk answers 500 to PJSIP_HEADER(read,...).
+    script.status[("GET", f"/ari/channels/{browser['id']}/variable")] = 500
+    script.answers[("GET", "/ari/channels")] = [browser]
+    script.answers[("GET", "/ari/bridges")] = []
+
+    async def go():
+        await stasis.dispatch({"type": "StasisStart", "channel": browser, "args": []})
+        await asyncio.sleep(0.2)                   # its header reads are waiting
+        assert stasis.handling(browser["id"])
+        await reconcile(engine, engine.ari, stasis)
+        release.set()
+        for _ in range(50):
+            if not stasis.handling(browser["id"]):
+                break
+            await asyncio.sleep(0.05)
+
+    script.run(go())
+    callee_posts = [r for r in script.originates() if r.query["channelId"].endswith("-callee")]
+    assert len(callee_posts) == 1, [r.query for r in script.originates()]
+    calls, total = journal.list()
+    assert total == 1 and calls[0]["origin"] == "webrtc"
