@@ -263,11 +263,16 @@ class Journal:
             row = conn.execute(sa.select(calls).where(calls.c.id == call_id)).mappings().first()
         return self._resource(row) if row else None
 
+    def _newest_row(self, *where) -> dict | None:
+        """The whole stored row of the newest call matching every ``where`` clause, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(calls).where(*where).order_by(calls.c.created_at.desc())
+                               .limit(1)).mappings().first()
+        return dict(row) if row else None
+
     def get_row(self, call_id: str) -> dict | None:
         """The whole stored row (channels, bridge, token) of ``call_id``, or None."""
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(calls).where(calls.c.id == call_id)).mappings().first()
-        return dict(row) if row else None
+        return self._newest_row(calls.c.id == call_id)
 
     def find_by_channel(self, channel_id: str) -> dict | None:
         """The whole stored row of the newest call whose agent leg is ``channel_id``, or None.
@@ -275,10 +280,7 @@ class Journal:
         For a browser's channel found in the Stasis app after a restart:
         was it journalled before the crash?
         """
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(calls).where(calls.c.agent_channel == channel_id)
-                               .order_by(calls.c.created_at.desc()).limit(1)).mappings().first()
-        return dict(row) if row else None
+        return self._newest_row(calls.c.agent_channel == channel_id)
 
     def list(self, state: str | None = None, limit: int = 50, offset: int = 0,
              agents: tuple[str, ...] = ()) -> tuple[list[dict], int]:
@@ -312,11 +314,8 @@ class Journal:
 
     def find_idempotent(self, token_name: str, key: str, since: datetime) -> dict | None:
         """The stored row of a call placed with this Idempotency-Key since ``since``."""
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(calls).where(
-                calls.c.token_name == token_name, calls.c.idempotency_key == key,
-                calls.c.created_at >= iso(since)).order_by(calls.c.created_at.desc())).mappings().first()
-        return dict(row) if row else None
+        return self._newest_row(calls.c.token_name == token_name, calls.c.idempotency_key == key,
+                                calls.c.created_at >= iso(since))
 
     def writable(self) -> bool:
         """True when a write transaction can be opened now (health check)."""
