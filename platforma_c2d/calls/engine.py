@@ -387,15 +387,15 @@ class CallEngine:
             self._timer(call, max(1.0, remaining), self._max_duration, call)
             return
         agent = call.agent_leg
-        if call.state is State.DIALING_AGENT and agent is not None and agent.up and agent.started \
-                and (call.callee_leg is None or call.callee_leg.gone):
-            # The agent had answered (it is in the app) but the record of
-            # that never reached the disk: the callee may have been dialled
-            # already. Never dial the customer twice.
-            await self.teardown(call, Reason.FAILED, "the agent had answered before the restart")
-            return
         if call.state is State.DIALING_AGENT and agent is not None and agent.up and agent.started:
-            # ... and the callee's leg exists: it was dialled; go on from there.
+            # The agent had answered (it is in the app) but the record of
+            # that never reached the disk.
+            if call.callee_leg is None or call.callee_leg.gone:
+                # The callee may have been dialled already: never dial the
+                # customer twice.
+                await self.teardown(call, Reason.FAILED, "the agent had answered before the restart")
+                return
+            # The callee's leg exists: it was dialled; go on from there.
             agent.acted = True
             call.advance(State.DIALING_CALLEE)
             self._record(call, "taken back after a restart: the callee was already dialled")
