@@ -18,13 +18,27 @@ CONFIG = {"auth": {"tokens_sha256": [hashlib.sha256(TOKEN.encode()).hexdigest()]
           "limits": {"requests_per_minute": 20}}
 
 
-def start_call(svc, *extra) -> subprocess.Popen:
+def start_call(svc, *extra, clid="0215550199", ref="cli-1") -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLATFORMA_C2D_")}
     env.update(PLATFORMA_C2D_TOKEN=TOKEN, PYTHONUNBUFFERED="1")
     return subprocess.Popen(
         [sys.executable, "-m", "platforma_c2d.cli", "call", "1001", "0215550100",
-         "--clid", "0215550199", "--ref", "cli-1", "--url", svc.url, *extra],
+         "--clid", clid, "--ref", ref, "--url", svc.url, *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def completed_call(make_service, sipp, talk_ms: int, timeout: float):
+    """``call`` against phones that answer at once and a callee that talks
+    ``talk_ms``; returns (service, stdout, the state lines split in words)
+    once it exited 0."""
+    svc = make_service(CONFIG)
+    sipp("agent", AGENT_PORT, uas_scenario())
+    sipp("trunk", TRUNK_PORT, uas_scenario(talk_ms=talk_ms))
+    proc = start_call(svc)
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, (out, err)
+    assert "Traceback" not in err
+    return svc, out, [line.split() for line in out.splitlines() if line[:2].isdigit()]
 
 
 def wait_line(proc, word: str, timeout: float = 20) -> list[str]:
@@ -42,19 +56,14 @@ def wait_line(proc, word: str, timeout: float = 20) -> list[str]:
 
 def test_a_long_call_is_followed_to_its_end_within_the_rate_limit(asterisk, make_service, sipp):
     """20 requests a minute for the token: a 25 s call still ends with exit 0."""
-    svc = make_service(CONFIG)
-    sipp("agent", AGENT_PORT, uas_scenario())
-    sipp("trunk", TRUNK_PORT, uas_scenario(talk_ms=25000))
-    proc = start_call(svc)
-    out, err = proc.communicate(timeout=90)
-    assert proc.returncode == 0, (out, err)
-    states = [line.split()[2] for line in out.splitlines() if line[:2].isdigit()]
+    svc, out, lines = completed_call(make_service, sipp, talk_ms=25000, timeout=90)
+    states = [words[2] for words in lines]
     # One line per state seen, in order (a fast phone may answer before the
     # first poll: a state can be skipped, never repeated or reordered).
     order = ["dialing_agent", "dialing_callee", "connected", "ended"]
     assert states[-2:] == ["connected", "ended"], out
     assert states == sorted(set(states), key=order.index), out
-    assert '"reason": "completed"' in out and "Traceback" not in err
+    assert '"reason": "completed"' in out
     # The token still has budget left for the CRM.
     r = svc.http.get("/click2dial/calls", headers={"Authorization": f"Bearer {TOKEN}"})
     assert r.status_code == 200
@@ -79,13 +88,7 @@ def test_every_state_is_shown_even_one_shorter_than_a_poll(asterisk, make_servic
     """SPEC §8 "showing each state": phones that answer at once and a 300 ms
     talk — states far shorter than the polling interval — are all shown,
     in order, each once."""
-    svc = make_service(CONFIG)
-    sipp("agent", AGENT_PORT, uas_scenario())
-    sipp("trunk", TRUNK_PORT, uas_scenario(talk_ms=300))
-    proc = start_call(svc)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, (out, err)
-    lines = [line.split() for line in out.splitlines() if line[:2].isdigit()]
+    _svc, out, lines = completed_call(make_service, sipp, talk_ms=300, timeout=60)
     assert [words[2] for words in lines] == ["dialing_agent", "dialing_callee", "connected", "ended"], out
     assert lines[-1][3:] == ["reason=completed"], out
 
@@ -93,15 +96,11 @@ def test_every_state_is_shown_even_one_shorter_than_a_poll(asterisk, make_servic
 def test_a_refused_call_names_each_bad_field(asterisk, make_service):
     """SPEC §1: every invalid field is reported, by name — by the command too."""
     svc = make_service(CONFIG)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PLATFORMA_C2D_")}
-    env.update(PLATFORMA_C2D_TOKEN=TOKEN)
-    proc = subprocess.run(
-        [sys.executable, "-m", "platforma_c2d.cli", "call", "1001", "0215550100",
-         "--clid", "Random", "--ref", "bad ref", "--url", svc.url],
-        capture_output=True, text=True, env=env, timeout=30)
+    proc = start_call(svc, clid="Random", ref="bad ref")
+    _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 1
-    assert "400 invalid-request" in proc.stderr
-    lines = proc.stderr.splitlines()
-    assert any(line.strip().startswith("outbound_id:") for line in lines), proc.stderr
-    assert any(line.strip().startswith("call_ref:") for line in lines), proc.stderr
+    assert "400 invalid-request" in err
+    lines = err.splitlines()
+    assert any(line.strip().startswith("outbound_id:") for line in lines), err
+    assert any(line.strip().startswith("call_ref:") for line in lines), err
     assert svc.http.get("/click2dial/calls", headers={"Authorization": f"Bearer {TOKEN}"}).json()["total"] == 0
