@@ -53,7 +53,7 @@ def cmd_serve(args) -> int:
               file=sys.stderr)
         return 1
     app = create_app(runtime.service, cfg, runtime.metrics,
-                     RateLimiter(cfg.limits.requests_per_minute))
+                     RateLimiter(cfg.limits.writes_per_minute, cfg.limits.reads_per_minute))
     # waitress refuses a larger body before reading it (no 200 MB upload
     # before the 401/413).
     try:

@@ -71,8 +71,14 @@ class NotCancellable(C2DError):
     status, error = 409, "not-cancellable"
 
 
+class InvalidJson(C2DError):
+    """400: the body is declared JSON but is not JSON (does not parse, not UTF-8, NaN or Infinity)."""
+
+    status, error = 400, "invalid-json"
+
+
 class UnsupportedMediaType(C2DError):
-    """415: the body is not JSON."""
+    """415: the body is not declared JSON (``Content-Type``)."""
 
     status, error = 415, "unsupported-media-type"
 

@@ -35,6 +35,12 @@ ENV_PREFIX = "PLATFORMA_C2D_"
 #: Variables with the prefix that are not settings (read by the CLI).
 ENV_IGNORED = frozenset({"PLATFORMA_C2D_CONFIG", "PLATFORMA_C2D_TOKEN"})
 
+#: Keys of earlier versions -> what to write instead (CHANGELOG.md).
+RENAMED = {
+    "limits.requests_per_minute": " (replaced by writes_per_minute and reads_per_minute: "
+                                  "POST/DELETE and GET are limited apart)",
+}
+
 _SHOW_MAX = 60  # characters of a refused value echoed in a message
 _BAD = object()  # a value that failed to parse
 
@@ -130,7 +136,8 @@ def _build(data: dict[str, Any], env: Mapping[str, str], problems: list[str]) ->
                 if key in keys:
                     given[name][key] = (value, f"{name}.{key}", False)
                 else:
-                    problems.append(f"{name}.{key}: unknown key{_hint(key, list(keys))}")
+                    hint = RENAMED.get(f"{name}.{key}") or _hint(key, list(keys))
+                    problems.append(f"{name}.{key}: unknown key{hint}")
 
     by_env = {_env_name(s, k): (s, k) for s, cls in SECTIONS.items() for k in _keys(cls)}
     for var in sorted(env):

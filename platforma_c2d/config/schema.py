@@ -213,9 +213,17 @@ class LimitsConfig:
 
     max_active_calls_per_agent: int = _opt(1, "int", "a positive integer (calls, at most 1000000)",
                                            _in_range(0, 1_000_000))
-    requests_per_minute: int = _opt(
+    writes_per_minute: int = _opt(
         60, "int",
-        "a non-negative integer (requests per minute per token; 0 = unlimited; at most 1000000)",
+        "a non-negative integer (POST and DELETE requests per minute per token; 0 = unlimited; "
+        "at most 1000000)",
+        _in_range(0, 1_000_000, low_included=True),
+    )
+    # Reads apart: a CRM following five calls by polling each once a second
+    # makes 300 reads a minute, which must not be refused (SPEC section 2).
+    reads_per_minute: int = _opt(
+        1200, "int",
+        "a non-negative integer (GET requests per minute per token; 0 = unlimited; at most 1000000)",
         _in_range(0, 1_000_000, low_included=True),
     )
     idempotency_window_s: int = _opt(86400, "int", _SECONDS, _seconds)

@@ -6,7 +6,7 @@ import json
 
 from flask import Blueprint, current_app, jsonify, request
 
-from platforma_c2d.calls.errors import InvalidRequest, UnsupportedMediaType
+from platforma_c2d.calls.errors import InvalidJson, InvalidRequest, UnsupportedMediaType
 from platforma_c2d.http.openapi import openapi_document
 
 bp = Blueprint("click2dial", __name__, url_prefix="/click2dial")
@@ -34,28 +34,35 @@ def _reject_constant(name):
     raise _NotJson(f"{name} is not JSON")
 
 
+def _body_problem(text: str) -> dict:
+    """``details`` of an error about the body as a whole: under ``fields.body``, like every bad field."""
+    return {"fields": {"body": text[:120]}}
+
+
 def load_json_body() -> object:
-    """The request body as JSON (SPEC §2: 415 for a non-JSON body).
+    """The request body as JSON (SPEC §2).
 
     Raises ``UnsupportedMediaType`` (415) when the body is not declared JSON
-    or is not JSON at all (does not parse, is not UTF-8, holds NaN or
-    Infinity); ``InvalidRequest`` (400) for JSON this API refuses: a key
+    (``Content-Type``); ``InvalidJson`` (400 ``invalid-json``) when it is
+    declared JSON but is not JSON at all (does not parse, is not UTF-8,
+    holds NaN or Infinity); ``InvalidRequest`` (400) for JSON this API refuses: a key
     given twice, nesting too deep, a number Python will not convert (over
     4,300 digits).
     """
     mimetype = request.mimetype or ""
     if mimetype != "application/json" and not mimetype.endswith("+json"):
+        shown = ascii((request.content_type or "")[:80])
         raise UnsupportedMediaType("the body must be JSON (Content-Type: application/json)",
-                                   {"content_type": (request.content_type or "")[:80]})
+                                   {"fields": {"Content-Type": f"{shown} is not application/json"}})
     try:
         return json.loads(request.get_data(cache=False).decode("utf-8"),
                           object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     except (UnicodeDecodeError, json.JSONDecodeError, _NotJson) as exc:
-        raise UnsupportedMediaType("the body is not valid JSON", {"body": str(exc)[:120]}) from None
+        raise InvalidJson("the body is declared JSON but is not valid JSON", _body_problem(str(exc))) from None
     except ValueError as exc:   # JSON, but not for us: an integer of thousands of digits
-        raise InvalidRequest("the body holds a value that cannot be read", {"body": str(exc)[:120]}) from None
+        raise InvalidRequest("the body holds a value that cannot be read", _body_problem(str(exc))) from None
     except RecursionError:
-        raise InvalidRequest("the body is nested too deeply", {"body": "nested too deeply"}) from None
+        raise InvalidRequest("the body is nested too deeply", _body_problem("nested too deeply")) from None
 
 
 def _caller():
@@ -70,7 +77,7 @@ def _authenticate():
     request.environ["c2d.caller"] = caller
     limiter = current_app.extensions.get("c2d.limiter")
     if limiter is not None:
-        limiter.hit(caller.name)
+        limiter.hit(caller.name, write=request.method not in ("GET", "HEAD"))
 
 
 @bp.post("/calls")

@@ -1,8 +1,11 @@
-"""Per-token request rate limit (issue "toll fraud"): a sliding one-minute window.
+"""Per-token request rate limits (SPEC §2): a sliding one-minute window,
+writes (``POST``, ``DELETE``) and reads (``GET``) counted apart, so a CRM
+that follows its calls by polling them is never refused because of its
+polls, and polls never use up the budget for placing calls.
 
-Thread-safe: HTTP worker threads call ``hit`` concurrently, so the window is
-kept under one lock local to this object (this is request accounting, not
-call state).
+Thread-safe: HTTP worker threads call ``hit`` concurrently, so the windows
+are kept under one lock local to this object (this is request accounting,
+not call state).
 """
 
 from __future__ import annotations
@@ -16,27 +19,35 @@ from platforma_c2d.calls.errors import RateLimited
 
 
 class RateLimiter:
-    """At most ``per_minute`` requests per caller name in any 60 s window (0 = unlimited)."""
+    """At most ``writes_per_minute`` writes and ``reads_per_minute`` reads per
+    caller name in any 60 s window (0 = that kind unlimited)."""
 
     WINDOW_S = 60.0
 
-    def __init__(self, per_minute: int, clock=time.monotonic):
-        self.per_minute, self.clock = per_minute, clock
-        self._hits: dict[str, deque] = {}
+    def __init__(self, writes_per_minute: int, reads_per_minute: int = 0, clock=time.monotonic):
+        self.limits = {True: writes_per_minute, False: reads_per_minute}
+        self.clock = clock
+        self._hits: dict[tuple[str, bool], deque] = {}
         self._lock = threading.Lock()
 
-    def hit(self, name: str) -> None:
-        """Count one request of ``name``; raises ``RateLimited`` (429, Retry-After in seconds)."""
-        if not self.per_minute:
+    def hit(self, name: str, write: bool = True) -> None:
+        """Count one request of ``name`` (a write, or a read when ``write`` is False).
+
+        Raises ``RateLimited`` (429) with ``Retry-After`` in seconds when the
+        window of that kind is full; the refused request is not counted.
+        """
+        per_minute = self.limits[write]
+        if not per_minute:
             return
         now = self.clock()
         with self._lock:
-            q = self._hits.setdefault(name, deque())
+            q = self._hits.setdefault((name, write), deque())
             while q and now - q[0] >= self.WINDOW_S:
                 q.popleft()
-            if len(q) >= self.per_minute:
+            if len(q) >= per_minute:
                 retry = max(1, math.ceil(self.WINDOW_S - (now - q[0])))
-                raise RateLimited("too many requests for this token",
-                                  {"limit_per_minute": self.per_minute},
+                kind = "writes (POST, DELETE)" if write else "reads (GET)"
+                raise RateLimited(f"too many {kind} for this token; retry after {retry} s",
+                                  {"kind": "write" if write else "read", "limit_per_minute": per_minute},
                                   headers={"Retry-After": str(retry)})
             q.append(now)

@@ -48,10 +48,12 @@ ERROR_IDS: tuple[tuple[str, int, str], ...] = (
     ("not-cancellable", 409, "the call cannot be hung up from here: a FastAGI call journalled "
                              "without its channel (by an older version)"),
     ("request-too-large", 413, "the body is larger than 64 KiB"),
-    ("unsupported-media-type", 415, "the body is not JSON: not declared JSON (Content-Type: application/json), "
-                                     "or does not parse as JSON"),
+    ("invalid-json", 400, "the body is declared JSON but is not JSON: it does not parse, is not UTF-8 "
+                          "or holds NaN or Infinity"),
+    ("unsupported-media-type", 415, "the body is not declared JSON (Content-Type: application/json)"),
     ("idempotency-key-reused", 422, "the Idempotency-Key was used before with a different body"),
-    ("rate-limited", 429, "too many requests for this token; retry after `Retry-After` seconds"),
+    ("rate-limited", 429, "too many writes (POST, DELETE) or reads (GET) for this token, counted apart; "
+                          "retry after `Retry-After` seconds"),
     ("asterisk-unavailable", 503, "the PBX (ARI) is not connected or did not answer in time; try again shortly"),
 )
 
@@ -335,18 +337,19 @@ def _paths() -> dict:
                         },
                         "content": {_JSON: {"schema": _ref("Call")}},
                     },
-                    "400": _error_response("The body is JSON but not an object, gives a key twice, is nested "
+                    "400": _error_response("The body is declared JSON but is not JSON (`invalid-json`); or it "
+                                           "is JSON but not an object, gives a key twice, is nested "
                                            "too deeply or holds a number of over 4,300 digits, or breaks the "
                                            "input rules; `details.fields` names every bad field.",
-                                           "invalid-request"),
+                                           "invalid-request", "invalid-json"),
                     "401": _R401,
                     "403": _error_response("Not allowed: this agent for this token, this CLID, or this number.",
                                            "forbidden", "clid-not-allowed", "destination-not-allowed"),
                     "409": _error_response("The agent already has the maximum number of active calls.",
                                            "agent-busy"),
                     "413": _R413,
-                    "415": _error_response("The body is not JSON: not declared `application/json`, or does "
-                                           "not parse as JSON.", "unsupported-media-type"),
+                    "415": _error_response("The body is not declared `application/json`.",
+                                           "unsupported-media-type"),
                     "422": _error_response("The Idempotency-Key was used before with a different body.",
                                            "idempotency-key-reused"),
                     "429": _R429,

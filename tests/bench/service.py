@@ -28,7 +28,7 @@ DEFAULTS = {
     "dial": {"agent_ring_timeout_s": 4, "callee_ring_timeout_s": 4, "tone_s": 1,
              "max_call_duration_s": 3600},
     "clid": {"default": "0115550000", "pool": ["0115550001", "0115550002"]},
-    "limits": {"max_active_calls_per_agent": 1, "requests_per_minute": 0},
+    "limits": {"max_active_calls_per_agent": 1, "writes_per_minute": 0, "reads_per_minute": 0},
     "log": {"level": "DEBUG", "format": "json"},
     "agi": {"listen": "127.0.0.1:4573"},
 }

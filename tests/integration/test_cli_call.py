@@ -15,7 +15,7 @@ from tests.bench.sipp import uas_scenario
 AGENT_PORT, TRUNK_PORT = 5071, 5070
 TOKEN = "cli-token-for-the-call-command"
 CONFIG = {"auth": {"tokens_sha256": [hashlib.sha256(TOKEN.encode()).hexdigest()]},
-          "limits": {"requests_per_minute": 20}}
+          "limits": {"writes_per_minute": 20}}
 
 
 def start_call(svc, *extra, clid="0215550199", ref="cli-1") -> subprocess.Popen:

@@ -297,13 +297,16 @@ def test_invalid_input_is_400_naming_each_field_and_dials_nothing(asterisk, serv
     assert service.http.get("/click2dial/calls").json()["total"] == 0
 
 
-def test_non_json_body_is_415(asterisk, service):
+def test_body_not_declared_json_is_415_and_declared_json_that_is_not_json_is_400(asterisk, service):
+    """SPEC §2: 415 only for a body not declared JSON; declared JSON that does not parse,
+    is not UTF-8 or holds NaN is 400 invalid-json, its problem under details.fields.body."""
     r = service.http.post("/click2dial/calls", content=b"agent=1001", headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert r.status_code == 415 and r.json()["error"] == "unsupported-media-type"
-    for body in (b"{not json", b"", b'{"agent": NaN}', b"\xff\xfe{}"):
+    assert "Content-Type" in r.json()["details"]["fields"]
+    for body in (b"{not json", b"", b'{"agent": NaN}', b"\xff\xfe{}", b'{"agent": "1001",'):
         r = service.http.post("/click2dial/calls", content=body, headers={"Content-Type": "application/json"})
-        assert r.status_code == 415 and r.json()["error"] == "unsupported-media-type", (body, r.text)
-        assert "body" in r.json()["details"]
+        assert r.status_code == 400 and r.json()["error"] == "invalid-json", (body, r.text)
+        assert list(r.json()["details"]["fields"]) == ["body"]
     # JSON this API refuses is a 400 naming what is wrong.
     r = service.http.post("/click2dial/calls", content=b'{"agent": "1001", "agent": "1002"}',
                           headers={"Content-Type": "application/json"})

@@ -93,13 +93,31 @@ def test_second_active_call_for_an_agent_is_409(asterisk, service, sipp):
 
 
 def test_rate_limit_per_token_is_429_with_retry_after(asterisk, make_service):
-    svc = make_service({**AUTH_CONFIG, "limits": {"requests_per_minute": 3}})
+    svc = make_service({**AUTH_CONFIG, "limits": {"reads_per_minute": 3, "writes_per_minute": 100}})
     codes = [svc.http.get("/click2dial/calls", headers=auth()).status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]
     r = svc.http.get("/click2dial/calls", headers=auth())
     assert r.json()["error"] == "rate-limited" and 1 <= int(r.headers["Retry-After"]) <= 60
-    # Another token has its own budget.
+    assert r.json()["details"] == {"kind": "read", "limit_per_minute": 3}
+    # Another token has its own budget; writes are counted apart from reads.
     assert svc.http.get("/click2dial/calls", headers=auth(OTHER)).status_code == 200
+    assert svc.http.delete("/click2dial/calls/" + "0" * 32, headers=auth()).status_code == 404
+
+
+def test_with_the_default_limits_a_crm_polling_its_calls_is_never_refused(asterisk, make_service):
+    """SPEC §2: writes (POST, DELETE) and reads (GET) are limited apart, and the default
+    read budget lets a CRM follow five calls by polling each once a second for a minute."""
+    from platforma_c2d.config.schema import LimitsConfig
+
+    svc = make_service({**AUTH_CONFIG, "limits": {"writes_per_minute": 3,
+                                                  "reads_per_minute": LimitsConfig().reads_per_minute}})
+    gone = "/click2dial/calls/" + "0" * 32
+    assert [svc.http.delete(gone, headers=auth()).status_code for _ in range(4)] == [404, 404, 404, 429]
+    refused = svc.http.post("/click2dial/calls", json=BODY, headers=auth())
+    assert refused.status_code == 429 and refused.json()["details"]["kind"] == "write"
+    # Writes used up: 5 calls x 60 polls (a minute of once-a-second polling) still all answer.
+    polls = [svc.http.get(gone, headers=auth()).status_code for _ in range(5 * 60)]
+    assert set(polls) == {404}
 
 
 def test_idempotency_key_returns_the_first_call_and_dials_once(asterisk, service, sipp):

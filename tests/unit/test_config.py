@@ -378,7 +378,8 @@ def test_timeouts_must_be_positive_integers(key, value):
     ("dial", "max_call_duration_s", "31536001"),
     ("dial", "tone_s", "3601"),
     ("http", "threads", "100000"),
-    ("limits", "requests_per_minute", "1000001"),
+    ("limits", "writes_per_minute", "1000001"),
+    ("limits", "reads_per_minute", "1000001"),
 ])
 def test_numbers_out_of_range_fail_at_start_up(section, key, value):
     """SPEC §7: a clear start-up error, never a failure at the first request."""
@@ -502,7 +503,9 @@ def test_policy_prefixes_are_read():
 
 
 def test_limits_rules():
-    assert loads_config("[limits]\nrequests_per_minute = 0", env={}).limits.requests_per_minute == 0
+    assert loads_config("[limits]\nwrites_per_minute = 0", env={}).limits.writes_per_minute == 0
+    assert loads_config("[limits]\nreads_per_minute = 0", env={}).limits.reads_per_minute == 0
+    assert "replaced by writes_per_minute and reads_per_minute" in one_problem("[limits]\nrequests_per_minute = 9")
     assert one_problem("[limits]\nmax_active_calls_per_agent = 0").startswith(
         "limits.max_active_calls_per_agent:")
     assert one_problem("[limits]\nidempotency_window_s = 0").startswith(

@@ -63,6 +63,18 @@ def test_duplicate_json_keys_are_refused(runtime):
     assert r.status_code == 400 and "agent" in r.get_json()["details"]["fields"]
 
 
+def test_reads_and_writes_are_limited_apart():
+    limiter = RateLimiter(1, 2, clock=lambda: 0.0)
+    limiter.hit("a", write=True)
+    limiter.hit("a", write=False)
+    limiter.hit("a", write=False)
+    with pytest.raises(RateLimited) as read:
+        limiter.hit("a", write=False)
+    with pytest.raises(RateLimited) as write:
+        limiter.hit("a", write=True)
+    assert read.value.details["kind"] == "read" and write.value.details["kind"] == "write"
+
+
 def test_rate_limiter_window_slides():
     now = [0.0]
     limiter = RateLimiter(2, clock=lambda: now[0])
