@@ -25,6 +25,7 @@ from concurrent.futures import Future
 from platforma_c2d.ari.client import AriClient, AriError
 from platforma_c2d.calls import causes
 from platforma_c2d.calls.model import Call, Leg, Origin, Reason, State, new_call_id
+from platforma_c2d.calls.recorder import Recorder, call_context
 from platforma_c2d.config import DialConfig
 from platforma_c2d.metrics import Metrics
 from platforma_c2d.rules import CallRequest
@@ -64,12 +65,6 @@ def _gone(error: AriError | None) -> bool:
     return error is not None and error.status == 404
 
 
-def _consume(done: Future) -> None:
-    """Mark a journal future's exception as seen (the writer has logged it)."""
-    if not done.cancelled():
-        done.exception()
-
-
 class CallEngine:
     """Owns every active call; turns ARI events into state changes.
 
@@ -85,6 +80,7 @@ class CallEngine:
                  writer: JournalWriter | None = None):
         self.ari, self.journal, self.dial, self.metrics = ari, journal, dial, metrics
         self.writer = writer or JournalWriter(journal)
+        self.recorder = Recorder(self.writer, metrics)
         self.calls: dict[str, Call] = {}
         self.by_channel: dict[str, Call] = {}
         self._timers: dict[str, list[asyncio.TimerHandle]] = {}
@@ -129,25 +125,19 @@ class CallEngine:
                 await self.teardown(call, Reason.FAILED, "internal error")
 
     def _record(self, call: Call, detail: str, **kw) -> Future:
-        """Journal the call as it is now; returns the commit's ``concurrent.futures.Future``.
+        """Journal the call as it is now (``Recorder.record``); returns the commit's future.
 
         Nothing waits on SQL here: the writer thread commits (group commit).
         Where an order matters, ``await asyncio.wrap_future(...)`` it: only
-        then is the event loop woken for the commit. A failed write is
-        logged by the writer; awaiting the future raises it.
+        then is the event loop woken for the commit.
         """
-        done = self.writer.submit(call, detail, **kw)
-        done.add_done_callback(_consume)
-        log.info("%s: %s", call.state.value, detail, extra=self._ctx(call))
-        return done
+        return self.recorder.record(call, detail, **kw)
 
     async def flush(self) -> None:
         """Wait until every record submitted so far is committed (or failed)."""
         await asyncio.wrap_future(self.writer.flush())
 
-    @staticmethod
-    def _ctx(call: Call) -> dict:
-        return {"call_id": call.id, "call_ref": call.call_ref, "origin": call.origin.value}
+    _ctx = staticmethod(call_context)
 
     def active_for_agent(self, agent: str) -> int:
         """How many calls of ``agent`` are not yet ended."""
@@ -202,11 +192,9 @@ class CallEngine:
         # it is on disk (SPEC §9). Should the process die in between, the
         # restart hangs up the unjournalled leg (recovery: unknown c2d-
         # channels), and the client never got its 201.
-        first = self._record(call, f"call requested by {token_name or 'anonymous'}: agent {call.agent} -> "
-                                   f"callee {call.callee} with CLID {call.clid}",
-                             idempotency_key=idempotency_key, request_hash=request_hash)
-        self.metrics.calls_started.labels(call.origin.value).inc()
-        self.metrics.active.inc()
+        first = self.recorder.started(call, f"call requested by {token_name or 'anonymous'}: agent "
+                                            f"{call.agent} -> callee {call.callee} with CLID {call.clid}",
+                                      idempotency_key=idempotency_key, request_hash=request_hash)
         if req.agent_is_external:
             endpoint = self.dial.trunk_endpoint.format(number=req.agent)
         else:
@@ -317,9 +305,7 @@ class CallEngine:
         call.advance(State.DIALING_CALLEE)
         call.callee_leg = Leg("callee", callee_channel_id(call.id))  # journalled before it is dialled
         self._register(call)
-        self.metrics.calls_started.labels(call.origin.value).inc()
-        self.metrics.active.inc()
-        first = self._record(call, f"call from a phone of agent {call.agent}; dialling the callee")
+        first = self.recorder.started(call, f"call from a phone of agent {call.agent}; dialling the callee")
         # The CDR tags and 180 Ringing to the browser (C26) go out while the
         # record is committed; the callee is dialled as soon as it is, with
         # the tags still in flight: a CDR is finalised only at the hang-up,
@@ -349,9 +335,7 @@ class CallEngine:
 
         Returns the commit's future."""
         call.end(Reason.REJECTED)
-        done = self._record(call, detail)
-        self.metrics.calls_ended.labels(call.origin.value, Reason.REJECTED.value).inc()
-        return done
+        return self.recorder.ended(call, detail, was_active=False)
 
     async def resume(self, call: Call, bridges: dict[str, dict]) -> None:
         """Take back a call of an earlier run, rebuilt from the journal (``recovery``).
@@ -652,9 +636,7 @@ class CallEngine:
         for handle in self._timers.pop(call.id, []):
             handle.cancel()
         self._t0.pop(call.id, None)
-        ended = self._record(call, detail)
-        self.metrics.calls_ended.labels(call.origin.value, reason.value).inc()
-        self.metrics.active.dec()
+        ended = self.recorder.ended(call, detail)
         legs = [leg for leg in call.legs() if not leg.gone]
         results = await asyncio.gather(
             *(self.ari.hangup(leg.channel_id,

@@ -44,6 +44,8 @@ from platforma_c2d.config.schema import (
     PolicyConfig,
     StoreConfig,
     TokenConfig,
+    WebhookEndpoint,
+    WebhooksConfig,
 )
 
 __all__ = [
@@ -66,6 +68,8 @@ __all__ = [
     "PolicyConfig",
     "StoreConfig",
     "TokenConfig",
+    "WebhookEndpoint",
+    "WebhooksConfig",
     "is_loopback",
     "load_config",
     "loads_config",

@@ -99,6 +99,11 @@ def _ok_prefix(value: str) -> bool:
     return re.fullmatch(r"[0-9]+", value) is not None
 
 
+def _ok_http_url(value: str) -> bool:
+    """An http(s) URL with a host and a path (at least ``/``), no spaces, no fragment."""
+    return re.fullmatch(r"https?://[^/\s?#@]+/[^\s#]*", value) is not None
+
+
 def _ok_store_url(value: str) -> bool:
     return re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*://\S*", value) is not None
 

@@ -28,8 +28,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from platforma_c2d import rules
-from platforma_c2d.config.checks import _ok_sha256, is_loopback, split_listen
-from platforma_c2d.config.schema import SECTIONS, Config, TokenConfig, _toml_key
+from platforma_c2d.config.checks import _ok_http_url, _ok_printable, _ok_sha256, is_loopback, split_listen
+from platforma_c2d.config.schema import SECTIONS, Config, TokenConfig, WebhookEndpoint, _toml_key
 
 ENV_PREFIX = "PLATFORMA_C2D_"
 #: Variables with the prefix that are not settings (read by the CLI).
@@ -169,7 +169,7 @@ def _build(data: dict[str, Any], env: Mapping[str, str], problems: list[str]) ->
 
 def _show(meta: Mapping[str, Any], value: Any) -> str:
     """`, got <value>` for a message; nothing for a secret."""
-    if meta.get("secret") or meta.get("kind") == "tokens":
+    if meta.get("secret") or meta.get("kind") in ("tokens", "endpoints"):
         return ""
     if isinstance(value, str) and meta.get("show"):
         value = meta["show"](value)
@@ -191,9 +191,9 @@ def _coerce(kind: str, value: Any, from_env: bool) -> Any:
         value = float(value)
     elif from_env and kind == "bool":
         value = _BOOLS.get(value.strip().lower(), _BAD)
-    elif from_env and kind in ("strs", "tokens"):
+    elif from_env and kind in ("strs", "tokens", "endpoints"):
         text = value.strip()
-        if text.startswith("[") or kind == "tokens":
+        if text.startswith("[") or kind in ("tokens", "endpoints"):
             try:
                 value = json.loads(text or "[]")
             except ValueError:
@@ -225,6 +225,8 @@ def _parse(
         return _BAD
     if meta["kind"] == "tokens":
         return _parse_tokens(typed, where, problems)
+    if meta["kind"] == "endpoints":
+        return _parse_endpoints(typed, where, problems)
     if meta["ok"] and not meta["ok"](typed):
         problems.append(f"{where}: must be {meta['desc']}{_show(meta, typed)}")
         return _BAD
@@ -266,6 +268,40 @@ def _parse_tokens(tables: list[Any], where: str, problems: list[str]) -> Any:
     return tuple(tokens) if len(problems) == before else _BAD
 
 
+_ENDPOINT_LISTS = ("types", "agents", "tokens")
+
+
+def _parse_endpoints(tables: list[Any], where: str, problems: list[str]) -> Any:
+    """The ``[[webhooks.endpoints]]`` tables -> WebhookEndpoint tuple, or _BAD."""
+    before = len(problems)
+    endpoints, names = [], set()
+    for i, table in enumerate(tables):
+        at = f"{where}[{i}]"
+        if not isinstance(table, dict):
+            problems.append(f"{at}: must be a table with url, secret (and name, types, agents, tokens)")
+            continue
+        for key in sorted(set(table) - {"url", "secret", "name", *_ENDPOINT_LISTS}):
+            problems.append(f"{at}.{key}: unknown key (known: agents, name, secret, tokens, types, url)")
+        url, secret, name = table.get("url"), table.get("secret"), table.get("name", f"endpoint-{i + 1}")
+        if not (isinstance(url, str) and _ok_http_url(url)):
+            problems.append(f"{at}.url: required, an http(s)://host[:port]/path URL")
+        if not (isinstance(secret, str) and _ok_printable(secret)):
+            problems.append(f"{at}.secret: required, a non-empty string of printable characters")
+        if not (isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name)):
+            problems.append(f"{at}.name: must be 1-64 letters, digits, _ . -{_show({}, name)}")
+        elif name in names or name == "status_callback":
+            problems.append(f"{at}.name: {name!r} is taken (each endpoint needs a name of its own)")
+        names.add(name)
+        lists = {key: table.get(key, []) for key in _ENDPOINT_LISTS}
+        for key, items in lists.items():
+            if not (isinstance(items, list) and all(isinstance(v, str) and v.isprintable() for v in items)):
+                problems.append(f"{at}.{key}: must be a list of strings{_show({}, items)}")
+        if len(problems) == before:
+            endpoints.append(WebhookEndpoint(url=url, secret=secret, name=name,
+                                             **{k: tuple(v) for k, v in lists.items()}))
+    return tuple(endpoints) if len(problems) == before else _BAD
+
+
 def _cross_check(values: dict[str, dict[str, Any]], problems: list[str]) -> None:
     """Rules between keys; a key that already failed is skipped."""
     clid = values["clid"]
@@ -305,6 +341,11 @@ def _cross_check(values: dict[str, dict[str, Any]], problems: list[str]) -> None
             if tok.sha256 in hashes:
                 problems.append(f"auth.token[{i}].sha256: the same token as {hashes[tok.sha256]}")
             hashes.setdefault(tok.sha256, f"auth.token[{i}]")
+
+    threads, streams = values["http"].get("threads"), values["webhooks"].get("max_streams")
+    if threads and streams is not None and streams >= threads:
+        problems.append(f"webhooks.max_streams: {streams} streams would hold every one of the "
+                        f"{threads} [http] threads (raise http.threads above it)")
 
     agi_listen = values["agi"].get("listen")
     if listen and agi_listen and split_listen(listen) == split_listen(agi_listen):

@@ -22,6 +22,7 @@ from platforma_c2d.config.checks import (
     MASK,
     _ok_ari_url,
     _ok_endpoint,
+    _ok_http_url,
     _ok_listen,
     _ok_prefix,
     _ok_printable,
@@ -254,6 +255,54 @@ class AgiConfig(_Listener):
 
 
 @dataclass(frozen=True)
+class WebhookEndpoint:
+    """One ``[[webhooks.endpoints]]``: where call events are POSTed (SPEC section 10).
+
+    ``url``: http(s) URL; ``secret``: the HMAC-SHA256 key of the signature;
+    ``types``, ``agents``, ``tokens``: only events of these types
+    (``call.ended``...), of calls of these agents, placed with these token
+    names (empty = all); ``name``: names its deliveries in the store and
+    the metrics (default ``endpoint-<n>``, n from 1 in file order).
+    """
+
+    url: str
+    secret: str = field(repr=False)
+    name: str = ""
+    types: tuple[str, ...] = ()
+    agents: tuple[str, ...] = ()
+    tokens: tuple[str, ...] = ()
+
+    def wants(self, event_type: str, agent: str, token_name: str) -> bool:
+        """Whether an event of ``event_type`` about a call of ``agent`` placed with
+        ``token_name`` passes this endpoint's filters."""
+        return ((not self.types or event_type in self.types) and (not self.agents or agent in self.agents)
+                and (not self.tokens or token_name in self.tokens))
+
+
+@dataclass(frozen=True)
+class WebhooksConfig:
+    """``[webhooks]``: signed deliveries of call events (SPEC section 10). Seconds."""
+
+    endpoints: tuple[WebhookEndpoint, ...] = _opt((), "endpoints",
+                                                  "a list of [[webhooks.endpoints]] tables")
+    allowed_url_prefixes: tuple[str, ...] = _opt(
+        (), "strs", "a list of URL prefixes", item_ok=_ok_http_url,
+        item_desc="an http(s)://host[:port]/ URL prefix (a host, then at least the '/')",
+    )
+    callback_secret: str = _opt("", "str", "printable characters", lambda v: v.isprintable(),
+                                secret=True)
+    retry_for_s: int = _opt(86400, "int", _SECONDS, _seconds)
+    timeout_s: float = _opt(10.0, "float", _FSECONDS, _fseconds)
+    max_in_flight: int = _opt(32, "int", "a positive integer (deliveries at once, at most 1000)",
+                              _in_range(0, 1000))
+    max_in_flight_per_endpoint: int = _opt(
+        4, "int", "a positive integer (deliveries at once to one URL, at most 1000)", _in_range(0, 1000))
+    max_streams: int = _opt(
+        4, "int", "a non-negative integer (open event streams, at most 10000)",
+        _in_range(0, 10_000, low_included=True))
+
+
+@dataclass(frozen=True)
 class LogConfig:
     """``[log]``: logging level and line format."""
 
@@ -280,6 +329,7 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     agi: AgiConfig = field(default_factory=AgiConfig)
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
     def redacted(self) -> dict[str, dict[str, Any]]:
@@ -309,6 +359,9 @@ def _redact(f: dataclasses.Field, value: Any) -> Any:
     meta = f.metadata
     if meta.get("kind") == "tokens":
         return [{"sha256": MASK, "agents": list(t.agents), "name": t.name} for t in value]
+    if meta.get("kind") == "endpoints":
+        return [{"url": mask_url(e.url), "secret": MASK, "name": e.name, "types": list(e.types),
+                 "agents": list(e.agents), "tokens": list(e.tokens)} for e in value]
     if meta.get("secret"):
         return [MASK] * len(value) if isinstance(value, tuple) else MASK
     if meta.get("show"):

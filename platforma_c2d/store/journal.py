@@ -7,6 +7,9 @@ process or the machine). Two tables:
 * ``calls`` — one row per call, the current state (what the API returns);
 * ``call_events`` — one row per change (state, reason, detail), append-only.
 
+Each change of state also stores its event (``store/outbox.py``) in the
+same transaction (SPEC §10).
+
 The service's event loop never writes itself: it hands snapshots of its
 calls to a :class:`JournalWriter` thread, which commits whatever has queued
 up in one transaction (group commit) and tells each waiter when its record
@@ -29,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from platforma_c2d.calls.model import Call, iso, parse_iso, utcnow
+from platforma_c2d.store import outbox
 
 metadata = sa.MetaData()
 
@@ -77,6 +81,8 @@ _UPDATE_CALL = (calls.update().where(calls.c.id == sa.bindparam("p_id"))
 _UPDATE_OPEN_CALL = _UPDATE_CALL.where(calls.c.state != "ended")
 _INSERT_CALL = calls.insert()
 _INSERT_EVENT = call_events.insert()
+_STATE_OF = sa.select(calls.c.state).where(calls.c.id == sa.bindparam("p_id"))
+_ROW_OF = sa.select(calls).where(calls.c.id == sa.bindparam("p_id"))
 
 log = logging.getLogger("platforma_c2d.store")
 
@@ -165,6 +171,7 @@ class Journal:
                 cur.execute("PRAGMA synchronous=FULL")
                 cur.close()
         metadata.create_all(self.engine)
+        outbox.metadata.create_all(self.engine)
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -207,12 +214,20 @@ class Journal:
         with self.engine.begin() as conn:
             for rec in records:
                 row = rec["row"]
+                before = conn.execute(_STATE_OF, {"p_id": row["id"]}).scalar()
                 # Statements built once (module level): only parameters change.
                 updated = conn.execute(_UPDATE_CALL, {"p_" + k: v for k, v in row.items()}).rowcount
                 if not updated:
                     conn.execute(_INSERT_CALL, {**row, "seq": 1, "idempotency_key": rec["idempotency_key"],
                                                 "request_hash": rec["request_hash"]})
                 conn.execute(_INSERT_EVENT, rec["event"])
+                if before != row["state"]:
+                    self._add_event(conn, row["id"], rec["event"]["at"])
+
+    def _add_event(self, conn: sa.Connection, call_id: str, at: str) -> None:
+        """Store the event of a change of state made on ``conn`` (SPEC §10): the resource as GET shows it."""
+        row = conn.execute(_ROW_OF, {"p_id": call_id}).mappings().one()
+        outbox.add_event(conn, self._resource(row), at, row["token_name"])
 
     def record(self, call: Call, detail: str = "", *, idempotency_key: str | None = None,
                request_hash: str | None = None) -> None:
@@ -237,6 +252,7 @@ class Journal:
             if not conn.execute(_UPDATE_OPEN_CALL, {"p_" + k: v for k, v in rec["row"].items()}).rowcount:
                 return False
             conn.execute(_INSERT_EVENT, rec["event"])
+            self._add_event(conn, call.id, rec["event"]["at"])
         return True
 
     def mark_outcome(self, call_id: str, reason: str | None, detail: str) -> bool:

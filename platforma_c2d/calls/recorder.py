@@ -1,0 +1,71 @@
+"""The one object that records a change of a call: journal (with its event), log line, metrics.
+
+The engine and the Stasis app never write the journal, a call's log line
+or its counters themselves: they tell the :class:`Recorder` what changed.
+The journal stores the change and, when the state changed, its event
+(SPEC §10) in the same transaction (``store/journal.py``, ``store/outbox.py``),
+so the event outbox is complete for every origin; the FastAGI server's
+writes go through the same journal methods.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future
+
+from platforma_c2d.calls.model import Call
+from platforma_c2d.metrics import Metrics
+from platforma_c2d.store.journal import JournalWriter
+
+log = logging.getLogger("platforma_c2d.calls")
+
+
+def _consume(done: Future) -> None:
+    """Mark a journal future's exception as seen (the writer has logged it)."""
+    if not done.cancelled():
+        done.exception()
+
+
+def call_context(call: Call) -> dict:
+    """The fields every log line about ``call`` carries."""
+    return {"call_id": call.id, "call_ref": call.call_ref, "origin": call.origin.value}
+
+
+class Recorder:
+    """Records changes of calls on the telephony thread.
+
+    ``writer``: the journal's writing thread (decision 0004); ``metrics``:
+    the service's counters. Nothing here waits on SQL: each method returns
+    the commit's ``concurrent.futures.Future`` (a failed write is logged by
+    the writer; awaiting the future raises it).
+    """
+
+    def __init__(self, writer: JournalWriter, metrics: Metrics):
+        self.writer, self.metrics = writer, metrics
+
+    def record(self, call: Call, detail: str, **kw) -> Future:
+        """Journal ``call`` as it is now (and its event, if its state changed); one log line.
+
+        ``detail``: why it changed (journal text); ``kw``: ``idempotency_key``,
+        ``request_hash`` of a call's first record.
+        """
+        done = self.writer.submit(call, detail, **kw)
+        done.add_done_callback(_consume)
+        log.info("%s: %s", call.state.value, detail, extra=call_context(call))
+        return done
+
+    def started(self, call: Call, detail: str, **kw) -> Future:
+        """A new call was accepted: its first record, counted as started and active."""
+        self.metrics.calls_started.labels(call.origin.value).inc()
+        self.metrics.active.inc()
+        return self.record(call, detail, **kw)
+
+    def ended(self, call: Call, detail: str, *, was_active: bool = True) -> Future:
+        """``call`` has ended (``call.reason`` set): its last record, counted by reason.
+
+        ``was_active``: it was counted active (not a call refused before it started).
+        """
+        self.metrics.calls_ended.labels(call.origin.value, call.reason.value).inc()
+        if was_active:
+            self.metrics.active.dec()
+        return self.record(call, detail)

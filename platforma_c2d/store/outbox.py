@@ -1,0 +1,199 @@
+"""Call events and their webhook deliveries, kept in the journal's database (SPEC §10).
+
+Three tables beside the journal's own:
+
+* ``events`` — one row per state change of a call, written **in the same
+  transaction** as the change (:func:`add_event`, called by the journal's
+  writes), so there is no state without its event and no event without
+  its state. ``id`` is unique and increasing (SQLite ``AUTOINCREMENT``:
+  never reused, and writes are serialised, so ids appear in commit order);
+* ``deliveries`` — one row per event and webhook endpoint, made by the
+  delivery worker from the events (:meth:`Outbox.fan_out`) and kept until
+  delivered or given up: a restart or a crash loses no pending delivery;
+* ``outbox_cursor`` — the id of the last event already fanned out.
+
+Plus ``call_callbacks``: a call's own ``status_callback`` URL.
+
+Readers (the event stream, ``platforma-c2d events``, the delivery worker)
+may run on any thread or in another process.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+events = sa.Table(
+    "events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("call_id", sa.String(32), nullable=False, index=True),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("at", sa.String(32), nullable=False),
+    sa.Column("agent", sa.String(16), nullable=False, index=True),
+    sa.Column("token_name", sa.String(64), nullable=False, default=""),
+    sa.Column("call", sa.Text, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+deliveries = sa.Table(
+    "deliveries", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.Integer, nullable=False),
+    sa.Column("call_id", sa.String(32), nullable=False),
+    sa.Column("endpoint", sa.String(80), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("status", sa.String(12), nullable=False, default="pending"),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("next_at", sa.Float, nullable=False),
+    sa.Column("last_error", sa.String(200), nullable=False, default=""),
+    sa.Index("ix_deliveries_pending", "status", "endpoint", "call_id", "event_id"),
+    sqlite_autoincrement=True,
+)
+
+outbox_cursor = sa.Table(
+    "outbox_cursor", metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("event_id", sa.Integer, nullable=False),
+)
+
+call_callbacks = sa.Table(
+    "call_callbacks", metadata,
+    sa.Column("call_id", sa.String(32), primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+)
+
+PENDING, DELIVERED, GIVEN_UP = "pending", "delivered", "given_up"
+_INSERT_EVENT = events.insert()
+
+
+def add_event(conn: sa.Connection, resource: dict, at: str, token_name: str = "") -> None:
+    """Store the event of a call that just changed state, on ``conn`` (the change's transaction).
+
+    ``resource``: the call resource as the API returns it, after the change;
+    ``at``: the change's time (ISO 8601 UTC). The type is ``call.<state>``.
+    """
+    conn.execute(_INSERT_EVENT, {"call_id": resource["id"], "type": "call." + resource["state"],
+                                 "at": at, "agent": resource["agent"], "token_name": token_name,
+                                 "call": json.dumps(resource, separators=(",", ":"))})
+
+
+def event_dict(row) -> dict:
+    """The event of SPEC §10 from its row: ``{"id", "type", "at", "call"}``."""
+    return {"id": row["id"], "type": row["type"], "at": row["at"], "call": json.loads(row["call"])}
+
+
+def event_json(row) -> bytes:
+    """The event as compact JSON bytes: the body of a webhook and the data of a stream line."""
+    return json.dumps(event_dict(row), separators=(",", ":")).encode()
+
+
+class Outbox:
+    """Reads of the events, and the deliveries' bookkeeping, on the journal's engine.
+
+    ``engine``: the SQLAlchemy engine of the journal (``Journal.engine``).
+    Every method opens its own short transaction; raises
+    ``sqlalchemy.exc.SQLAlchemyError``.
+    """
+
+    def __init__(self, engine: sa.Engine):
+        self.engine = engine
+
+    # --- events --------------------------------------------------------------
+    def read(self, after: int = 0, limit: int = 100, call_id: str | None = None,
+             agents: tuple[str, ...] = ()) -> list[dict]:
+        """Event rows with ``id > after``, oldest first, at most ``limit``; optionally of one call
+        and of some agents only."""
+        query = sa.select(events).where(events.c.id > after)
+        if call_id:
+            query = query.where(events.c.call_id == call_id)
+        if agents:
+            query = query.where(events.c.agent.in_(agents))
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query.order_by(events.c.id).limit(limit)).mappings()]
+
+    def last_id(self) -> int:
+        """The id of the newest event (0 when there is none)."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.max(events.c.id))).scalar() or 0
+
+    def set_callback(self, call_id: str, url: str) -> None:
+        """Remember the ``status_callback`` URL of a call (before its first event is written)."""
+        with self.engine.begin() as conn:
+            conn.execute(call_callbacks.insert().values(call_id=call_id, url=url))
+
+    # --- deliveries ------------------------------------------------------------
+    def fan_out(self, endpoints_for, batch: int = 500) -> int:
+        """Make the delivery rows of the events not yet fanned out; returns how many events.
+
+        ``endpoints_for(event_row, callback_url)`` returns ``[(endpoint name, url), ...]``
+        for one event (``callback_url``: the call's ``status_callback`` or None). The rows
+        and the cursor move in one transaction: after a crash, an event is
+        fanned out exactly once.
+        """
+        now = time.time()
+        with self.engine.begin() as conn:
+            cursor = conn.execute(sa.select(outbox_cursor.c.event_id)
+                                  .where(outbox_cursor.c.name == "fan_out")).scalar()
+            if cursor is None:
+                conn.execute(outbox_cursor.insert().values(name="fan_out", event_id=0))
+                cursor = 0
+            rows = conn.execute(sa.select(events, call_callbacks.c.url.label("callback_url"))
+                                .select_from(events.outerjoin(call_callbacks,
+                                                              call_callbacks.c.call_id == events.c.call_id))
+                                .where(events.c.id > cursor).order_by(events.c.id).limit(batch)).mappings().all()
+            if not rows:
+                return 0
+            new = [{"event_id": r["id"], "call_id": r["call_id"], "endpoint": name, "url": url,
+                    "status": PENDING, "attempts": 0, "created_at": now, "next_at": now, "last_error": ""}
+                   for r in rows for name, url in endpoints_for(r, r["callback_url"])]
+            if new:
+                conn.execute(deliveries.insert(), new)
+            conn.execute(outbox_cursor.update().where(outbox_cursor.c.name == "fan_out")
+                         .values(event_id=rows[-1]["id"]))
+            return len(rows)
+
+    def due(self, now: float, busy: set[tuple[str, str]], limit: int = 100) -> list[dict]:
+        """Deliveries to attempt now: for each (endpoint, call) its oldest pending one, if due.
+
+        In order per call per endpoint: a later event waits until the one
+        before it is delivered or given up. ``busy``: (endpoint, call id)
+        pairs with a delivery in flight, skipped. Each row carries the event.
+        """
+        first = (sa.select(sa.func.min(deliveries.c.id).label("id"))
+                 .where(deliveries.c.status == PENDING)
+                 .group_by(deliveries.c.endpoint, deliveries.c.call_id).subquery())
+        query = (sa.select(deliveries, events.c.type, events.c.at, events.c.call)
+                 .join(first, first.c.id == deliveries.c.id)
+                 .join(events, events.c.id == deliveries.c.event_id)
+                 .where(deliveries.c.next_at <= now).order_by(deliveries.c.id).limit(limit + len(busy)))
+        with self.engine.connect() as conn:
+            rows = [dict(r) for r in conn.execute(query).mappings()]
+        return [r for r in rows if (r["endpoint"], r["call_id"]) not in busy][:limit]
+
+    def delivered(self, delivery_id: int) -> None:
+        """A 2xx came back: the delivery is done."""
+        self._set(delivery_id, status=DELIVERED, attempts=deliveries.c.attempts + 1, last_error="")
+
+    def retry(self, delivery_id: int, next_at: float, error: str) -> None:
+        """The attempt failed: try again at ``next_at`` (Unix seconds)."""
+        self._set(delivery_id, attempts=deliveries.c.attempts + 1, next_at=next_at, last_error=error[:200])
+
+    def give_up(self, delivery_id: int, error: str) -> None:
+        """The delivery kept failing for the whole retry period: it is given up."""
+        self._set(delivery_id, status=GIVEN_UP, attempts=deliveries.c.attempts + 1, last_error=error[:200])
+
+    def _set(self, delivery_id: int, **values) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(deliveries.update().where(deliveries.c.id == delivery_id).values(**values))
+
+    def backlog(self) -> tuple[int, float]:
+        """(pending deliveries, age of the oldest in seconds; 0 when none)."""
+        with self.engine.connect() as conn:
+            count, oldest = conn.execute(sa.select(sa.func.count(), sa.func.min(deliveries.c.created_at))
+                                         .where(deliveries.c.status == PENDING)).one()
+        return count, (max(0.0, time.time() - oldest) if oldest is not None else 0.0)

@@ -1,0 +1,104 @@
+"""Call events stored with the state change (SPEC §10): one per change of state, from
+every writer of the journal, in the same transaction, ids increasing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from platforma_c2d.calls.model import Call, Origin, Reason, State, new_call_id
+from platforma_c2d.store.journal import Journal, JournalWriter
+from platforma_c2d.store import outbox
+from platforma_c2d.store.outbox import Outbox, event_dict
+
+
+@pytest.fixture()
+def journal(tmp_path):
+    j = Journal(f"sqlite:///{tmp_path}/calls.sqlite3")
+    yield j
+    j.close()
+
+
+def a_call(agent: str = "1001", origin: Origin = Origin.REST) -> Call:
+    return Call(id=new_call_id(), origin=origin, agent=agent, callee="0215550100",
+                outbound_id="", clid="0215550199", call_ref="CRM-1", token_name="crm")
+
+
+def test_each_change_of_state_is_one_event_with_the_call_resource_as_the_api_returns_it(journal):
+    writer = JournalWriter(journal)
+    call = a_call()
+    writer.submit(call, "placed")
+    call.advance(State.DIALING_CALLEE)
+    writer.submit(call, "agent answered")
+    writer.submit(call, "the callee's leg rings")        # a detail, no change of state
+    call.advance(State.CONNECTED)
+    writer.submit(call, "bridged")
+    call.end(Reason.COMPLETED)
+    writer.submit(call, "callee hung up").result(timeout=10)
+    writer.close()
+    rows = Outbox(journal.engine).read()
+    events = [event_dict(r) for r in rows]
+    assert [e["type"] for e in events] == ["call.dialing_agent", "call.dialing_callee",
+                                           "call.connected", "call.ended"]
+    assert [e["id"] for e in events] == sorted({e["id"] for e in events})
+    assert events[-1]["call"] == journal.get(call.id)   # the resource of GET /calls/{id}
+    assert events[-1]["call"]["reason"] == "completed"
+    assert events[0]["call"]["reason"] is None and events[0]["call"]["state"] == "dialing_agent"
+    assert all(r["agent"] == "1001" and r["token_name"] == "crm" for r in rows)
+    # The journal's history and the events agree on the times of the changes.
+    history = [e for e in journal.events(call.id) if e["detail"] != "the callee's leg rings"]
+    assert [e["at"] for e in events] == [h["at"] for h in history]
+
+
+def test_a_refused_call_is_one_ended_event(journal):
+    call = a_call(origin=Origin.WEBRTC)
+    call.end(Reason.REJECTED)
+    journal.record(call, "refused")
+    (event,) = [event_dict(r) for r in Outbox(journal.engine).read()]
+    assert event["type"] == "call.ended" and event["call"]["reason"] == "rejected"
+
+
+def test_an_agi_call_ended_twice_has_one_ended_event(journal):
+    call = a_call(origin=Origin.AGI)
+    call.advance(State.DIALING_CALLEE)
+    journal.record(call, "accepted")
+    assert journal.mark_outcome(call.id, "cancelled", "cancel requested")   # no change of state
+    call.end(Reason.COMPLETED)
+    assert journal.end_if_open(call, "hangup handler")
+    assert not journal.end_if_open(call, "the service, a moment later")
+    types = [r["type"] for r in Outbox(journal.engine).read()]
+    assert types == ["call.dialing_callee", "call.ended"]
+
+
+def test_no_state_without_its_event(journal, monkeypatch):
+    call = a_call()
+    journal.record(call, "placed")
+    call.advance(State.DIALING_CALLEE)
+
+    def refused(*_args, **_kw):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(outbox, "add_event", refused)
+    with pytest.raises(RuntimeError):
+        journal.record(call, "agent answered")
+    monkeypatch.undo()
+    assert journal.get(call.id)["state"] == "dialing_agent"       # the change went with its event
+    assert [e["detail"] for e in journal.events(call.id)] == ["placed"]
+    assert [r["type"] for r in Outbox(journal.engine).read()] == ["call.dialing_agent"]
+
+
+def test_reads_resume_after_an_id_and_filter_by_call_and_agent(journal):
+    calls = [a_call("1001"), a_call("1002")]
+    for call in calls:
+        journal.record(call, "placed")
+        call.end(Reason.CANCELLED)
+        journal.record(call, "cancelled")
+    outbox = Outbox(journal.engine)
+    everything = outbox.read()
+    assert len(everything) == 4 and outbox.last_id() == everything[-1]["id"]
+    assert outbox.read(after=everything[1]["id"]) == everything[2:]
+    assert [r["call_id"] for r in outbox.read(call_id=calls[0].id)] == [calls[0].id] * 2
+    assert {r["agent"] for r in outbox.read(agents=("1002",))} == {"1002"}
+    assert outbox.read(limit=1) == everything[:1]
+    assert json.loads(everything[0]["call"])["id"] == calls[0].id
