@@ -103,6 +103,18 @@ def trunk_of(dial_string: str) -> tuple[str, str]:
     return tech, (rest.split("@", 1)[1] if "@" in rest else rest)
 
 
+def _check_modules(http, report: dict[str, list[str]]) -> None:
+    """Add the module and CDR backend lines of ``check`` to ``report`` (level → lines)."""
+    from platforma_c2d.config.modules_check import check_modules
+
+    resp = http.get("/asterisk/modules")
+    if resp.status_code != 200:
+        report["WARN"].append(f"modules: GET /asterisk/modules answered {resp.status_code}; not checked")
+        return
+    for level, line in check_modules(resp.json()):
+        report[level].append(line)
+
+
 def cmd_check(args) -> int:
     """Config valid, store usable, ARI reachable, trunk and agent endpoints exist, CLID pool valid.
 
@@ -134,6 +146,7 @@ def cmd_check(args) -> int:
             else:
                 version = resp.json().get("system", {}).get("version", "?")
                 ok.append(f"ari: reachable, Asterisk {version}")
+                _check_modules(http, {"ok": ok, "WARN": warnings, "FAIL": problems})
                 tech, trunk_name = trunk_of(cfg.dial.trunk_endpoint)
                 if not trunk_name:
                     ok.append(f"trunk: {cfg.dial.trunk_endpoint} names no trunk endpoint; not checked")

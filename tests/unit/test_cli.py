@@ -163,3 +163,25 @@ def test_call_never_repeats_or_reorders_states_when_the_history_fails_once(capsy
     out = capsys.readouterr().out
     assert _states(out) == ["dialing_agent", "connected", "ended"], out
     assert out.splitlines()[-1].endswith("ended reason=completed")
+
+
+def test_check_modules_needs_one_running_cdr_backend():
+    from platforma_c2d.config.modules_check import CDR_BACKENDS, OPTIONAL, REQUIRED, check_modules
+
+    running = [{"name": n, "status": "Running"} for n in (*REQUIRED, *OPTIONAL)]
+    lines = check_modules(running + [{"name": "cdr_adaptive_odbc.so", "status": "Running"}])
+    assert [level for level, _ in lines] == ["ok", "ok"]
+    lines = check_modules(running + [{"name": "cdr_custom.so", "status": "Not Running"}])
+    assert [level for level, _ in lines] == ["FAIL"]
+    assert "cdr_custom.so refused to load" in lines[0][1] and "cdr_adaptive_odbc.so is not loaded" in lines[0][1]
+    assert set(CDR_BACKENDS) == {"cdr_custom.so", "cdr_adaptive_odbc.so"}
+
+
+def test_check_modules_a_missing_required_module_fails_and_res_agi_warns():
+    from platforma_c2d.config.modules_check import REQUIRED, check_modules
+
+    mods = [{"name": n, "status": "Running"} for n in REQUIRED if n != "func_cdr.so"]
+    lines = check_modules(mods + [{"name": "cdr_custom.so", "status": "Running"}])
+    assert ("FAIL", next(line for level, line in lines if level == "FAIL")) in lines
+    assert any(level == "FAIL" and "func_cdr.so is not loaded" in line for level, line in lines)
+    assert any(level == "WARN" and "res_agi.so" in line for level, line in lines)
