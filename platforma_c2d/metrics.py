@@ -22,7 +22,11 @@ class Metrics:
       ``bridge`` (callee answered → both in the bridge), seconds;
     * ``c2d_ari_connected`` — 1 while the ARI event socket is up;
     * ``c2d_ari_reconnects_total`` — successful reconnects of that socket;
-    * ``c2d_requests_rejected_total{error}`` — API requests refused, by error id.
+    * ``c2d_requests_rejected_total{error}`` — API requests refused, by error id;
+    * ``c2d_trunk_legs_waiting`` — legs waiting for their turn on the trunk
+      (``[trunk] max_calls_per_second``, a carrier's hold; SPEC §3.8);
+    * ``c2d_trunk_refused_total{sip_code}`` — trunk legs the carrier refused
+      with a 5xx before any answer.
     """
 
     def __init__(self) -> None:
@@ -41,6 +45,10 @@ class Metrics:
                                       registry=r)
         self.rejected = Counter("c2d_requests_rejected", "API requests refused, by error id",
                                 ["error"], registry=r)
+        self.trunk_waiting = Gauge("c2d_trunk_legs_waiting", "Legs waiting for their turn on the trunk",
+                                   registry=r)
+        self.trunk_refused = Counter("c2d_trunk_refused", "Trunk legs refused by the carrier (SIP 5xx)",
+                                     ["sip_code"], registry=r)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

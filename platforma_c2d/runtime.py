@@ -14,6 +14,7 @@ import threading
 from platforma_c2d.ari.client import AriClient
 from platforma_c2d.ari.events import EventStream
 from platforma_c2d.calls.engine import CallEngine
+from platforma_c2d.calls.pacing import TrunkPacer
 from platforma_c2d.calls.policy import Policy
 from platforma_c2d.calls.recovery import reconcile
 from platforma_c2d.calls.service import CallService
@@ -40,7 +41,11 @@ class Runtime:
         self.writer = JournalWriter(self.journal)
         a = config.ari
         self.ari = AriClient(a.url, a.username, a.password, a.app, a.request_timeout_s)
-        self.engine = CallEngine(self.ari, self.journal, config.dial, self.metrics, self.writer)
+        t = config.trunk
+        self.pacer = TrunkPacer(t.max_calls_per_second, t.max_wait_s, t.hold_after_503_s,
+                                on_waiting=self.metrics.trunk_waiting.set)
+        self.engine = CallEngine(self.ari, self.journal, config.dial, self.metrics, self.writer,
+                                 self.pacer)
         self.policy = Policy(config.clid, config.policy)
         self.stasis = StasisApp(self.engine, self.ari, config.clid, self.policy,
                                 config.limits.max_active_calls_per_agent)

@@ -42,10 +42,13 @@ def unanswered_reason(leg: Leg) -> Reason:
     is not: a ring timer or a 408 (Asterisk's own SIP timeout: nothing
     answered the INVITE at all) there means the far end is unreachable
     (SPEC §3.5, §4: 503 to a browser). Then busy, 480, rejected and
-    unavailable by cause; an unknown cause counts as no answer after
+    unavailable by cause; a 5xx from the far end (a carrier refusing the call,
+    SPEC §3.8) is unavailable whatever the cause; an unknown cause counts as no answer after
     ringing, as unavailable before.
     """
     busy, no_answer, unavailable = _BY_ROLE[leg.role]
+    if leg.sip_code and 500 <= leg.sip_code < 600 and not leg.timed_out:
+        return unavailable   # the carrier refused it (SPEC §3.8): never busy or no answer
     if leg.timed_out:
         return no_answer if leg.ringing else unavailable
     cause = leg.cause or 0

@@ -26,6 +26,7 @@ from platforma_c2d.ari.client import AriClient, AriError
 from platforma_c2d.calls import causes
 from platforma_c2d.calls.model import Call, Leg, Origin, Reason, State, new_call_id
 from platforma_c2d.calls.recorder import Recorder, call_context
+from platforma_c2d.calls.pacing import TrunkBusy, TrunkPacer
 from platforma_c2d.config import DialConfig
 from platforma_c2d.metrics import Metrics
 from platforma_c2d.rules import CallRequest
@@ -72,15 +73,17 @@ class CallEngine:
     change through ``writer`` (its writing thread; one is started when none
     is given) — a new call is on disk before the API answers and before its
     callee is dialled, an ended one before ``cancel``/``teardown`` return;
-    ``dial``: ``[dial]`` config; ``metrics``: counters. All methods run on
-    the engine's event loop.
+    ``dial``: ``[dial]`` config; ``metrics``: counters; ``pacer``: the
+    trunk's call rate and carrier holds (SPEC §3.8; none given: no pacing).
+    All methods run on the engine's event loop.
     """
 
     def __init__(self, ari: AriClient, journal: Journal, dial: DialConfig, metrics: Metrics,
-                 writer: JournalWriter | None = None):
+                 writer: JournalWriter | None = None, pacer: TrunkPacer | None = None):
         self.ari, self.journal, self.dial, self.metrics = ari, journal, dial, metrics
         self.writer = writer or JournalWriter(journal)
         self.recorder = Recorder(self.writer, metrics)
+        self.pacer = pacer or TrunkPacer(hold_after_503_s=0.0)
         self.calls: dict[str, Call] = {}
         self.by_channel: dict[str, Call] = {}
         self._timers: dict[str, list[asyncio.TimerHandle]] = {}
@@ -211,20 +214,28 @@ class CallEngine:
             variables["CONNECTEDLINE(num)"] = call.callee
             variables["CONNECTEDLINE(name)"] = call.callee
         try:
-            await self.ari.originate(endpoint=endpoint, channel_id=call.agent_leg.channel_id,
-                                     app_args=f"c2d,agent,{call.id}", variables=variables,
-                                     timeout_s=self.dial.agent_ring_timeout_s + 5)
-            if call.ended:
-                # Cancelled while the request was in flight: its hang-up may
-                # have come before the channel existed (404).
-                await self.ari.hangup(call.agent_leg.channel_id)
-            else:
-                self._timer(call, self.dial.agent_ring_timeout_s, self._ring_timeout, call, call.agent_leg)
+            if req.agent_is_external:
+                await self.pacer.acquire()   # the trunk's call rate (SPEC §3.8)
+            if not call.ended:   # not cancelled while it waited for the trunk
+                await self.ari.originate(endpoint=endpoint, channel_id=call.agent_leg.channel_id,
+                                         app_args=f"c2d,agent,{call.id}", variables=variables,
+                                         timeout_s=self.dial.agent_ring_timeout_s + 5)
+                if call.ended:
+                    # Cancelled while the request was in flight: its hang-up may
+                    # have come before the channel existed (404).
+                    await self.ari.hangup(call.agent_leg.channel_id)
+                else:
+                    self._timer(call, self.dial.agent_ring_timeout_s, self._ring_timeout, call,
+                                call.agent_leg)
         except AriError as exc:
             if not call.ended:
                 call.agent_leg.gone = True
                 reason = Reason.AGENT_UNAVAILABLE if exc.status in (400, 404, 409, 500) else Reason.FAILED
                 await self.teardown(call, reason, f"agent leg refused by Asterisk ({exc.status})")
+        except TrunkBusy as exc:
+            if not call.ended:
+                call.agent_leg.gone = True
+                await self.teardown(call, Reason.AGENT_UNAVAILABLE, f"agent leg not sent: {exc.detail}")
         try:
             await asyncio.wrap_future(first)
         except Exception:
@@ -254,20 +265,54 @@ class CallEngine:
                 pass
 
     async def _create_callee_leg(self, call: Call, prepare: bool = False) -> None:
-        """Originate the callee leg through the trunk with the CLID.
+        """Originate the callee leg through the trunk with the CLID, in its turn.
 
         ``prepare``: also, concurrently, create the call's bridge and start
         the agent's ringback, so that the callee's answer needs only one
-        more round trip to Asterisk.
+        more round trip to Asterisk. When the trunk's call rate or a
+        carrier's hold makes the leg wait (SPEC §3.8), it waits in a task of
+        the call (cancelled by ``teardown``), so the call's other events
+        are not held up; a leg that cannot go out within ``[trunk]
+        max_wait_s`` ends the call as ``callee_unavailable``.
         """
         leg = call.callee_leg or Leg("callee", callee_channel_id(call.id))
         self._add_leg(call, leg)
+        side = [self._make_bridge(call), self._ringback(call)] if prepare else []
+        try:
+            place = self.pacer.ask()   # the place in line is taken now, in this order
+        except TrunkBusy as exc:
+            leg.gone = True
+            await self._callee_failed(call, Reason.CALLEE_UNAVAILABLE, f"callee leg not sent: {exc.detail}")
+            return
+        if place is None:
+            await self._originate_callee(call, leg, side)
+            return
+        task = asyncio.get_running_loop().create_task(self._guard(call, self._paced_callee(call, leg, place)))
+        self._timers.setdefault(call.id, []).append(task)
+        self._record(call, f"callee leg waits for its turn on the trunk ({self.pacer.waiting} waiting)")
+        for result in await asyncio.gather(*side, return_exceptions=True):
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _paced_callee(self, call: Call, leg: Leg, place: asyncio.Future) -> None:
+        """Wait for the callee leg's turn on the trunk, then dial it (SPEC §3.8)."""
+        try:
+            await self.pacer.wait(place)
+        except TrunkBusy as exc:
+            if not call.ended:
+                leg.gone = True
+                await self._callee_failed(call, Reason.CALLEE_UNAVAILABLE, f"callee leg not sent: {exc.detail}")
+            return
+        if not call.ended:
+            await self._originate_callee(call, leg)
+
+    async def _originate_callee(self, call: Call, leg: Leg, side: list | tuple = ()) -> None:
+        """``POST /channels`` of the callee leg (and ``side`` requests concurrently); ring timer."""
         variables = self._cdr_vars(call, "callee")
         # What the trunk sees: the CLID in From and P-Asserted-Identity (C16,
         # C17); the connected line of an outgoing PJSIP channel is its caller.
         variables.update({"CALLERID(num)": call.clid, "CALLERID(name)": "",
                           "CONNECTEDLINE(num)": call.clid, "CONNECTEDLINE(name)": ""})
-        side = [self._make_bridge(call), self._ringback(call)] if prepare else []
         results = await asyncio.gather(
             _failure(self.ari.originate(endpoint=self.dial.trunk_endpoint.format(number=call.callee),
                                         channel_id=leg.channel_id, app_args=f"c2d,callee,{call.id}",
@@ -521,10 +566,13 @@ class CallEngine:
         self._record(call, "callee answered; bridged")
         self._timer(call, self.dial.max_call_duration_s, self._max_duration, call)
 
-    async def on_hangup_request(self, call: Call, leg: Leg, cause: int | None) -> None:
-        """Asterisk is hanging the leg up; remember the cause it gave."""
+    async def on_hangup_request(self, call: Call, leg: Leg, cause: int | None,
+                                sip_code: int | None = None) -> None:
+        """Asterisk is hanging the leg up; remember the cause (and SIP code) it gave."""
         if cause and leg.cause is None:
             leg.cause = cause
+        if sip_code and leg.sip_code is None:
+            leg.sip_code = sip_code
 
     async def on_dial_status(self, call: Call, leg: Leg, status: str) -> None:
         """A ``Dial`` event's status for a leg: ``RINGING`` / ``PROGRESS`` (183,
@@ -538,13 +586,18 @@ class CallEngine:
         if mapped and not leg.cause:
             leg.cause = mapped
 
-    async def on_gone(self, call: Call, leg: Leg, cause: int | None) -> None:
-        """A leg is destroyed (or was found missing): decide how the call ends."""
+    async def on_gone(self, call: Call, leg: Leg, cause: int | None, sip_code: int | None = None) -> None:
+        """A leg is destroyed (or was found missing): decide how the call ends.
+
+        ``sip_code``: the final SIP response of the leg (ARI ``tech_cause``)."""
         if cause and leg.cause in (None, 0, causes.CAUSE_NORMAL):
             leg.cause = cause
+        if sip_code and leg.sip_code is None:
+            leg.sip_code = sip_code
         if leg.gone and call.ended:
             return
         leg.gone = True
+        carrier = self._carrier_refusal(call, leg)
         if call.ended:
             return
         if call.pending_reason is not None:
@@ -561,13 +614,27 @@ class CallEngine:
                 reason = Reason.CANCELLED
             else:
                 reason = Reason.COMPLETED
-            await self.teardown(call, reason, f"agent leg ended (cause {leg.cause})")
+            await self.teardown(call, reason, carrier or f"agent leg ended (cause {leg.cause})")
         else:
             if leg.up:
                 await self.teardown(call, Reason.COMPLETED, f"callee leg ended (cause {leg.cause})")
             else:
                 await self._callee_failed(call, causes.unanswered_reason(leg),
-                                          f"callee leg ended unanswered (cause {leg.cause})")
+                                          carrier or f"callee leg ended unanswered (cause {leg.cause})")
+
+    def _carrier_refusal(self, call: Call, leg: Leg) -> str:
+        """A trunk leg refused by the carrier (SIP 5xx, never answered): count it, hold
+        the trunk after a 503 (SPEC §3.8); returns the journal detail ("" otherwise)."""
+        through_trunk = leg.role == "callee" or call.agent_is_external
+        code = leg.sip_code or 0
+        if leg.up or not through_trunk or not 500 <= code < 600:
+            return ""
+        self.metrics.trunk_refused.labels(str(code)).inc()
+        detail = f"{leg.role} leg refused by the carrier (SIP {code}, cause {leg.cause})"
+        if code == 503 and self.pacer.hold_after_503_s > 0:
+            self.pacer.hold(self.pacer.hold_after_503_s)
+            detail += f"; no new leg on the trunk for {self.pacer.hold_after_503_s:g} s"
+        return detail
 
     async def _callee_failed(self, call: Call, reason: Reason, detail: str) -> None:
         """The callee could not be reached: tone to the agent, then end (SPEC §3.5, §4)."""

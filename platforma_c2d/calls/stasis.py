@@ -149,7 +149,7 @@ class StasisApp:
         elif kind == "ChannelDtmfReceived":
             await self.engine.on_dtmf(call, leg, str(event.get("digit", "")))
         elif kind == "ChannelHangupRequest":
-            await self.engine.on_hangup_request(call, leg, event.get("cause"))
+            await self.engine.on_hangup_request(call, leg, event.get("cause"), event.get("tech_cause"))
         elif kind == "Dial":
             if event.get("dialstatus"):
                 await self.engine.on_dial_status(call, leg, event["dialstatus"])
@@ -158,7 +158,7 @@ class StasisApp:
                 # The browser leg left the app: it hung up.
                 await self.engine.on_gone(call, leg, None)
             elif kind == "ChannelDestroyed":
-                await self.engine.on_gone(call, leg, event.get("cause"))
+                await self.engine.on_gone(call, leg, event.get("cause"), event.get("tech_cause"))
 
     # ------------------------------------------------------------------
     # WebRTC / SIP header calls (SPEC §4)

@@ -44,6 +44,7 @@ from platforma_c2d.config.schema import (
     PolicyConfig,
     StoreConfig,
     TokenConfig,
+    TrunkConfig,
     WebhookEndpoint,
     WebhooksConfig,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "PolicyConfig",
     "StoreConfig",
     "TokenConfig",
+    "TrunkConfig",
     "WebhookEndpoint",
     "WebhooksConfig",
     "is_loopback",

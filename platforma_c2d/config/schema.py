@@ -139,6 +139,21 @@ class DialConfig:
     confirm_timeout_s: int = _opt(10, "int", _SECONDS, _seconds)
 
 
+@dataclass(frozen=True)
+class TrunkConfig:
+    """``[trunk]``: what the carrier behind ``[dial] trunk_endpoint`` allows
+    (SPEC section 3.8). Legs through the trunk (callees, external agents)
+    are paced by ``calls.pacing.TrunkPacer``."""
+
+    max_calls_per_second: float = _opt(
+        0.0, "float", "a non-negative number (new legs per second; 0 = no limit; at most 1000)",
+        _in_range(0, 1000, low_included=True))
+    max_wait_s: float = _opt(5.0, "float", _FSECONDS, _fseconds)
+    hold_after_503_s: float = _opt(
+        10.0, "float", f"a non-negative number (seconds, at most {HOUR_S})",
+        _in_range(0, HOUR_S, low_included=True))
+
+
 _CLIDS = "a list of CLID numbers"
 _CLID = "a CLID number (0 + 9 digits, or 27 + 9 digits)"
 
@@ -323,6 +338,7 @@ class Config:
     ari: AriConfig = field(default_factory=AriConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     dial: DialConfig = field(default_factory=DialConfig)
+    trunk: TrunkConfig = field(default_factory=TrunkConfig)
     clid: ClidConfig = field(default_factory=ClidConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)

@@ -1,0 +1,167 @@
+"""The trunk's call rate: legs that leave through the trunk go out paced,
+in order and for a bounded time (SPEC §3.8, field report C38).
+
+A carrier that allows N new calls per second answers the N+1st with ``503``
+(often with ``Retry-After``) or ``500``. Sending everything at once and
+reading those refusals as congestion loses calls; so every leg dialled
+through ``[dial] trunk_endpoint`` (callee legs, external agents) first takes
+a slot from :class:`TrunkPacer`:
+
+* slots are at least ``1 / max_calls_per_second`` apart, given in the order
+  they were asked for (first come, first served);
+* after the carrier refused a leg with ``503``, no slot is given before the
+  hold it asked for has passed (:meth:`TrunkPacer.hold`);
+* a leg that would wait longer than ``max_wait_s`` is refused at once
+  (:class:`TrunkBusy`): the caller ends it as ``callee_unavailable`` with a
+  clear detail rather than let the agent listen to ringing for ever.
+
+Everything runs on the telephony loop (docs/decisions/0002): no locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+class TrunkBusy(Exception):
+    """A leg cannot go out through the trunk within ``max_wait_s``.
+
+    ``detail``: why, in words for the journal (rate or carrier hold)."""
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
+@dataclass
+class _Ticket:
+    deadline: float
+    future: asyncio.Future = field(repr=False)
+
+
+class TrunkPacer:
+    """Paces the legs of one trunk.
+
+    ``max_calls_per_second``: new legs per second at most (0 = no pacing,
+    only carrier holds apply); ``max_wait_s``: longest a leg may wait for
+    its slot, seconds; ``hold_after_503_s``: how long the engine holds the
+    trunk after the carrier's 503 (0 = no hold); ``clock``: monotonic seconds (tests pass their own);
+    ``on_waiting``: called with the number of legs waiting whenever it
+    changes (the ``c2d_trunk_legs_waiting`` gauge).
+    """
+
+    def __init__(self, max_calls_per_second: float = 0.0, max_wait_s: float = 5.0,
+                 hold_after_503_s: float = 10.0, clock: Callable[[], float] = time.monotonic,
+                 on_waiting: Callable[[int], None] | None = None):
+        self.interval = 1.0 / max_calls_per_second if max_calls_per_second > 0 else 0.0
+        self.max_wait_s = max_wait_s
+        self.hold_after_503_s = hold_after_503_s
+        self.clock = clock
+        self.on_waiting = on_waiting or (lambda n: None)
+        self.held_until = 0.0
+        self._next_free = 0.0
+        self._queue: collections.deque[_Ticket] = collections.deque()
+        self._wake: asyncio.Event | None = None
+        self._worker: asyncio.Task | None = None
+
+    # ------------------------------------------------------------------
+    def _due(self) -> float:
+        return max(self._next_free, self.held_until)
+
+    def _why(self, now: float) -> str:
+        if self.held_until > now:
+            return (f"the carrier refused a call with 503 and the trunk is held for "
+                    f"{self.held_until - now:.1f} s more, longer than [trunk] max_wait_s "
+                    f"({self.max_wait_s:g} s)")
+        return (f"the trunk's call rate ([trunk] max_calls_per_second) leaves no slot "
+                f"within [trunk] max_wait_s ({self.max_wait_s:g} s)")
+
+    def _take(self, now: float) -> None:
+        self._next_free = max(now, self._next_free) + self.interval
+
+    @property
+    def waiting(self) -> int:
+        """Legs waiting for a slot now."""
+        return sum(1 for t in self._queue if not t.future.done())
+
+    def ask(self) -> asyncio.Future | None:
+        """Ask for a slot for one leg, now; the place in line is kept from this call on.
+
+        Returns None when the leg may go out at once, else a future to hand
+        to :meth:`wait`. Raises :class:`TrunkBusy` when the slot would come
+        later than ``max_wait_s`` from now (the leg would only wait to be
+        refused). Must run on the event loop.
+        """
+        now = self.clock()
+        if not self._queue and self._due() <= now:
+            self._take(now)
+            return None
+        if self._last_due() - now > self.max_wait_s:
+            raise TrunkBusy(self._why(now))
+        loop = asyncio.get_running_loop()
+        ticket = _Ticket(now + self.max_wait_s, loop.create_future())
+        self._queue.append(ticket)
+        self.on_waiting(self.waiting)
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        if self._worker is None or self._worker.done():
+            self._worker = loop.create_task(self._serve())
+        return ticket.future
+
+    def _last_due(self) -> float:
+        """When a leg asking now would get its slot, counting those already waiting."""
+        return max(self._next_free + self.interval * self.waiting, self.held_until)
+
+    async def wait(self, place: asyncio.Future) -> None:
+        """Wait for the slot ``place`` (from :meth:`ask`) stands for.
+
+        Returns when the leg may be dialled; raises :class:`TrunkBusy` if a
+        carrier's hold that came meanwhile pushes the slot past its
+        ``max_wait_s``. Cancelling the awaiting task gives the place up.
+        """
+        try:
+            await place
+        finally:
+            if not place.done():
+                place.cancel()
+            self.on_waiting(self.waiting)
+
+    async def acquire(self) -> None:
+        """:meth:`ask`, then :meth:`wait` if the leg must wait (same errors)."""
+        place = self.ask()
+        if place is not None:
+            await self.wait(place)
+
+    def hold(self, seconds: float) -> None:
+        """The carrier refused a leg with 503: no new leg for ``seconds`` (its Retry-After)."""
+        self.held_until = max(self.held_until, self.clock() + seconds)
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _serve(self) -> None:
+        """Hand slots out to waiting legs, first come first served, until none waits."""
+        while self._queue:
+            ticket = self._queue[0]
+            if ticket.future.done():       # given up (the call ended)
+                self._queue.popleft()
+                continue
+            now = self.clock()
+            due = self._due()
+            if due > ticket.deadline:
+                self._queue.popleft()
+                ticket.future.set_exception(TrunkBusy(self._why(now)))
+                continue
+            if due <= now:
+                self._queue.popleft()
+                self._take(now)
+                ticket.future.set_result(None)
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), due - now)
+            except TimeoutError:
+                pass

@@ -1,0 +1,114 @@
+"""A carrier that limits the call rate (SPEC §3.8, field report C38), against the real Asterisk.
+
+The trunk is a SIPp carrier that refuses, with ``503`` and ``Retry-After``,
+any INVITE that comes sooner than its limit after the last one it took
+(``tests/bench/carrier.py``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from tests.bench.carrier import carrier_scenario
+from tests.bench.sipp import uas_scenario
+
+AGENT_PORT, TRUNK_PORT = 5071, 5070
+
+
+def _place_at_once(service, count: int) -> list[str]:
+    """POST ``count`` calls of agent 1001 concurrently (callees 0215550101, ...); their ids."""
+    def post(i: int) -> str:
+        r = service.post_call({"agent": "1001", "callee": f"02155501{i + 1:02d}",
+                               "outbound_id": "0215550199", "call_ref": f"burst-{i}"})
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(post, range(count)))
+
+
+def _wait_ended(service, ids: list[str], timeout: float) -> dict[str, dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        calls = {i: service.get_call(i) for i in ids}
+        if all(c["state"] == "ended" for c in calls.values()) or time.monotonic() > deadline:
+            return calls
+        time.sleep(0.2)
+
+
+def _details(service, call_id: str) -> list[str]:
+    """What the journal says happened to a call, one line per change."""
+    with sqlite3.connect(service.db) as db:
+        return [row[0] for row in db.execute(
+            "SELECT detail FROM call_events WHERE call_id = ? ORDER BY id", (call_id,))]
+
+
+def _dialled_at(service, call_id: str) -> int:
+    """The place of the call's "agent answered; dialling the callee" record in the
+    journal (records are written in the order the engine made them)."""
+    with sqlite3.connect(service.db) as db:
+        return db.execute("SELECT min(id) FROM call_events WHERE call_id = ? AND state = 'dialing_callee'",
+                          (call_id,)).fetchone()[0]
+
+
+def test_a_burst_of_calls_goes_to_the_carrier_at_its_rate_in_order_and_bounded(asterisk, make_service, sipp):
+    # 20 calls within a second; the carrier takes one INVITE per 180 ms; we
+    # send at most 4 legs a second and let a leg wait at most 3 s.
+    sipp("agent", AGENT_PORT, uas_scenario())
+    trunk = sipp("trunk", TRUNK_PORT, carrier_scenario(min_gap_ms=180, talk_ms=600))
+    service = make_service({"trunk": {"max_calls_per_second": 4, "max_wait_s": 3.0},
+                            "limits": {"max_active_calls_per_agent": 30, "requests_per_minute": 0}})
+    t0 = time.monotonic()
+    ids = _place_at_once(service, 20)
+    assert time.monotonic() - t0 < 1.5
+    calls = _wait_ended(service, ids, timeout=30)
+    assert all(c["state"] == "ended" for c in calls.values()), calls
+
+    # The carrier never had to refuse anything, and saw the legs paced.
+    assert not [m for m in trunk.sent() if m.status == 503]
+    invites = trunk.received("INVITE")
+    times = [m.time for m in invites]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert invites and min(gaps) >= 0.2, gaps
+    # In order: the legs reached the carrier in the order the agents answered.
+    by_callee = {c["callee"]: i for i, c in calls.items()}
+    sent = [by_callee[m.first_line.split("sip:", 1)[1].split("@", 1)[0]] for m in invites]
+    assert sent == sorted(sent, key=lambda i: _dialled_at(service, i))
+    # Bounded: what could not go out within 3 s ended unavailable, saying why,
+    # and those are the last to have asked.
+    reasons = {i: c["reason"] for i, c in calls.items()}
+    refused = [i for i in ids if i not in sent]
+    assert {reasons[i] for i in sent} == {"completed"}, reasons
+    assert refused and {reasons[i] for i in refused} == {"callee_unavailable"}, reasons
+    assert 10 <= len(sent) <= 15, (len(sent), gaps)
+    assert max(_dialled_at(service, i) for i in sent) <= min(_dialled_at(service, i) for i in refused)
+    for i in refused:
+        text = " ".join(_details(service, i))
+        assert "max_calls_per_second" in text and "tone:congestion" in text, text
+    metrics = service.http.get("/metrics").text
+    assert "c2d_trunk_legs_waiting 0.0" in metrics
+
+
+def test_a_carrier_503_holds_the_trunk_and_is_never_busy_or_no_answer(asterisk, make_service, sipp):
+    # The carrier takes one INVITE per 1.5 s and asks for 2 s after a refusal.
+    sipp("agent", AGENT_PORT, uas_scenario())
+    trunk = sipp("trunk", TRUNK_PORT, carrier_scenario(min_gap_ms=1500, retry_after_s=2, talk_ms=500))
+    service = make_service({"trunk": {"hold_after_503_s": 2.0, "max_wait_s": 5.0},
+                            "limits": {"max_active_calls_per_agent": 5, "requests_per_minute": 0}})
+    first, second = _place_at_once(service, 2)
+    calls = _wait_ended(service, [first, second], timeout=15)
+    refused = [i for i, c in calls.items() if c["reason"] != "completed"]
+    assert len(refused) == 1, calls
+    assert calls[refused[0]]["reason"] == "callee_unavailable", calls
+    text = " ".join(_details(service, refused[0]))
+    assert "refused by the carrier (SIP 503" in text and "tone:congestion" in text, text
+    [refusal] = [m for m in trunk.sent() if m.status == 503]
+
+    # A new call right away: its leg waits for the hold, then the carrier takes it.
+    [third] = _place_at_once(service, 1)
+    assert _wait_ended(service, [third], timeout=15)[third]["reason"] == "completed"
+    last_invite = trunk.received("INVITE")[-1]
+    assert last_invite.time - refusal.time >= 2.0, (last_invite.time - refusal.time)
+    assert len([m for m in trunk.sent() if m.status == 503]) == 1
+    assert 'c2d_trunk_refused_total{sip_code="503"} 1.0' in service.http.get("/metrics").text
