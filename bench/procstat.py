@@ -29,3 +29,36 @@ def memory_kb(pid: int) -> dict[str, int]:
     except OSError:
         pass
     return out
+
+
+def fd_count(pid: int) -> int | None:
+    """Open file descriptors of ``pid`` (None when it is gone or not readable)."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+
+
+def thread_count(pid: int) -> int | None:
+    """Threads of ``pid`` (None when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("Threads:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def fd_limit(pid: int) -> int | None:
+    """The soft limit on open files of ``pid`` (``Max open files``), or None."""
+    try:
+        with open(f"/proc/{pid}/limits") as fh:
+            for line in fh:
+                if line.startswith("Max open files"):
+                    value = line.split()[3]
+                    return None if value == "unlimited" else int(value)
+    except OSError:
+        pass
+    return None

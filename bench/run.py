@@ -1092,6 +1092,10 @@ def main(argv: list[str] | None = None) -> int:
                         "bench-results/profile-service.txt and print where its CPU time goes")
     p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                    help="override a field of the plan, e.g. --set step_s=5 --set conc_budget_s=30")
+    p.add_argument("--soak", type=float, metavar="SECONDS",
+                   help="endurance only (bench/endurance.py): find the service's capacity, then place "
+                        "calls at half of it for SECONDS, sampling fds, threads and memory of the "
+                        "service and Asterisk; --set soak_rate=R skips the ramp")
     p.add_argument("--from-json", metavar="FILE",
                    help="do not run: print the table of an earlier run's JSON (with --update-docs: "
                         "put it into docs/performance.md)")
@@ -1107,6 +1111,8 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: run as root (the Asterisk bench uses chroot and mount)", file=sys.stderr)
         return 2
     plan, mode = (QUICK, "quick") if args.quick else (FULL, "full")
+    if args.soak:
+        return soak_main(plan, args)
     for item in args.set:
         key, _, value = item.partition("=")
         if key not in Plan.__dataclass_fields__:
@@ -1132,6 +1138,30 @@ def main(argv: list[str] | None = None) -> int:
         print("docs/performance.md updated" if update_docs(md) else
               "docs/performance.md has no bench markers: not updated")
     return 0
+
+
+def soak_main(plan: Plan, args) -> int:
+    """``--soak SECONDS``: the endurance run alone; prints its table, writes its JSON."""
+    from bench import endurance
+
+    rate = None
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key == "soak_rate":
+            rate = float(json.loads(value))
+        elif key in Plan.__dataclass_fields__:
+            setattr(plan, key, json.loads(value))
+    res = asyncio.run(endurance.run_soak(plan, args.soak, rate))
+    out = Path(args.out).with_name("endurance.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=1))
+    if "endurance" not in res:
+        print(f"bench: endurance failed; partial figures in {out}", file=sys.stderr)
+        return 1
+    print()
+    print(endurance.render(res["endurance"]))
+    print(f"figures: {out}; took {res['duration_s']:.0f} s")
+    return 0 if res["endurance"]["passed"] else 1
 
 
 if __name__ == "__main__":
