@@ -58,7 +58,7 @@ def test_a_burst_of_calls_goes_to_the_carrier_at_its_rate_in_order_and_bounded(a
     sipp("agent", AGENT_PORT, uas_scenario())
     trunk = sipp("trunk", TRUNK_PORT, carrier_scenario(min_gap_ms=180, talk_ms=600))
     service = make_service({"trunk": {"max_calls_per_second": 4, "max_wait_s": 3.0},
-                            "limits": {"max_active_calls_per_agent": 30, "requests_per_minute": 0}})
+                            "limits": {"max_active_calls_per_agent": 30}})
     t0 = time.monotonic()
     ids = _place_at_once(service, 20)
     assert time.monotonic() - t0 < 1.5
@@ -75,14 +75,13 @@ def test_a_burst_of_calls_goes_to_the_carrier_at_its_rate_in_order_and_bounded(a
     by_callee = {c["callee"]: i for i, c in calls.items()}
     sent = [by_callee[m.first_line.split("sip:", 1)[1].split("@", 1)[0]] for m in invites]
     assert sent == sorted(sent, key=lambda i: _dialled_at(service, i))
-    # Bounded: what could not go out within 3 s ended unavailable, saying why,
-    # and those are the last to have asked.
+    # Bounded: what could not go out within 3 s of asking ended unavailable,
+    # saying why (a leg that asked later may still fit in its own 3 s).
     reasons = {i: c["reason"] for i, c in calls.items()}
     refused = [i for i in ids if i not in sent]
     assert {reasons[i] for i in sent} == {"completed"}, reasons
     assert refused and {reasons[i] for i in refused} == {"callee_unavailable"}, reasons
     assert 10 <= len(sent) <= 15, (len(sent), gaps)
-    assert max(_dialled_at(service, i) for i in sent) <= min(_dialled_at(service, i) for i in refused)
     for i in refused:
         text = " ".join(_details(service, i))
         assert "max_calls_per_second" in text and "tone:congestion" in text, text
@@ -95,7 +94,7 @@ def test_a_carrier_503_holds_the_trunk_and_is_never_busy_or_no_answer(asterisk, 
     sipp("agent", AGENT_PORT, uas_scenario())
     trunk = sipp("trunk", TRUNK_PORT, carrier_scenario(min_gap_ms=1500, retry_after_s=2, talk_ms=500))
     service = make_service({"trunk": {"hold_after_503_s": 2.0, "max_wait_s": 5.0},
-                            "limits": {"max_active_calls_per_agent": 5, "requests_per_minute": 0}})
+                            "limits": {"max_active_calls_per_agent": 5}})
     first, second = _place_at_once(service, 2)
     calls = _wait_ended(service, [first, second], timeout=15)
     refused = [i for i, c in calls.items() if c["reason"] != "completed"]
