@@ -40,7 +40,7 @@ def cmd_serve(args) -> int:
     from platforma_c2d.logs import setup_logging
     from platforma_c2d.runtime import Runtime
 
-    from platforma_c2d.http.app import MAX_BODY_BYTES
+    from platforma_c2d.contract import MAX_BODY_BYTES
     from platforma_c2d.http.limits import RateLimiter
     from platforma_c2d.store.journal import store_problem
 

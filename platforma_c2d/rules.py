@@ -45,9 +45,11 @@ CALL_REF_FORMATS = (
     f"a longer value is cut to its first {CALL_REF_MAX} characters"
 )
 
-_EXTENSION = re.compile(r"[0-9]{3,4}")
-_CLID_NUMBER = re.compile(r"0[0-9]{9}|27[0-9]{9}")
-_CALLEE_NUMBER = re.compile(r"0[0-9]{9}|27[0-9]{9}|00[0-9]{11,14}")
+#: The formats as regular expressions, applied with ``re.fullmatch`` (the
+#: OpenAPI document anchors the same patterns, platforma_c2d.contract).
+EXTENSION_RE = _EXTENSION = re.compile(r"[0-9]{3,4}")
+CLID_NUMBER_RE = _CLID_NUMBER = re.compile(r"0[0-9]{9}|27[0-9]{9}")
+CALLEE_NUMBER_RE = _CALLEE_NUMBER = re.compile(r"0[0-9]{9}|27[0-9]{9}|00[0-9]{11,14}")
 _CALL_REF_BAD_CHAR = re.compile(r"[^A-Za-z0-9._~:-]")
 
 _SHOW_MAX = 40  # characters of a refused value echoed in a message

@@ -105,7 +105,7 @@ def status_for(exc: Exception) -> tuple[str, dict[str, str]]:
     elif isinstance(exc, rules.RuleError):
         fields = {exc.field: exc.message}
     elif isinstance(exc, C2DError):
-        return exc.error, {str(k): str(v) for k, v in exc.details.items()}
+        return exc.error, {str(k): str(v) for k, v in exc.fields.items()}
     else:
         raise TypeError(f"not a refusal: {type(exc).__name__}")
     return (STATUS_INVALID_CALLEE if "callee" in fields else STATUS_INVALID_REQUEST), fields

@@ -52,6 +52,16 @@ class Origin(str, enum.Enum):
     AGI = "agi"
 
 
+class EndedBy(str, enum.Enum):
+    """Who ended a call (SPEC §2 ``ended_by``)."""
+
+    AGENT = "agent"
+    CALLEE = "callee"
+    API = "api"
+    TIMEOUT = "timeout"
+    SYSTEM = "system"
+
+
 _NEXT = {
     State.DIALING_AGENT: {State.DIALING_CALLEE, State.ENDED},
     State.DIALING_CALLEE: {State.CONNECTED, State.ENDED},
@@ -122,6 +132,8 @@ class Call:
     created_at: datetime = field(default_factory=utcnow)
     answered_at: datetime | None = None
     ended_at: datetime | None = None
+    #: when anything the API shows last changed (state, answer, end)
+    updated_at: datetime | None = None
     agent_leg: Leg | None = None
     callee_leg: Leg | None = None
     bridge_id: str | None = None
@@ -149,6 +161,7 @@ class Call:
                    state=State(row["state"]), agent_is_external=not is_extension(row["agent"]),
                    token_name=row.get("token_name") or "", bridge_id=row.get("bridge_id"))
         call.created_at = parse_iso(row.get("created_at")) or call.created_at
+        call.updated_at = parse_iso(row.get("updated_at")) or call.created_at
         call.answered_at = parse_iso(row.get("answered_at"))
         if call.state is State.ENDED:
             call.ended_at = parse_iso(row.get("ended_at"))
@@ -184,32 +197,54 @@ class Call:
         if state not in _NEXT[self.state]:
             raise InvalidTransition(f"{self.state.value} -> {state.value}")
         self.state = state
+        self.updated_at = utcnow()
         if state is State.CONNECTED:
-            self.answered_at = utcnow()
+            self.answered_at = self.updated_at
 
     def end(self, reason: Reason) -> None:
         """Move to ``ended`` with ``reason``; raises ``InvalidTransition`` if already ended."""
         self.advance(State.ENDED)
         self.reason = reason
-        self.ended_at = utcnow()
+        self.ended_at = self.updated_at
+
+    def stored_fields(self) -> dict:
+        """The call's fields as the journal stores them (str values, ISO 8601 times)."""
+        return {
+            "id": self.id, "origin": self.origin.value, "agent": self.agent, "callee": self.callee,
+            "outbound_id": self.outbound_id, "clid": self.clid, "call_ref": self.call_ref,
+            "state": self.state.value, "reason": self.reason.value if self.reason else None,
+            "created_at": iso(self.created_at), "answered_at": iso(self.answered_at),
+            "ended_at": iso(self.ended_at), "updated_at": iso(self.updated_at or self.created_at),
+            "duration_s": self.duration_s if self.ended else 0.0,
+        }
 
     def to_dict(self) -> dict:
-        """The call resource of SPEC §2 (JSON-ready; times ISO 8601 UTC)."""
-        return {
-            "id": self.id,
-            "origin": self.origin.value,
-            "agent": self.agent,
-            "callee": self.callee,
-            "outbound_id": self.outbound_id,
-            "clid": self.clid,
-            "call_ref": self.call_ref,
-            "state": self.state.value,
-            "reason": self.reason.value if self.reason else None,
-            "created_at": iso(self.created_at),
-            "answered_at": iso(self.answered_at),
-            "ended_at": iso(self.ended_at),
-            "duration_s": self.duration_s,
-        }
+        """The call resource of SPEC §2 (JSON-ready; times ISO 8601 UTC); see :func:`call_resource`."""
+        return call_resource(self.stored_fields())
+
+
+#: The fields of the call resource, in the order of the JSON answer (the
+#: OpenAPI document's ``Call`` schema, platforma_c2d.contract.CALL_FIELDS).
+RESOURCE_FIELDS = ("id", "origin", "agent", "callee", "outbound_id", "clid", "call_ref", "state",
+                   "reason", "created_at", "answered_at", "ended_at", "updated_at", "duration_s")
+
+
+def call_resource(stored) -> dict:
+    """The call resource of SPEC §2 from a call's stored fields (a journal row or
+    :meth:`Call.stored_fields`): the one place it is built, for the engine, the
+    journal and the API.
+
+    ``reason`` shows only once the call has ended (before that the journal may
+    hold an outcome already known); ``duration_s`` of a connected call runs
+    to now (seconds, milliseconds precision).
+    """
+    out = {k: stored.get(k) for k in RESOURCE_FIELDS}
+    if out["state"] != State.ENDED.value:
+        out["reason"] = None
+    if out["state"] == State.CONNECTED.value and out["answered_at"]:
+        out["duration_s"] = round(max(0.0, (utcnow() - parse_iso(out["answered_at"])).total_seconds()), 3)
+    out["updated_at"] = out["updated_at"] or out["created_at"]
+    return out
 
 
 def iso(t: datetime | None) -> str | None:

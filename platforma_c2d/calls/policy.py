@@ -34,13 +34,17 @@ class Policy:
         """Raise the first refusal that applies to ``req``; return None if it may be dialled."""
         if req.outbound_id not in ("", RANDOM) and self.clid.allowed \
                 and req.outbound_id not in self.clid.allowed:
-            raise ClidNotAllowed("outbound_id is not one of the caller IDs this PBX may present",
-                                 {"outbound_id": "not in [clid].allowed"})
+            raise ClidNotAllowed("the outbound_id is not an allowed outbound ID on this PBX",
+                                 {"fields": {"outbound_id": "not an allowed outbound ID"}},
+                                 hint="not in [clid] allowed")
         p = self.policy
         if not _allowed(req.callee, p.callee_allow_prefixes, p.callee_deny_prefixes):
             raise DestinationNotAllowed("calls to this callee number are not allowed",
-                                        {"callee": "refused by [policy] prefixes"})
+                                        {"fields": {"callee": "calls to this number are not allowed on this PBX"}},
+                                        hint="refused by [policy] callee_allow_prefixes/callee_deny_prefixes")
         if req.agent_is_external and not _allowed(
                 req.agent, p.agent_number_allow_prefixes, p.agent_number_deny_prefixes):
             raise DestinationNotAllowed("calls to this external agent number are not allowed",
-                                        {"agent": "refused by [policy] prefixes"})
+                                        {"fields": {"agent": "calls to this number are not allowed on this PBX"}},
+                                        hint="refused by [policy] agent_number_allow_prefixes/"
+                                             "agent_number_deny_prefixes")

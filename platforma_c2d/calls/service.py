@@ -16,7 +16,7 @@ import random
 import time
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from platforma_c2d import rules
 from platforma_c2d.ari.client import AriError
@@ -31,7 +31,6 @@ from platforma_c2d.store.journal import Journal
 
 log = logging.getLogger("platforma_c2d.api")
 
-STATES = ("dialing_agent", "dialing_callee", "connected", "ended")
 
 
 @dataclass(frozen=True)
@@ -40,6 +39,25 @@ class Caller:
 
     name: str = ""
     agents: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """Which calls to list (SPEC §2), every filter optional: ``states`` and
+    ``origins`` (any of), ``agent``, ``call_ref``, ``created_after`` (at or
+    after), ``created_before``, ``updated_after`` (timezone-aware datetimes),
+    ``limit`` (calls per page) and ``before`` (the (created_at, id) the page
+    starts after; from the cursor)."""
+
+    states: tuple[str, ...] = ()
+    origins: tuple[str, ...] = ()
+    agent: str | None = None
+    call_ref: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    updated_after: datetime | None = None
+    limit: int = 50
+    before: tuple[str, str] | None = None
 
 
 class CallService:
@@ -94,7 +112,9 @@ class CallService:
             raise InvalidRequest("the request breaks the Click2Dial input rules",
                                  {"fields": exc.errors}) from None
         if caller.agents and req.agent not in caller.agents:
-            raise Forbidden("this token may not place calls for this agent", {"agent": req.agent})
+            raise Forbidden("this token may not place calls for this agent",
+                            {"fields": {"agent": "this token may not place calls for this agent"}},
+                            hint=f"the token's [[auth.token]] agents do not include {req.agent}")
         request_hash = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"))
                                       .encode()).hexdigest()
         self.policy.check(req)
@@ -176,16 +196,20 @@ class CallService:
                            "reason": ev["reason"] if ev["state"] == State.ENDED.value else None})
         return {"id": found["id"], "states": states}
 
-    def list_calls(self, state: str | None = None, limit: int = 50, offset: int = 0,
-                   caller: Caller = Caller()) -> tuple[list[dict], int]:
-        """Calls newest first (only the caller's agents' when it is limited); returns (page, total).
+    def list_calls(self, query: ListQuery = ListQuery(),
+                   caller: Caller = Caller()) -> tuple[list[dict], int, bool]:
+        """Calls matching ``query``, newest first, only the caller's agents' when
+        its token is limited; returns (page, total matching, whether more follow).
 
-        Raises ``InvalidRequest`` for a bad state.
+        Raises ``AsteriskUnavailable`` when the journal does not catch up in time.
         """
-        if state is not None and state not in STATES:
-            raise InvalidRequest("unknown state", {"fields": {"state": "one of " + ", ".join(STATES)}})
         self._settled()
-        return self.journal.list(state, limit, offset, agents=caller.agents)
+        page, total = self.journal.list(
+            states=query.states, origins=query.origins, agent=query.agent, call_ref=query.call_ref,
+            created_after=query.created_after, created_before=query.created_before,
+            updated_after=query.updated_after, agents=caller.agents, limit=query.limit + 1,
+            before=query.before)
+        return page[:query.limit], total, len(page) > query.limit
 
     def cancel_call(self, call_id: str, caller: Caller = Caller()) -> dict:
         """Hang up every leg of a call (reason ``cancelled``); returns the call resource.

@@ -233,7 +233,7 @@ class StasisApp:
                                      pool=self.clid.pool, rng=self.rng)
         except (rules.ValidationError, rules.RuleError, C2DError) as exc:
             fields = exc.errors if isinstance(exc, rules.ValidationError) else (
-                {exc.field: exc.message} if isinstance(exc, rules.RuleError) else exc.details)
+                {exc.field: exc.message} if isinstance(exc, rules.RuleError) else exc.fields)
             # 484 only for a callee that breaks the number rules; a callee
             # refused by [policy] is forbidden (403), like a CLID.
             bad_number = isinstance(exc, rules.ValidationError) and "callee" in fields

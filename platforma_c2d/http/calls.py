@@ -8,10 +8,9 @@ from flask import Blueprint, current_app, jsonify, request
 
 from platforma_c2d.calls.errors import InvalidJson, InvalidRequest, UnsupportedMediaType
 from platforma_c2d.http.openapi import openapi_document
+from platforma_c2d.http.query import next_cursor, parse_list_query
 
 bp = Blueprint("click2dial", __name__, url_prefix="/click2dial")
-
-MAX_PAGE = 200
 
 
 def _service():
@@ -105,22 +104,12 @@ def call_history(call_id: str):
     return jsonify(_service().call_history(call_id, request.environ["c2d.caller"]))
 
 
-def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    if not raw.isascii() or not raw.isdigit() or not lo <= int(raw) <= hi:
-        raise InvalidRequest(f"bad {name}", {"fields": {name: f"an integer from {lo} to {hi}"}})
-    return int(raw)
-
-
 @bp.get("/calls")
 def list_calls():
-    limit = _int_arg("limit", 50, 1, MAX_PAGE)
-    offset = _int_arg("offset", 0, 0, 10**9)
-    state = request.args.get("state")
-    calls, total = _service().list_calls(state, limit, offset, request.environ["c2d.caller"])
-    return jsonify({"calls": calls, "total": total, "limit": limit, "offset": offset})
+    query = parse_list_query(request.args)
+    calls, total, more = _service().list_calls(query, request.environ["c2d.caller"])
+    return jsonify({"calls": calls, "total": total, "limit": query.limit,
+                    "next_cursor": next_cursor(calls, more)})
 
 
 @bp.delete("/calls/<call_id>")

@@ -7,6 +7,7 @@ import logging
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from platforma_c2d import contract
 from platforma_c2d.calls.errors import C2DError
 
 log = logging.getLogger("platforma_c2d.http")
@@ -19,6 +20,22 @@ def error_response(status: int, error: str, message: str, details: dict | None =
     for k, v in (headers or {}).items():
         resp.headers[k] = v
     return resp
+
+
+def http_refusal(exc: HTTPException) -> tuple[str, str, dict]:
+    """(error id, message, details) of a refusal made by the framework before our
+    handlers ran: no such route (404), a method the route does not take (405,
+    with the methods it does), a body over the limit (413)."""
+    path = ascii(request.path[:80])[1:-1]
+    if exc.code == 404:
+        return "not-found", f"no route {path}; the routes are in {contract.PREFIX}/openapi.json", {}
+    if exc.code == 405:
+        allowed = sorted(m for m in (getattr(exc, "valid_methods", None) or ()) if m not in ("HEAD", "OPTIONS"))
+        return ("method-not-allowed", f"{request.method} is not taken by {path}; it takes {', '.join(allowed)}",
+                {"allowed": allowed})
+    if exc.code == 413:
+        return "request-too-large", contract.ERRORS["request-too-large"].meaning, {}
+    return "http-error", exc.name, {}
 
 
 def register_error_handlers(app: Flask, on_rejected=None) -> None:
@@ -34,18 +51,18 @@ def register_error_handlers(app: Flask, on_rejected=None) -> None:
                     exc.status, exc.error,
                     extra={"event": "api_refused",
                            "fields": {"error": exc.error, "token": getattr(caller, "name", None),
-                                      "remote": request.remote_addr,
+                                      "remote": request.remote_addr, "hint": exc.hint or None,
                                       "details": sorted(exc.details.get("fields", exc.details))[:10]}})
         return error_response(exc.status, exc.error, exc.message, exc.details, exc.headers)
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
-        name = {404: "not-found", 405: "method-not-allowed", 413: "request-too-large",
-                415: "unsupported-media-type"}.get(exc.code, "http-error")
+        # The framework's own refusals, in our words and format (never its stock text).
+        name, message, details = http_refusal(exc)
         if on_rejected:
             on_rejected(name)
         headers = {k: v for k, v in exc.get_headers() if k.lower() == "allow"}
-        return error_response(exc.code or 500, name, exc.description or exc.name, headers=headers)
+        return error_response(exc.code or 500, name, message, details, headers=headers)
 
     @app.errorhandler(Exception)
     def _other(exc: Exception):

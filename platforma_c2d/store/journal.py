@@ -31,7 +31,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from platforma_c2d.calls.model import Call, iso, parse_iso, utcnow
+from platforma_c2d.calls.model import Call, call_resource, iso, utcnow
 from platforma_c2d.store import outbox
 
 metadata = sa.MetaData()
@@ -50,6 +50,7 @@ calls = sa.Table(
     sa.Column("created_at", sa.String(32), nullable=False, index=True),
     sa.Column("answered_at", sa.String(32)),
     sa.Column("ended_at", sa.String(32)),
+    sa.Column("updated_at", sa.String(32)),
     sa.Column("duration_s", sa.Float, nullable=False, default=0.0),
     sa.Column("agent_channel", sa.String(80)),
     sa.Column("callee_channel", sa.String(80)),
@@ -60,6 +61,10 @@ calls = sa.Table(
     sa.Column("seq", sa.Integer, nullable=False, default=0),
     sa.Index("ix_calls_idem", "token_name", "idempotency_key"),
     sa.Index("ix_calls_agent_state", "agent", "state"),
+    # The list (GET /click2dial/calls): newest first with its cursor, and its filters.
+    sa.Index("ix_calls_created_id", "created_at", "id"),
+    sa.Index("ix_calls_call_ref", "call_ref", "created_at"),
+    sa.Index("ix_calls_updated", "updated_at"),
 )
 
 call_events = sa.Table(
@@ -73,7 +78,7 @@ call_events = sa.Table(
 )
 
 _ROW_FIELDS = ("id", "origin", "agent", "callee", "outbound_id", "clid", "call_ref", "state",
-               "reason", "created_at", "answered_at", "ended_at", "duration_s", "agent_channel",
+               "reason", "created_at", "answered_at", "ended_at", "updated_at", "duration_s", "agent_channel",
                "callee_channel", "bridge_id", "token_name")
 _UPDATE_CALL = (calls.update().where(calls.c.id == sa.bindparam("p_id"))
                 .values({**{k: sa.bindparam("p_" + k) for k in _ROW_FIELDS if k != "id"},
@@ -85,9 +90,6 @@ _STATE_OF = sa.select(calls.c.state).where(calls.c.id == sa.bindparam("p_id"))
 _ROW_OF = sa.select(calls).where(calls.c.id == sa.bindparam("p_id"))
 
 log = logging.getLogger("platforma_c2d.store")
-
-API_FIELDS = ("id", "origin", "agent", "callee", "outbound_id", "clid", "call_ref", "state",
-              "reason", "created_at", "answered_at", "ended_at", "duration_s")
 
 
 def store_problem(url: str, exc: BaseException) -> str:
@@ -172,6 +174,7 @@ class Journal:
                 cur.close()
         metadata.create_all(self.engine)
         outbox.metadata.create_all(self.engine)
+        _upgrade(self.engine)
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -187,15 +190,11 @@ class Journal:
         :meth:`write`. ``detail`` is cut to 500 characters.
         """
         row = {
-            "id": call.id, "origin": call.origin.value, "agent": call.agent, "callee": call.callee,
-            "outbound_id": call.outbound_id, "clid": call.clid, "call_ref": call.call_ref,
+            **call.stored_fields(),
             # Before the end, the reason column holds the outcome already
             # known (the agent hears the busy tone), for a restart; the API
             # shows a reason only once the call has ended.
-            "state": call.state.value,
             "reason": (call.reason or call.pending_reason).value if (call.reason or call.pending_reason) else None,
-            "created_at": iso(call.created_at), "answered_at": iso(call.answered_at),
-            "ended_at": iso(call.ended_at), "duration_s": call.duration_s if call.ended else 0.0,
             "agent_channel": call.agent_leg.channel_id if call.agent_leg else None,
             "callee_channel": call.callee_leg.channel_id if call.callee_leg else None,
             "bridge_id": call.bridge_id, "token_name": call.token_name,
@@ -298,21 +297,43 @@ class Journal:
         """
         return self._newest_row(calls.c.agent_channel == channel_id)
 
-    def list(self, state: str | None = None, limit: int = 50, offset: int = 0,
-             agents: tuple[str, ...] = ()) -> tuple[list[dict], int]:
-        """Calls newest first, optionally of one ``state`` and of ``agents`` only; returns (page, total)."""
-        query = sa.select(calls)
-        count = sa.select(sa.func.count()).select_from(calls)
-        if state:
-            query = query.where(calls.c.state == state)
-            count = count.where(calls.c.state == state)
-        if agents:
-            query = query.where(calls.c.agent.in_(agents))
-            count = count.where(calls.c.agent.in_(agents))
-        query = query.order_by(calls.c.created_at.desc(), calls.c.id.desc()).limit(limit).offset(offset)
+    def list(self, *, states: tuple[str, ...] = (), origins: tuple[str, ...] = (), agent: str | None = None,
+             call_ref: str | None = None, created_after: datetime | None = None,
+             created_before: datetime | None = None, updated_after: datetime | None = None,
+             agents: tuple[str, ...] = (), limit: int = 50,
+             before: tuple[str, str] | None = None) -> tuple[list[dict], int]:
+        """Call resources newest first (``created_at``, then ``id``, descending); returns (page, total).
+
+        Filters (all optional, all must hold): ``states``/``origins`` (any
+        of), ``agent`` and ``call_ref`` (equal), ``created_after`` (at or
+        after), ``created_before`` (before), ``updated_after`` (at or after;
+        timezone-aware datetimes), ``agents`` (the caller's token's agents,
+        any of). ``before``: the (created_at, id) of the last call of the
+        previous page; the page holds the calls after it in the order, so a
+        call placed meanwhile never shifts a later page. ``total``: calls
+        matching the filters over all pages (count).
+        """
+        where = []
+        for column, values in ((calls.c.state, states), (calls.c.origin, origins), (calls.c.agent, agents)):
+            if values:
+                where.append(column.in_(values))
+        if agent is not None:
+            where.append(calls.c.agent == agent)
+        if call_ref is not None:
+            where.append(calls.c.call_ref == call_ref)
+        if created_after is not None:
+            where.append(calls.c.created_at >= iso(created_after))
+        if created_before is not None:
+            where.append(calls.c.created_at < iso(created_before))
+        if updated_after is not None:
+            where.append(calls.c.updated_at >= iso(updated_after))
+        page = sa.select(calls).where(*where)
+        if before is not None:
+            page = page.where(sa.tuple_(calls.c.created_at, calls.c.id) < sa.tuple_(*before))
+        page = page.order_by(calls.c.created_at.desc(), calls.c.id.desc()).limit(limit)
         with self.engine.connect() as conn:
-            rows = conn.execute(query).mappings().all()
-            total = conn.execute(count).scalar_one()
+            rows = conn.execute(page).mappings().all()
+            total = conn.execute(sa.select(sa.func.count()).select_from(calls).where(*where)).scalar_one()
         return [self._resource(r) for r in rows], total
 
     def unfinished(self) -> list[dict]:
@@ -346,13 +367,26 @@ class Journal:
 
     @staticmethod
     def _resource(row) -> dict:
-        out = {k: row[k] for k in API_FIELDS}
-        if row["state"] != "ended":
-            out["reason"] = None
-        if row["state"] == "connected" and row["answered_at"]:
-            answered = parse_iso(row["answered_at"])
-            out["duration_s"] = round((utcnow() - answered).total_seconds(), 3)
-        return out
+        return call_resource(row)
+
+
+def _upgrade(engine: sa.Engine) -> None:
+    """Bring a journal written by an earlier version to this layout: columns
+    added since (nullable; ``updated_at`` filled from the call's times) and
+    missing indexes. Idempotent. Raises ``sqlalchemy.exc.SQLAlchemyError``."""
+    inspector = sa.inspect(engine)
+    have = {c["name"] for c in inspector.get_columns("calls")}
+    indexes = {i["name"] for i in inspector.get_indexes("calls")}
+    with engine.begin() as conn:
+        for column in calls.columns:
+            if column.name not in have:
+                conn.execute(sa.text(f"ALTER TABLE calls ADD COLUMN {column.name} "
+                                     f"{column.type.compile(engine.dialect)}"))
+        if "updated_at" not in have:
+            conn.execute(sa.text("UPDATE calls SET updated_at = COALESCE(ended_at, answered_at, created_at)"))
+        for index in calls.indexes:
+            if index.name not in indexes:
+                index.create(conn)
 
 
 _STOP = object()

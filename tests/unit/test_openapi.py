@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from platforma_c2d import __version__, rules
+from platforma_c2d import contract, rules
 from platforma_c2d.calls.model import Reason, State
 from platforma_c2d.config import Config
 from platforma_c2d.http.app import create_app
@@ -41,15 +41,39 @@ def _normalise(path: str) -> str:
 # --------------------------------------------------------------------------
 
 
-def test_document_is_valid_openapi_3_0(doc):
+def test_document_is_valid_openapi_3_1(doc):
     validator = pytest.importorskip("openapi_spec_validator")
-    validator.validate(doc)
+    from openapi_spec_validator.validation import OpenAPIV31SpecValidator
+
+    validator.validate(doc, cls=OpenAPIV31SpecValidator)
 
 
 def test_document_is_json_and_versioned(doc):
     assert json.loads(json.dumps(doc)) == doc
-    assert doc["openapi"] == "3.0.3"
-    assert doc["info"]["version"] == __version__
+    assert doc["openapi"] == "3.1.0"
+    assert doc["info"]["version"] == contract.API_VERSION
+    assert doc["servers"] and doc["servers"][0]["url"] == "/"
+
+
+def test_no_openapi_3_0_nullable_is_left(doc):
+    """3.1 is JSON Schema: nullability is a type list, never the 3.0 `nullable` keyword."""
+    assert '"nullable"' not in json.dumps(doc)
+
+
+def test_one_named_schema_per_enum_and_every_use_refers_to_it(doc):
+    """A generator then makes one enum type, not one per field (Reason, State, Origin)."""
+    for name, (enum, _meanings, _d) in contract.ENUMS.items():
+        assert _schema(doc, name)["enum"] == [e.value for e in enum]
+    text = json.dumps({k: v for k, v in doc["components"]["schemas"].items() if k not in contract.ENUMS})
+    text += json.dumps(doc["paths"])
+    for name, (enum, _meanings, _d) in contract.ENUMS.items():
+        assert json.dumps([e.value for e in enum]) not in text, f"{name} written out again"
+
+
+def test_the_path_id_has_its_pattern(doc):
+    for path in ("/click2dial/calls/{id}", "/click2dial/calls/{id}/history"):
+        (param,) = doc["paths"][path]["parameters"]
+        assert param["schema"]["pattern"] == contract.CALL_ID_PATTERN
 
 
 def test_each_call_returns_an_independent_copy():
@@ -135,11 +159,12 @@ def test_bearer_auth_everywhere_except_open_routes(doc):
 
 
 @pytest.mark.parametrize("path, method, statuses", [
-    ("/click2dial/calls", "post", {"201", "400", "401", "403", "409", "413", "415", "422", "429", "503"}),
-    ("/click2dial/calls", "get", {"200", "400", "401", "429", "503"}),
-    ("/click2dial/calls/{id}", "get", {"200", "401", "404", "429", "503"}),
-    ("/click2dial/calls/{id}/history", "get", {"200", "401", "404", "429", "503"}),
-    ("/click2dial/calls/{id}", "delete", {"200", "401", "404", "409", "429", "503"}),
+    ("/click2dial/calls", "post", {"201", "400", "401", "403", "409", "413", "415", "422", "429", "503",
+                                   "default"}),
+    ("/click2dial/calls", "get", {"200", "400", "401", "429", "503", "default"}),
+    ("/click2dial/calls/{id}", "get", {"200", "401", "404", "429", "503", "default"}),
+    ("/click2dial/calls/{id}/history", "get", {"200", "401", "404", "429", "503", "default"}),
+    ("/click2dial/calls/{id}", "delete", {"200", "401", "404", "409", "429", "503", "default"}),
     ("/click2dial/openapi.json", "get", {"200"}),
     ("/healthz", "get", {"200", "503"}),
     ("/metrics", "get", {"200"}),
@@ -148,7 +173,7 @@ def test_responses(doc, path, method, statuses):
     responses = doc["paths"][path][method]["responses"]
     assert set(responses) == statuses
     for status, resp in responses.items():
-        if int(status) >= 400 and path.startswith("/click2dial/calls"):
+        if status != "413" and (status == "default" or int(status) >= 400) and path.startswith("/click2dial/calls"):
             assert resp["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
 
 
@@ -156,6 +181,7 @@ def test_post_headers(doc):
     post = doc["paths"]["/click2dial/calls"]["post"]
     assert set(post["responses"]["201"]["headers"]) == {"Location", "Idempotent-Replayed"}
     assert "Retry-After" in post["responses"]["429"]["headers"]
+    assert "Retry-After" in post["responses"]["503"]["headers"]
     (key,) = [p for p in post["parameters"] if p["name"] == "Idempotency-Key"]
     assert key["in"] == "header" and key["required"] is False
     assert (key["schema"]["minLength"], key["schema"]["maxLength"]) == (1, 200)
@@ -165,10 +191,14 @@ def test_post_headers(doc):
 
 def test_list_parameters(doc):
     params = {p["name"]: p for p in doc["paths"]["/click2dial/calls"]["get"]["parameters"]}
-    assert params["state"]["schema"]["enum"] == [s.value for s in State]
+    assert list(params) == list(contract.LIST_PARAMETERS)
+    assert params["state"]["schema"] == {"type": "array", "items": {"$ref": "#/components/schemas/State"}}
+    assert params["state"]["explode"] is True
     assert params["limit"]["schema"] == {**params["limit"]["schema"], "minimum": 1, "maximum": 200, "default": 50}
-    assert params["offset"]["schema"]["minimum"] == 0 and params["offset"]["schema"]["default"] == 0
-    assert set(_schema(doc, "CallList")["properties"]) == {"calls", "total", "limit", "offset"}
+    for name in ("created_after", "created_before", "updated_after"):
+        assert params[name]["schema"]["format"] == "date-time"
+    assert set(_schema(doc, "CallList")["properties"]) == {"calls", "total", "limit", "next_cursor"}
+    assert _schema(doc, "CallList")["properties"]["next_cursor"]["type"] == ["string", "null"]
 
 
 # --------------------------------------------------------------------------
@@ -184,14 +214,13 @@ def test_call_schema_matches_to_dict(doc):
     props = _schema(doc, "Call")["properties"]
     assert list(props) == list(call.to_dict())
     assert set(_schema(doc, "Call")["required"]) == set(props)
-    assert props["state"]["enum"] == [s.value for s in State]
-    assert [r for r in props["reason"]["enum"] if r is not None] == [r.value for r in Reason]
-    assert len(Reason) == 10
-    assert props["reason"]["nullable"] is True
-    assert props["origin"]["enum"] == ["rest", "webrtc", "agi"]
-    assert not props["created_at"].get("nullable")
+    assert props["state"]["$ref"] == "#/components/schemas/State"
+    assert _schema(doc, "Reason")["enum"] == [r.value for r in Reason] and len(Reason) == 10
+    assert props["reason"]["anyOf"] == [{"$ref": "#/components/schemas/Reason"}, {"type": "null"}]
+    assert _schema(doc, "Origin")["enum"] == ["rest", "webrtc", "agi"]
+    assert props["created_at"]["type"] == "string"
     for name in ("answered_at", "ended_at"):
-        assert props[name]["nullable"] is True and props[name]["format"] == "date-time"
+        assert props[name]["type"] == ["string", "null"] and props[name]["format"] == "date-time"
     assert re.fullmatch(props["id"]["pattern"].strip("^$"), call.id)
 
 
@@ -202,7 +231,7 @@ def test_call_request_schema(doc):
     assert schema["required"] == ["agent", "callee", "outbound_id"]
     assert schema["additionalProperties"] is False
     for name in ("call_ref", "contact_ref"):
-        assert schema["properties"][name]["nullable"] is True
+        assert schema["properties"][name]["type"] == ["string", "null"]
     assert "230" in schema["properties"]["call_ref"]["description"]
 
 
@@ -214,7 +243,8 @@ def test_error_schema_lists_every_error_id(doc):
     assert error["properties"]["details"]["type"] == "object"
     ids = {cls.error for cls in vars(errors).values()
            if isinstance(cls, type) and issubclass(cls, errors.C2DError) and cls is not errors.C2DError}
-    ids |= {"request-too-large"}
+    ids |= {"request-too-large", "not-found", "method-not-allowed"}
+    assert ids <= set(contract.ERRORS)
     for error_id in ids:
         assert f"`{error_id}`" in error["description"], error_id
         assert re.fullmatch(error["properties"]["error"]["pattern"].strip("^$"), error_id)

@@ -1,0 +1,161 @@
+"""GET /click2dial/calls (SPEC §2): filters, a cursor that stays stable while
+calls are placed, and every unknown or bad query parameter named at once.
+Through the real application and journal (SQLite)."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from platforma_c2d.calls.model import Call, Origin, Reason, State, iso, new_call_id
+from platforma_c2d.config import loads_config
+from platforma_c2d.http import create_app
+from platforma_c2d.runtime import Runtime
+from platforma_c2d.store.journal import Journal
+
+TOKEN = "list-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def runtime(tmp_path):
+    digest = hashlib.sha256(TOKEN.encode()).hexdigest()
+    cfg = loads_config(f'[store]\nurl = "sqlite:///{tmp_path}/c.sqlite3"\n[ari]\nurl = "http://127.0.0.1:9"\n'
+                       f'[auth]\ntokens_sha256 = ["{digest}"]\n', env={})
+    rt = Runtime(cfg)
+    yield rt
+    rt.stop()
+
+
+@pytest.fixture
+def client(runtime):
+    return create_app(runtime.service, runtime.config, runtime.metrics).test_client()
+
+
+def add(runtime, minute: float, *, agent="1001", ref="", origin=Origin.REST, state=State.DIALING_AGENT,
+        reason=Reason.COMPLETED, updated: float | None = None) -> Call:
+    """Journal a call created ``minute`` minutes after T0, in ``state``."""
+    call = Call(id=new_call_id(), origin=origin, agent=agent, callee="0215550100", outbound_id="random",
+                clid="0115550001", call_ref=ref)
+    call.created_at = call.updated_at = T0 + timedelta(minutes=minute)
+    if state is not State.DIALING_AGENT:
+        call.advance(State.DIALING_CALLEE)
+        if state is State.CONNECTED:
+            call.advance(State.CONNECTED)
+        elif state is State.ENDED:
+            call.end(reason)
+        call.updated_at = T0 + timedelta(minutes=updated if updated is not None else minute + 1)
+    runtime.journal.record(call, "test")
+    return call
+
+
+def ids(client, query: str) -> list[str]:
+    r = client.get("/click2dial/calls" + query, headers=AUTH)
+    assert r.status_code == 200, r.get_json()
+    return [c["id"] for c in r.get_json()["calls"]]
+
+
+def test_filters_by_call_ref_agent_origin_and_several_states(runtime, client):
+    a = add(runtime, 1, ref="order-1", agent="1001")
+    b = add(runtime, 2, ref="order-2", agent="1002", state=State.CONNECTED)
+    c = add(runtime, 3, ref="order-1", agent="1002", origin=Origin.WEBRTC, state=State.ENDED)
+    d = add(runtime, 4, ref="", agent="1003", origin=Origin.AGI, state=State.DIALING_CALLEE)
+    assert ids(client, "?call_ref=order-1") == [c.id, a.id]
+    assert ids(client, "?agent=1002") == [c.id, b.id]
+    assert ids(client, "?origin=webrtc&origin=agi") == [d.id, c.id]
+    assert ids(client, "?state=connected&state=ended") == [c.id, b.id]
+    assert ids(client, "?call_ref=order-1&agent=1002") == [c.id]
+    assert ids(client, "?call_ref=nothing-like-it") == []
+    r = client.get("/click2dial/calls?agent=1002", headers=AUTH).get_json()
+    assert r["total"] == 2 and r["next_cursor"] is None
+
+
+def test_filters_by_creation_and_update_times(runtime, client):
+    old = add(runtime, 0, state=State.ENDED, updated=1)
+    mid = add(runtime, 10, state=State.ENDED, updated=50)          # ended long after it was placed
+    new = add(runtime, 20, state=State.CONNECTED, updated=21)
+    at = lambda m: iso(T0 + timedelta(minutes=m)).replace("+", "%2B")   # noqa: E731
+    assert ids(client, f"?created_after={at(10)}") == [new.id, mid.id]
+    assert ids(client, f"?created_before={at(10)}") == [old.id]
+    assert ids(client, f"?created_after={at(5)}&created_before={at(15)}") == [mid.id]
+    # Syncing: what changed since minute 30 -- the call placed at 10 and ended at 50.
+    assert ids(client, f"?updated_after={at(30)}") == [mid.id]
+    # Any ISO 8601 zone is taken.
+    assert ids(client, "?created_after=2026-01-05T11:15:00%2B02:00") == [new.id]
+
+
+def test_the_cursor_pages_are_stable_while_calls_are_placed(runtime, client):
+    placed = [add(runtime, m) for m in range(7)]
+    newest_first = [c.id for c in reversed(placed)]
+    seen: list[str] = []
+    page = client.get("/click2dial/calls?limit=3", headers=AUTH).get_json()
+    seen += [c["id"] for c in page["calls"]]
+    # Calls placed between page reads (later, and one in the very same millisecond as the last seen).
+    add(runtime, 100)
+    add(runtime, 101)
+    while page["next_cursor"]:
+        page = client.get(f"/click2dial/calls?limit=3&cursor={page['next_cursor']}", headers=AUTH).get_json()
+        seen += [c["id"] for c in page["calls"]]
+        add(runtime, 102 + len(seen))
+    assert seen == newest_first            # nothing repeated, nothing skipped, the order kept
+
+
+def test_calls_created_in_the_same_millisecond_are_paged_by_id(runtime, client):
+    same = [add(runtime, 5) for _ in range(5)]
+    expected = sorted((c.id for c in same), reverse=True)
+    first = client.get("/click2dial/calls?limit=2", headers=AUTH).get_json()
+    rest = ids(client, f"?limit=10&cursor={first['next_cursor']}")
+    assert [c["id"] for c in first["calls"]] + rest == expected
+
+
+def test_every_unknown_or_bad_parameter_is_named_at_once(runtime, client):
+    r = client.get("/click2dial/calls?colour=red&state=ringing&limit=0&created_after=yesterday"
+                   "&cursor=%21%21&agent=12&offset=5&call_ref=a%20b", headers=AUTH)
+    assert r.status_code == 400
+    body = r.get_json()
+    assert body["error"] == "invalid-request"
+    fields = body["details"]["fields"]
+    assert set(fields) == {"colour", "state", "limit", "created_after", "cursor", "agent", "offset", "call_ref"}
+    assert fields["colour"].startswith("unknown query parameter; known: state, origin, agent")
+    assert "dialing_agent, dialing_callee, connected, ended" in fields["state"]
+    assert "an integer from 1 to 200" in fields["limit"]
+    assert "ISO 8601" in fields["created_after"]
+
+
+def test_a_time_without_a_zone_and_a_repeated_single_parameter_are_refused(runtime, client):
+    r = client.get("/click2dial/calls?created_after=2026-01-05T09:00:00&agent=1001&agent=1002", headers=AUTH)
+    fields = r.get_json()["details"]["fields"]
+    assert r.status_code == 400 and set(fields) == {"created_after", "agent"}
+    assert fields["agent"] == "given more than once"
+
+
+def test_a_journal_of_an_earlier_version_gets_the_new_column_and_indexes(tmp_path):
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path}/old.sqlite3"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "CREATE TABLE calls (id VARCHAR(32) PRIMARY KEY, origin VARCHAR(8) NOT NULL, agent VARCHAR(16) NOT NULL,"
+            " callee VARCHAR(16) NOT NULL, outbound_id VARCHAR(16) NOT NULL, clid VARCHAR(16) NOT NULL,"
+            " call_ref VARCHAR(230) NOT NULL, state VARCHAR(16) NOT NULL, reason VARCHAR(24),"
+            " created_at VARCHAR(32) NOT NULL, answered_at VARCHAR(32), ended_at VARCHAR(32),"
+            " duration_s FLOAT NOT NULL, agent_channel VARCHAR(80), callee_channel VARCHAR(80),"
+            " bridge_id VARCHAR(80), token_name VARCHAR(64) NOT NULL, idempotency_key VARCHAR(200),"
+            " request_hash VARCHAR(64), seq INTEGER NOT NULL)"))
+        conn.execute(sa.text(
+            "INSERT INTO calls VALUES ('" + "a" * 32 + "', 'rest', '1001', '0215550100', 'random', '0115550001',"
+            " 'r', 'ended', 'completed', '2026-01-05T09:00:00.000Z', NULL, '2026-01-05T09:05:00.000Z', 0, NULL,"
+            " NULL, NULL, '', NULL, NULL, 1)"))
+    engine.dispose()
+    journal = Journal(url)
+    try:
+        [call], _ = journal.list(updated_after=T0 + timedelta(minutes=4))
+        assert call["updated_at"] == "2026-01-05T09:05:00.000Z"
+        names = {i["name"] for i in sa.inspect(journal.engine).get_indexes("calls")}
+        assert {"ix_calls_created_id", "ix_calls_call_ref", "ix_calls_updated"} <= names
+    finally:
+        journal.close()
