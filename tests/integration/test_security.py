@@ -191,7 +191,7 @@ def test_empty_token_list_refuses_a_public_address(workdir):
 
 
 def test_a_token_limited_to_agents_sees_and_cancels_only_their_calls(asterisk, make_service, sipp):
-    svc = make_service({**AUTH_CONFIG, "limits": {"requests_per_minute": 0}})
+    svc = make_service({**AUTH_CONFIG, "limits": {"writes_per_minute": 0, "reads_per_minute": 0}})
     sipp("agent", AGENT_PORT, uas_scenario(answer=False))
     other = svc.post_call(BODY, headers=auth()).json()          # agent 1001, full token
     assert svc.http.get(f"/click2dial/calls/{other['id']}", headers=auth(OTHER)).status_code == 404
