@@ -36,8 +36,9 @@ def cmd_serve(args) -> int:
     """Run the HTTP API and the Stasis app in one process until SIGTERM/SIGINT."""
     import waitress
 
+    from platforma_c2d.config.checks import mask_url
     from platforma_c2d.http import create_app
-    from platforma_c2d.logs import setup_logging
+    from platforma_c2d.logs import log_started, log_stopped, setup_logging
     from platforma_c2d.runtime import Runtime
 
     from platforma_c2d.contract import MAX_BODY_BYTES
@@ -66,17 +67,23 @@ def cmd_serve(args) -> int:
         runtime.stop()
         return 1
 
+    stopped_by: list[int] = []
+
     def _stop(signum, _frame):
+        stopped_by.append(signum)
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     runtime.start()
+    log_started("serve", listen=f"http://{cfg.http.listen}", app=cfg.ari.app, ari=cfg.ari.url,
+                store=mask_url(cfg.store.url))
     try:
         server.run()
     finally:
         server.close()
         runtime.stop()
+        log_stopped("serve", stopped_by[0] if stopped_by else None)
     return 0
 
 
@@ -433,7 +440,10 @@ def _cancel(http, call: dict) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``platforma-c2d``."""
+    from platforma_c2d import __version__
+
     p = argparse.ArgumentParser(prog="platforma-c2d", description="Click2Dial for the Asterisk PBX")
+    p.add_argument("--version", action="version", version=f"platforma-c2d {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     for name, fn, text in (("serve", cmd_serve, "HTTP API and Stasis app"),
                            ("agi", cmd_agi, "FastAGI server"),

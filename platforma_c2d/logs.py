@@ -105,4 +105,31 @@ def setup_logging(level: str = "INFO", fmt: str = "json", stream=None) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def log_started(what: str, **facts: str) -> None:
+    """Log the start-up line of a command: version, then ``facts`` (``key=value``).
+
+    ``what``: the command (``serve``, ``agi``). Facts are passed as they
+    should appear: a URL with a password must be masked by the caller
+    (``config.checks.mask_url``). The message starts with
+    ``platforma-c2d <version> <what> started``, which operators grep for.
+    """
+    from platforma_c2d import __version__
+
+    detail = " ".join(f"{key}={value}" for key, value in facts.items())
+    logging.getLogger("platforma_c2d").info("platforma-c2d %s %s started: %s", __version__, what, detail)
+
+
+def log_stopped(what: str, signum: int | None) -> None:
+    """Log the last line of a command: ``platforma-c2d <version> <what> stopped (SIGTERM)``.
+
+    ``signum``: the signal that stopped it, or ``None`` when it ended by itself.
+    """
+    import signal
+
+    from platforma_c2d import __version__
+
+    why = signal.Signals(signum).name if signum else "no signal"
+    logging.getLogger("platforma_c2d").info("platforma-c2d %s %s stopped (%s)", __version__, what, why)
+
+
 atexit.register(_stop_listener)

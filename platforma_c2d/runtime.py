@@ -56,6 +56,7 @@ class Runtime:
                                    lambda: self.events.connected)
         self._thread = threading.Thread(target=self._run, name="telephony", daemon=True)
         self._task: asyncio.Task | None = None
+        self._stopping = False
 
     async def _connected(self) -> None:
         self.metrics.ari_connected.set(1)
@@ -66,7 +67,10 @@ class Runtime:
 
     async def _disconnected(self) -> None:
         self.metrics.ari_connected.set(0)
-        log.warning("ARI event socket lost; reconnecting")
+        if self._stopping:
+            log.info("ARI event socket closed (stopping)")
+        else:
+            log.warning("ARI event socket lost; reconnecting")
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -91,6 +95,7 @@ class Runtime:
 
     def stop(self) -> None:
         """Stop the event stream and the thread; write what is queued; close the journal. Idempotent."""
+        self._stopping = True
         if self._thread.is_alive():
             asyncio.run_coroutine_threadsafe(self.events.stop(), self.loop).result(timeout=10)
             self._thread.join(timeout=10)

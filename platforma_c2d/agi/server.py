@@ -26,6 +26,8 @@ from platforma_c2d.agi.channel import AgiChannel, AgiClosed
 from platforma_c2d.agi.scripts import AgiScripts
 from platforma_c2d.calls.policy import Policy
 from platforma_c2d.config import Config
+from platforma_c2d.config.checks import mask_url
+from platforma_c2d.logs import log_started, log_stopped
 from platforma_c2d.store.journal import Journal, store_problem
 
 log = logging.getLogger("platforma_c2d.agi")
@@ -134,8 +136,10 @@ def serve_agi(cfg: Config) -> int:
         return 1
 
     stop = threading.Event()
+    stopped_by: list[int] = []
 
     def _on_signal(signum, _frame):
+        stopped_by.append(signum)
         stop.set()
 
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -144,6 +148,7 @@ def serve_agi(cfg: Config) -> int:
     loop.start()
     log.info("FastAGI listening on %s (scripts click2dial, click2dial-hangup; "
              "max %d sessions)", cfg.agi.listen, cfg.agi.max_connections)
+    log_started("agi", listen=f"agi://{cfg.agi.listen}", store=mask_url(cfg.store.url))
     try:
         while not stop.wait(1.0):
             pass
@@ -154,4 +159,5 @@ def serve_agi(cfg: Config) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     log.info("FastAGI server stopped")
+    log_stopped("agi", stopped_by[0] if stopped_by else None)
     return 0

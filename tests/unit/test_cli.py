@@ -185,3 +185,14 @@ def test_check_modules_a_missing_required_module_fails_and_res_agi_warns():
     assert ("FAIL", next(line for level, line in lines if level == "FAIL")) in lines
     assert any(level == "FAIL" and "func_cdr.so is not loaded" in line for level, line in lines)
     assert any(level == "WARN" and "res_agi.so" in line for level, line in lines)
+
+
+def test_version_option(capsys):
+    import pytest
+
+    from platforma_c2d import __version__
+    from platforma_c2d.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"platforma-c2d {__version__}"
