@@ -15,7 +15,8 @@ class Metrics:
     """The service's counters, gauges and histograms.
 
     * ``c2d_calls_total{origin,reason}`` — calls ended, by origin and reason;
-    * ``c2d_calls_started_total{origin}`` — calls accepted;
+    * ``c2d_calls_started_total{origin}`` — calls started (refused ones too:
+      started minus ended is the number of active calls);
     * ``c2d_calls_active`` — calls not yet ended;
     * ``c2d_call_setup_seconds{phase}`` — ``agent_answer`` (request → agent
       answered), ``callee_answer`` (agent answered → callee answered),

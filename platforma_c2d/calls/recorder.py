@@ -63,9 +63,13 @@ class Recorder:
     def ended(self, call: Call, detail: str, *, was_active: bool = True) -> Future:
         """``call`` has ended (``call.reason`` set): its last record, counted by reason.
 
-        ``was_active``: it was counted active (not a call refused before it started).
+        ``was_active``: it was counted started and active. A call refused
+        before it started (``False``) is counted started and ended at once,
+        so that started minus ended is always the number of active calls.
         """
         self.metrics.calls_ended.labels(call.origin.value, call.reason.value).inc()
         if was_active:
             self.metrics.active.dec()
+        else:
+            self.metrics.calls_started.labels(call.origin.value).inc()
         return self.record(call, detail)

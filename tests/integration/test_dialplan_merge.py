@@ -101,6 +101,15 @@ def phone_dials(sipp, user, port, target, headers=(), **kw):
     return sipp(f"phone{user}", port, scenario, uac_target="127.0.0.1:5060", calls=1)
 
 
+def metric_values(service) -> dict[tuple, float]:
+    """``GET /metrics`` as {(sample name, sorted labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = service.http.get("/metrics").text
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
 def journal_calls(service) -> list[dict]:
     """Every call the service journalled."""
     return service.http.get("/click2dial/calls").json()["calls"]
@@ -146,6 +155,11 @@ def test_a_header_call_to_an_extension_is_still_a_refused_click_to_dial_call(adm
     assert colleague.received() == []
     calls = journal_calls(service)
     assert len(calls) == 1 and calls[0]["reason"] == "rejected" and calls[0]["callee"] == COLLEAGUE
+    # A refused call is counted started and ended: started - ended = active.
+    metrics = metric_values(service)
+    assert metrics[("c2d_calls_started_total", (("origin", "webrtc"),))] == 1
+    assert metrics[("c2d_calls_total", (("origin", "webrtc"), ("reason", "rejected")))] == 1
+    assert metrics[("c2d_calls_active", ())] == 0
 
 
 def test_an_agi_phone_colleague_call_skips_the_agi(admin_dialplan, sipp):

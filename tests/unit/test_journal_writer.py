@@ -142,3 +142,22 @@ def test_close_writes_what_is_queued_and_refuses_more(journal):
         writer.submit(a_call(), "late")
     assert writer.flush().result(timeout=1) is None
     writer.close()  # idempotent
+
+
+def test_the_health_probe_writes_nothing_to_the_store(tmp_path):
+    import hashlib
+
+    from platforma_c2d.store.journal import Journal
+
+    db = tmp_path / "calls.sqlite3"
+    journal = Journal(f"sqlite:///{db}")
+
+    def files():
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(tmp_path.iterdir())}
+
+    before = files()
+    assert all(journal.writable() for _ in range(50))
+    assert files() == before
+    db.unlink()
+    assert journal.writable() is False
+    journal.close()
