@@ -24,6 +24,7 @@ from concurrent.futures import Future
 
 from platforma_c2d.ari.client import AriClient, AriError
 from platforma_c2d.calls import causes
+from platforma_c2d.calls.autoanswer import auto_answer_variables
 from platforma_c2d.calls.model import Call, Leg, Origin, Reason, State, new_call_id
 from platforma_c2d.calls.recorder import Recorder, call_context
 from platforma_c2d.calls.pacing import TrunkBusy, TrunkPacer
@@ -213,6 +214,8 @@ class CallEngine:
             # The agent's desk phone shows the callee's number (SPEC §3.1).
             variables["CONNECTEDLINE(num)"] = call.callee
             variables["CONNECTEDLINE(name)"] = call.callee
+            variables.update(auto_answer_variables(call.agent, endpoint, self.dial.auto_answer,
+                                                   self.dial.auto_answer_agents))
         try:
             if req.agent_is_external:
                 await self.pacer.acquire()   # the trunk's call rate (SPEC §3.8)

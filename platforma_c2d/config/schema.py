@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from platforma_c2d import rules
+from platforma_c2d.calls.autoanswer import AUTO_ANSWER_MODES, is_agent_mode
 from platforma_c2d.config.checks import (
     MASK,
     _ok_ari_url,
@@ -137,6 +138,12 @@ class DialConfig:
                        _in_range(0, HOUR_S, low_included=True))
     confirm_external_agent: bool = _opt(False, "bool", "true or false")
     confirm_timeout_s: int = _opt(10, "int", _SECONDS, _seconds)
+    auto_answer: str = _opt("off", "str", "one of " + ", ".join(AUTO_ANSWER_MODES),
+                            lambda v: v in AUTO_ANSWER_MODES)
+    auto_answer_agents: tuple[str, ...] = _opt(
+        (), "strs", "a list of EXTENSION:MODE items", item_ok=is_agent_mode,
+        item_desc="an extension (3-4 digits), ':' and one of " + ", ".join(AUTO_ANSWER_MODES),
+    )
 
 
 @dataclass(frozen=True)

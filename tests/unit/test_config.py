@@ -606,3 +606,15 @@ def test_secret_of_wrong_type_is_not_echoed():
 def test_refused_values_are_escaped_in_problems():
     problem = one_problem('[ari]\napp = "a\\nERROR forged line"')
     assert "\n" not in problem and "\\n" in problem
+
+
+def test_auto_answer_per_agent_overrides_the_default_and_needs_pjsip():
+    from platforma_c2d.calls.autoanswer import auto_answer_variables
+
+    per_agent = ("1002:alert-info", "1003:off")
+    assert auto_answer_variables("1001", "PJSIP/1001", "call-info", per_agent) == {
+        "PJSIP_HEADER(add,Call-Info)": "<sip:127.0.0.1>;answer-after=0"}
+    assert auto_answer_variables("1002", "PJSIP/1002", "off", per_agent) == {
+        "PJSIP_HEADER(add,Alert-Info)": "<http://127.0.0.1>;info=alert-autoanswer;delay=0"}
+    assert auto_answer_variables("1003", "PJSIP/1003", "call-info", per_agent) == {}
+    assert auto_answer_variables("1001", "Local/1001@agents", "call-info", per_agent) == {}
