@@ -15,15 +15,21 @@ gives it what a network server needs and a stdin script does not:
   may do) and without its debug chatter on stderr (which would copy header
   values to the log unescaped). Its :meth:`AgiChannel.set` refuses any
   value that could change the meaning of the ``SET VARIABLE`` command line.
+  It reads the environment strictly (:mod:`platforma_c2d.agi.trust`) and
+  the answers to commands strictly: a line that is not a whole answer
+  means the session is out of step, and it ends.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 import socket
 import time
 
-from asterisk.agi import AGI, AGIHangup
+from asterisk.agi import AGI, AGIAppError, AGIHangup, AGIInvalidCommand, AGIUsageError
+
+from platforma_c2d.agi.trust import AgiRefused, parse_environment
 
 #: Longest line accepted from Asterisk, in bytes (an ``agi_*`` line or a
 #: result line): room for a header as long as a SIP message over UDP can be.
@@ -37,6 +43,9 @@ _SAFE_NAME = re.compile(r"[A-Z][A-Z0-9_]*(\([a-z][a-z0-9_]*\))?")
 # characters, kebab-case ids, field names and commas). No space, quote,
 # backslash or control character, so nothing can end the quoted argument.
 _SAFE_VALUE = re.compile(r"[A-Za-z0-9._~:,-]*")
+# A whole answer to a command: "200 result=N", an optional "(data)" and
+# an optional "endpos=N" (what Asterisk writes, and nothing more).
+_RESULT = re.compile(r"200 result=(-?[0-9]+)(?: \((.*)\))?(?: endpos=-?[0-9]+)?")
 
 
 class AgiClosed(AGIHangup):
@@ -73,6 +82,19 @@ class LineReader:
                 self.hung_up = True
                 continue
             return line.rstrip("\r") + "\n"
+
+    def read_environment(self) -> list[str]:
+        """The environment's lines up to the blank line that ends it, each
+        as received without its ``"\\n"`` (nothing stripped). Raises
+        :class:`AgiClosed` like :meth:`readline`."""
+        lines = []
+        while (line := self._raw_line()) != "":
+            lines.append(line)
+        return lines
+
+    def pending(self) -> bool:
+        """Whether bytes were received that no read has returned yet."""
+        return bool(self._buf)
 
     def _raw_line(self) -> str:
         while b"\n" not in self._buf:
@@ -141,9 +163,13 @@ class AgiChannel(AGI):
 
     Construction reads the ``agi_*`` environment into ``env`` (``dict[str,
     str]``, keys such as ``agi_channel``, ``agi_extension``,
-    ``agi_network_script``) and raises :class:`AgiClosed` if the connection
-    fails first. Every command may raise a pyst2 ``AGIError`` (an error
-    answer) or :class:`AgiClosed`.
+    ``agi_network_script``); it raises :class:`AgiClosed` if the connection
+    fails first and :class:`~platforma_c2d.agi.trust.AgiRefused` for an
+    environment :func:`~platforma_c2d.agi.trust.parse_environment` refuses
+    or followed at once by more data (lines a caller added). Every command
+    may raise a pyst2 ``AGIError`` (an error answer), :class:`AgiClosed`,
+    or :class:`~platforma_c2d.agi.trust.AgiRefused` for an answer that is
+    not a whole answer line.
     """
 
     def __init__(self, reader: LineReader, writer) -> None:  # noqa: D107 - see class
@@ -152,8 +178,49 @@ class AgiChannel(AGI):
         self.stdin, self.stdout, self.stderr = reader, writer, _Discard()
         self.reader = reader
         self._got_sighup = False
-        self.env: dict[str, str] = {}
-        self._get_agi_env()
+        self.env: dict[str, str] = parse_environment(reader.read_environment())
+        if reader.pending():
+            raise AgiRefused("more lines after the end of the environment")
+
+    def get_result(self, stdin=None) -> dict:
+        """Read one answer, strictly (replaces pyst2's lenient parser).
+
+        Returns ``{"result": (value, data)}`` for ``200 result=value
+        [(data)]``. Raises pyst2 ``AGIAppError`` for ``result=-1``,
+        ``AGIInvalidCommand`` (510), :class:`AgiClosed` (511: the channel
+        is gone), ``AGIUsageError`` (520), and
+        :class:`~platforma_c2d.agi.trust.AgiRefused` for any other line or
+        one with a CR or NUL: the session is out of step. Other characters
+        of a value are left to the rules that check it.
+        """
+        line = self.stdin.readline()[:-1]
+        if "\r" in line or "\0" in line:    # what could frame a line of its own
+            raise AgiRefused("an answer with a carriage return or NUL")
+        match = _RESULT.fullmatch(line)
+        if match:
+            if match.group(1) == "-1":
+                raise AGIAppError("Error executing application, or hangup")
+            return {"result": (match.group(1), match.group(2) or "")}
+        code = line[:4]
+        if code in ("510 ", "510-"):
+            raise AGIInvalidCommand(line[4:])
+        if code in ("511 ", "511-"):
+            raise AgiClosed("the channel is gone (511)")
+        if code == "520-":
+            while not self.stdin.readline().startswith("520 "):
+                pass
+            raise AGIUsageError(line)
+        raise AgiRefused(f"an answer that is not one: {ascii(line)[1:-1][:40]}")
+
+    def check_in_step(self) -> None:
+        """Ask Asterisk to echo a random token; raise
+        :class:`~platforma_c2d.agi.trust.AgiRefused` unless that token is
+        the answer. A value that carried a newline would have shifted every
+        later answer by a line: this catches it before anything is acted on.
+        """
+        token = secrets.token_hex(16)
+        if self.get_full_variable(token) != token:
+            raise AgiRefused("answers out of step with the commands")
 
     @classmethod
     def on_socket(cls, sock: socket.socket, read_timeout_s: float,

@@ -4,16 +4,22 @@ Two scripts, chosen by the path of the AGI URL:
 
 ``click2dial``
     run by the dialplan before it dials the trunk. Reads the agent (the
-    calling PJSIP endpoint), the callee (``${EXTEN}``), the outbound_id and
+    calling PJSIP endpoint), the callee (``${EXTEN}``) and the channel's
+    unique id from the channel itself (:func:`~platforma_c2d.agi.trust.read_identity`,
+    never from the environment), the outbound_id and
     call_ref (channel variables ``C2D_OUTBOUND_ID`` / ``C2D_CALL_REF`` when
     set, else the ``X-Platforma-Outbound-ID`` / ``X-Platforma-Call-Ref``
     SIP headers), applies the input rules (:mod:`platforma_c2d.rules`) and
     the policy, journals the call (``origin: agi``) and answers with
-    channel variables; ``C2D_STATUS`` is written last.
+    channel variables; ``C2D_STATUS`` is written last. The dialplan dials
+    ``C2D_CALLEE``, the number checked here, never ``${EXTEN}``.
 
 ``click2dial-hangup``
     run from the channel's hangup handler. Ends the journalled call with
     the reason the dialplan's ``Dial()`` left in ``DIALSTATUS``.
+
+Both first check the session's shared secret (``[agi] secret``,
+:func:`~platforma_c2d.agi.trust.check_secret`).
 
 Journal states of an AGI call: an accepted call is written as
 ``dialing_callee`` (the agent's phone is already the calling channel; the
@@ -32,6 +38,7 @@ import re
 from datetime import timedelta
 
 from platforma_c2d import rules
+from platforma_c2d.agi.trust import check_secret, read_identity
 from platforma_c2d.calls.errors import C2DError
 from platforma_c2d.calls.model import Call, Leg, Origin, Reason, State, new_call_id
 from platforma_c2d.calls.policy import Policy
@@ -65,8 +72,6 @@ DIALSTATUS_REASONS = {
 
 _CHANNEL_NAME = re.compile(r"[A-Za-z0-9]+/([^/]+)-[0-9a-f]+")
 _CALL_ID = re.compile(r"[0-9a-f]{32}")
-#: an Asterisk unique id (``agi_uniqueid``), which is the channel's ARI id
-_UNIQUEID = re.compile(r"[0-9A-Za-z._-]{1,80}")
 _FIELD_NAME = re.compile(r"[a-z_]{1,20}")
 _CAUSE_NORMAL_CLEARING = 16
 
@@ -156,21 +161,27 @@ class AgiScripts:
     ``rng``: the random source for ``random`` (system randomness when
     ``None``); ``dial``: ``[dial]``, whose callee ring timeout and maximum
     call duration are handed to the dialplan's ``Dial()`` (defaults when
-    ``None``). Methods take an :class:`~platforma_c2d.agi.channel.AgiChannel`
-    (or anything with ``env``, ``get(name) -> str`` and ``set(name, value)``)
-    and are safe to call from many threads at once.
+    ``None``); ``secret``: ``[agi] secret``, the shared secret every
+    session must give as its first ``AGI()`` argument (``""``: none asked).
+    Methods take an :class:`~platforma_c2d.agi.channel.AgiChannel` and are
+    safe to call from many threads at once.
     """
 
     def __init__(self, journal: Journal, clid: ClidConfig, policy: Policy,
-                 rng: random.Random | None = None, dial: DialConfig | None = None):
+                 rng: random.Random | None = None, dial: DialConfig | None = None,
+                 secret: str = ""):
         self.journal, self.clid, self.policy = journal, clid, policy
         self.rng = rng or random.SystemRandom()
         self.dial = dial or DialConfig()
+        self.secret = secret
 
     def handle(self, agi) -> str:
         """Run the script the session asks for; return the ``C2D_STATUS``
         set (``""`` for the hangup script). An unknown script only gets
-        ``C2D_STATUS=unknown-script`` (nothing is journalled)."""
+        ``C2D_STATUS=unknown-script`` (nothing is journalled). Raises
+        :class:`~platforma_c2d.agi.trust.AgiRefused` for a session without
+        the secret, or whose channel and environment disagree."""
+        check_secret(agi.env, self.secret)
         name = script_name(agi.env)
         if name == SCRIPT_CHECK:
             return self.check_call(agi)
@@ -183,7 +194,7 @@ class AgiScripts:
         return STATUS_UNKNOWN_SCRIPT
 
     # ------------------------------------------------------------------
-    def _read_field(self, agi, variable: str, header: str) -> tuple[str | None, bool]:
+    def _read_field(self, agi, pjsip: bool, variable: str, header: str) -> tuple[str | None, bool]:
         """A channel variable when set, else the SIP header (PJSIP only).
 
         Returns ``(value, repeated)``: ``value`` is ``None`` when neither is
@@ -197,7 +208,7 @@ class AgiScripts:
         counts as not given, exactly as if it had been left out.
         """
         value = agi.get_full(variable)
-        if value or agi.env.get("agi_type") != "PJSIP":
+        if value or not pjsip:
             return value or None, False
         value = agi.get_full(f"PJSIP_HEADER(read,{header})")
         repeated = bool(agi.get_full(f"PJSIP_HEADER(read,{header},2)"))
@@ -206,7 +217,8 @@ class AgiScripts:
     def check_call(self, agi) -> str:
         """The ``click2dial`` script; returns the ``C2D_STATUS`` it set.
 
-        Accepted: sets ``C2D_CALL_ID``, ``C2D_CLID``, ``C2D_CALL_REF``,
+        Accepted: sets ``C2D_CALL_ID``, ``C2D_CALLEE`` (the checked number:
+        what the dialplan dials), ``C2D_CLID``, ``C2D_CALL_REF``,
         ``CALLERID(num)`` = the CLID, ``CALLERID(name)`` = ``""`` (so the
         trunk's From and P-Asserted-Identity carry only the CLID), the CDR
         variables ``call_ref``, ``c2d_call_id``, ``c2d_leg`` (``agent``),
@@ -220,23 +232,22 @@ class AgiScripts:
         A refused call's CDR still gets ``c2d_call_id`` and, when that field
         alone is valid, ``call_ref``.
         """
-        env = agi.env
-        pjsip = env.get("agi_type") == "PJSIP"
-        agent = (agi.get("CHANNEL(endpoint)") if pjsip else "") \
-            or agent_from_channel_name(env.get("agi_channel", ""))
-        callee = env.get("agi_extension", "")
-        outbound_id, outbound_id_twice = self._read_field(agi, "C2D_OUTBOUND_ID", HEADER_OUTBOUND_ID)
-        call_ref, call_ref_twice = self._read_field(agi, "C2D_CALL_REF", HEADER_CALL_REF)
+        ident = read_identity(agi, agi.env)
+        pjsip = ident.tech == "PJSIP"
+        agent = ident.endpoint or agent_from_channel_name(ident.name)
+        callee = ident.exten
+        outbound_id, outbound_id_twice = self._read_field(agi, pjsip, "C2D_OUTBOUND_ID",
+                                                          HEADER_OUTBOUND_ID)
+        call_ref, call_ref_twice = self._read_field(agi, pjsip, "C2D_CALL_REF", HEADER_CALL_REF)
+        agi.check_in_step()
 
         call = Call(id=new_call_id(), origin=Origin.AGI, agent=journal_text(agent, 16),
                     callee=journal_text(callee, 16),
                     outbound_id=journal_text(outbound_id or "", 16), clid="",
                     call_ref=journal_text(call_ref or "", rules.CALL_REF_MAX),
                     state=State.DIALING_CALLEE)
-        uniqueid = env.get("agi_uniqueid", "")
-        if _UNIQUEID.fullmatch(uniqueid):
-            # The channel's ARI id: DELETE /click2dial/calls/{id} hangs it up.
-            call.agent_leg = Leg("agent", uniqueid, started=True, up=True)
+        # The channel's ARI id: DELETE /click2dial/calls/{id} hangs it up.
+        call.agent_leg = Leg("agent", ident.uniqueid, started=True, up=True)
         try:
             if outbound_id_twice or call_ref_twice:
                 raise rules.ValidationError({
@@ -267,6 +278,7 @@ class AgiScripts:
             raise
         # From here the hangup handler (C2D_CALL_ID) owns the end of the call.
         for name, value in (
+            ("C2D_CALLEE", call.callee),
             ("C2D_CLID", clid),
             ("C2D_CALL_REF", call.call_ref),
             ("CALLERID(num)", clid),
@@ -329,7 +341,8 @@ class AgiScripts:
 
         Returns the ended call, or ``None`` when there is nothing to end (no
         or unknown ``C2D_CALL_ID``, not an AGI call, already ended: a
-        refused call, or a handler run twice). Sets no variable. A call
+        refused call, or a handler run twice; a channel that is not the
+        one journalled with the call). Sets no variable. A call
         cancelled through the API (its outcome noted in the journal) ends
         with that reason, ``cancelled``, and its talk time.
         """
@@ -338,6 +351,11 @@ class AgiScripts:
             return None
         row = self.journal.get_row(call_id)
         if row is None or row["origin"] != Origin.AGI.value or row["state"] == State.ENDED.value:
+            return None
+        uniqueid = agi.get_full("UNIQUEID")
+        if row.get("agent_channel") and row["agent_channel"] != uniqueid:
+            log.warning("AGI hangup of a channel that is not the call's: call left as it is",
+                        extra={"call_id": call_id, "origin": "agi"})
             return None
         dialstatus, cause = agi.get("DIALSTATUS"), agi.get("HANGUPCAUSE")
         talk_s = answered_seconds(agi.get("ANSWEREDTIME_MS"), agi.get("ANSWEREDTIME"))

@@ -22,8 +22,9 @@ import socket
 import socketserver
 import threading
 
-from platforma_c2d.agi.channel import AgiChannel, AgiClosed
+from platforma_c2d.agi.channel import AgiChannel, AgiClosed, LineWriter
 from platforma_c2d.agi.scripts import AgiScripts
+from platforma_c2d.agi.trust import SAMPLE_SECRET, AgiRefused
 from platforma_c2d.calls.policy import Policy
 from platforma_c2d.config import Config
 from platforma_c2d.config.checks import mask_url
@@ -34,6 +35,9 @@ log = logging.getLogger("platforma_c2d.agi")
 
 #: A whole session may read for at most this many times ``read_timeout_s``.
 SESSION_TIMEOUT_FACTOR = 3
+#: ``C2D_STATUS`` of a refused session (forged environment, wrong secret,
+#: answers out of step): the sample dialplan answers it with 403.
+STATUS_UNTRUSTED = "untrusted-session"
 
 
 class _Session(socketserver.BaseRequestHandler):
@@ -48,10 +52,22 @@ class _Session(socketserver.BaseRequestHandler):
             agi = AgiChannel.on_socket(sock, srv.read_timeout_s,
                                        srv.read_timeout_s * SESSION_TIMEOUT_FACTOR)
             srv.scripts.handle(agi)
+        except AgiRefused as exc:
+            log.warning("AGI session from %s:%s refused: %s", *self.client_address[:2], exc)
+            _tell_refused(sock, srv.read_timeout_s)
         except AgiClosed as exc:
             log.warning("AGI session from %s:%s dropped: %s", *self.client_address[:2], exc)
         except Exception:  # one bad session must never stop the server
             log.exception("AGI session from %s:%s failed", *self.client_address[:2])
+
+
+def _tell_refused(sock: socket.socket, timeout_s: float) -> None:
+    """Set ``C2D_STATUS`` to :data:`STATUS_UNTRUSTED` without reading the
+    answer (the session is not trusted to answer in step), best effort."""
+    try:
+        LineWriter(sock, timeout_s).write(f'SET VARIABLE "C2D_STATUS" "{STATUS_UNTRUSTED}"\n')
+    except AgiClosed:
+        pass
 
 
 class AgiServer(socketserver.ThreadingTCPServer):
@@ -109,7 +125,8 @@ def build_server(cfg: Config, journal: Journal) -> AgiServer:
     """The server of ``cfg.agi`` with the scripts wired to ``journal`` and
     ``cfg.clid`` / ``cfg.policy`` (the composition root of ``agi``). Binds
     the listening socket; raises ``OSError`` when that fails."""
-    scripts = AgiScripts(journal, cfg.clid, Policy(cfg.clid, cfg.policy), dial=cfg.dial)
+    scripts = AgiScripts(journal, cfg.clid, Policy(cfg.clid, cfg.policy), dial=cfg.dial,
+                         secret=cfg.agi.secret)
     return AgiServer((cfg.agi.host, cfg.agi.port), scripts,
                      max_connections=cfg.agi.max_connections,
                      read_timeout_s=cfg.agi.read_timeout_s)
@@ -149,6 +166,10 @@ def serve_agi(cfg: Config) -> int:
     log.info("FastAGI listening on %s (scripts click2dial, click2dial-hangup; "
              "max %d sessions)", cfg.agi.listen, cfg.agi.max_connections)
     log_started("agi", listen=f"agi://{cfg.agi.listen}", store=mask_url(cfg.store.url))
+    if cfg.agi.secret in ("", SAMPLE_SECRET):
+        log.warning("agi.secret is %s: any process that reaches %s can journal calls and end "
+                    "AGI calls; set a secret of your own (docs/security.md)",
+                    "not set" if not cfg.agi.secret else "the sample", cfg.agi.listen)
     try:
         while not stop.wait(1.0):
             pass

@@ -21,6 +21,8 @@ import httpx
 
 from tests.bench.asterisk import ARI_PASSWORD, ARI_URL, ARI_USER
 
+AGI_SECRET = "bench-agi-secret-7f3a9c"
+
 DEFAULTS = {
     "ari": {"url": ARI_URL, "username": ARI_USER, "password": ARI_PASSWORD, "app": "click2dial",
             "reconnect_max_backoff_s": 2.0},
@@ -30,7 +32,8 @@ DEFAULTS = {
     "clid": {"default": "0115550000", "pool": ["0115550001", "0115550002"]},
     "limits": {"max_active_calls_per_agent": 1, "writes_per_minute": 0, "reads_per_minute": 0},
     "log": {"level": "DEBUG", "format": "json"},
-    "agi": {"listen": "127.0.0.1:4573"},
+    # The secret of tests/bench/overlay/extensions_local.conf (C2D_AGI_SECRET).
+    "agi": {"listen": "127.0.0.1:4573", "secret": AGI_SECRET},
 }
 
 

@@ -221,8 +221,6 @@ def test_agi_unreachable_callee_is_callee_unavailable(asterisk, agi, sipp):
     ("0215550100", [f"{OUT}: Random"], 403, "invalid-request", ["outbound_id"], ""),
     ("0215550100", [f"{REF}: bad ref"], 403, "invalid-request", ["call_ref"], ""),
     ("0215550100", [f"{REF}: ref;x=1"], 403, "invalid-request", ["call_ref"], ""),
-    ("12345", [f"{OUT}: 0215550199", f"{REF}: rej-2"], 484, "invalid-callee", ["callee"], "rej-2"),
-    ("12345", [f"{OUT}: 12"], 484, "invalid-callee", ["callee", "outbound_id"], ""),
     # Longer than what AGI's GET VARIABLE can read (1,024 bytes): checked whole all the same.
     ("0215550100", [f"{REF}: {'a' * 1090};x=1"], 403, "invalid-request", ["call_ref"], ""),
     ("0215550100", [f"{OUT}: 0215550199{'9' * 1100}", f"{REF}: rej-3"], 403, "invalid-request",
@@ -244,6 +242,20 @@ def test_agi_invalid_input_is_rejected_by_the_dialplan_and_nothing_reaches_the_t
     assert row["call_ref"] == cdr_ref and row["dstchannel"] == "", row
     time.sleep(0.3)
     assert trunk.received() == []
+
+
+@pytest.mark.parametrize("callee", ["12345", "021555010", "+27215550100", "02155501x0"])
+def test_agi_number_outside_the_callee_formats_is_refused_404_before_the_agi(
+        asterisk, agi, sipp, callee):
+    """[c2d-agi] has extensions for the callee formats only (digits): PJSIP
+    refuses anything else before any dialplan or AGI runs (SPEC §4: 484 or 404)."""
+    _svc, journal = agi
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
+    phone = dial(sipp, callee=callee, headers=[f"{OUT}: 0215550199"])
+    # 484 when more digits could still match an extension (PJSIP's overlap rule)
+    assert final_responses(phone)[0] in (404, 484)
+    time.sleep(0.3)
+    assert journal.list(limit=5)[0] == [] and trunk.received() == []
 
 
 def test_agi_clid_outside_the_allowed_list_is_rejected_403(asterisk, make_service, sipp):

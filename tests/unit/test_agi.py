@@ -66,6 +66,7 @@ class FakeAsterisk(threading.Thread):
                 get = re.fullmatch(r'GET VARIABLE "([^"]*)"', line)
                 get_full = re.fullmatch(r'GET FULL VARIABLE "\$\{([^"]*)\}"', line)
                 put = re.fullmatch(r'SET VARIABLE "([^"]*)" "([^"]*)"', line)
+                echo = re.fullmatch(r'GET FULL VARIABLE "([0-9a-f]+)"', line)
                 if get:
                     # Asterisk reads into 1,024 bytes: a longer function value is lost.
                     value = self.variables.get(get.group(1), "")
@@ -74,10 +75,14 @@ class FakeAsterisk(threading.Thread):
                     f.write(f"200 result=1 ({value})\n".encode() if value else b"200 result=0\n")
                 elif get_full:
                     # ... and a function (PJSIP_HEADER) into 4,096: longer is lost here too.
-                    value = self.variables.get(get_full.group(1), "")
+                    # The channel's identity is the environment's unless a test says otherwise.
+                    name = get_full.group(1)
+                    value = self.variables.get(name, self.env.get(IDENTITY.get(name, ""), ""))
                     if len(value) > 4095 and get_full.group(1).endswith(")"):
                         value = ""
                     f.write(f"200 result=1 ({value})\n".encode())
+                elif echo:
+                    f.write(f"200 result=1 ({echo.group(1)})\n".encode())
                 elif put and self.drop_on_set:
                     return
                 elif put:
@@ -97,12 +102,25 @@ class FakeAsterisk(threading.Thread):
         return [name for name, _ in self.sets]
 
 
+#: GET FULL VARIABLE of the channel's identity -> the environment key saying the same.
+IDENTITY = {"CHANNEL(name)": "agi_channel", "CHANNEL(channeltype)": "agi_type",
+            "UNIQUEID": "agi_uniqueid", "EXTEN": "agi_extension"}
+
+
 def agi_env(script="click2dial", exten="0215550100", channel="PJSIP/3001-0000002a",
-            tech="PJSIP"):
-    return {"agi_network": "yes", "agi_network_script": script,
-            "agi_request": f"agi://127.0.0.1:4573/{script}", "agi_channel": channel,
-            "agi_type": tech, "agi_context": "c2d-agi", "agi_extension": exten,
-            "agi_priority": "3", "agi_callerid": "3001"}
+            tech="PJSIP", secret=None):
+    """A whole environment as Asterisk 22 writes it (``secret``: agi_arg_1)."""
+    env = {"agi_network": "yes", "agi_network_script": script,
+           "agi_request": f"agi://127.0.0.1:4573/{script}", "agi_channel": channel,
+           "agi_language": "en", "agi_type": tech, "agi_uniqueid": "1796624930.7",
+           "agi_version": "22.1.0", "agi_callerid": "3001", "agi_calleridname": "unknown",
+           "agi_callingpres": "0", "agi_callingani2": "0", "agi_callington": "0",
+           "agi_callingtns": "0", "agi_dnid": exten, "agi_rdnis": "unknown",
+           "agi_context": "c2d-agi-call", "agi_extension": exten, "agi_priority": "3",
+           "agi_enhanced": "0.0", "agi_accountcode": "", "agi_threadid": "139803073750720"}
+    if secret is not None:
+        env["agi_arg_1"] = secret
+    return env
 
 
 @pytest.fixture
@@ -478,7 +496,7 @@ def test_reader_refuses_endless_lines_and_eof():
                                         ("C2D STATUS", "OK"), ("CDR(call ref)", "x")])
 def test_channel_set_refuses_what_could_break_the_command_line(name, value):
     a, b = socket.socketpair()
-    b.sendall(b"agi_channel: PJSIP/3001-1\n\n")
+    b.sendall("".join(f"{k}: {v}\n" for k, v in agi_env().items()).encode() + b"\n")
     agi = AgiChannel.on_socket(a, 1, 5)
     with pytest.raises(ValueError):
         agi.set(name, value)
