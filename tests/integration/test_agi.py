@@ -247,8 +247,9 @@ def test_agi_invalid_input_is_rejected_by_the_dialplan_and_nothing_reaches_the_t
 @pytest.mark.parametrize("callee", ["12345", "021555010", "+27215550100", "02155501x0"])
 def test_agi_number_outside_the_callee_formats_is_refused_404_before_the_agi(
         asterisk, agi, sipp, callee):
-    """[c2d-agi] has extensions for the callee formats only (digits): PJSIP
-    refuses anything else before any dialplan or AGI runs (SPEC §4: 484 or 404)."""
+    """Only the callee formats (digits) reach the AGI: other digits go to the
+    PBX's own dialplan (404 by default), anything else matches no extension
+    and PJSIP refuses it before any dialplan runs (SPEC §4: 484 or 404)."""
     _svc, journal = agi
     trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
     phone = dial(sipp, callee=callee, headers=[f"{OUT}: 0215550199"])
