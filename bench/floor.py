@@ -31,6 +31,7 @@ import json
 
 from bench.httpclient import HttpError, HttpPool
 from bench.observer import close_app, open_app
+from platforma_c2d.ari.client import BRIDGE_TYPE
 
 APP = "c2d-bench-floor"
 
@@ -132,7 +133,7 @@ class AriFloor:
                                 "CALLERID(name)": "", "CONNECTEDLINE(num)": self.clid,
                                 "CONNECTEDLINE(name)": ""}}),
                         self._req("POST", f"/ari/bridges/c2d-{call_id}",
-                                  params={"type": "mixing", "name": f"c2d-{call_id}"}),
+                                  params={"type": BRIDGE_TYPE, "name": f"c2d-{call_id}"}),
                         self._req("POST", f"/ari/channels/{chan_id}/ring"))
                 elif role == "callee":
                     self._spawn(

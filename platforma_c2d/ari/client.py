@@ -23,6 +23,10 @@ from yarl import URL
 log = logging.getLogger(__name__)
 
 
+# The call's bridge: mixing, never a two-party (1:1 or native) bridge. See create_bridge.
+BRIDGE_TYPE = "mixing,video_sfu"
+
+
 class AriError(Exception):
     """Asterisk answered an ARI request with an error.
 
@@ -220,9 +224,18 @@ class AriClient:
 
     # --- bridges ---------------------------------------------------------
     async def create_bridge(self, bridge_id: str, name: str) -> dict:
-        """``POST /bridges/{id}``: a mixing bridge."""
+        """``POST /bridges/{id}``: the call's bridge, always mixed by Asterisk.
+
+        Type ``mixing,video_sfu`` keeps the bridge on Asterisk's multi-party
+        mixer even with two legs. A two-party mixing bridge would instead
+        tell each leg who the other is (a connected-line update, sent to
+        the trunk as a re-INVITE or UPDATE whose P-Asserted-Identity is the
+        agent's extension, whatever our CLID) and would let direct media
+        re-INVITE the legs; the multi-party mixer does neither. SPEC §3.7,
+        docs/decisions/0005-bridge-keeps-identities-apart.md.
+        """
         return await self.request("POST", f"/bridges/{bridge_id}",
-                                  params={"type": "mixing", "name": name})
+                                  params={"type": BRIDGE_TYPE, "name": name})
 
     async def add_channels(self, bridge_id: str, channel_ids: list[str]) -> None:
         """``POST /bridges/{id}/addChannel``."""

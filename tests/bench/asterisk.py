@@ -1,8 +1,18 @@
 """Run one real Asterisk 22 inside the bench root, with the project's configs.
 
-The configuration Asterisk runs is ``asterisk_conf/`` of this checkout, copied
-as it is, plus a small overlay (``overlay/``: the addresses of the SIPp peers
-that stand for the trunk and the agents). Everything binds to 127.0.0.1.
+The configuration Asterisk runs is one of two sets, chosen by
+``C2D_BENCH_CONFIGS`` (or the ``configs`` argument):
+
+* ``ours`` (the default): ``asterisk_conf/`` of this checkout, copied as it
+  is, plus a small overlay (``overlay/``: the addresses of the SIPp peers
+  that stand for the trunk and the agents);
+* ``admin``: an administrator's own PBX (``admin_conf/``, see its README):
+  Asterisk's sample configs from the root's ``/etc/asterisk.dist``, their own
+  ``pjsip.conf`` (Asterisk's defaults, a trunk with ``send_pai`` and
+  ``trust_id_outbound``) and ``extensions.conf`` (their AGI dialplan, our
+  Stasis contexts merged in), and our CSV CDR mapping.
+
+Everything binds to 127.0.0.1; the endpoints and ports are the same in both.
 
 ``AsteriskBench.stop()`` (also called from ``atexit``) kills every process
 whose root is the bench root — Asterisk and any SIPp peer — and unmounts
@@ -26,6 +36,21 @@ import httpx
 REPO = Path(__file__).resolve().parents[2]
 CONF_DIR = REPO / "asterisk_conf"
 OVERLAY_DIR = Path(__file__).resolve().parent / "overlay"
+ADMIN_DIR = Path(__file__).resolve().parent / "admin_conf"
+# Files of asterisk_conf/ that an administrator merges into an existing PBX as they are.
+ADMIN_MERGED = ("cdr_custom.conf",)
+CONFIG_SETS = ("ours", "admin")
+
+
+def config_set() -> str:
+    """The config set the bench runs: ``C2D_BENCH_CONFIGS`` (``ours`` or ``admin``).
+
+    Raises ``ValueError`` for any other value, so a typo never silently tests ours.
+    """
+    name = os.environ.get("C2D_BENCH_CONFIGS", "").strip() or "ours"
+    if name not in CONFIG_SETS:
+        raise ValueError(f"C2D_BENCH_CONFIGS={name!r}: one of {', '.join(CONFIG_SETS)}")
+    return name
 
 ARI_URL = "http://127.0.0.1:8088"
 ARI_USER = "c2d"
@@ -92,14 +117,17 @@ class AsteriskBench:
     """One Asterisk process in the bench root.
 
     ``root``: the bench root (see ``root.ensure_root``). ``extra_files``: file
-    name → text written into ``/etc/asterisk`` after the project's configs and
-    the overlay (tests use it for special cases). Raises ``RuntimeError`` when
-    Asterisk does not answer ARI within ``start(timeout)`` seconds.
+    name → text written into ``/etc/asterisk`` after the config set (tests use
+    it for special cases). ``configs``: ``ours`` or ``admin`` (default:
+    ``config_set()``). Raises ``RuntimeError`` when Asterisk does not answer
+    ARI within ``start(timeout)`` seconds.
     """
 
-    def __init__(self, root: Path, extra_files: dict[str, str] | None = None):
+    def __init__(self, root: Path, extra_files: dict[str, str] | None = None,
+                 configs: str | None = None):
         self.root = Path(root)
         self.extra_files = extra_files or {}
+        self.configs = configs or config_set()
         self.proc: subprocess.Popen | None = None
         self.log_path = self.root / "var/log/asterisk/console.log"
         self.ari = httpx.Client(base_url=ARI_URL + "/ari", auth=(ARI_USER, ARI_PASSWORD), timeout=10)
@@ -107,12 +135,23 @@ class AsteriskBench:
 
     # --- life cycle -------------------------------------------------------
     def install_config(self) -> None:
-        """Replace the root's /etc/asterisk with asterisk_conf/ + overlay + extras."""
+        """Replace the root's /etc/asterisk with the config set + extras.
+
+        ``ours``: asterisk_conf/ + overlay. ``admin``: the root's sample
+        configs (``/etc/asterisk.dist``) + admin_conf/ + ``ADMIN_MERGED``.
+        """
         etc = self.root / "etc/asterisk"
         if etc.exists():
             shutil.rmtree(etc)
-        etc.mkdir(parents=True)
-        for src_dir in (CONF_DIR, OVERLAY_DIR):
+        if self.configs == "admin":
+            shutil.copytree(self.root / "etc/asterisk.dist", etc)
+            for name in ADMIN_MERGED:
+                shutil.copy(CONF_DIR / name, etc / name)
+            sources = (ADMIN_DIR,)
+        else:
+            etc.mkdir(parents=True)
+            sources = (CONF_DIR, OVERLAY_DIR)
+        for src_dir in sources:
             for f in sorted(src_dir.glob("*.conf")):
                 shutil.copy(f, etc / f.name)
         for name, text in self.extra_files.items():

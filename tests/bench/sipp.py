@@ -65,12 +65,29 @@ Content-Length: 0
   <recv response="200" crlf="true"/>
 """
 
+# Requests inside an established dialog (re-INVITE, UPDATE: direct media,
+# connected line, session timers) are answered 200, as often as they come.
+# Each step names the next one itself (``next=``): a request that arrives
+# between two steps must find the scenario waiting at "talk", never at a
+# <nop>, or SIPp matches it against the first INVITE and answers it again.
 _IN_DIALOG = """  <label id="reinvite"/>
-""" + _resp(200, "OK", sdp=True, to_tag=False) + """  <recv request="ACK"/>
-  <nop><action><exec int_cmd="goto" value="talk"/></action></nop>
+""" + _resp(200, "OK", sdp=True, to_tag=False) + """  <recv request="ACK" next="talk"/>
   <label id="update"/>
-""" + _resp(200, "OK", to_tag=False) + """  <nop><action><exec int_cmd="goto" value="talk"/></action></nop>
+""" + _resp(200, "OK", to_tag=False).replace("<send>", '<send next="talk">') + """  <nop next="talk"/>
 """
+
+
+def _talk(bye_timeout: str, bye_next: str = "") -> str:
+    """The established dialog: answer re-INVITEs and UPDATEs until a BYE.
+
+    ``bye_timeout``: a ``timeout=... ontimeout=...`` attribute string (SIPp
+    takes a run of optional receives' timeout from the first of them).
+    """
+    nxt = f' next="{bye_next}"' if bye_next else ""
+    return ('  <label id="talk"/>\n'
+            f'  <recv request="INVITE" optional="true" next="reinvite"{bye_timeout}/>\n'
+            '  <recv request="UPDATE" optional="true" next="update"/>\n'
+            f'  <recv request="BYE"{nxt}/>\n')
 
 
 def uas_scenario(*, ring_ms: int = 0, answer: bool = True, reject_code: int | None = None,
@@ -113,10 +130,9 @@ def uas_scenario(*, ring_ms: int = 0, answer: bool = True, reject_code: int | No
         x.append('  <recv request="ACK" next="end"/>\n')
     elif answer:
         x.append(_resp(200, "OK", sdp=True))
-        x.append('  <recv request="ACK" crlf="true"/>\n')
-        x.append('  <nop><action>\n'
+        x.append('  <recv request="ACK" crlf="true"><action>\n'
                  '    <assignstr assign_to="local_party" value="[$to_hdr];tag=[pid]SIPpTag01[call_number]"/>\n'
-                 '  </action></nop>\n')
+                 '  </action></recv>\n')
         # SIPp takes the receive timeout from the first of a run of optional
         # receives, so the talk timer sits on the first one.
         bye_timeout = f' timeout="{talk_ms}" ontimeout="hangup"' if talk_ms else ""
@@ -125,10 +141,7 @@ def uas_scenario(*, ring_ms: int = 0, answer: bool = True, reject_code: int | No
             x.append('  <pause milliseconds="500"/>\n'
                      f'  <nop><action><exec play_pcap_audio="/usr/share/sip-tester/dtmf_2833_{name}.pcap"/>'
                      '</action></nop>\n')
-        x.append('  <label id="talk"/>\n')
-        x.append(f'  <recv request="INVITE" optional="true" next="reinvite"{bye_timeout}/>\n')
-        x.append('  <recv request="UPDATE" optional="true" next="update"/>\n')
-        x.append('  <recv request="BYE"/>\n')
+        x.append(_talk(bye_timeout))
         x.append(_resp(200, "OK", to_tag=False))
         x.append('  <nop next="end"/>\n')
         x.append('  <label id="hangup"/>\n')
@@ -191,12 +204,16 @@ Content-Length: 0
     # Any final non-2xx: ACK and end (the test reads the code from the log).
     for code in (403, 404, 408, 480, 484, 486, 487, 488, 500, 503, 603):
         x.append(f'  <recv response="{code}" optional="true" next="ack_error"/>\n')
-    x.append('  <recv response="200" rrs="true"/>\n')
+    # The peer's To (with its tag) is kept: after a re-INVITE from the peer,
+    # [last_To:] would name this phone instead.
+    x.append('  <recv response="200" rrs="true"><action>\n'
+             '    <ereg regexp=".*" search_in="hdr" header="To:" assign_to="peer_to"/>\n'
+             '  </action></recv>\n')
     x.append(f"""  <send><![CDATA[
 ACK [next_url] SIP/2.0
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
 From: <sip:{from_user}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-[last_To:]
+To: [$peer_to]
 Call-ID: [call_id]
 CSeq: 1 ACK
 Contact: <sip:{from_user}@[local_ip]:[local_port];transport=[transport]>
@@ -206,15 +223,15 @@ Content-Length: 0
 ]]></send>
 """)
     if wait_bye:
-        x.append('  <recv request="BYE"/>\n' + _resp(200, "OK", to_tag=False) + '  <nop next="end"/>\n')
+        x.append(_talk("") + _resp(200, "OK", to_tag=False) + '  <nop next="end"/>\n')
     else:
-        x.append(f'  <recv request="BYE" timeout="{talk_ms or 1}" ontimeout="send_bye" next="bye_received"/>\n')
+        x.append(_talk(f' timeout="{talk_ms or 1}" ontimeout="send_bye"', "bye_received"))
         x.append('  <label id="send_bye"/>\n')
         x.append(f"""  <send retrans="500"><![CDATA[
 BYE [next_url] SIP/2.0
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
 From: <sip:{from_user}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-[last_To:]
+To: [$peer_to]
 Call-ID: [call_id]
 CSeq: 2 BYE
 Contact: <sip:{from_user}@[local_ip]:[local_port];transport=[transport]>
@@ -226,6 +243,7 @@ Content-Length: 0
   <nop next="end"/>
   <label id="bye_received"/>
 """ + _resp(200, "OK", to_tag=False) + '  <nop next="end"/>\n')
+    x.append(_IN_DIALOG)
     x.append('  <label id="ack_error"/>\n')
     x.append(_ack(target, from_user))
     x.append('  <label id="end"/>\n  <timewait milliseconds="200"/>\n</scenario>\n')
@@ -299,6 +317,29 @@ def sip_user(value: str) -> str:
     if start < 0:
         return ""
     return value[start + 4:].split("@", 1)[0].split(";", 1)[0].split(">", 1)[0]
+
+
+def identities(message: str) -> list[tuple[str, str]]:
+    """Every identity a SIP message carries, whatever the header: (where, value).
+
+    Looks at the start line and every header line (not the body): the user
+    part of each ``sip:``/``sips:`` URI that has one, each ``tel:`` number
+    and each quoted display
+    name. ``where`` is the header name (or the method for the Request-URI).
+    """
+    out = []
+    lines = message.replace("\r\n", "\n").split("\n")
+    for i, line in enumerate(lines):
+        if i and not line.strip():
+            break
+        where = line.split(" ", 1)[0] if i == 0 else line.partition(":")[0].strip()
+        if i and where.lower() in ("via", "v", "call-id", "i"):
+            continue   # addresses and random ids, never a party
+        for user in re.findall(r"sips?:([^@;>\s,]+)@", line) + re.findall(r"tel:([^;>\s,]+)", line):
+            out.append((where, user))
+        for name in re.findall(r'"([^"]*)"', line):
+            out.append((where, name))
+    return out
 
 
 def _log_time(stamp: str) -> float | None:
