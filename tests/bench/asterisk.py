@@ -262,6 +262,15 @@ class AsteriskBench:
         for br in self.bridges():
             self.ari.delete(f"/bridges/{br['id']}")
 
+    @property
+    def unanswered_cdrs(self) -> bool:
+        """True when the running cdr.conf writes rows of unanswered calls
+        (``unanswered=yes``; Asterisk's default is no)."""
+        path = self.root / "etc/asterisk/cdr.conf"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return any(line.split(";", 1)[0].replace(" ", "").lower() == "unanswered=yes"
+                   for line in text.splitlines())
+
     def cdr_rows(self) -> list[dict]:
         """Every CDR row written so far, as dicts keyed by ``CDR_FIELDS``."""
         path = self.root / CDR_CSV

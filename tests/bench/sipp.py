@@ -438,6 +438,11 @@ class SippPeer:
         return [m for m in self.messages() if m.direction == "received"
                 and (method is None or m.method == method)]
 
+    def initial_invites(self) -> list[SipMessage]:
+        """INVITEs this peer received that opened a dialog (no To tag): re-INVITEs left out."""
+        return [m for m in self.received("INVITE")
+                if ";tag=" not in (m.header("To") or m.header("t") or [""])[0]]
+
     def sent(self) -> list[SipMessage]:
         """Messages this peer sent."""
         return [m for m in self.messages() if m.direction == "sent"]

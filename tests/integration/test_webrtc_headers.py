@@ -62,6 +62,7 @@ def test_headers_any_case_set_clid_and_call_ref(asterisk, service, sipp, out_nam
     assert_cdr_tagged(asterisk, call["id"], "ord-42")
 
 
+@pytest.mark.admin_configs
 def test_no_outbound_header_uses_the_default_clid(asterisk, service, sipp):
     trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
     phone = dial(sipp, headers=[f"{REF}: no-out"], talk_ms=500)
@@ -137,6 +138,7 @@ def test_a_refusal_is_on_disk_before_the_phone_hears_it(asterisk, service, sipp)
     assert call["reason"] == "rejected" and call["origin"] == "webrtc"
 
 
+@pytest.mark.admin_configs
 @pytest.mark.parametrize("trunk_code,phone_codes,reason", [
     (486, {486}, "callee_busy"), (480, {480, 408}, "callee_no_answer"),
     (503, {503}, "callee_unavailable"), (404, {503, 404}, "callee_unavailable"),
@@ -147,7 +149,7 @@ def test_callee_failures_reach_the_browser_as_sip_codes(asterisk, service, sipp,
     assert final_response(phone) in phone_codes
     call = service.wait_state(only_call(service)["id"], "ended")
     assert call["reason"] == reason
-    assert_cdr_tagged(asterisk, call["id"], "busy-1")
+    assert_cdr_tagged(asterisk, call["id"], "busy-1", unanswered=True)
 
 
 def test_unreachable_trunk_gives_the_browser_503(asterisk, make_service, sipp):
