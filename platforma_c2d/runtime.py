@@ -22,6 +22,7 @@ from platforma_c2d.calls.stasis import StasisApp
 from platforma_c2d.config import Config
 from platforma_c2d.metrics import Metrics
 from platforma_c2d.store.journal import Journal, JournalWriter
+from platforma_c2d.store.retention import Retention, RetentionThread
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ class Runtime:
         self.metrics = Metrics()
         self.journal = Journal(config.store.url)
         self.writer = JournalWriter(self.journal)
+        days = config.store.retention_days
+        self.retention = RetentionThread(Retention(self.journal.engine, days)) if days else None
         a = config.ari
         self.ari = AriClient(a.url, a.username, a.password, a.app, a.request_timeout_s)
         t = config.trunk
@@ -79,8 +82,10 @@ class Runtime:
         self.loop.run_until_complete(self.ari.close())
 
     def start(self) -> None:
-        """Start the telephony thread (returns at once)."""
+        """Start the telephony thread (and the journal's retention; returns at once)."""
         self._thread.start()
+        if self.retention is not None:
+            self.retention.start()
 
     def wait_connected(self, timeout_s: float) -> bool:
         """Block until ARI is connected or ``timeout_s`` seconds passed; returns connected."""
@@ -99,5 +104,7 @@ class Runtime:
         if self._thread.is_alive():
             asyncio.run_coroutine_threadsafe(self.events.stop(), self.loop).result(timeout=10)
             self._thread.join(timeout=10)
+        if self.retention is not None:
+            self.retention.stop()
         self.writer.close()
         self.journal.close()

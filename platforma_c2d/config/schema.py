@@ -254,16 +254,20 @@ class LimitsConfig:
 
 @dataclass(frozen=True)
 class StoreConfig:
-    """``[store]``: the call journal, a SQLAlchemy URL. Its ``repr`` masks a
-    password in the URL."""
+    """``[store]``: the call journal, a SQLAlchemy URL, and how long ended
+    calls are kept (``store/retention.py``). Its ``repr`` masks a password in
+    the URL."""
 
     url: str = _opt(
         "sqlite:////var/lib/platforma-c2d/calls.sqlite3", "str",
         "a SQLAlchemy URL (dialect[+driver]://...)", _ok_store_url, show=mask_url,
     )
+    retention_days: int = _opt(
+        0, "int", "a non-negative integer (days; 0 = keep every call; at most 36500)",
+        _in_range(0, 36_500, low_included=True))
 
     def __repr__(self) -> str:
-        return f"StoreConfig(url={mask_url(self.url)!r})"
+        return f"StoreConfig(url={mask_url(self.url)!r}, retention_days={self.retention_days!r})"
 
 
 @dataclass(frozen=True)

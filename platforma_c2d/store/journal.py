@@ -31,7 +31,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from platforma_c2d.calls.model import Call, call_resource, iso, utcnow
+from platforma_c2d.calls.model import Call, State, call_resource, iso, utcnow
 from platforma_c2d.store import outbox
 
 metadata = sa.MetaData()
@@ -65,6 +65,10 @@ calls = sa.Table(
     sa.Index("ix_calls_created_id", "created_at", "id"),
     sa.Index("ix_calls_call_ref", "call_ref", "created_at"),
     sa.Index("ix_calls_updated", "updated_at"),
+    # recovery: a browser's channel found in the app after a restart
+    sa.Index("ix_calls_agent_channel", "agent_channel"),
+    # [store] retention_days: the oldest ended calls first (store/retention.py)
+    sa.Index("ix_calls_ended_at", "ended_at"),
 )
 
 call_events = sa.Table(
@@ -90,6 +94,8 @@ _STATE_OF = sa.select(calls.c.state).where(calls.c.id == sa.bindparam("p_id"))
 _ROW_OF = sa.select(calls).where(calls.c.id == sa.bindparam("p_id"))
 
 log = logging.getLogger("platforma_c2d.store")
+
+_OPEN_STATES = tuple(s.value for s in State if s is not State.ENDED)
 
 
 def store_problem(url: str, exc: BaseException) -> str:
@@ -339,7 +345,9 @@ class Journal:
     def unfinished(self) -> list[dict]:
         """Whole rows of every call not yet ``ended`` (for reconciliation)."""
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(calls).where(calls.c.state != "ended")).mappings().all()
+            # IN (...) rather than != "ended": the state index then finds the
+            # few open calls among millions of ended ones.
+            rows = conn.execute(sa.select(calls).where(calls.c.state.in_(_OPEN_STATES))).mappings().all()
         return [dict(r) for r in rows]
 
     def events(self, call_id: str) -> list[dict]:
