@@ -162,3 +162,24 @@ def test_retention_keeps_calls_whose_events_are_not_delivered_yet(tmp_path):
         assert [r[0] for r in conn.execute(sa.text("SELECT id FROM calls ORDER BY id"))] == ["b" * 32, "c" * 32]
         assert conn.execute(sa.text("SELECT count(*) FROM events")).scalar() == 2
     journal.close()
+
+
+def test_a_list_page_is_read_through_the_created_index_without_sorting_the_table(big):
+    plans = _plans(big, lambda: big.list(limit=50))
+    page = plans[0]
+    assert "USING INDEX ix_calls_created_id" in page and "TEMP B-TREE" not in page, page
+
+
+def test_serve_runs_the_retention_only_when_configured(tmp_path):
+    from platforma_c2d.config import loads_config
+    from platforma_c2d.runtime import Runtime
+
+    url = f"sqlite:///{tmp_path / 'j.sqlite3'}"
+    off = Runtime(loads_config(f'[store]\nurl = "{url}"\n'))
+    assert off.retention is None
+    off.stop()
+    on = Runtime(loads_config(f'[store]\nurl = "{url}"\nretention_days = 30\n'))
+    assert on.retention.retention.days == 30
+    on.retention.start()
+    on.stop()
+    assert not on.retention._thread.is_alive()
