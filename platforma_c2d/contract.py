@@ -158,6 +158,7 @@ ENUMS = {
                                      "-> ended (ended may follow any state)."),
     "Reason": (Reason, REASON_MEANINGS, "Why a call ended."),
     "Origin": (Origin, ORIGIN_MEANINGS, "How a call came in."),
+    "EndedBy": (EndedBy, ENDED_BY_MEANINGS, "Who ended a call."),
 }
 
 
@@ -187,6 +188,7 @@ CALL_FIELDS: dict[str, dict] = {
                                                   "characters), \"\" when none."},
     "state": {**_ref("State"), "description": "The call's state."},
     "reason": {**_nullable_ref("Reason"), "description": "Why the call ended; null until it has."},
+    "ended_by": {**_nullable_ref("EndedBy"), "description": "Who ended the call; null until it has."},
     "created_at": {**_TIME, "description": "When the call was placed (ISO 8601, UTC, milliseconds)."},
     "answered_at": {**_NULLABLE_TIME, "description": "When the callee answered (ISO 8601, UTC); null if never."},
     "ended_at": {**_NULLABLE_TIME, "description": "When the call ended (ISO 8601, UTC); null while it is up."},

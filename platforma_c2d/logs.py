@@ -16,6 +16,7 @@ the process exits.
 from __future__ import annotations
 
 import atexit
+import contextvars
 import copy
 import json
 import logging
@@ -24,7 +25,11 @@ import queue
 import sys
 from datetime import datetime, timezone
 
-CONTEXT_KEYS = ("call_id", "call_ref", "origin", "event", "fields")
+CONTEXT_KEYS = ("request_id", "call_id", "call_ref", "origin", "event", "fields")
+
+#: The id of the API request being served (``X-Request-Id``), set by the HTTP
+#: layer; every log line written in its context carries it.
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
 
 def _safe(text: str) -> str:
@@ -70,6 +75,9 @@ class _Enqueue(logging.handlers.QueueHandler):
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         record = copy.copy(record)
+        rid = request_id_var.get()     # read in the logging thread's context, before the queue
+        if rid is not None and not hasattr(record, "request_id"):
+            record.request_id = rid
         record.msg, record.args = record.getMessage(), None
         if record.exc_info:
             record.exc_text = logging.Formatter().formatException(record.exc_info)

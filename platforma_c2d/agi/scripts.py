@@ -40,7 +40,7 @@ from datetime import timedelta
 from platforma_c2d import rules
 from platforma_c2d.agi.trust import check_secret, read_identity
 from platforma_c2d.calls.errors import C2DError
-from platforma_c2d.calls.model import Call, Leg, Origin, Reason, State, new_call_id
+from platforma_c2d.calls.model import Call, EndedBy, Leg, Origin, Reason, State, new_call_id
 from platforma_c2d.calls.policy import Policy
 from platforma_c2d.config import ClidConfig, DialConfig
 from platforma_c2d.store.journal import Journal
@@ -131,6 +131,30 @@ def reason_for_dial(dialstatus: str, hangupcause: str) -> Reason:
     if not dialstatus:
         return Reason.CANCELLED if hangupcause == str(_CAUSE_NORMAL_CLEARING) else Reason.FAILED
     return Reason.FAILED
+
+
+def ended_by_for_dial(dialstatus: str, hangupcause: str, hangup_source: str, own_channel: str) -> EndedBy:
+    """Who ended an AGI call (SPEC §2 ``ended_by``), from ``DIALSTATUS``,
+    ``HANGUPCAUSE``, ``CHANNEL(hangupsource)`` (the name of the channel that
+    hung up first; empty when Asterisk itself ended the bridge, e.g. Dial's
+    ``S()`` limit) and the agent's own channel name (``agi_channel``).
+
+    Answered: the side whose channel hung up, ``timeout`` when none did.
+    Busy or unreachable: the callee's side; no answer: Dial's ring timeout;
+    ``CANCEL`` or never dialled with normal clearing: the agent gave up;
+    anything else: the system.
+    """
+    if dialstatus == "ANSWER":
+        if not hangup_source:
+            return EndedBy.TIMEOUT
+        return EndedBy.AGENT if own_channel and hangup_source == own_channel else EndedBy.CALLEE
+    if dialstatus in ("BUSY", "CONGESTION", "CHANUNAVAIL"):
+        return EndedBy.CALLEE
+    if dialstatus == "NOANSWER":
+        return EndedBy.TIMEOUT
+    if dialstatus == "CANCEL" or (not dialstatus and hangupcause == str(_CAUSE_NORMAL_CLEARING)):
+        return EndedBy.AGENT
+    return EndedBy.SYSTEM
 
 
 def answered_seconds(answered_time_ms: str, answered_time: str) -> float | None:
@@ -363,8 +387,14 @@ class AgiScripts:
         noted = row["reason"] if row["reason"] in {r.value for r in Reason} else None
         if dialstatus in ("BUSY", "NOANSWER", "CONGESTION", "CHANUNAVAIL"):
             noted = None   # Dial() had its outcome before the cancel: it stands
-        reason = Reason(noted) if noted else reason_for_dial(dialstatus, cause)
-        call.end(reason)
+        if noted:   # through the API: completed if the callee had answered (SPEC §2 DELETE)
+            reason = Reason.COMPLETED if noted == Reason.CANCELLED.value and dialstatus == "ANSWER" else Reason(noted)
+            by = EndedBy(row["ended_by"]) if row.get("ended_by") else EndedBy.API
+        else:
+            reason = reason_for_dial(dialstatus, cause)
+            by = ended_by_for_dial(dialstatus, cause, agi.get("CHANNEL(hangupsource)"),
+                                   getattr(agi, "env", {}).get("agi_channel", ""))
+        call.end(reason, by)
         if talk_s is not None and (reason is Reason.COMPLETED or (noted and dialstatus == "ANSWER")):
             call.answered_at = call.ended_at - timedelta(seconds=talk_s)
         if not self.journal.end_if_open(call, f"hangup: DIALSTATUS={journal_text(dialstatus, 16) or '-'} "

@@ -25,7 +25,7 @@ from concurrent.futures import Future
 from platforma_c2d.ari.client import AriClient, AriError
 from platforma_c2d.calls import causes
 from platforma_c2d.calls.autoanswer import auto_answer_variables
-from platforma_c2d.calls.model import Call, Leg, Origin, Reason, State, new_call_id
+from platforma_c2d.calls.model import Call, EndedBy, Leg, Origin, Reason, State, new_call_id
 from platforma_c2d.calls.recorder import Recorder, call_context
 from platforma_c2d.calls.pacing import TrunkBusy, TrunkPacer
 from platforma_c2d.config import DialConfig
@@ -376,7 +376,7 @@ class CallEngine:
                                 agent_cause=causes.CAUSE_CONGESTION)
         elif _gone(ring_failed) and not call.ended:
             call.agent_leg.gone = True
-            await self.teardown(call, Reason.CANCELLED, "caller gone before ringing")
+            await self.teardown(call, Reason.CANCELLED, "caller gone before ringing", by=EndedBy.AGENT)
 
     def journal_rejected(self, call: Call, detail: str) -> Future:
         """Journal a call refused before anything was dialled (ended, ``rejected``).
@@ -404,7 +404,8 @@ class CallEngine:
         self.metrics.active.inc()
         legs = call.legs()
         if call.pending_reason is not None:   # the outcome was known: it stands
-            await self.teardown(call, call.pending_reason, "taken back after a restart during the tone")
+            await self.teardown(call, call.pending_reason, "taken back after a restart during the tone",
+                                by=call.pending_by or EndedBy.SYSTEM)
             return
         if not legs or all(leg.gone for leg in legs):
             reason = Reason.COMPLETED if call.state is State.CONNECTED else Reason.FAILED
@@ -517,7 +518,7 @@ class CallEngine:
 
     async def _confirm_timeout(self, call: Call, leg: Leg) -> None:
         if not call.ended and not leg.confirmed:
-            await self.teardown(call, Reason.AGENT_NO_ANSWER, "external agent did not press 1")
+            await self.teardown(call, Reason.AGENT_NO_ANSWER, "external agent did not press 1", by=EndedBy.TIMEOUT)
 
     async def _agent_ready(self, call: Call, leg: Leg) -> None:
         """The agent is on the line: dial the callee, ringback to the agent (SPEC §3.2)."""
@@ -604,8 +605,11 @@ class CallEngine:
         if call.ended:
             return
         if call.pending_reason is not None:
-            await self.teardown(call, call.pending_reason, f"{leg.role} leg ended")
+            await self.teardown(call, call.pending_reason, f"{leg.role} leg ended",
+                                by=call.pending_by or EndedBy.SYSTEM)
             return
+        # Who ended it: the side whose leg went, or our ring timer that hung it up.
+        by = EndedBy.TIMEOUT if leg.timed_out else EndedBy(leg.role)
         if leg.role == "agent":
             if call.origin is not Origin.REST:
                 reason = Reason.COMPLETED if call.state is State.CONNECTED else Reason.CANCELLED
@@ -617,13 +621,13 @@ class CallEngine:
                 reason = Reason.CANCELLED
             else:
                 reason = Reason.COMPLETED
-            await self.teardown(call, reason, carrier or f"agent leg ended (cause {leg.cause})")
+            await self.teardown(call, reason, carrier or f"agent leg ended (cause {leg.cause})", by=by)
         else:
             if leg.up:
-                await self.teardown(call, Reason.COMPLETED, f"callee leg ended (cause {leg.cause})")
+                await self.teardown(call, Reason.COMPLETED, f"callee leg ended (cause {leg.cause})", by=by)
             else:
                 await self._callee_failed(call, causes.unanswered_reason(leg),
-                                          carrier or f"callee leg ended unanswered (cause {leg.cause})")
+                                          carrier or f"callee leg ended unanswered (cause {leg.cause})", by=by)
 
     def _carrier_refusal(self, call: Call, leg: Leg) -> str:
         """A trunk leg refused by the carrier (SIP 5xx, never answered): count it, hold
@@ -639,26 +643,30 @@ class CallEngine:
             detail += f"; no new leg on the trunk for {self.pacer.hold_after_503_s:g} s"
         return detail
 
-    async def _callee_failed(self, call: Call, reason: Reason, detail: str) -> None:
-        """The callee could not be reached: tone to the agent, then end (SPEC §3.5, §4)."""
+    async def _callee_failed(self, call: Call, reason: Reason, detail: str,
+                             by: EndedBy = EndedBy.SYSTEM) -> None:
+        """The callee could not be reached: tone to the agent, then end (SPEC §3.5, §4).
+
+        ``by``: who ended it (the callee's side, our ring timer, or the system
+        when Asterisk refused the leg)."""
         agent = call.agent_leg
         if call.origin is not Origin.REST:
             # A browser learns why from the SIP response (486/480/503/403).
-            await self.teardown(call, reason, detail, agent_cause=causes.sip_cause_for(reason))
+            await self.teardown(call, reason, detail, agent_cause=causes.sip_cause_for(reason), by=by)
             return
         tone = causes.tone_for(reason)
         if agent is None or agent.gone or not tone or self.dial.tone_s <= 0:
-            await self.teardown(call, reason, detail)
+            await self.teardown(call, reason, detail, by=by)
             return
-        call.pending_reason = reason
+        call.pending_reason, call.pending_by = reason, by
         self._record(call, detail + f"; {tone} to the agent for {self.dial.tone_s} s")
         try:
             await self.ari.ring_stop(agent.channel_id)
             await self.ari.play(agent.channel_id, tone, playback_id=f"{LEG_PREFIX}{call.id}-tone")
         except AriError:
-            await self.teardown(call, reason, detail)
+            await self.teardown(call, reason, detail, by=by)
             return
-        self._timer(call, self.dial.tone_s, self.teardown, call, reason, detail)
+        self._timer(call, self.dial.tone_s, self.teardown, call, reason, detail, None, by)
 
     async def _ring_timeout(self, call: Call, leg: Leg) -> None:
         if call.ended or leg.up or leg.gone:
@@ -676,24 +684,32 @@ class CallEngine:
 
     async def _max_duration(self, call: Call) -> None:
         if not call.ended:
-            await self.teardown(call, Reason.COMPLETED, "maximum call duration reached")
+            await self.teardown(call, Reason.COMPLETED, "maximum call duration reached", by=EndedBy.TIMEOUT)
 
     # ------------------------------------------------------------------
     # the end
     # ------------------------------------------------------------------
     async def cancel(self, call: Call) -> None:
-        """Hang up every leg of ``call``; reason ``cancelled`` (SPEC §2 DELETE).
+        """Hang up every leg of ``call`` (SPEC §2 DELETE): reason ``cancelled`` if the
+        callee had not answered, ``completed`` if they had; ended by ``api``.
 
         A call whose outcome is already known (the agent hears the busy or
-        congestion tone) keeps that reason: the attempt did not fail because
-        of the cancel."""
-        if not call.ended:
-            await self.teardown(call, call.pending_reason or Reason.CANCELLED,
-                                "cancelled through the API")
+        congestion tone) keeps that reason and who decided it: the attempt
+        did not fail because of the cancel."""
+        if call.ended:
+            return
+        if call.pending_reason is not None:
+            await self.teardown(call, call.pending_reason, "cancelled through the API during the tone",
+                                by=call.pending_by or EndedBy.SYSTEM)
+            return
+        reason = Reason.COMPLETED if call.answered_at is not None else Reason.CANCELLED
+        await self.teardown(call, reason, "hung up through the API", by=EndedBy.API)
 
     async def teardown(self, call: Call, reason: Reason, detail: str,
-                       agent_cause: int | None = None) -> None:
-        """End ``call`` with ``reason``: journal, then hang up every leg and destroy the bridge.
+                       agent_cause: int | None = None, by: EndedBy = EndedBy.SYSTEM) -> None:
+        """End ``call`` with ``reason``, ended ``by`` someone (SPEC §2 ``ended_by``; the
+        service or the PBX unless told otherwise): journal, then hang up every leg and
+        destroy the bridge.
 
         Idempotent. The legs are hung up (concurrently) before the bridge is
         destroyed so the cause is not overwritten (C07); a leg that is
@@ -702,7 +718,7 @@ class CallEngine:
         """
         if call.ended:
             return
-        call.end(reason)
+        call.end(reason, by)
         for handle in self._timers.pop(call.id, []):
             handle.cancel()
         self._t0.pop(call.id, None)

@@ -137,8 +137,11 @@ class Call:
     agent_leg: Leg | None = None
     callee_leg: Leg | None = None
     bridge_id: str | None = None
-    #: reason decided before the last leg is gone (e.g. tone to the agent)
+    #: reason decided before the last leg is gone (e.g. tone to the agent), and who decided it
     pending_reason: Reason | None = None
+    pending_by: EndedBy | None = None
+    #: who ended the call (SPEC §2 ``ended_by``), set with ``reason``
+    ended_by: EndedBy | None = None
     #: the bridge ``bridge_id`` exists in Asterisk (made while the callee rang)
     bridge_made: bool = False
     token_name: str = ""
@@ -166,6 +169,7 @@ class Call:
         if call.state is State.ENDED:
             call.ended_at = parse_iso(row.get("ended_at"))
             call.reason = Reason(row["reason"]) if row.get("reason") else None
+            call.ended_by = EndedBy(row["ended_by"]) if row.get("ended_by") else None
         return call
 
     @property
@@ -201,10 +205,10 @@ class Call:
         if state is State.CONNECTED:
             self.answered_at = self.updated_at
 
-    def end(self, reason: Reason) -> None:
-        """Move to ``ended`` with ``reason``; raises ``InvalidTransition`` if already ended."""
+    def end(self, reason: Reason, by: EndedBy = EndedBy.SYSTEM) -> None:
+        """Move to ``ended`` with ``reason``, ended by ``by``; raises ``InvalidTransition`` if already ended."""
         self.advance(State.ENDED)
-        self.reason = reason
+        self.reason, self.ended_by = reason, by
         self.ended_at = self.updated_at
 
     def stored_fields(self) -> dict:
@@ -213,6 +217,7 @@ class Call:
             "id": self.id, "origin": self.origin.value, "agent": self.agent, "callee": self.callee,
             "outbound_id": self.outbound_id, "clid": self.clid, "call_ref": self.call_ref,
             "state": self.state.value, "reason": self.reason.value if self.reason else None,
+            "ended_by": self.ended_by.value if self.ended_by else None,
             "created_at": iso(self.created_at), "answered_at": iso(self.answered_at),
             "ended_at": iso(self.ended_at), "updated_at": iso(self.updated_at or self.created_at),
             "duration_s": self.duration_s if self.ended else 0.0,
@@ -226,7 +231,7 @@ class Call:
 #: The fields of the call resource, in the order of the JSON answer (the
 #: OpenAPI document's ``Call`` schema, platforma_c2d.contract.CALL_FIELDS).
 RESOURCE_FIELDS = ("id", "origin", "agent", "callee", "outbound_id", "clid", "call_ref", "state",
-                   "reason", "created_at", "answered_at", "ended_at", "updated_at", "duration_s")
+                   "reason", "ended_by", "created_at", "answered_at", "ended_at", "updated_at", "duration_s")
 
 
 def call_resource(stored) -> dict:
@@ -234,13 +239,13 @@ def call_resource(stored) -> dict:
     :meth:`Call.stored_fields`): the one place it is built, for the engine, the
     journal and the API.
 
-    ``reason`` shows only once the call has ended (before that the journal may
-    hold an outcome already known); ``duration_s`` of a connected call runs
-    to now (seconds, milliseconds precision).
+    ``reason`` and ``ended_by`` show only once the call has ended (before that
+    the journal may hold an outcome already known); ``duration_s`` of a
+    connected call runs to now (seconds, milliseconds precision).
     """
     out = {k: stored.get(k) for k in RESOURCE_FIELDS}
     if out["state"] != State.ENDED.value:
-        out["reason"] = None
+        out["reason"] = out["ended_by"] = None
     if out["state"] == State.CONNECTED.value and out["answered_at"]:
         out["duration_s"] = round(max(0.0, (utcnow() - parse_iso(out["answered_at"])).total_seconds()), 3)
     out["updated_at"] = out["updated_at"] or out["created_at"]

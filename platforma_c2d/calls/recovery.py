@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from platforma_c2d.ari.client import AriClient
 from platforma_c2d.calls import causes
 from platforma_c2d.calls.engine import LEG_PREFIX, CallEngine, callee_channel_id
-from platforma_c2d.calls.model import Call, Leg, Origin, Reason, State
+from platforma_c2d.calls.model import Call, EndedBy, Leg, Origin, Reason, State
 
 if TYPE_CHECKING:   # the Stasis app imports the engine too; only its type is needed here
     from platforma_c2d.calls.stasis import StasisApp
@@ -45,6 +45,7 @@ def call_from_row(row: dict, channels: dict[str, dict]) -> Call:
     call = Call.from_row(row)
     if call.state is not State.ENDED and row["reason"]:
         call.pending_reason = Reason(row["reason"])  # the outcome known before the restart
+        call.pending_by = EndedBy(row["ended_by"]) if row.get("ended_by") else None
     callee_id = row["callee_channel"] or callee_channel_id(call.id)
     for role, chan_id in (("agent", row["agent_channel"]), ("callee", callee_id)):
         if not chan_id or (role == "callee" and not row["callee_channel"] and chan_id not in channels):

@@ -23,7 +23,7 @@ from platforma_c2d.ari.client import AriError
 from platforma_c2d.calls.engine import CallEngine
 from platforma_c2d.calls.errors import (AgentBusy, AsteriskUnavailable, C2DError, Forbidden,
                                         IdempotencyConflict, InvalidRequest, NoSuchCall, NotCancellable)
-from platforma_c2d.calls.model import Origin, Reason, State, new_call_id, utcnow
+from platforma_c2d.calls.model import EndedBy, Origin, Reason, State, new_call_id, utcnow
 from platforma_c2d.calls.policy import Policy
 from platforma_c2d.calls.recovery import call_from_row
 from platforma_c2d.config import Config
@@ -270,7 +270,8 @@ class CallService:
                                  "it cannot be hung up from here", {"id": call_id})
         if not self.is_connected():
             raise AsteriskUnavailable("the PBX is not connected; try again shortly")
-        if not self.journal.mark_outcome(call_id, Reason.CANCELLED.value, "cancel requested through the API"):
+        if not self.journal.mark_outcome(call_id, Reason.CANCELLED.value, "cancel requested through the API",
+                                         by=EndedBy.API.value):
             return  # ended meanwhile
         try:
             self._run(self.engine.ari.hangup(row["agent_channel"]))
@@ -284,7 +285,7 @@ class CallService:
                 return
             time.sleep(0.05)
         call = call_from_row(self.journal.get_row(call_id), {})
-        call.end(Reason.CANCELLED)
+        call.end(Reason.CANCELLED, EndedBy.API)
         self.journal.end_if_open(call, "cancelled through the API; the hangup handler did not report")
 
     def health(self) -> dict:

@@ -116,6 +116,12 @@ class HttpConfig(_Listener):
 
     listen: str = _opt("127.0.0.1:8080", "str", _LISTEN.format(8080), _ok_listen)
     threads: int = _opt(8, "int", "a positive integer (worker threads, at most 1024)", _in_range(0, 1024))
+    # Browser pages (a CRM's own origin) allowed to call the API directly;
+    # empty: no CORS answer at all (docs/api.md says why a backend is safer).
+    cors_origins: tuple[str, ...] = _opt(
+        (), "strs", "a list of origins", item_ok=lambda v: re.fullmatch(
+            r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?", v) is not None,
+        item_desc="an origin: scheme://host[:port], no path, no '*'")
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Flask
 
-from platforma_c2d.contract import API_VERSION, API_VERSION_HEADER, MAX_BODY_BYTES
-from platforma_c2d.http import calls, ops
+from platforma_c2d.contract import MAX_BODY_BYTES
+from platforma_c2d.http import calls, cors, ops
 from platforma_c2d.http.auth import Authenticator
 from platforma_c2d.http.errors import register_error_handlers
 
@@ -27,10 +27,5 @@ def create_app(service, config, metrics, limiter=None) -> Flask:
     app.register_blueprint(calls.bp)
     app.register_blueprint(ops.bp)
     register_error_handlers(app, on_rejected=lambda error: metrics.rejected.labels(error).inc())
-
-    @app.after_request
-    def _api_version(resp):
-        resp.headers[API_VERSION_HEADER] = API_VERSION
-        return resp
-
+    cors.install(app, config.http.cors_origins)
     return app

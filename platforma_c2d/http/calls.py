@@ -7,6 +7,7 @@ import json
 from flask import Blueprint, current_app, jsonify, request
 
 from platforma_c2d.calls.errors import InvalidJson, InvalidRequest, UnsupportedMediaType
+from platforma_c2d.http.cors import is_preflight
 from platforma_c2d.http.openapi import openapi_document
 from platforma_c2d.http.query import next_cursor, parse_list_query
 
@@ -70,8 +71,8 @@ def _caller():
 
 @bp.before_request
 def _authenticate():
-    if request.endpoint == "click2dial.openapi":
-        return
+    if request.endpoint == "click2dial.openapi" or is_preflight():
+        return   # open; a browser's preflight carries no token (CORS answers it)
     caller = _caller()
     request.environ["c2d.caller"] = caller
     limiter = current_app.extensions.get("c2d.limiter")

@@ -16,14 +16,14 @@ CALL_REQUEST = {"agent": "1001", "callee": "0215550100", "outbound_id": "random"
 #: A call that was answered and hung up through DELETE.
 CALL = {
     "id": CALL_ID, "origin": "rest", "agent": "1001", "callee": "0215550100", "outbound_id": "random",
-    "clid": "0115550001", "call_ref": "CRM-4711", "state": "ended", "reason": "completed",
+    "clid": "0115550001", "call_ref": "CRM-4711", "state": "ended", "reason": "completed", "ended_by": "api",
     "created_at": "2024-05-01T09:30:00.123Z", "answered_at": "2024-05-01T09:30:07.456Z",
     "ended_at": "2024-05-01T09:31:02.789Z", "updated_at": "2024-05-01T09:31:02.789Z", "duration_s": 55.333,
 }
 
 #: A call whose agent's phone is ringing.
 CALL_RINGING = {
-    **CALL, "state": "dialing_agent", "reason": None, "answered_at": None, "ended_at": None,
+    **CALL, "state": "dialing_agent", "reason": None, "ended_by": None, "answered_at": None, "ended_at": None,
     "updated_at": CALL["created_at"], "duration_s": 0.0,
 }
 

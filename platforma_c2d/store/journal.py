@@ -47,6 +47,7 @@ calls = sa.Table(
     sa.Column("call_ref", sa.String(230), nullable=False),
     sa.Column("state", sa.String(16), nullable=False, index=True),
     sa.Column("reason", sa.String(24)),
+    sa.Column("ended_by", sa.String(8)),
     sa.Column("created_at", sa.String(32), nullable=False, index=True),
     sa.Column("answered_at", sa.String(32)),
     sa.Column("ended_at", sa.String(32)),
@@ -82,7 +83,8 @@ call_events = sa.Table(
 )
 
 _ROW_FIELDS = ("id", "origin", "agent", "callee", "outbound_id", "clid", "call_ref", "state",
-               "reason", "created_at", "answered_at", "ended_at", "updated_at", "duration_s", "agent_channel",
+               "reason", "ended_by", "created_at", "answered_at", "ended_at", "updated_at", "duration_s",
+               "agent_channel",
                "callee_channel", "bridge_id", "token_name")
 _UPDATE_CALL = (calls.update().where(calls.c.id == sa.bindparam("p_id"))
                 .values({**{k: sa.bindparam("p_" + k) for k in _ROW_FIELDS if k != "id"},
@@ -201,6 +203,7 @@ class Journal:
             # known (the agent hears the busy tone), for a restart; the API
             # shows a reason only once the call has ended.
             "reason": (call.reason or call.pending_reason).value if (call.reason or call.pending_reason) else None,
+            "ended_by": (call.ended_by or call.pending_by).value if (call.ended_by or call.pending_by) else None,
             "agent_channel": call.agent_leg.channel_id if call.agent_leg else None,
             "callee_channel": call.callee_leg.channel_id if call.callee_leg else None,
             "bridge_id": call.bridge_id, "token_name": call.token_name,
@@ -260,9 +263,9 @@ class Journal:
             self._add_event(conn, call.id, rec["event"]["at"])
         return True
 
-    def mark_outcome(self, call_id: str, reason: str | None, detail: str) -> bool:
-        """Note the reason an open call will end with (kept in ``reason`` until it ends);
-        ``None`` takes a noted reason back.
+    def mark_outcome(self, call_id: str, reason: str | None, detail: str, by: str | None = None) -> bool:
+        """Note the reason an open call will end with, and who ends it (kept in
+        ``reason`` and ``ended_by`` until it ends); ``None`` takes them back.
 
         Used for a FastAGI call cancelled through the API: its hangup handler
         ends it with this reason. Returns False when the call is ended or
@@ -270,7 +273,7 @@ class Journal:
         """
         with self.engine.begin() as conn:
             if not conn.execute(calls.update().where(calls.c.id == call_id, calls.c.state != "ended")
-                                .values(reason=reason, seq=calls.c.seq + 1)).rowcount:
+                                .values(reason=reason, ended_by=by, seq=calls.c.seq + 1)).rowcount:
                 return False
             state = conn.execute(sa.select(calls.c.state).where(calls.c.id == call_id)).scalar_one()
             conn.execute(_INSERT_EVENT, {"call_id": call_id, "at": iso(utcnow()), "state": state,

@@ -110,6 +110,7 @@ def test_agi_call_reaches_the_trunk_with_the_clid_and_the_cdr_carries_the_call_r
 
     [call] = wait_calls(journal)
     assert call["origin"] == "agi" and call["state"] == "ended" and call["reason"] == "completed"
+    assert call["ended_by"] == "agent", call       # the phone hung up (talk_ms)
     assert (call["agent"], call["callee"], call["outbound_id"], call["clid"], call["call_ref"]) == \
         (AGENT, "0215550100", "0215550199", "0215550199", "ord-42.a_b~c:d")
     assert call["answered_at"] and 0.8 <= call["duration_s"] <= 3.5, call
@@ -184,7 +185,7 @@ def test_agi_callee_busy_is_journalled_callee_busy(asterisk, agi, sipp):
     phone = dial(sipp, headers=[f"{REF}: busy-1"])
     assert final_responses(phone) == [486]
     [call] = wait_calls(journal)
-    assert call["reason"] == "callee_busy" and call["answered_at"] is None
+    assert call["reason"] == "callee_busy" and call["answered_at"] is None and call["ended_by"] == "callee"
     assert call["duration_s"] == 0
     time.sleep(0.5)
     [row] = cdr_rows_for(asterisk, call["id"])
@@ -198,7 +199,7 @@ def test_agi_agent_hangs_up_while_the_callee_rings_is_cancelled(asterisk, agi, s
     assert final_responses(phone) == [487]
     assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "CANCEL")
     [call] = wait_calls(journal)
-    assert call["reason"] == "cancelled"
+    assert (call["reason"], call["ended_by"]) == ("cancelled", "agent")
 
 
 def test_agi_unreachable_callee_is_callee_unavailable(asterisk, agi, sipp):
@@ -306,12 +307,13 @@ def test_agi_call_shares_the_journal_with_the_rest_service(asterisk, make_servic
 
 
 @pytest.mark.parametrize("phase", ["callee_ringing", "connected"])
-def test_agi_call_cancelled_through_the_api_is_hung_up_and_journalled_cancelled(
+def test_agi_call_cancelled_through_the_api_is_hung_up_and_journalled_by_the_api(
         asterisk, make_service, sipp, phase):
     """SPEC §2 DELETE hangs up every leg, whatever the origin: the service
     hangs the AGI call's channel up through ARI; the hangup handler ends it
     ``cancelled`` (with the talk time when it was connected)."""
-    _agi, journal = start_agi_named(make_service, "cancel")
+    # A ring timeout far longer than the API service takes to start, even on a loaded machine.
+    _agi, journal = start_agi_named(make_service, "cancel", {"dial": {"callee_ring_timeout_s": 60}})
     ringing = phase == "callee_ringing"
     trunk = sipp("trunk", TRUNK_PORT, uas_scenario(answer=not ringing, talk_ms=30000))
     phone = dial(sipp, headers=[f"{REF}: cancel-{phase}"], talk_ms=30000)
@@ -325,7 +327,9 @@ def test_agi_call_cancelled_through_the_api_is_hung_up_and_journalled_cancelled(
     r = api.http.delete(f"/click2dial/calls/{call['id']}")
     assert r.status_code == 200, r.text
     ended = r.json()
-    assert ended["state"] == "ended" and ended["reason"] == "cancelled", ended
+    # SPEC §2: cancelled before the callee answered, completed after; ended by the API.
+    assert ended["state"] == "ended" and ended["ended_by"] == "api", ended
+    assert ended["reason"] == ("cancelled" if ringing else "completed"), ended
     if ringing:
         assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "CANCEL")
         assert ended["answered_at"] is None
@@ -352,6 +356,7 @@ def test_agi_call_is_cut_at_the_configured_maximum_duration(asterisk, make_servi
     assert 2.5 <= time.monotonic() - answered <= 8
     [call] = wait_calls(journal)
     assert call["reason"] == "completed" and 2.5 <= call["duration_s"] <= 4.5, call
+    assert call["ended_by"] == "timeout", call
     assert asterisk.wait_idle() == ([], [])
 
 

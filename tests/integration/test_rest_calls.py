@@ -56,6 +56,7 @@ def test_success_agent_then_callee_then_callee_hangs_up(asterisk, service, sipp)
     assert service.wait_state(call["id"], "connected")["state"] == "connected"
     final = service.wait_state(call["id"], "ended", timeout=15)
     assert final["state"] == "ended" and final["reason"] == "completed", final
+    assert final["ended_by"] == "callee", final
     assert 1.5 <= final["duration_s"] <= 3.5, final
     assert final["answered_at"] and final["ended_at"]
     history = service.http.get(f"/click2dial/calls/{call['id']}/history").json()
@@ -92,7 +93,7 @@ def test_success_agent_hangs_up_first(asterisk, service, sipp):
     trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
     call = place(service, call_ref="agent-bye")
     final = service.wait_state(call["id"], "ended", timeout=15)
-    assert final["reason"] == "completed"
+    assert (final["reason"], final["ended_by"]) == ("completed", "agent")
     assert 0.5 <= final["duration_s"] <= 2.5
     assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "BYE")
     assert_trunk_never_saw(trunk, "1001")
@@ -105,7 +106,7 @@ def test_agent_busy_never_dials_the_callee(asterisk, service, sipp):
     trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
     call = place(service, call_ref="agent-busy")
     final = service.wait_state(call["id"], "ended")
-    assert final["reason"] == "agent_busy"
+    assert (final["reason"], final["ended_by"]) == ("agent_busy", "agent")
     assert final["answered_at"] is None and final["duration_s"] == 0
     history = service.http.get(f"/click2dial/calls/{call['id']}/history").json()
     assert [(h["state"], h["reason"]) for h in history["states"]] == [
@@ -122,7 +123,7 @@ def test_agent_no_answer_ends_after_the_ring_timeout(asterisk, service, sipp):
     call = place(service, call_ref="t-noans")
     started = time.monotonic()
     final = service.wait_state(call["id"], "ended", timeout=15)
-    assert final["reason"] == "agent_no_answer"
+    assert (final["reason"], final["ended_by"]) == ("agent_no_answer", "timeout")
     assert 3.0 <= time.monotonic() - started <= 8.0  # agent_ring_timeout_s = 4
     assert agent.wait_for(lambda m: m.direction == "received" and m.method == "CANCEL")
     assert trunk.received() == []
@@ -148,7 +149,7 @@ def test_callee_failure_plays_a_tone_then_ends(asterisk, service, sipp, code, re
     call = place(service, call_ref=f"fail-{code}")
     assert service.wait_state(call["id"], "dialing_callee")["state"] in ("dialing_callee", "ended")
     final = service.wait_state(call["id"], "ended")
-    assert final["reason"] == reason
+    assert (final["reason"], final["ended_by"]) == (reason, "callee")
     assert final["answered_at"] is None and final["duration_s"] == 0
     # The agent is hung up by Asterisk (BYE) only after the tone (tone_s = 1).
     bye = agent.wait_for(lambda m: m.direction == "received" and m.method == "BYE")
@@ -167,7 +168,7 @@ def test_cancel_during_the_busy_tone_keeps_the_known_outcome(asterisk, make_serv
     time.sleep(0.3)
     r = svc.http.delete(f"/click2dial/calls/{call['id']}")
     assert r.status_code == 200 and r.json()["state"] == "ended"
-    assert r.json()["reason"] == "callee_busy"
+    assert (r.json()["reason"], r.json()["ended_by"]) == ("callee_busy", "callee")
     assert agent.wait_for(lambda m: m.direction == "received" and m.method == "BYE")
     assert asterisk.wait_idle() == ([], [])
 
@@ -177,7 +178,7 @@ def test_callee_no_answer_after_ring_timeout(asterisk, service, sipp):
     trunk = sipp("trunk", TRUNK_PORT, uas_scenario(answer=False))
     call = place(service)
     final = service.wait_state(call["id"], "ended", timeout=20)
-    assert final["reason"] == "callee_no_answer"
+    assert (final["reason"], final["ended_by"]) == ("callee_no_answer", "timeout")
     assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "CANCEL")
 
 
@@ -209,7 +210,7 @@ def test_agent_hangs_up_while_callee_rings_is_cancelled(asterisk, service, sipp)
     trunk = sipp("trunk", TRUNK_PORT, uas_scenario(answer=False))
     call = place(service)
     final = service.wait_state(call["id"], "ended", timeout=15)
-    assert final["reason"] == "cancelled"
+    assert (final["reason"], final["ended_by"]) == ("cancelled", "agent")
     assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "CANCEL")
     assert_trunk_never_saw(trunk, "1001")
 
@@ -221,6 +222,7 @@ def test_delete_while_agent_rings(asterisk, service, sipp):
     assert agent.wait_for(lambda m: m.direction == "received" and m.method == "INVITE")
     r = service.http.delete(f"/click2dial/calls/{call['id']}")
     assert r.status_code == 200 and r.json()["state"] == "ended" and r.json()["reason"] == "cancelled"
+    assert r.json()["ended_by"] == "api"
     assert agent.wait_for(lambda m: m.direction == "received" and m.method == "CANCEL")
     assert trunk.received() == []
 
@@ -231,17 +233,21 @@ def test_delete_while_callee_rings(asterisk, service, sipp):
     call = place(service)
     assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "INVITE")
     r = service.http.delete(f"/click2dial/calls/{call['id']}")
-    assert r.json()["reason"] == "cancelled"
+    assert (r.json()["reason"], r.json()["ended_by"], r.json()["answered_at"]) == ("cancelled", "api", None)
     assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "CANCEL")
 
 
-def test_delete_when_connected(asterisk, service, sipp):
+def test_delete_after_the_callee_answered_is_completed_and_ended_by_the_api(asterisk, service, sipp):
+    """SPEC §2: `cancelled` only before the callee answered; after, `completed`,
+    with `ended_by: api` -- the customer was reached."""
     agent = sipp("agent", AGENT_PORT, uas_scenario())
     trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
     call = place(service)
     assert service.wait_state(call["id"], "connected")["state"] == "connected"
     r = service.http.delete(f"/click2dial/calls/{call['id']}")
-    assert r.status_code == 200 and r.json()["reason"] == "cancelled"
+    assert r.status_code == 200 and r.json()["reason"] == "completed", r.json()
+    assert r.json()["ended_by"] == "api" and r.json()["answered_at"] and r.json()["duration_s"] > 0
+    assert service.http.get(f"/click2dial/calls?state=ended&call_ref=t-1").json()["calls"] == [r.json()]
     assert agent.wait_for(lambda m: m.direction == "received" and m.method == "BYE")
     assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "BYE")
     # A second DELETE changes nothing.

@@ -543,14 +543,45 @@ def test_dial_limits_come_from_the_config(journal):
 # --------------------------------------------------------------------------
 
 
-def test_a_noted_cancel_ends_an_answered_call_cancelled_with_its_talk_time(journal):
+def test_a_noted_cancel_ends_an_answered_call_completed_by_the_api_with_its_talk_time(journal):
+    """SPEC §2: a DELETE after the callee answered is `completed`, ended by `api`."""
     scripts = make_scripts(journal)
     call_id = accept(journal, scripts)
-    assert journal.mark_outcome(call_id, "cancelled", "cancel requested through the API")
+    assert journal.mark_outcome(call_id, "cancelled", "cancel requested through the API", by="api")
     assert journal.get(call_id)["reason"] is None          # not shown before the end
+    assert journal.get(call_id)["ended_by"] is None
     hang_up(scripts, call_id, "ANSWER", answered_ms="4000")
     call = journal.get(call_id)
-    assert (call["state"], call["reason"], call["duration_s"]) == ("ended", "cancelled", 4.0)
+    assert (call["state"], call["reason"], call["ended_by"], call["duration_s"]) == \
+        ("ended", "completed", "api", 4.0)
+
+
+def test_a_noted_cancel_of_a_ringing_call_is_cancelled_by_the_api(journal):
+    scripts = make_scripts(journal)
+    call_id = accept(journal, scripts)
+    journal.mark_outcome(call_id, "cancelled", "cancel requested through the API", by="api")
+    hang_up(scripts, call_id, "CANCEL", cause="16")
+    call = journal.get(call_id)
+    assert (call["reason"], call["ended_by"], call["answered_at"]) == ("cancelled", "api", None)
+
+
+@pytest.mark.parametrize("dialstatus, cause, source, ended_by", [
+    ("ANSWER", "16", "PJSIP/1001-00000001", "agent"),
+    ("ANSWER", "16", "PJSIP/trunk-00000002", "callee"),
+    ("ANSWER", "16", "", "timeout"),                 # Dial's S() limit: nobody hung up
+    ("BUSY", "17", "", "callee"),
+    ("CONGESTION", "34", "", "callee"),
+    ("CHANUNAVAIL", "20", "", "callee"),
+    ("NOANSWER", "19", "", "timeout"),
+    ("CANCEL", "16", "PJSIP/1001-00000001", "agent"),
+    ("", "16", "", "agent"),
+    ("", "0", "", "system"),
+    ("INVALIDARGS", "0", "", "system"),
+])
+def test_who_ended_an_agi_call(dialstatus, cause, source, ended_by):
+    from platforma_c2d.agi.scripts import ended_by_for_dial
+
+    assert ended_by_for_dial(dialstatus, cause, source, "PJSIP/1001-00000001").value == ended_by
 
 
 def test_dials_own_outcome_beats_a_cancel_that_came_after_it(journal):
@@ -558,7 +589,7 @@ def test_dials_own_outcome_beats_a_cancel_that_came_after_it(journal):
     call_id = accept(journal, scripts)
     journal.mark_outcome(call_id, "cancelled", "cancel requested through the API")
     hang_up(scripts, call_id, "BUSY", cause="17")
-    assert journal.get(call_id)["reason"] == "callee_busy"
+    assert (journal.get(call_id)["reason"], journal.get(call_id)["ended_by"]) == ("callee_busy", "callee")
 
 
 def test_a_cancel_taken_back_leaves_the_dial_outcome(journal):

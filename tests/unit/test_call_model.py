@@ -75,7 +75,7 @@ def test_an_unanswered_call_has_no_talk_time():
 def test_call_resource_has_the_spec_fields_in_iso_utc():
     data = new_call().to_dict()
     assert list(data) == ["id", "origin", "agent", "callee", "outbound_id", "clid", "call_ref",
-                          "state", "reason", "created_at", "answered_at", "ended_at", "updated_at",
+                          "state", "reason", "ended_by", "created_at", "answered_at", "ended_at", "updated_at",
                           "duration_s"]
     assert data["created_at"].endswith("Z") and data["reason"] is None
 
