@@ -19,6 +19,8 @@ import uuid
 
 from platforma_c2d.calls.model import parse_iso
 from platforma_c2d.config import Config, ConfigError, load_config
+from platforma_c2d.hardening import (ARI_SAMPLE_FAILURE, SAMPLE_ARI_PASSWORD,
+                                     ari_on_browser_listeners, sample_secret_findings)
 from platforma_c2d.rules import is_extension
 
 
@@ -46,6 +48,9 @@ def cmd_serve(args) -> int:
     from platforma_c2d.store.journal import store_problem
 
     cfg = _load(args.config)
+    if cfg.ari.password == SAMPLE_ARI_PASSWORD:
+        print(f"config error: {ARI_SAMPLE_FAILURE}", file=sys.stderr)
+        return 2
     setup_logging(cfg.log.level, cfg.log.format)
     try:
         runtime = Runtime(cfg)
@@ -123,7 +128,8 @@ def _check_modules(http, report: dict[str, list[str]]) -> None:
 
 
 def cmd_check(args) -> int:
-    """Config valid, store usable, ARI reachable, trunk and agent endpoints exist, CLID pool valid.
+    """Config valid, store usable, ARI reachable, trunk and agent endpoints exist, CLID pool
+    valid, no sample secret in use, ARI not served where browsers connect (docs/security.md).
 
     Prints ``ok``, ``WARN`` (an agent's phone not registered now: not a
     configuration problem) and ``FAIL`` lines; returns 1 when any ``FAIL``.
@@ -194,6 +200,11 @@ def cmd_check(args) -> int:
         ok.append(f"clid: pool of {len(cfg.clid.pool)} valid numbers")
     else:
         ok.append("clid: pool empty, outbound_id 'random' will be refused")
+    sample_failures, sample_warnings = sample_secret_findings(cfg)
+    listener_failures, listener_oks = ari_on_browser_listeners(cfg)
+    problems += sample_failures + listener_failures
+    warnings += sample_warnings
+    ok += listener_oks
     for line in ok:
         print("ok   " + line)
     for line in warnings:

@@ -89,6 +89,12 @@ class AriConfig:
     )
     reconnect_max_backoff_s: float = _opt(30.0, "float", _FSECONDS, _fseconds)
     request_timeout_s: float = _opt(10.0, "float", _FSECONDS, _fseconds)
+    # Where browser phones connect to Asterisk's HTTP server: check fails
+    # if ARI answers there (docs/security.md).
+    browser_urls: tuple[str, ...] = _opt(
+        ("https://127.0.0.1:8089",), "strs", "a list of http(s)://host[:port] URLs",
+        item_ok=_ok_ari_url, item_desc="an http(s)://host[:port] URL without a path",
+    )
 
 
 class _Listener:

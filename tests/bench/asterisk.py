@@ -54,7 +54,8 @@ def config_set() -> str:
 
 ARI_URL = "http://127.0.0.1:8088"
 ARI_USER = "c2d"
-ARI_PASSWORD = "change-me"
+# Its hash is in overlay/ari.conf (password_format=crypt).
+ARI_PASSWORD = "bench-ari-7c41e0"
 CDR_CSV = "var/log/asterisk/cdr-custom/platforma-c2d.csv"
 CDR_FIELDS = ("start", "answer", "end", "clid", "src", "dst", "dcontext", "channel",
               "dstchannel", "lastapp", "disposition", "duration", "billsec",

@@ -77,7 +77,7 @@ def _free_port() -> int:
 def test_serve_with_a_store_it_cannot_use_says_so_in_one_line(tmp_path, url, expected):
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'[store]\nurl = "{url}"\n[http]\nlisten = "127.0.0.1:{_free_port()}"\n'
-                   '[ari]\nurl = "http://127.0.0.1:9"\n')
+                   '[ari]\nurl = "http://127.0.0.1:9"\npassword = "not-the-sample"\n')
     res = run("serve", "--config", str(cfg))
     assert res.returncode == 1, res.stderr
     errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
@@ -97,7 +97,7 @@ def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path):
         port = busy.getsockname()[1]
         cfg = tmp_path / "c.toml"
         cfg.write_text(f'[store]\nurl = "sqlite:///{tmp_path}/c.sqlite3"\n'
-                       f'[http]\nlisten = "127.0.0.1:{port}"\n[ari]\nurl = "http://127.0.0.1:9"\n')
+                       f'[http]\nlisten = "127.0.0.1:{port}"\n[ari]\nurl = "http://127.0.0.1:9"\npassword = "not-the-sample"\n')
         res = run("serve", "--config", str(cfg))
     assert res.returncode == 1
     assert f"error: http.listen: cannot listen on 127.0.0.1:{port}" in res.stderr
@@ -107,7 +107,7 @@ def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path):
 def test_check_does_not_create_the_store(tmp_path):
     db = tmp_path / "new" / "calls.sqlite3"
     cfg = tmp_path / "c.toml"
-    cfg.write_text(f'[store]\nurl = "sqlite:///{db}"\n[ari]\nurl = "http://127.0.0.1:9"\n')
+    cfg.write_text(f'[store]\nurl = "sqlite:///{db}"\n[ari]\nurl = "http://127.0.0.1:9"\npassword = "not-the-sample"\n')
     res = run("check", "--config", str(cfg))
     assert "ok   store: usable" in res.stdout
     assert not db.parent.exists()
@@ -196,3 +196,13 @@ def test_version_option(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])
     assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"platforma-c2d {__version__}"
+
+
+def test_serve_refuses_the_shipped_ari_password(tmp_path):
+    """SPEC §7: the sample password is refused before anything starts."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "c.sqlite3"}"\n'
+                   f'[http]\nlisten = "127.0.0.1:{_free_port()}"\n')
+    res = run("serve", "--config", str(cfg))
+    assert res.returncode == 2 and "ari.password" in res.stderr and "change-me'" in res.stderr
+    assert "Traceback" not in res.stderr and not (tmp_path / "c.sqlite3").exists()

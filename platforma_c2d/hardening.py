@@ -1,0 +1,78 @@
+"""The doors of the PBX that the configuration leaves open (docs/security.md).
+
+Two kinds of finding, each a line that says what to change:
+
+* **sample secrets** (:func:`sample_secret_findings`, no I/O): the shipped
+  ARI password ``change-me`` is a failure (SPEC §7: ``serve`` refuses to
+  run with it, ``check`` fails); an unset or sample FastAGI secret is a
+  warning (``[agi] secret``).
+* **ARI where browsers connect** (:func:`ari_on_browser_listeners`, HTTP
+  probes): every listener of Asterisk's HTTP server serves every URI, so
+  the TLS listener that browser phones need for ``wss://…/ws`` serves ARI
+  as well, to anyone who reaches it. ``[ari] browser_urls`` names those
+  listeners; ARI answering there (anything but 404 for ``/ari/…``, a 401
+  included: a stranger may then guess passwords and originate calls) is a
+  failure.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from platforma_c2d.agi.trust import SAMPLE_SECRET as SAMPLE_AGI_SECRET
+from platforma_c2d.config import Config
+
+#: The ARI password shipped in asterisk_conf/ari.conf and the sample TOML.
+SAMPLE_ARI_PASSWORD = "change-me"
+
+ARI_SAMPLE_FAILURE = (
+    "ari.password: the shipped sample password 'change-me' is in use; anyone who "
+    "reaches ARI can originate calls with it. Set a password of your own in ari.conf "
+    "(store it hashed: password_format=crypt, 'ari mkpasswd' on the Asterisk CLI) and "
+    "the same in [ari] password or PLATFORMA_C2D_ARI_PASSWORD")
+
+
+def sample_secret_findings(cfg: Config) -> tuple[list[str], list[str]]:
+    """``(failures, warnings)`` about sample or missing secrets in ``cfg``.
+
+    Failure: ``[ari] password`` is :data:`SAMPLE_ARI_PASSWORD`. Warning:
+    ``[agi] secret`` empty or the sample ``change-me-agi``.
+    """
+    failures, warnings = [], []
+    if cfg.ari.password == SAMPLE_ARI_PASSWORD:
+        failures.append(ARI_SAMPLE_FAILURE)
+    if not cfg.agi.secret:
+        warnings.append("agi.secret: not set: any process that reaches the FastAGI port can "
+                        "journal calls and end AGI calls; set one, and the same as "
+                        "C2D_AGI_SECRET in extensions.conf")
+    elif cfg.agi.secret == SAMPLE_AGI_SECRET:
+        warnings.append("agi.secret: the shipped sample 'change-me-agi' is in use; set a "
+                        "secret of your own here and as C2D_AGI_SECRET in extensions.conf")
+    return failures, warnings
+
+
+def ari_on_browser_listeners(cfg: Config, timeout_s: float = 3.0) -> tuple[list[str], list[str]]:
+    """``(failures, oks)``: whether ARI answers at ``[ari] browser_urls``.
+
+    Each URL is probed with ``GET <url>/ari/asterisk/info`` without
+    credentials and without checking the TLS certificate (the question is
+    what a stranger reaches, not whether the certificate is good). A URL
+    where nothing listens passes. Never raises for a network error.
+    """
+    failures, oks = [], []
+    for url in cfg.ari.browser_urls:
+        try:
+            resp = httpx.get(url.rstrip("/") + "/ari/asterisk/info", timeout=timeout_s,
+                             verify=False)
+        except httpx.HTTPError:
+            oks.append(f"ari: not served at {url} (nothing answers there)")
+            continue
+        if resp.status_code == 404:
+            oks.append(f"ari: not served at {url}")
+            continue
+        failures.append(
+            f"ari.browser_urls: ARI answers at {url} (HTTP {resp.status_code}), the listener "
+            "where browsers connect: anyone who reaches it can try ARI passwords and originate "
+            "calls. Keep Asterisk's TLS listener off (tlsenable=no) and put a reverse proxy "
+            "that forwards only /ws in front of 127.0.0.1:8088 (docs/security.md)")
+    return failures, oks

@@ -1,0 +1,86 @@
+"""The PBX's own doors, against the real Asterisk (docs/security.md).
+
+ARI can originate any call on any trunk with any caller ID: the shipped
+sample password must never run, and ARI must not answer on the listener
+where browsers connect (Asterisk's TLS listener for ``wss://…/ws`` serves
+every URI of its HTTP server, ARI included).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.integration.test_check_modules import run_check
+
+TLS_HTTP_CONF = """\
+[general]
+enabled=yes
+bindaddr=127.0.0.1
+bindport=8088
+session_keep_alive=15000
+tlsenable=yes
+tlsbindaddr=127.0.0.1:8089
+tlscertfile=/etc/asterisk/keys/pbx.example.test.crt
+tlsprivatekey=/etc/asterisk/keys/pbx.example.test.key
+"""
+
+
+def fail_lines(res: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in res.stdout.splitlines() if line.startswith("FAIL ")]
+
+
+def test_check_fails_on_the_shipped_ari_password(asterisk, make_service):
+    svc = make_service({"ari": {"password": "change-me"}}, start=False)
+    res = run_check(svc)
+    assert res.returncode == 1
+    assert any(line.startswith("FAIL ari.password: the shipped sample password 'change-me'")
+               for line in fail_lines(res)), res.stdout
+    assert "change-me" not in res.stdout.replace("'change-me'", "").replace("'change-me-agi'", "")
+
+
+def test_serve_refuses_to_start_with_the_shipped_ari_password(asterisk, make_service):
+    svc = make_service({"ari": {"password": "change-me"}}, start=False)
+    res = subprocess.run([sys.executable, "-m", "platforma_c2d.cli", "serve",
+                          "--config", str(svc.config_path)], capture_output=True, text=True,
+                         timeout=30)
+    assert res.returncode == 2 and "config error: ari.password" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+@pytest.fixture
+def tls_listener(asterisk):
+    """Asterisk's TLS listener on 127.0.0.1:8089, as http.conf documents it for
+    browsers (a self-signed certificate); the shipped http.conf back after."""
+    etc = asterisk.root / "etc/asterisk"
+    keys = etc / "keys"
+    keys.mkdir(exist_ok=True)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=pbx.example.test", "-keyout", str(keys / "pbx.example.test.key"),
+                    "-out", str(keys / "pbx.example.test.crt")], check=True, capture_output=True)
+    saved = (etc / "http.conf").read_text()
+    (etc / "http.conf").write_text(TLS_HTTP_CONF)
+    asterisk.cli("module reload http")
+    try:
+        yield "https://127.0.0.1:8089"
+    finally:
+        (etc / "http.conf").write_text(saved)
+        asterisk.cli("module reload http")
+
+
+def test_check_fails_when_ari_answers_on_the_tls_listener_browsers_use(
+        asterisk, make_service, tls_listener):
+    svc = make_service(start=False)            # [ari] browser_urls: the default
+    res = run_check(svc)
+    assert res.returncode == 1, res.stdout
+    [line] = [x for x in fail_lines(res) if x.startswith("FAIL ari.browser_urls")]
+    assert f"ARI answers at {tls_listener} (HTTP 401)" in line and "/ws" in line
+
+
+def test_check_passes_with_ari_on_loopback_only(asterisk, make_service):
+    svc = make_service(start=False)
+    res = run_check(svc)
+    assert "ok   ari: not served at https://127.0.0.1:8089 (nothing answers there)" in res.stdout
+    assert not [x for x in fail_lines(res) if x.startswith(("FAIL ari", "FAIL agi"))], res.stdout
