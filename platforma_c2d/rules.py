@@ -19,9 +19,8 @@ line or hide behind look-alike characters.
 
 from __future__ import annotations
 
-import random
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 #: Longest call_ref kept, in characters; longer (valid) values are cut to it.
@@ -414,41 +413,3 @@ def validate_fields(
         _SKIP if outbound_id is None else outbound_id,
         {"call_ref": call_ref},
     )
-
-
-def choose_clid(
-    outbound_id: str,
-    *,
-    default: str,
-    pool: Sequence[str],
-    rng: random.Random | None = None,
-) -> str:
-    """Choose the CLID actually presented to the callee (SPEC sections 1, 7).
-
-    Args:
-        outbound_id: as validated: ``""`` (not given), ``"random"`` or a CLID
-            number.
-        default: the configured default CLID (``[clid] default``).
-        pool: the configured CLID pool (``[clid] pool``) that ``random``
-            draws from.
-        rng: the random source; the ``random`` module's when ``None``.
-
-    Returns:
-        ``default`` for ``""``, a member of ``pool`` for ``"random"``, else
-        ``outbound_id`` itself.
-
-    Raises:
-        RuleError: on ``"outbound_id"`` when ``random`` is asked and the pool
-            is empty, or when ``outbound_id`` is not a valid outbound_id.
-    """
-    if outbound_id == "":
-        return default
-    if outbound_id == RANDOM:
-        if not pool:
-            raise RuleError(
-                "outbound_id",
-                "'random' asked but the CLID pool is empty; give a number: "
-                + OUTBOUND_ID_FORMATS,
-            )
-        return (rng or random).choice(pool)
-    return _check_outbound_id(outbound_id)

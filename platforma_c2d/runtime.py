@@ -19,8 +19,10 @@ from platforma_c2d.calls.policy import Policy
 from platforma_c2d.calls.recovery import reconcile
 from platforma_c2d.calls.service import CallService
 from platforma_c2d.calls.stasis import StasisApp
+from platforma_c2d.clid.picker import ClidPicker
 from platforma_c2d.config import Config
 from platforma_c2d.metrics import Metrics
+from platforma_c2d.store.clids import ClidStore
 from platforma_c2d.store.journal import Journal, JournalWriter
 from platforma_c2d.store.retention import Retention, RetentionThread
 
@@ -50,13 +52,15 @@ class Runtime:
         self.engine = CallEngine(self.ari, self.journal, config.dial, self.metrics, self.writer,
                                  self.pacer)
         self.policy = Policy(config.clid, config.policy)
-        self.stasis = StasisApp(self.engine, self.ari, config.clid, self.policy,
+        self.picker = ClidPicker(config.clid, ClidStore(self.journal.engine),
+                                 registry=self.metrics.registry)
+        self.stasis = StasisApp(self.engine, self.ari, self.picker, self.policy,
                                 config.limits.max_active_calls_per_agent)
         self.events = EventStream(a.url, a.username, a.password, a.app, self.stasis.dispatch,
                                   self._connected, self._disconnected, a.reconnect_max_backoff_s)
         self.loop = asyncio.new_event_loop()
         self.service = CallService(config, self.engine, self.journal, self.policy, self.loop,
-                                   lambda: self.events.connected)
+                                   lambda: self.events.connected, self.picker)
         self._thread = threading.Thread(target=self._run, name="telephony", daemon=True)
         self._task: asyncio.Task | None = None
         self._stopping = False

@@ -33,7 +33,6 @@ the call while it is up; ``answered_at`` (from ``ANSWEREDTIME``) and
 from __future__ import annotations
 
 import logging
-import random
 import re
 from datetime import timedelta
 
@@ -42,7 +41,8 @@ from platforma_c2d.agi.trust import check_secret, read_identity
 from platforma_c2d.calls.errors import C2DError
 from platforma_c2d.calls.model import Call, EndedBy, Leg, Origin, Reason, State, new_call_id
 from platforma_c2d.calls.policy import Policy
-from platforma_c2d.config import ClidConfig, DialConfig
+from platforma_c2d.clid.picker import ClidPicker
+from platforma_c2d.config import DialConfig
 from platforma_c2d.store.journal import Journal
 
 log = logging.getLogger("platforma_c2d.agi")
@@ -180,10 +180,9 @@ def journal_text(value: str, limit: int) -> str:
 class AgiScripts:
     """The scripts served by ``platforma-c2d agi``.
 
-    ``journal``: where calls are written; ``clid``: ``[clid]`` (default CLID
-    and ``random`` pool); ``policy``: allowed CLIDs and destinations;
-    ``rng``: the random source for ``random`` (system randomness when
-    ``None``); ``dial``: ``[dial]``, whose callee ring timeout and maximum
+    ``journal``: where calls are written; ``picker``: chooses each call's
+    CLID (default, or drawn from the agent's pool, SPEC §12); ``policy``:
+    allowed CLIDs and destinations; ``dial``: ``[dial]``, whose callee ring timeout and maximum
     call duration are handed to the dialplan's ``Dial()`` (defaults when
     ``None``); ``secret``: ``[agi] secret``, the shared secret every
     session must give as its first ``AGI()`` argument (``""``: none asked).
@@ -191,11 +190,9 @@ class AgiScripts:
     safe to call from many threads at once.
     """
 
-    def __init__(self, journal: Journal, clid: ClidConfig, policy: Policy,
-                 rng: random.Random | None = None, dial: DialConfig | None = None,
-                 secret: str = ""):
-        self.journal, self.clid, self.policy = journal, clid, policy
-        self.rng = rng or random.SystemRandom()
+    def __init__(self, journal: Journal, picker: ClidPicker, policy: Policy,
+                 dial: DialConfig | None = None, secret: str = ""):
+        self.journal, self.picker, self.policy = journal, picker, policy
         self.dial = dial or DialConfig()
         self.secret = secret
 
@@ -281,8 +278,7 @@ class AgiScripts:
             req = rules.validate_fields(agent=agent, callee=callee, outbound_id=outbound_id,
                                         call_ref=call_ref)
             self.policy.check(req)
-            clid = rules.choose_clid(req.outbound_id, default=self.clid.default,
-                                     pool=self.clid.pool, rng=self.rng)
+            clid = self.picker.choose(req).clid
         except (rules.ValidationError, rules.RuleError, C2DError) as exc:
             return self._refuse(agi, call, exc, call_ref)
 

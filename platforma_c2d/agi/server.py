@@ -26,9 +26,11 @@ from platforma_c2d.agi.channel import AgiChannel, AgiClosed, LineWriter
 from platforma_c2d.agi.scripts import AgiScripts
 from platforma_c2d.agi.trust import SAMPLE_SECRET, AgiRefused
 from platforma_c2d.calls.policy import Policy
+from platforma_c2d.clid.picker import ClidPicker
 from platforma_c2d.config import Config
 from platforma_c2d.config.checks import mask_url
 from platforma_c2d.logs import log_started, log_stopped
+from platforma_c2d.store.clids import ClidStore
 from platforma_c2d.store.journal import Journal, store_problem
 
 log = logging.getLogger("platforma_c2d.agi")
@@ -125,7 +127,8 @@ def build_server(cfg: Config, journal: Journal) -> AgiServer:
     """The server of ``cfg.agi`` with the scripts wired to ``journal`` and
     ``cfg.clid`` / ``cfg.policy`` (the composition root of ``agi``). Binds
     the listening socket; raises ``OSError`` when that fails."""
-    scripts = AgiScripts(journal, cfg.clid, Policy(cfg.clid, cfg.policy), dial=cfg.dial,
+    picker = ClidPicker(cfg.clid, ClidStore(journal.engine))
+    scripts = AgiScripts(journal, picker, Policy(cfg.clid, cfg.policy), dial=cfg.dial,
                          secret=cfg.agi.secret)
     return AgiServer((cfg.agi.host, cfg.agi.port), scripts,
                      max_connections=cfg.agi.max_connections,

@@ -12,7 +12,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import random
 import time
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from platforma_c2d.calls.errors import (AgentBusy, AsteriskUnavailable, C2DError
 from platforma_c2d.calls.model import EndedBy, Origin, Reason, State, new_call_id, utcnow
 from platforma_c2d.calls.policy import Policy
 from platforma_c2d.calls.recovery import call_from_row
+from platforma_c2d.clid.picker import ClidPicker
 from platforma_c2d.config import Config
 from platforma_c2d.store.journal import Journal
 
@@ -64,14 +64,14 @@ class CallService:
     """Place, read, list and cancel calls.
 
     ``loop``: the engine's running event loop (another thread);
-    ``is_connected``: returns whether the ARI event socket is up now.
+    ``is_connected``: returns whether the ARI event socket is up now;
+    ``picker``: chooses each call's CLID (SPEC §12).
     """
 
     def __init__(self, config: Config, engine: CallEngine, journal: Journal, policy: Policy,
-                 loop: asyncio.AbstractEventLoop, is_connected, rng: random.Random | None = None):
+                 loop: asyncio.AbstractEventLoop, is_connected, picker: ClidPicker):
         self.config, self.engine, self.journal, self.policy = config, engine, journal, policy
-        self.loop, self.is_connected = loop, is_connected
-        self.rng = rng or random.SystemRandom()
+        self.loop, self.is_connected, self.picker = loop, is_connected, picker
         self._timeout = config.ari.request_timeout_s * 3 + 5
         #: (token name, Idempotency-Key) -> (call id, request hash) of calls
         #: being placed now, not yet committed (telephony thread only)
@@ -118,14 +118,15 @@ class CallService:
         request_hash = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"))
                                       .encode()).hexdigest()
         self.policy.check(req)
-        try:
-            clid = rules.choose_clid(req.outbound_id, default=self.config.clid.default,
-                                     pool=self.config.clid.pool, rng=self.rng)
-        except rules.RuleError as exc:
-            raise InvalidRequest("no caller ID can be chosen", {"fields": {exc.field: exc.message}}) from None
         if not self.is_connected() and not idempotency_key:
             # Fail fast; with a key, a replay of a placed call is still answered.
             raise AsteriskUnavailable("the PBX is not connected; try again shortly")
+        try:
+            # In the store, from this thread: the event loop runs no SQL (decision 0005).
+            choice = self.picker.choose(req, caller.name)
+        except rules.RuleError as exc:
+            raise InvalidRequest("no caller ID can be chosen", {"fields": {exc.field: exc.message}}) from None
+        clid = choice.clid
         limit = self.config.limits.max_active_calls_per_agent
 
         async def place() -> tuple[dict, bool]:
@@ -161,7 +162,19 @@ class CallService:
                     del self._placing[key]  # committed now (or failed): the journal knows
             return call.to_dict(), False
 
-        return self._run(place())
+        try:
+            result = self._run(place())
+        except BaseException:
+            self.picker.release(choice)
+            raise
+        if result[1]:
+            self.picker.release(choice)   # a replay: nothing was dialled with it
+        return result
+
+    def clid_pools(self) -> list[dict]:
+        """The CLID pools, their policies and each number's use and health (SPEC §12,
+        ``GET /click2dial/clids``); see :meth:`ClidPicker.report`."""
+        return self.picker.report()
 
     def get_call(self, call_id: str, caller: Caller = Caller()) -> dict:
         """The call resource of ``call_id``; raises ``NoSuchCall``.

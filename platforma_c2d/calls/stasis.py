@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import re
 
 from platforma_c2d import rules
@@ -23,7 +22,7 @@ from platforma_c2d.calls.engine import LEG_PREFIX, CallEngine
 from platforma_c2d.calls.errors import C2DError
 from platforma_c2d.calls.model import Call, Leg, Origin, new_call_id
 from platforma_c2d.calls.policy import Policy
-from platforma_c2d.config import ClidConfig
+from platforma_c2d.clid.picker import ClidPicker
 
 log = logging.getLogger("platforma_c2d.stasis")
 
@@ -47,16 +46,15 @@ def _printable(value: object, limit: int = 16) -> str:
 class StasisApp:
     """Event router of the Click2Dial Stasis app.
 
-    ``engine``: the call engine; ``ari``: REST client; ``clid``: ``[clid]``
-    (default and pool for header calls); ``policy``: allowed CLIDs and
+    ``engine``: the call engine; ``ari``: REST client; ``picker``: chooses
+    the CLID of header calls (SPEC §12); ``policy``: allowed CLIDs and
     destinations; ``max_per_agent``: active calls per agent (0: no limit).
     """
 
-    def __init__(self, engine: CallEngine, ari: AriClient, clid: ClidConfig, policy: Policy,
-                 max_per_agent: int = 0, rng: random.Random | None = None):
-        self.engine, self.ari, self.clid, self.policy = engine, ari, clid, policy
+    def __init__(self, engine: CallEngine, ari: AriClient, picker: ClidPicker, policy: Policy,
+                 max_per_agent: int = 0):
+        self.engine, self.ari, self.picker, self.policy = engine, ari, picker, policy
         self.max_per_agent = max_per_agent
-        self.rng = rng or random.SystemRandom()
         self._tails: dict[str, asyncio.Task] = {}
         #: browser channels taken by ``adopt`` whose StasisStart may still be queued
         self._adopted: set[str] = set()
@@ -227,10 +225,12 @@ class StasisApp:
             req = rules.validate_fields(agent=agent, callee=callee, outbound_id=outbound_id,
                                         call_ref=call_ref)
             self.policy.check(req)
+            # Drawn in the store, off the loop; the agent's limit is checked after it.
+            choice = await self.picker.choose_async(req)
             if self.max_per_agent and self.engine.active_for_agent(req.agent) >= self.max_per_agent:
+                self.picker.release(choice)
                 raise C2DError("agent has too many active calls", {"agent": "busy"})
-            clid = rules.choose_clid(req.outbound_id, default=self.clid.default,
-                                     pool=self.clid.pool, rng=self.rng)
+            clid = choice.clid
         except (rules.ValidationError, rules.RuleError, C2DError) as exc:
             fields = exc.errors if isinstance(exc, rules.ValidationError) else (
                 {exc.field: exc.message} if isinstance(exc, rules.RuleError) else exc.fields)

@@ -29,6 +29,7 @@ from typing import Any
 
 from platforma_c2d import rules
 from platforma_c2d.config.checks import _ok_http_url, _ok_printable, _ok_sha256, is_loopback, split_listen
+from platforma_c2d.config.pools import parse_pools, pool_problems
 from platforma_c2d.config.schema import SECTIONS, Config, TokenConfig, WebhookEndpoint, _toml_key
 
 ENV_PREFIX = "PLATFORMA_C2D_"
@@ -161,6 +162,8 @@ def _build(data: dict[str, Any], env: Mapping[str, str], problems: list[str]) ->
             if parsed is not _BAD:
                 values[section][f.name] = parsed
 
+    if "pools" in given["clid"] and "pool" not in given["clid"]:
+        values["clid"]["pool"] = ()   # with [[clid.pools]], no default pool unless written
     _cross_check(values, problems)
     if problems:
         raise ConfigError(problems)
@@ -191,9 +194,9 @@ def _coerce(kind: str, value: Any, from_env: bool) -> Any:
         value = float(value)
     elif from_env and kind == "bool":
         value = _BOOLS.get(value.strip().lower(), _BAD)
-    elif from_env and kind in ("strs", "tokens", "endpoints"):
+    elif from_env and kind in ("strs", "tokens", "endpoints", "pools"):
         text = value.strip()
-        if text.startswith("[") or kind in ("tokens", "endpoints"):
+        if text.startswith("[") or kind in ("tokens", "endpoints", "pools"):
             try:
                 value = json.loads(text or "[]")
             except ValueError:
@@ -212,7 +215,7 @@ def _coerce(kind: str, value: Any, from_env: bool) -> Any:
     if kind == "strs":
         ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
         return tuple(value) if ok else _BAD
-    return value if isinstance(value, list) else _BAD  # tokens, checked later
+    return value if isinstance(value, list) else _BAD  # tokens, pools: checked later
 
 
 def _parse(
@@ -227,6 +230,9 @@ def _parse(
         return _parse_tokens(typed, where, problems)
     if meta["kind"] == "endpoints":
         return _parse_endpoints(typed, where, problems)
+    if meta["kind"] == "pools":
+        pools = parse_pools(typed, where, problems)
+        return _BAD if pools is None else pools
     if meta["ok"] and not meta["ok"](typed):
         problems.append(f"{where}: must be {meta['desc']}{_show(meta, typed)}")
         return _BAD
@@ -346,6 +352,12 @@ def _cross_check(values: dict[str, dict[str, Any]], problems: list[str]) -> None
     if threads and streams is not None and streams >= threads:
         problems.append(f"webhooks.max_streams: {streams} streams would hold every one of the "
                         f"{threads} [http] threads (raise http.threads above it)")
+
+    if isinstance(hashed, tuple) and isinstance(named, tuple):
+        names = [f"token-{i + 1}" for i in range(len(hashed))]
+        names += [tok.name or f"named-token-{i + 1}" for i, tok in enumerate(named)]
+        agents = {tok.name or f"named-token-{i + 1}": tok.agents for i, tok in enumerate(named)}
+        pool_problems(clid, names, agents, problems)
 
     agi_listen = values["agi"].get("listen")
     if listen and agi_listen and split_listen(listen) == split_listen(agi_listen):

@@ -33,6 +33,7 @@ from platforma_c2d.config.checks import (
     mask_url,
     split_listen,
 )
+from platforma_c2d.config.pools import ClidPoolConfig
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("json", "text")
@@ -179,8 +180,10 @@ _CLID = "a CLID number (0 + 9 digits, or 27 + 9 digits)"
 
 @dataclass(frozen=True)
 class ClidConfig:
-    """``[clid]``: the caller IDs presented to callees (SPEC sections 1, 7).
-    An empty ``pool`` is allowed; ``outbound_id: random`` is then refused."""
+    """``[clid]``: the caller IDs presented to callees (SPEC sections 1, 7, 12).
+    An empty ``pool`` is allowed; ``outbound_id: random`` is then refused
+    for callers no ``[[clid.pools]]`` table serves. ``pool`` is the pool
+    named ``default`` (policy ``random``)."""
 
     default: str = _opt("0115550000", "str", _CLID, rules.is_clid_number)
     pool: tuple[str, ...] = _opt(
@@ -190,6 +193,7 @@ class ClidConfig:
     allowed: tuple[str, ...] = _opt(
         (), "strs", _CLIDS, item_ok=rules.is_clid_number, item_desc=_CLID
     )
+    pools: tuple[ClidPoolConfig, ...] = _opt((), "pools", "a list of [[clid.pools]] tables")
 
 
 @dataclass(frozen=True)
@@ -401,6 +405,8 @@ def _toml_key(f: dataclasses.Field) -> str:
 
 def _redact(f: dataclasses.Field, value: Any) -> Any:
     meta = f.metadata
+    if meta.get("kind") == "pools":
+        return [pool.as_dict() for pool in value]
     if meta.get("kind") == "tokens":
         return [{"sha256": MASK, "agents": list(t.agents), "name": t.name} for t in value]
     if meta.get("kind") == "endpoints":

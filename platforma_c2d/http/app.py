@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from platforma_c2d.contract import MAX_BODY_BYTES
-from platforma_c2d.http import calls, cors, ops
+from platforma_c2d.http import calls, clids, cors, ops
 from platforma_c2d.http.auth import Authenticator
 from platforma_c2d.http.errors import register_error_handlers
 
@@ -25,6 +25,7 @@ def create_app(service, config, metrics, limiter=None) -> Flask:
     app.extensions["c2d.metrics"] = metrics
     app.extensions["c2d.limiter"] = limiter
     app.register_blueprint(calls.bp)
+    app.register_blueprint(clids.bp)
     app.register_blueprint(ops.bp)
     register_error_handlers(app, on_rejected=lambda error: metrics.rejected.labels(error).inc())
     cors.install(app, config.http.cors_origins)

@@ -27,7 +27,9 @@ from platforma_c2d.agi.server import AgiServer
 from platforma_c2d.calls.errors import ClidNotAllowed, DestinationNotAllowed
 from platforma_c2d.calls.model import Call, Origin, Reason, State
 from platforma_c2d.calls.policy import Policy
+from platforma_c2d.clid.picker import ClidPicker
 from platforma_c2d.config import loads_config
+from platforma_c2d.store.clids import ClidStore
 from platforma_c2d.store.journal import Journal
 
 OUT_HEADER = "PJSIP_HEADER(read,X-Platforma-Outbound-ID)"
@@ -132,7 +134,8 @@ def journal(tmp_path):
 
 def make_scripts(journal, toml=""):
     cfg = loads_config(toml, env={})
-    return AgiScripts(journal, cfg.clid, Policy(cfg.clid, cfg.policy), rng=random.Random(7))
+    picker = ClidPicker(cfg.clid, ClidStore(journal.engine), rng=random.Random(7))
+    return AgiScripts(journal, picker, Policy(cfg.clid, cfg.policy))
 
 
 def run_session(scripts, env, variables, **kw):
@@ -532,7 +535,8 @@ def test_server_refuses_connections_beyond_max_connections_at_once(journal):
 
 def test_dial_limits_come_from_the_config(journal):
     cfg = loads_config("[dial]\ncallee_ring_timeout_s = 20\nmax_call_duration_s = 600\n", env={})
-    scripts = AgiScripts(journal, cfg.clid, Policy(cfg.clid, cfg.policy), rng=random.Random(7), dial=cfg.dial)
+    picker = ClidPicker(cfg.clid, ClidStore(journal.engine), rng=random.Random(7))
+    scripts = AgiScripts(journal, picker, Policy(cfg.clid, cfg.policy), dial=cfg.dial)
     status, fake = run_session(scripts, agi_env(), HEADERS)
     sets = dict(fake.sets)
     assert status == "OK" and sets["C2D_RING_TIMEOUT"] == "20" and sets["C2D_MAX_DURATION_S"] == "600"

@@ -19,8 +19,10 @@ import pytest
 from platforma_c2d.agi.server import STATUS_UNTRUSTED, AgiServer
 from platforma_c2d.agi.trust import AgiRefused, check_secret, parse_environment
 from platforma_c2d.calls.policy import Policy
+from platforma_c2d.clid.picker import ClidPicker
 from platforma_c2d.config import loads_config
 from platforma_c2d.agi.scripts import AgiScripts
+from platforma_c2d.store.clids import ClidStore
 from tests.unit.test_agi import HEADERS, agi_env, hang_up, journal, run_session  # noqa: F401
 
 SECRET = "s3cret-of-the-pbx"
@@ -33,8 +35,8 @@ def lines(env: dict) -> list[str]:
 
 def secret_scripts(journal, secret=SECRET):
     cfg = loads_config("", env={})
-    return AgiScripts(journal, cfg.clid, Policy(cfg.clid, cfg.policy), rng=random.Random(7),
-                      secret=secret)
+    picker = ClidPicker(cfg.clid, ClidStore(journal.engine), rng=random.Random(7))
+    return AgiScripts(journal, picker, Policy(cfg.clid, cfg.policy), secret=secret)
 
 
 # --------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from platforma_c2d.config import (
     loads_config,
     split_listen,
 )
+from platforma_c2d.config.pools import ClidPoolConfig
 
 SAMPLE = Path(__file__).resolve().parents[2] / "config" / "platforma-c2d.sample.toml"
 SECRET = "S3cr3t-pa55word"
@@ -77,6 +78,10 @@ def test_sample_file_documents_every_key():
         for key in keys:
             if key == "token":
                 assert "[[auth.token]]" in text
+            elif key == "pools":
+                assert "[[clid.pools]]" in text
+                for pool_key in ClidPoolConfig.__dataclass_fields__:
+                    assert re.search(rf"^# {pool_key} = ", text, re.M), f"clid.pools.{pool_key}"
             else:
                 assert re.search(rf"^{key} = ", text, re.M), f"{section}.{key}"
 

@@ -20,7 +20,7 @@ def _call(cid: str) -> Call:
 def test_events_of_one_call_keep_their_order_and_calls_do_not_wait_for_each_other():
     a, b = _call("a"), _call("b")
     engine = SimpleNamespace(by_channel={leg.channel_id: c for c in (a, b) for leg in c.legs()})
-    app = StasisApp(engine, ari=None, clid=None, policy=None)
+    app = StasisApp(engine, ari=None, picker=None, policy=None)
     seen: list[str] = []
 
     async def handle(event):  # stands for the engine's work, with ARI round trips

@@ -23,7 +23,9 @@ from platforma_c2d.ari.client import AriClient
 from platforma_c2d.calls.engine import CallEngine
 from platforma_c2d.calls.policy import Policy
 from platforma_c2d.calls.stasis import StasisApp
+from platforma_c2d.clid.picker import ClidPicker
 from platforma_c2d.config import ClidConfig, DialConfig, PolicyConfig
+from platforma_c2d.store.clids import ClidStore
 from platforma_c2d.metrics import Metrics
 from platforma_c2d.rules import validate_call_request
 from platforma_c2d.store.journal import Journal
@@ -131,7 +133,8 @@ def world(tmp_path):
     journal = Journal(f"sqlite:///{tmp_path}/calls.sqlite3")
     dial = DialConfig(agent_ring_timeout_s=1, callee_ring_timeout_s=1, tone_s=0)
     engine = CallEngine(ari, journal, dial, Metrics())
-    stasis = StasisApp(engine, ari, ClidConfig(), Policy(ClidConfig(), PolicyConfig()))
+    picker = ClidPicker(ClidConfig(), ClidStore(journal.engine))
+    stasis = StasisApp(engine, ari, picker, Policy(ClidConfig(), PolicyConfig()))
     serve = script.run
 
     def run_then_settle(coro):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 
 import pytest
 
@@ -15,7 +14,6 @@ from platforma_c2d.rules import (
     CallRequest,
     RuleError,
     ValidationError,
-    choose_clid,
     clean_call_ref,
     is_agent,
     is_callee_number,
@@ -518,41 +516,3 @@ def test_validate_fields_empty_outbound_id_given_is_refused():
     with pytest.raises(ValidationError) as info:
         validate_fields(agent=EXT, callee=CALLEE, outbound_id="", call_ref=None)
     assert set(info.value.errors) == {"outbound_id"}
-
-
-# ---------------------------------------------------------------- choose_clid
-
-
-POOL = ["0115550001", "0115550002", "27115550003"]
-
-
-def test_choose_clid_not_given_is_the_default():
-    assert choose_clid("", default="0115550000", pool=POOL) == "0115550000"
-
-
-def test_choose_clid_random_draws_from_the_pool():
-    rng = random.Random(7)
-    drawn = {choose_clid("random", default="0115550000", pool=POOL, rng=rng)
-             for _ in range(200)}
-    assert drawn == set(POOL)
-
-
-def test_choose_clid_random_without_rng_uses_the_pool():
-    assert choose_clid("random", default="0115550000", pool=POOL) in POOL
-
-
-def test_choose_clid_random_with_an_empty_pool_is_refused():
-    with pytest.raises(RuleError) as info:
-        choose_clid("random", default="0115550000", pool=[])
-    assert info.value.field == "outbound_id"
-    assert "pool" in info.value.message
-
-
-def test_choose_clid_number_is_itself():
-    assert choose_clid("27123456789", default="0115550000", pool=POOL) == "27123456789"
-
-
-def test_choose_clid_invalid_outbound_id_is_refused():
-    with pytest.raises(RuleError) as info:
-        choose_clid("Random", default="0115550000", pool=POOL)
-    assert info.value.field == "outbound_id"
