@@ -44,6 +44,18 @@ def area_matches(callee: str, numbers: Sequence[str]) -> list[str]:
     return [n for n in numbers if common_prefix(callee, n) == best]
 
 
+def uses_turn(policy: str, numbers: Sequence[str], *, remembered: str | None = None,
+              fallback: str = "random") -> bool:
+    """Whether :func:`choose` with these arguments takes round-robin's turn
+    (so the pool's position moves on only when round-robin chose: a
+    returning callee under ``sticky`` leaves it where it was)."""
+    if policy == "round_robin":
+        return True
+    if policy == "sticky" and remembered in numbers:
+        return False
+    return policy in ("sticky", "area") and fallback == "round_robin"
+
+
 def choose(policy: str, numbers: Sequence[str], *, callee: str = "", turn: int = 1,
            usage: Mapping[str, int] | None = None, remembered: str | None = None,
            fallback: str = "random", rng: random.Random | None = None) -> str:

@@ -2,14 +2,15 @@
 
 Three tables beside the call journal, in the same database:
 
-* ``clid_pools`` — one row per pool: ``turn`` (draws so far, round-robin's
-  position) and when its numbers' health was last judged;
+* ``clid_pools`` — one row per pool: ``draws`` (so far), ``turn``
+  (round-robin's position: the draws round-robin made) and when its
+  numbers' health was last judged;
 * ``clid_numbers`` — one row per number: calls today (UTC day), rested
   until when, and since when its recent calls count;
 * ``clid_sticky`` — one row per (pool, callee): the number that callee
   was last called from, and when.
 
-A draw is one transaction that first increments its pool's ``turn``: that
+A draw is one transaction that first increments its pool's ``draws``: that
 write locks the pool's row (PostgreSQL: a row lock; SQLite: the database's
 write lock) until the commit, so the reads that follow (usage, sticky,
 health) and the write of the choice are never interleaved with another
@@ -38,6 +39,7 @@ metadata = sa.MetaData()
 clid_pools = sa.Table(
     "clid_pools", metadata,
     sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("draws", sa.Integer, nullable=False, default=0),
     sa.Column("turn", sa.Integer, nullable=False, default=0),
     sa.Column("checked_at", sa.String(32)),
 )
@@ -104,7 +106,7 @@ class ClidStore:
     def ensure(self, pools: Iterable[ClidPoolConfig]) -> None:
         """Create the rows of pools and numbers not in the store yet (others are kept)."""
         for pool in pools:
-            self._insert_missing(clid_pools, {"name": pool.name, "turn": 0})
+            self._insert_missing(clid_pools, {"name": pool.name, "draws": 0, "turn": 0})
             for number in pool.numbers:
                 self._insert_missing(clid_numbers, {"pool": pool.name, "number": number,
                                                     "day": "", "calls_today": 0})
@@ -130,10 +132,11 @@ class ClidStore:
         when it was last judged :data:`HEALTH_EVERY_S` seconds ago or more.
         """
         with self.engine.begin() as conn:
-            conn.execute(clid_pools.update().where(clid_pools.c.name == pool.name)
-                         .values(turn=clid_pools.c.turn + 1))   # locks the pool until the commit
-            turn, checked = conn.execute(sa.select(clid_pools.c.turn, clid_pools.c.checked_at)
-                                         .where(clid_pools.c.name == pool.name)).one()
+            mine = clid_pools.c.name == pool.name
+            conn.execute(clid_pools.update().where(mine)
+                         .values(draws=clid_pools.c.draws + 1))   # locks the pool until the commit
+            draws, turn, checked = conn.execute(
+                sa.select(clid_pools.c.draws, clid_pools.c.turn, clid_pools.c.checked_at).where(mine)).one()
             rows = self._rows(conn, pool)
             rested, recovered = [], []
             if checked is None or parse_iso(checked) <= now - timedelta(seconds=HEALTH_EVERY_S):
@@ -148,11 +151,13 @@ class ClidStore:
                     sa.select(clid_sticky.c.number).where(
                         clid_sticky.c.pool == pool.name, clid_sticky.c.callee == callee,
                         clid_sticky.c.at >= iso(now - timedelta(days=pool.sticky_days)))).scalar()
-            number = policies.choose(pool.policy, eligible, callee=callee, turn=turn, usage=usage,
+            number = policies.choose(pool.policy, eligible, callee=callee, turn=turn + 1, usage=usage,
                                      remembered=remembered, fallback=pool.fallback, rng=rng)
+            if policies.uses_turn(pool.policy, eligible, remembered=remembered, fallback=pool.fallback):
+                conn.execute(clid_pools.update().where(mine).values(turn=turn + 1))
             self._count(conn, pool.name, number, today, +1)
             if pool.policy == "sticky":
-                self._remember(conn, pool, callee, number, now, prune=turn % 1000 == 0)
+                self._remember(conn, pool, callee, number, now, prune=draws % 1000 == 0)
         return Draw(number, rested, recovered)
 
     def note_use(self, pool: ClidPoolConfig, number: str, now: datetime) -> None:

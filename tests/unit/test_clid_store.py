@@ -193,8 +193,11 @@ def test_a_returning_callee_sees_the_same_number_for_sticky_days(journal, clock)
     for _ in range(3):
         for c in reversed(callees):
             assert picker.choose(req(callee=c)).clid == first[c]
+    assert picker.choose(req(callee=callees[5])).clid == first[callees[5]]
+    # Returning callees leave round-robin where it was: a new callee is the 13th turn.
+    assert picker.choose(req(callee="0215558888")).clid == SALES[0]
     clock.advance(3 * 86400)                                 # longer than sticky_days
-    assert picker.choose(req(callee=callees[0])).clid == SALES[(12 % 3)]   # the 13th draw's turn
+    assert picker.choose(req(callee=callees[0])).clid == SALES[1]     # forgotten: the 14th turn
 
 
 def test_area_draws_the_number_of_the_callees_area(journal, clock):

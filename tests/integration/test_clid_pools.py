@@ -1,0 +1,97 @@
+"""CLID pools on the real Asterisk (SPEC §12): the trunk receives, call after
+call, the number the pool's policy chose, in From and in P-Asserted-Identity;
+REST calls and header calls (a SIPp phone standing for the browser) alike."""
+
+from __future__ import annotations
+
+from tests.bench.sipp import sip_user, uac_scenario, uas_scenario
+
+AGENT_PORT, TRUNK_PORT, PHONE_PORT = 5071, 5070, 5081
+OUT = "X-Platforma-Outbound-ID"
+NUMBERS = ["0215550101", "0215550102", "0215550103"]
+
+
+def pools(policy: str, agents: list[str], **keys) -> dict:
+    """Config overrides: one pool of NUMBERS for ``agents`` with ``policy``."""
+    table = {"name": "sales", "numbers": NUMBERS, "agents": agents, "policy": policy, **keys}
+    return {"clid": {"default": "0115550000", "pool": [], "pools": [table]}}
+
+
+def presented(trunk) -> list[tuple[str, list[str]]]:
+    """(From user, P-Asserted-Identity users) of every INVITE the trunk received, in order."""
+    return [(sip_user(m.header("From")[0]), [sip_user(v) for v in m.header("P-Asserted-Identity")])
+            for m in trunk.received("INVITE")]
+
+
+def rest_calls(service, callees: list[str], **body) -> list[dict]:
+    """One REST call per callee, each to its end before the next; the ended calls."""
+    ended = []
+    for callee in callees:
+        r = service.post_call({"agent": "1001", "callee": callee, "outbound_id": "random", **body})
+        assert r.status_code == 201, r.text
+        final = service.wait_state(r.json()["id"], "ended", timeout=15)
+        assert final["reason"] == "completed", final
+        ended.append(final)
+    return ended
+
+
+def header_calls(sipp, callees: list[str], headers: list[list[str]]) -> None:
+    """One call of the phone of agent 2001 per callee, with its headers, each to its end."""
+    for callee, extra in zip(callees, headers):
+        phone = sipp("phone", PHONE_PORT, uac_scenario(target=callee, from_user="2001",
+                                                       headers=extra, talk_ms=300),
+                     uac_target="127.0.0.1:5060", calls=1)
+        assert phone.wait(timeout=20) == 0
+        phone.stop()
+
+
+def test_rest_calls_present_the_pool_numbers_in_round_robin_order(asterisk, make_service, sipp):
+    service = make_service(pools("round_robin", ["10*"]))
+    sipp("agent", AGENT_PORT, uas_scenario())
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(talk_ms=300))
+    calls = rest_calls(service, ["0215550100"] * 4)
+    order = NUMBERS + NUMBERS[:1]
+    assert [c["clid"] for c in calls] == order
+    assert presented(trunk) == [(n, [n]) for n in order]
+    # GET /click2dial/clids counts today's calls per number.
+    body = service.http.get("/click2dial/clids").json()
+    [sales] = body["pools"]
+    assert (sales["name"], sales["policy"]) == ("sales", "round_robin")
+    assert [(n["number"], n["calls_today"], n["answer_rate"], n["rested_until"])
+            for n in sales["numbers"]] == [(NUMBERS[0], 2, 1.0, None), (NUMBERS[1], 1, 1.0, None),
+                                           (NUMBERS[2], 1, 1.0, None)]
+
+
+def test_rest_calls_under_sticky_give_a_returning_callee_its_number(asterisk, make_service, sipp):
+    service = make_service(pools("sticky", ["1001"], fallback="round_robin"))
+    sipp("agent", AGENT_PORT, uas_scenario())
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(talk_ms=300))
+    callees = ["0215550100", "0215550200", "0215550100", "0215550300", "0215550200"]
+    calls = rest_calls(service, callees)
+    # New callees in round-robin order; a returning one gets its number again.
+    expected = [NUMBERS[0], NUMBERS[1], NUMBERS[0], NUMBERS[2], NUMBERS[1]]
+    assert [c["clid"] for c in calls] == expected
+    assert presented(trunk) == [(n, [n]) for n in expected]
+    # An explicit outbound_id still wins.
+    r = service.post_call({"agent": "1001", "callee": "0215550100", "outbound_id": "0215550199"})
+    assert service.wait_state(r.json()["id"], "ended", timeout=15)["clid"] == "0215550199"
+    assert presented(trunk)[-1] == ("0215550199", ["0215550199"])
+
+
+def test_header_calls_with_random_or_no_outbound_id_draw_round_robin(asterisk, make_service, sipp):
+    make_service(pools("round_robin", ["2001"]))
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
+    # random, no header (the agent's pool, not [clid] default), random, an explicit number
+    header_calls(sipp, ["0215550100"] * 4,
+                 [[f"{OUT}: random"], [], [f"{OUT}: random"], [f"{OUT}: 0215550199"]])
+    expected = NUMBERS + ["0215550199"]
+    assert presented(trunk) == [(n, [n]) for n in expected]
+
+
+def test_header_calls_under_sticky_give_a_returning_callee_its_number(asterisk, make_service, sipp):
+    make_service(pools("sticky", ["2001"], fallback="round_robin"))
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
+    callees = ["0215550100", "0215550200", "0215550200", "0215550100"]
+    header_calls(sipp, callees, [[f"{OUT}: random"]] * 4)
+    expected = [NUMBERS[0], NUMBERS[1], NUMBERS[1], NUMBERS[0]]
+    assert presented(trunk) == [(n, [n]) for n in expected]
