@@ -127,6 +127,22 @@ def _check_modules(http, report: dict[str, list[str]]) -> None:
         report[level].append(line)
 
 
+def _check_media(http, trunk: str, report: dict[str, list[str]]) -> None:
+    """Add the codec and media-timer lines of ``check`` to ``report`` (config/media_check.py)."""
+    from platforma_c2d.config.media_check import check_media, settings
+
+    names = [e.get("resource", "") for e in (http.get("/endpoints/PJSIP").json() or [])][:500]
+    endpoints = {}
+    for name in names:
+        r = http.get(f"/asterisk/config/dynamic/res_pjsip/endpoint/{name}")
+        if r.status_code == 200:
+            endpoints[name] = settings(r.json())
+    if trunk not in endpoints:
+        return
+    for level, line in check_media(trunk, endpoints, http.get("/asterisk/modules").json()):
+        report[level].append(line)
+
+
 def cmd_check(args) -> int:
     """Config valid, store usable, ARI reachable, trunk and agent endpoints exist, CLID pool
     valid, no sample secret in use, ARI not served where browsers connect (docs/security.md).
@@ -167,6 +183,8 @@ def cmd_check(args) -> int:
                     r = http.get(f"/endpoints/{tech}/{trunk_name}")
                     if r.status_code == 200:
                         ok.append(f"trunk: endpoint {tech}/{trunk_name} exists")
+                        if tech.upper() == "PJSIP":
+                            _check_media(http, trunk_name, {"ok": ok, "WARN": warnings, "FAIL": problems})
                         if r.json().get("state") == "offline":
                             warnings.append(f"trunk: endpoint {tech}/{trunk_name} is offline (Asterisk's "
                                             "qualify gets no answer from it): calls to customers fail "

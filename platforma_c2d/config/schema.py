@@ -145,7 +145,8 @@ class DialConfig:
     )
     # Ring timeouts go to Asterisk's originate in milliseconds (a C int): an hour at most.
     agent_ring_timeout_s: int = _opt(30, "int", _RING_SECONDS, _in_range(0, HOUR_S))
-    callee_ring_timeout_s: int = _opt(45, "int", _RING_SECONDS, _in_range(0, HOUR_S))
+    # A customer who takes a minute to answer is still answered (SPEC §3.9).
+    callee_ring_timeout_s: int = _opt(90, "int", _RING_SECONDS, _in_range(0, HOUR_S))
     max_call_duration_s: int = _opt(14400, "int", _SECONDS, _seconds)
     tone_s: int = _opt(4, "int", f"a non-negative integer (seconds, at most {HOUR_S})",
                        _in_range(0, HOUR_S, low_included=True))

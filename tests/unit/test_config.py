@@ -56,7 +56,7 @@ def test_defaults_are_those_of_spec_section_7():
     assert c.http.listen == "127.0.0.1:8080"
     assert c.dial.agent_endpoint == "PJSIP/{agent}"
     assert c.dial.trunk_endpoint == "PJSIP/{number}@trunk"
-    assert (c.dial.agent_ring_timeout_s, c.dial.callee_ring_timeout_s) == (30, 45)
+    assert (c.dial.agent_ring_timeout_s, c.dial.callee_ring_timeout_s) == (30, 90)
     assert c.dial.max_call_duration_s == 14400
     assert c.clid.default == "0115550000"
     assert c.clid.pool == ("0115550001", "0115550002")
