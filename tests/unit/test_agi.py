@@ -221,8 +221,8 @@ def test_accepted_call_sets_clid_caller_id_cdr_and_status_last(journal):
     assert sets["CALLERID(name)"] == ""
     assert sets["C2D_CALL_REF"] == sets["CDR(call_ref)"] == "ord-42"
     assert sets["CDR(c2d_leg)"] == "agent" and sets["CDR(c2d_agent)"] == "3001"
-    # [dial] for Dial(): the defaults, 45 s ring and 4 h after the answer.
-    assert sets["C2D_RING_TIMEOUT"] == "45" and sets["C2D_MAX_DURATION_S"] == "14400"
+    # [dial] for Dial(): the defaults, 90 s ring and 4 h after the answer.
+    assert sets["C2D_RING_TIMEOUT"] == "90" and sets["C2D_MAX_DURATION_S"] == "14400"
     [call], total = journal.list()
     assert total == 1 and sets["C2D_CALL_ID"] == sets["CDR(c2d_call_id)"] == call["id"]
     assert (call["origin"], call["state"], call["agent"], call["callee"], call["clid"],
