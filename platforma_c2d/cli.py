@@ -18,6 +18,7 @@ import time
 import uuid
 
 from platforma_c2d.calls.model import parse_iso
+from platforma_c2d.clid.pools import all_pools
 from platforma_c2d.config import Config, ConfigError, load_config
 from platforma_c2d.hardening import (ARI_SAMPLE_FAILURE, SAMPLE_ARI_PASSWORD,
                                      ari_on_browser_listeners, sample_secret_findings)
@@ -214,10 +215,11 @@ def cmd_check(args) -> int:
                                         "its phone registers")
     except httpx.HTTPError as exc:
         problems.append(f"ari.url: cannot reach Asterisk at {a.url} ({type(exc).__name__})")
-    if cfg.clid.pool:
-        ok.append(f"clid: pool of {len(cfg.clid.pool)} valid numbers")
-    else:
-        ok.append("clid: pool empty, outbound_id 'random' will be refused")
+    pools = all_pools(cfg.clid)
+    for pool in pools:
+        ok.append(f"clid: pool {pool.name} of {len(pool.numbers)} numbers ({pool.policy})")
+    if not pools:
+        ok.append("clid: no pool, outbound_id 'random' will be refused")
     sample_failures, sample_warnings = sample_secret_findings(cfg)
     listener_failures, listener_oks = ari_on_browser_listeners(cfg)
     problems += sample_failures + listener_failures

@@ -121,3 +121,13 @@ def test_pool_numbers_must_be_allowed():
     found = problems('[clid]\nallowed = ["0115550000", "0215550101"]\n'
                      + pool("a", ["0215550101", "0215550102"]) + TOKENS)
     assert found == ["clid.pools[0] (a).numbers: 0215550102 is not in clid.allowed"]
+
+
+def test_the_example_of_the_configuration_guide_loads():
+    from pathlib import Path
+
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    example = guide.split("Example: two teams", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    cfg = loads_config(example.replace("<64 hex characters>", "ab" * 32), env={})
+    assert [(p.name, p.policy) for p in cfg.clid.pools] == [
+        ("sales", "sticky"), ("collections", "least_used"), ("national", "area")]
