@@ -95,3 +95,15 @@ def test_header_calls_under_sticky_give_a_returning_callee_its_number(asterisk, 
     header_calls(sipp, callees, [[f"{OUT}: random"]] * 4)
     expected = [NUMBERS[0], NUMBERS[1], NUMBERS[1], NUMBERS[0]]
     assert presented(trunk) == [(n, [n]) for n in expected]
+
+
+def test_fastagi_calls_with_random_or_no_outbound_id_draw_round_robin(asterisk, make_service, sipp):
+    from tests.integration.test_agi import AGENT, dial, start_agi
+
+    start_agi(make_service, pools("round_robin", [AGENT]))
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
+    for headers in ([], [f"{OUT}: random"], []):   # no outbound ID: the agent's pool, not the default
+        phone = dial(sipp, headers=headers, talk_ms=300)
+        assert phone.wait(timeout=20) == 0
+        phone.stop()
+    assert presented(trunk) == [(n, [n]) for n in NUMBERS]

@@ -50,3 +50,17 @@ def test_clids_lists_every_pool_as_the_openapi_document_says(runtime):
     assert (sales["name"], sales["policy"], sales["fallback"]) == ("sales", "sticky", "round_robin")
     assert sales["numbers"][0] == {"number": "0215550101", "calls_today": 1, "recent_calls": 0,
                                    "answer_rate": None, "rested_until": None}
+
+
+def test_a_draw_for_a_call_not_placed_is_taken_back(runtime):
+    runtime.start()   # the loop runs; ARI (port 9) never connects
+    client = create_app(runtime.service, runtime.config, runtime.metrics).test_client()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    # With an Idempotency-Key the request reaches the telephony thread (a replay
+    # could be answered) and is refused there: nothing is dialled.
+    r = client.post("/click2dial/calls", json={"agent": "1001", "callee": "0215550100",
+                                               "outbound_id": "random"},
+                    headers={**auth, "Idempotency-Key": "k-1"})
+    assert r.status_code == 503 and r.get_json()["error"] == "asterisk-unavailable"
+    sales = client.get("/click2dial/clids", headers=auth).get_json()["pools"][1]
+    assert [n["calls_today"] for n in sales["numbers"]] == [0, 0]
