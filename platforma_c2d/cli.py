@@ -37,10 +37,9 @@ def _load(path: str | None, quiet: bool = False) -> Config:
 
 def cmd_serve(args) -> int:
     """Run the HTTP API and the Stasis app in one process until SIGTERM/SIGINT."""
-    import waitress
-
     from platforma_c2d.config.checks import mask_url
     from platforma_c2d.http import create_app
+    from platforma_c2d.http.server import build_http_server
     from platforma_c2d.logs import log_started, log_stopped, setup_logging
     from platforma_c2d.runtime import Runtime
 
@@ -62,11 +61,9 @@ def cmd_serve(args) -> int:
     app = create_app(runtime.service, cfg, runtime.metrics,
                      RateLimiter(cfg.limits.writes_per_minute, cfg.limits.reads_per_minute))
     # waitress refuses a larger body before reading it (no 200 MB upload
-    # before the 401/413).
+    # before the 401/413), and drops clients too slow to send a request.
     try:
-        server = waitress.create_server(app, host=cfg.http.host, port=cfg.http.port,
-                                        threads=cfg.http.threads, ident="platforma-c2d",
-                                        max_request_body_size=MAX_BODY_BYTES)
+        server = build_http_server(app, cfg.http, MAX_BODY_BYTES)
     except OSError as exc:
         print(f"error: http.listen: cannot listen on {cfg.http.listen} ({exc.strerror or exc})",
               file=sys.stderr)

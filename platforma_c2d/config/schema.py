@@ -123,6 +123,13 @@ class HttpConfig(_Listener):
 
     listen: str = _opt("127.0.0.1:8080", "str", _LISTEN.format(8080), _ok_listen)
     threads: int = _opt(8, "int", "a positive integer (worker threads, at most 1024)", _in_range(0, 1024))
+    # Slow clients (platforma_c2d/http/server.py): connections at once, the
+    # seconds a request may take to arrive whole, the seconds a keep-alive
+    # connection may stay idle.
+    max_connections: int = _opt(500, "int", "a positive integer (connections, at most 100000)",
+                                _in_range(0, 100_000))
+    request_timeout_s: float = _opt(10.0, "float", _FSECONDS, _fseconds)
+    idle_timeout_s: float = _opt(60.0, "float", _FSECONDS, _fseconds)
     # Browser pages (a CRM's own origin) allowed to call the API directly;
     # empty: no CORS answer at all (docs/api.md says why a backend is safer).
     cors_origins: tuple[str, ...] = _opt(

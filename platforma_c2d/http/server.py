@@ -1,0 +1,90 @@
+"""The HTTP server of ``serve``: waitress, hardened against slow clients
+(docs/security.md; decision in docs/decisions/, "Slow clients").
+
+waitress reads every request whole on its one I/O thread before a worker
+thread sees it, so a slow client costs a socket, never a worker. What it
+lacks is a deadline: a client that sends one header byte every few seconds
+never counts as idle and holds its connection for ever, and with
+waitress' default of 100 connections, 120 such clients took the API down.
+Here:
+
+* ``[http] max_connections`` (waitress ``connection_limit``), well above
+  what a slow-client attack from a few hosts can open;
+* ``[http] request_timeout_s``: a request must arrive whole (headers and
+  body) within that many seconds of its first byte, and a new connection
+  must bring its first request within that time; otherwise the connection
+  is closed (checked every second);
+* ``[http] idle_timeout_s`` (waitress ``channel_timeout``): a keep-alive
+  connection with nothing to do is closed after that long.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import types
+
+import waitress
+from waitress.channel import HTTPChannel
+
+from platforma_c2d.config import HttpConfig
+
+log = logging.getLogger("platforma_c2d.http")
+
+#: Seconds between two checks of the request deadline.
+CHECK_INTERVAL_S = 1
+
+
+class _DeadlineChannel(HTTPChannel):
+    """A waitress channel that remembers since when its current request is
+    incomplete (``pending_since``, ``time.time()`` seconds; ``None`` while
+    it has no incomplete request)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pending_since: float | None = self.creation_time
+
+    def received(self, data) -> bool:
+        """Read ``data`` (waitress); start or stop the request's clock."""
+        if data and self.request is None and self.pending_since is None:
+            self.pending_since = time.time()
+        done = super().received(data)
+        if self.request is None:          # every request received so far is whole
+            self.pending_since = None
+        return done
+
+
+def _maintenance(server, now: float) -> None:
+    """waitress' idle check, plus the request deadline (``server.request_timeout_s``)."""
+    type(server).maintenance(server, now)
+    cutoff = now - server.request_timeout_s
+    for channel in list(server.active_channels.values()):
+        since = getattr(channel, "pending_since", None)
+        if since is not None and since < cutoff and not channel.requests and not channel.will_close:
+            channel.will_close = True
+            server.slow_clients_closed += 1
+            log.warning("HTTP client %s closed: no whole request within %s s",
+                        channel.addr[0] if channel.addr else "?", server.request_timeout_s)
+
+
+def build_http_server(app, cfg: HttpConfig, max_body_bytes: int):
+    """A waitress server for ``app`` on ``cfg.listen`` with the slow-client
+    defences of this module (not yet running: call ``run()``).
+
+    ``cfg``: ``[http]`` (listen, threads, max_connections,
+    request_timeout_s, idle_timeout_s); ``max_body_bytes``: a larger body is
+    refused before it is read. Raises ``OSError`` when the address cannot
+    be bound. ``server.slow_clients_closed`` counts the connections closed
+    for missing the deadline.
+    """
+    server = waitress.create_server(
+        app, host=cfg.host, port=cfg.port, threads=cfg.threads, ident="platforma-c2d",
+        max_request_body_size=max_body_bytes, connection_limit=cfg.max_connections,
+        channel_timeout=cfg.idle_timeout_s, cleanup_interval=CHECK_INTERVAL_S)
+    server.request_timeout_s = cfg.request_timeout_s
+    server.slow_clients_closed = 0
+    # waitress takes its channel class and its periodic check from the
+    # server object: both are replaced on this one server, nothing global.
+    server.channel_class = _DeadlineChannel
+    server.maintenance = types.MethodType(_maintenance, server)
+    return server
