@@ -4,6 +4,8 @@ REST calls and header calls (a SIPp phone standing for the browser) alike."""
 
 from __future__ import annotations
 
+import time
+
 from tests.bench.sipp import sip_user, uac_scenario, uas_scenario
 
 AGENT_PORT, TRUNK_PORT, PHONE_PORT = 5071, 5070, 5081
@@ -107,3 +109,48 @@ def test_fastagi_calls_with_random_or_no_outbound_id_draw_round_robin(asterisk, 
         assert phone.wait(timeout=20) == 0
         phone.stop()
     assert presented(trunk) == [(n, [n]) for n in NUMBERS]
+
+
+def carrier_refusing(number: str) -> str:
+    """A trunk peer that answers every call but those from ``number``: 403 (a
+    carrier that labelled it as spam)."""
+    from tests.bench.sipp import _resp
+
+    xml = uas_scenario(talk_ms=300)
+    xml = xml.replace('    <action>\n', '    <action>\n      <ereg regexp="sip:' + number
+                      + '@" search_in="hdr" header="From:" check_it="false" assign_to="refused"/>\n', 1)
+    trying = _resp(100, "Trying", to_tag=False)
+    xml = xml.replace(trying, trying + '  <nop next="refuse" test="refused"/>\n', 1)
+    return xml.replace('  <label id="end"/>\n', '  <label id="refuse"/>\n' + _resp(403, "Forbidden")
+                       + '  <recv request="ACK" next="end"/>\n  <label id="end"/>\n', 1)
+
+
+def test_a_number_the_carrier_refuses_is_rested_and_no_longer_presented(asterisk, make_service, sipp):
+    from platforma_c2d.store.clids import HEALTH_EVERY_S
+
+    service = make_service(pools("round_robin", ["10*"], rest_s=300, health_min_calls=2,
+                                 health_margin=0.5))
+    sipp("agent", AGENT_PORT, uas_scenario())
+    trunk = sipp("trunk", TRUNK_PORT, carrier_refusing(NUMBERS[0]))
+    reasons = []
+    for _ in range(6):
+        r = service.post_call({"agent": "1001", "callee": "0215550100", "outbound_id": "random"})
+        assert r.status_code == 201, r.text
+        final = service.wait_state(r.json()["id"], "ended", timeout=15)
+        reasons.append((final["clid"], final["reason"]))
+    assert reasons == [(NUMBERS[0], "rejected"), (NUMBERS[1], "completed"), (NUMBERS[2], "completed")] * 2
+    time.sleep(HEALTH_EVERY_S)   # the pool is judged again at its next draw
+    later = rest_calls(service, ["0215550100"] * 3)
+    assert [c["clid"] for c in later] == [NUMBERS[1], NUMBERS[2], NUMBERS[1]]
+    assert [f for f, _ in presented(trunk)[6:]] == [c["clid"] for c in later]
+    [sales] = service.http.get("/click2dial/clids").json()["pools"]
+    refused = sales["numbers"][0]
+    assert refused["rested_until"] and refused["calls_today"] == 2
+    assert (sales["numbers"][1]["answer_rate"], sales["numbers"][1]["rested_until"]) == (1.0, None)
+    metrics = service.http.get("/metrics").text
+    assert f'c2d_clid_rested{{number="{NUMBERS[0]}",pool="sales"}} 1.0' in metrics
+    assert 'c2d_clid_rests_total{pool="sales"} 1.0' in metrics
+    assert f"CLID {NUMBERS[0]} of pool sales rested for 300 s" in service.log_path.read_text()
+    # Still usable when asked for explicitly.
+    r = service.post_call({"agent": "1001", "callee": "0215550100", "outbound_id": NUMBERS[0]})
+    assert service.wait_state(r.json()["id"], "ended", timeout=15)["clid"] == NUMBERS[0]
