@@ -97,6 +97,27 @@ async function waitMedia(page, maxMs) {
   }
 }
 
+// The outgoing call of a browser phone: INVITE with the headers, then hang up
+// (or wait for the far end's BYE).
+async function callOut(page, cfg, result) {
+  await page.evaluate((c) => window.c2d.call(c), cfg);
+  const outcome = await waitEvent(page, ["established", "rejected", "terminated"], cfg.answerTimeoutMs);
+  if (outcome !== "established") {
+    // Refused: the final response is reported just after "terminated".
+    await waitEvent(page, ["rejected"], 2000).catch(() => {});
+  } else {
+    if (cfg.waitBye) {
+      result.media = await waitMedia(page, 1500);
+      await waitEvent(page, ["terminated"], cfg.endTimeoutMs);
+    } else {
+      await sleep(cfg.hangupAfterMs);
+      result.media = await page.evaluate(() => window.c2d.media());
+      await page.evaluate(() => window.c2d.hangup());
+      await waitEvent(page, ["terminated"], cfg.endTimeoutMs);
+    }
+  }
+}
+
 async function main() {
   const cfg = { ...DEFAULTS, ...JSON.parse(process.argv[2] || "{}") };
   const started = Date.now();
@@ -123,21 +144,21 @@ async function main() {
     await page.waitForFunction(() => window.c2d && window.c2d.events.some((e) => e.what === "ready"), null, { timeout: 10000 });
 
     await page.evaluate((c) => window.c2d.register(c), cfg);
-    await page.evaluate((c) => window.c2d.call(c), cfg);
-    const outcome = await waitEvent(page, ["established", "rejected", "terminated"], cfg.answerTimeoutMs);
-    if (outcome !== "established") {
-      // Refused: the final response is reported just after "terminated".
-      await waitEvent(page, ["rejected"], 2000).catch(() => {});
+    if (cfg.answerIncoming) {
+      // The agent's phone (C39): say "registered" on stdout, wait for the
+      // call, answer it, talk talkMs, hang up.
+      process.stdout.write(JSON.stringify({ registered: true }) + "\n");
+      await waitEvent(page, ["incoming"], cfg.answerTimeoutMs);
+      await page.evaluate(() => window.c2d.answer());
+      await waitEvent(page, ["established"], 10000);
+      result.media = await waitMedia(page, 3000);
+      const ended = await waitEvent(page, ["terminated"], cfg.talkMs).catch(() => null);
+      if (ended) throw new Error("the call ended before the agent hung up");
+      result.mediaLater = await page.evaluate(() => window.c2d.media());
+      await page.evaluate(() => window.c2d.hangup());
+      await waitEvent(page, ["terminated"], cfg.endTimeoutMs);
     } else {
-      if (cfg.waitBye) {
-        result.media = await waitMedia(page, 1500);
-        await waitEvent(page, ["terminated"], cfg.endTimeoutMs);
-      } else {
-        await sleep(cfg.hangupAfterMs);
-        result.media = await page.evaluate(() => window.c2d.media());
-        await page.evaluate(() => window.c2d.hangup());
-        await waitEvent(page, ["terminated"], cfg.endTimeoutMs);
-      }
+      await callOut(page, cfg, result);
     }
     await page.evaluate(() => window.c2d.unregister());
     await sleep(200); // let the un-REGISTER leave before the socket closes

@@ -70,6 +70,8 @@ async function register({ wsServer, domain, user, password }) {
     },
     delegate: {
       onDisconnect: (error) => note("disconnected", { error: error ? String(error) : null }),
+      // The agent's phone: a click-to-dial call rings it first (field report C39).
+      onInvite: (invitation) => incoming(invitation),
     },
   };
   checkOptions(options);
@@ -146,6 +148,31 @@ async function call({ callee, outboundId, callRef, domain }) {
   note("invite-sent");
 }
 
+// An incoming call (the agent leg of a REST call): noted, answered by answer().
+let ringing = null;
+function incoming(invitation) {
+  ringing = invitation;
+  session = invitation;
+  note("incoming", { from: invitation.remoteIdentity.uri.user });
+  invitation.stateChange.addListener((state) => {
+    note("session:" + state);
+    if (state === SessionState.Established) note("established");
+    if (state === SessionState.Terminated) note("terminated");
+  });
+  invitation.delegate = {
+    onBye: (bye) => {
+      note("bye-received");
+      bye.accept();
+    },
+  };
+}
+
+async function answer() {
+  if (!ringing) throw new Error("no incoming call");
+  await ringing.accept({ sessionDescriptionHandlerOptions: { constraints: { audio: true, video: false } } });
+  note("answered");
+}
+
 async function hangup() {
   if (!session) return;
   switch (session.state) {
@@ -196,5 +223,5 @@ async function media() {
   return out;
 }
 
-window.c2d = { register, call, hangup, unregister, media, events, sent, received, callRefHeader, outboundIdHeader };
+window.c2d = { register, call, answer, hangup, unregister, media, events, sent, received, callRefHeader, outboundIdHeader };
 note("ready");
