@@ -27,6 +27,15 @@ def run_check(service) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60)
 
 
+def run_check_without_module(asterisk, service, module: str) -> subprocess.CompletedProcess:
+    """``check`` while Asterisk's ``module`` is unloaded; loaded again afterwards."""
+    asterisk.cli(f"module unload {module}")
+    try:
+        return run_check(service)
+    finally:
+        asterisk.cli(f"module load {module}")
+
+
 @pytest.fixture
 def cdr_custom_restored(asterisk):
     """Put cdr_custom.conf back and load the module again after the test."""
@@ -69,11 +78,7 @@ def test_check_fails_when_cdr_custom_refused_to_load_for_want_of_a_mapping(aster
 
 
 def test_check_fails_when_a_required_module_is_unloaded(asterisk, service):
-    asterisk.cli("module unload res_pjsip_header_funcs.so")
-    try:
-        res = run_check(service)
-    finally:
-        asterisk.cli("module load res_pjsip_header_funcs.so")
+    res = run_check_without_module(asterisk, service, "res_pjsip_header_funcs.so")
     assert res.returncode == 1
     assert any(line.startswith("FAIL modules: res_pjsip_header_funcs.so is not loaded")
                for line in res.stdout.splitlines()), res.stdout

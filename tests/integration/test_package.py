@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from platforma_c2d import __version__
+from tests.bench.asterisk import ARI_PASSWORD
 from tests.bench.fresh_root import copy_root, ensure_fresh_root, fresh_root_is_valid
 
 REPO = Path(__file__).resolve().parents[2]
@@ -114,9 +115,11 @@ def test_package_installs_runs_check_against_asterisk_and_purges_clean(fresh_roo
     unit = (fresh_root / "lib/systemd/system/platforma-c2d.service").read_text()
     assert "ExecStart=/usr/bin/platforma-c2d serve --config /etc/platforma-c2d/config.toml" in unit
 
-    # The shipped sample config, unchanged, against the bench Asterisk (its
-    # ARI defaults are the bench's), as the service's own user.
-    res = in_root(fresh_root, "runuser", "-u", "platforma-c2d", "--", "platforma-c2d", "check",
+    # The shipped sample config against the bench Asterisk, as the service's
+    # own user, with the ARI password given as docs/configuration.md says
+    # (the environment wins over the file; the sample's is refused).
+    res = in_root(fresh_root, "runuser", "-u", "platforma-c2d", "--", "env",
+                  f"PLATFORMA_C2D_ARI_PASSWORD={ARI_PASSWORD}", "platforma-c2d", "check",
                   "--config", "/etc/platforma-c2d/config.toml", "--agent", "1001")
     assert res.returncode == 0, res.stdout + res.stderr
     for line in ("ok   config: valid", "ok   store: usable", "ok   ari: reachable, Asterisk 22.",
