@@ -100,7 +100,8 @@ match=127.0.0.1:{BASE_PHONE_PORT}
 """
 
 SERVICE_OVERRIDES = {
-    "limits": {"max_active_calls_per_agent": 100000, "writes_per_minute": 0, "reads_per_minute": 0},
+    "limits": {"max_active_calls_per_agent": 100000, "max_active_calls": 0,
+               "max_active_calls_per_token": 0, "writes_per_minute": 0, "reads_per_minute": 0},
     "log": {"level": "INFO", "format": "json"},
     "dial": {"agent_ring_timeout_s": 30, "callee_ring_timeout_s": 45, "tone_s": 1,
              "max_call_duration_s": 3600},

@@ -105,6 +105,9 @@ ERRORS: dict[str, ErrorSpec] = {e.id: e for e in (
     ErrorSpec("request-too-large", 413, f"the body is larger than {MAX_BODY_BYTES // 1024} KiB"),
     ErrorSpec("unsupported-media-type", 415, "the body is not declared JSON (Content-Type: application/json)"),
     ErrorSpec("idempotency-key-reused", 422, "the Idempotency-Key was used before with a different body"),
+    ErrorSpec("too-many-calls", 429, "the service's cap of calls up at once is reached, for the whole "
+                                     "service or for this token (`details.scope`: `service` or `token`); "
+                                     "retry after `Retry-After` seconds"),
     ErrorSpec("rate-limited", 429, "too many writes (POST, DELETE) or reads (GET) for this token, counted "
                                    "apart; retry after `Retry-After` seconds"),
     ErrorSpec("internal-error", 500, "a fault of the service; the details are in its log only"),

@@ -147,6 +147,12 @@ class CallEngine:
         """How many calls of ``agent`` are not yet ended."""
         return sum(1 for c in self.calls.values() if c.agent == agent and not c.ended)
 
+    def active_calls(self, token_name: str | None = None) -> int:
+        """How many calls are not yet ended: all of them, or (``token_name``
+        given) those placed with that token."""
+        return sum(1 for c in self.calls.values()
+                   if not c.ended and (token_name is None or c.token_name == token_name))
+
     # ------------------------------------------------------------------
     # leg creation
     # ------------------------------------------------------------------

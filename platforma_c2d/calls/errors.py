@@ -82,6 +82,13 @@ class AgentBusy(C2DError):
     error = "agent-busy"
 
 
+class TooManyCalls(C2DError):
+    """429: ``[limits] max_active_calls`` (``scope: service``) or
+    ``max_active_calls_per_token`` (``scope: token``) calls are up already."""
+
+    error = "too-many-calls"
+
+
 class NotCancellable(C2DError):
     """409: the call cannot be hung up from here (an ``agi`` call journalled with no channel)."""
 

@@ -21,7 +21,8 @@ from platforma_c2d import rules
 from platforma_c2d.ari.client import AriError
 from platforma_c2d.calls.engine import CallEngine
 from platforma_c2d.calls.errors import (AgentBusy, AsteriskUnavailable, C2DError, Forbidden,
-                                        IdempotencyConflict, InvalidRequest, NoSuchCall, NotCancellable)
+                                        IdempotencyConflict, InvalidRequest, NoSuchCall, NotCancellable,
+                                        TooManyCalls)
 from platforma_c2d.calls.model import EndedBy, Origin, Reason, State, new_call_id, utcnow
 from platforma_c2d.calls.policy import Policy
 from platforma_c2d.calls.recovery import call_from_row
@@ -30,6 +31,9 @@ from platforma_c2d.config import Config
 from platforma_c2d.store.journal import Journal
 
 log = logging.getLogger("platforma_c2d.api")
+
+#: Seconds a client is asked to wait after ``too-many-calls``.
+RETRY_AFTER_CAP_S = 5
 
 
 
@@ -104,6 +108,7 @@ class CallService:
         call is returned and nothing is dialled. Raises ``InvalidRequest``
         (400), ``Forbidden``/``ClidNotAllowed``/``DestinationNotAllowed``
         (403), ``AgentBusy`` (409), ``IdempotencyConflict`` (422),
+        ``TooManyCalls`` (429, :func:`check_call_caps`),
         ``AsteriskUnavailable`` (503).
         """
         try:
@@ -150,6 +155,7 @@ class CallService:
             if limit and self.engine.active_for_agent(req.agent) >= limit:
                 raise AgentBusy("the agent already has an active call",
                                 {"agent": req.agent, "max_active_calls": limit})
+            check_call_caps(self.engine, self.config.limits, caller.name)
             call_id = new_call_id()
             if idempotency_key:
                 self._placing[key] = (call_id, request_hash)
@@ -313,3 +319,20 @@ def _plausible_id(call_id: str) -> bool:
 
 
 __all__ = ["CallService", "Caller", "C2DError"]
+
+
+def check_call_caps(engine, limits, token_name: str) -> None:
+    """Refuse a new API call when ``[limits] max_active_calls`` calls are up
+    in the service, or ``max_active_calls_per_token`` calls placed with
+    ``token_name`` (0 = no cap). Counts the engine's calls not yet ended
+    (REST and browser calls; FastAGI calls are the dialplan's). Raises
+    :class:`TooManyCalls` (429, ``Retry-After``), whose id the rejected-
+    requests metric counts. Run on the telephony thread."""
+    for scope, cap, active in (
+            ("service", limits.max_active_calls, lambda: engine.active_calls()),
+            ("token", limits.max_active_calls_per_token, lambda: engine.active_calls(token_name))):
+        if cap and active() >= cap:
+            raise TooManyCalls(f"{cap} calls are up already for this {scope}; try again when one ends",
+                               {"scope": scope, "max_active_calls": cap},
+                               headers={"Retry-After": str(RETRY_AFTER_CAP_S)},
+                               hint=f"[limits] max_active_calls{'_per_token' if scope == 'token' else ''}")

@@ -260,6 +260,14 @@ class LimitsConfig:
 
     max_active_calls_per_agent: int = _opt(1, "int", "a positive integer (calls, at most 1000000)",
                                            _in_range(0, 1_000_000))
+    # Calls up at once placed through the API: for the whole service and per
+    # token (a leaked token must not hold the trunk); 0 = no cap.
+    max_active_calls: int = _opt(
+        500, "int", "a non-negative integer (calls; 0 = no cap; at most 1000000)",
+        _in_range(0, 1_000_000, low_included=True))
+    max_active_calls_per_token: int = _opt(
+        100, "int", "a non-negative integer (calls; 0 = no cap; at most 1000000)",
+        _in_range(0, 1_000_000, low_included=True))
     writes_per_minute: int = _opt(
         60, "int",
         "a non-negative integer (POST and DELETE requests per minute per token; 0 = unlimited; "

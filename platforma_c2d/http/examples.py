@@ -76,5 +76,7 @@ ERRORS: dict[str, dict] = {
                                      {"idempotency_key": "crm-order-42"}),
     "rate-limited": _error("rate-limited", "too many reads (GET) for this token; retry after 60 s",
                            {"kind": "read", "limit_per_minute": 1}),
+    "too-many-calls": _error("too-many-calls", "100 calls are up already for this token; try again when one ends",
+                             {"scope": "token", "max_active_calls": 100}),
     "asterisk-unavailable": _error("asterisk-unavailable", "the PBX is not connected; try again shortly"),
 }

@@ -247,7 +247,12 @@ def _calls_paths() -> dict:
                     "415": _errors("The body is not declared `application/json`.", "unsupported-media-type"),
                     "422": _errors("The Idempotency-Key was used before with a different body.",
                                    "idempotency-key-reused"),
-                    "429": _R429, "503": _R503, "default": _RDEFAULT,
+                    "429": _errors("Too many writes for this token (`rate-limited`), or too many calls up "
+                                   "at once in the service or for this token (`too-many-calls`, "
+                                   "`[limits] max_active_calls`, `max_active_calls_per_token`).",
+                                   "rate-limited", "too-many-calls",
+                                   headers=_retry_after("sending a request of this kind again")),
+                    "503": _R503, "default": _RDEFAULT,
                 },
             },
             "get": {

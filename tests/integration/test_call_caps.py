@@ -1,0 +1,62 @@
+"""``[limits]`` caps on calls up at once, for the service and per token,
+against the real service and Asterisk (docs/security.md).
+
+The audit's case: a leaked token held 40 calls with made-up external agent
+numbers, ringing through the trunk. With the caps, the call past the cap is
+refused 429 ``too-many-calls`` and never dialled, and the metric counts it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+from tests.bench.sipp import uas_scenario
+
+TRUNK_PORT = 5070
+TOKEN_A, TOKEN_B = "leaked-token-of-crm-a", "token-of-crm-b"
+
+
+def sha(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def body(i: int) -> dict:
+    """A call whose agent is an external number (its first leg goes out through the trunk)."""
+    return {"agent": f"02155520{i:02d}", "callee": "0215550100", "outbound_id": "0215550199",
+            "call_ref": f"cap-{i}"}
+
+
+def test_calls_past_the_per_token_and_service_caps_are_429_and_never_dialled(
+        asterisk, make_service, sipp):
+    svc = make_service({
+        "auth": {"token": [{"sha256": sha(TOKEN_A), "name": "crm-a"},
+                           {"sha256": sha(TOKEN_B), "name": "crm-b"}]},
+        "limits": {"max_active_calls": 4, "max_active_calls_per_token": 3}})
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(answer=False))
+    a = {"Authorization": f"Bearer {TOKEN_A}"}
+    b = {"Authorization": f"Bearer {TOKEN_B}"}
+    placed = [svc.post_call(body(i), headers=a) for i in range(3)]
+    assert [r.status_code for r in placed] == [201] * 3, [r.text for r in placed]
+    refused = svc.post_call(body(3), headers=a)
+    assert refused.status_code == 429 and refused.json()["error"] == "too-many-calls"
+    assert refused.json()["details"] == {"scope": "token", "max_active_calls": 3}
+    assert int(refused.headers["Retry-After"]) > 0
+    # Another token still has room, up to the service's cap.
+    other = svc.post_call(body(4), headers=b)
+    assert other.status_code == 201, other.text
+    full = svc.post_call(body(5), headers=b)
+    assert full.status_code == 429 and full.json()["details"]["scope"] == "service"
+    time.sleep(1.0)
+    dialled = {m.first_line.split()[1][4:].split("@")[0] for m in trunk.received("INVITE")}
+    assert dialled == {body(i)["agent"] for i in (0, 1, 2, 4)}, dialled
+    metrics = svc.http.get("/metrics").text
+    assert 'c2d_requests_rejected_total{error="too-many-calls"} 2.0' in metrics
+    # A call that ends frees its place.
+    r = svc.http.delete(f"/click2dial/calls/{placed[0].json()['id']}", headers=a)
+    assert r.status_code == 200, r.text
+    again = svc.post_call(body(6), headers=a)
+    assert again.status_code == 201, again.text
+    for call in [*placed[1:], other, again]:
+        svc.http.delete(f"/click2dial/calls/{call.json()['id']}", headers=a if call is not other else b)
+
