@@ -44,6 +44,14 @@ CALL_REF_FORMATS = (
     f"a longer value is cut to its first {CALL_REF_MAX} characters"
 )
 
+#: The messages of a refused field, as templates (``str.format``), so that
+#: a client checking values before it sends them (the browser phone) can say
+#: exactly what the API would: ``{value}`` is the refused value as
+#: :func:`_show` writes it, ``{formats}`` one of the ``*_FORMATS`` above.
+MSG_REQUIRED = "required; accepted: {formats}"
+MSG_INVALID_VALUE = "invalid value {value}; accepted: {formats}"
+MSG_INVALID_CHARACTER = "invalid character {char} at position {position} of {value}; accepted: {formats}"
+
 #: The formats as regular expressions, applied with ``re.fullmatch`` (the
 #: OpenAPI document anchors the same patterns, platforma_c2d.contract).
 EXTENSION_RE = _EXTENSION = re.compile(r"[0-9]{3,4}")
@@ -51,7 +59,10 @@ CLID_NUMBER_RE = _CLID_NUMBER = re.compile(r"0[0-9]{9}|27[0-9]{9}")
 CALLEE_NUMBER_RE = _CALLEE_NUMBER = re.compile(r"0[0-9]{9}|27[0-9]{9}|00[0-9]{11,14}")
 _CALL_REF_BAD_CHAR = re.compile(r"[^A-Za-z0-9._~:-]")
 
-_SHOW_MAX = 40  # characters of a refused value echoed in a message
+#: Characters of a refused value echoed in a message; a longer value is
+#: shown cut, as :data:`MSG_VALUE_CUT` says.
+SHOW_MAX = 40
+MSG_VALUE_CUT = "{shown}... ({length} characters)"
 
 _BODY_FIELDS = ("agent", "callee", "outbound_id", "call_ref", "contact_ref")
 
@@ -161,9 +172,9 @@ def is_agent(value: object) -> bool:
 
 def _show(value: str) -> str:
     """The refused value for a message: at most 40 characters, escaped."""
-    if len(value) <= _SHOW_MAX:
+    if len(value) <= SHOW_MAX:
         return ascii(value)
-    return f"{ascii(value[:_SHOW_MAX])}... ({len(value)} characters)"
+    return MSG_VALUE_CUT.format(shown=ascii(value[:SHOW_MAX]), length=len(value))
 
 
 def _kind(value: object) -> str:
@@ -190,7 +201,7 @@ def _require_str(field: str, value: object, formats: str) -> str:
 
 
 def _refuse(field: str, value: str, formats: str) -> RuleError:
-    return RuleError(field, f"invalid value {_show(value)}; accepted: {formats}")
+    return RuleError(field, MSG_INVALID_VALUE.format(value=_show(value), formats=formats))
 
 
 def _check_agent(value: object) -> str:
@@ -220,11 +231,9 @@ def _check_ref_chars(field: str, value: object) -> str:
     text = _require_str(field, value, CALL_REF_FORMATS)
     bad = _CALL_REF_BAD_CHAR.search(text)  # over the whole value, uncut
     if bad is not None:
-        raise RuleError(
-            field,
-            f"invalid character {ascii(bad.group())} at position "
-            f"{bad.start() + 1} of {_show(text)}; accepted: {CALL_REF_FORMATS}",
-        )
+        raise RuleError(field, MSG_INVALID_CHARACTER.format(
+            char=ascii(bad.group()), position=bad.start() + 1, value=_show(text),
+            formats=CALL_REF_FORMATS))
     return text
 
 
@@ -255,7 +264,7 @@ def _field_name(key: object) -> str:
         return key
     if isinstance(key, str):
         return _show(key)
-    return ascii(key)[:_SHOW_MAX]
+    return ascii(key)[:SHOW_MAX]
 
 
 #: A field not to check: a required one already reported as missing, or an
@@ -366,7 +375,7 @@ def validate_call_request(
 
     def required(field: str, formats: str) -> object:
         if field not in body:
-            errors[field] = f"required; accepted: {formats}"
+            errors[field] = MSG_REQUIRED.format(formats=formats)
             return _SKIP
         return body[field]
 

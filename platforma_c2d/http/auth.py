@@ -45,3 +45,10 @@ class Authenticator:
         if found is None:
             raise Unauthorized("unknown bearer token", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
         return found
+
+    def by_name(self, name: str) -> Caller | None:
+        """The configured caller called ``name`` (page sessions); the
+        anonymous caller when auth is off; ``None`` if there is none."""
+        if not self.enabled:
+            return Caller()
+        return next((caller for _, caller in self.entries if caller.name == name), None)

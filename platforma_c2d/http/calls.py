@@ -10,6 +10,7 @@ from platforma_c2d.calls.errors import InvalidJson, InvalidRequest, UnsupportedM
 from platforma_c2d.http.cors import is_preflight
 from platforma_c2d.http.openapi import openapi_document
 from platforma_c2d.http.query import next_cursor, parse_list_query
+from platforma_c2d.http.sessions import request_caller
 
 bp = Blueprint("click2dial", __name__, url_prefix="/click2dial")
 
@@ -66,7 +67,7 @@ def load_json_body() -> object:
 
 
 def _caller():
-    return current_app.extensions["c2d.auth"].authenticate(request.headers.get("Authorization"))
+    return request_caller(current_app.extensions["c2d.auth"], current_app.extensions.get("c2d.sessions"), request)
 
 
 @bp.before_request

@@ -13,15 +13,13 @@ same call is placed once with the legacy SIP.js 0.7.8 ``SIP.UA`` API, and a
 busy callee must give the browser 486.
 
 Needs /usr/bin/chromium, node and tests/browser/node_modules
-(scripts/install-browser.sh, run by scripts/test.sh). Skipped when they are
-missing, except under CI (CI=true), where a missing browser is a failure.
+(scripts/install-browser.sh, run by scripts/test.sh); tests/browser/conftest.py
+skips (or, under CI, fails) when they are missing.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -33,67 +31,9 @@ pytestmark = pytest.mark.browser
 
 HERE = Path(__file__).resolve().parent
 DRIVER = HERE / "driver.mjs"
-CHROMIUM = Path("/usr/bin/chromium")
 TRUNK_PORT = 5070
 AGENT = "2101"  # the WebRTC endpoint of tests/bench/overlay/pjsip_site.conf
 CALLEE, OUTBOUND_ID = "0215550100", "0215550199"
-
-
-def _missing() -> list[str]:
-    missing = []
-    if not CHROMIUM.is_file():
-        missing.append(f"{CHROMIUM} (apt-get install chromium)")
-    if shutil.which("node") is None:
-        missing.append("node (apt-get install nodejs npm)")
-    for pkg in ("sip.js", "sip.js-legacy", "playwright-core"):
-        if not (HERE / "node_modules" / pkg / "package.json").is_file():
-            missing.append(f"tests/browser/node_modules/{pkg} (npm ci in tests/browser)")
-    return missing
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _browser_installed():
-    missing = _missing()
-    if missing:
-        why = "browser test needs " + ", ".join(missing) + ": run scripts/install-browser.sh"
-        if os.environ.get("CI") == "true":
-            pytest.fail(why + " (CI must run this test, not skip it)")
-        pytest.skip(why)
-
-
-MEDIA_IFACE, MEDIA_ADDR = "c2dmedia0", "198.18.21.1/32"
-
-
-def _global_ipv4() -> list[str]:
-    res = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"],
-                         capture_output=True, text=True)
-    return [line for line in res.stdout.splitlines() if line.strip()]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _ice_host_address(_browser_installed):
-    """Give Asterisk an ICE host candidate on a loopback-only host.
-
-    Asterisk takes its ICE host candidates from the machine's interfaces and
-    pjproject leaves loopback out, so in a network namespace with only ``lo``
-    (how developers run the bench side by side) its SDP answer has no
-    candidate and ICE never starts. There, and only there, a veth pair with
-    a benchmarking address (198.18.0.0/15) on one end is added for the
-    module and removed after it (the kernel here has no ``dummy`` driver).
-    A host with a real interface is left alone.
-    """
-    if shutil.which("ip") is None or _global_ipv4():
-        yield
-        return
-    subprocess.run(["ip", "link", "add", MEDIA_IFACE, "type", "veth", "peer", "name", MEDIA_IFACE + "p"],
-                   check=True)
-    try:
-        subprocess.run(["ip", "addr", "add", MEDIA_ADDR, "dev", MEDIA_IFACE], check=True)
-        for dev in (MEDIA_IFACE, MEDIA_IFACE + "p"):
-            subprocess.run(["ip", "link", "set", dev, "up"], check=True)
-        yield
-    finally:
-        subprocess.run(["ip", "link", "del", MEDIA_IFACE], capture_output=True)
 
 
 def run_browser(asterisk, service, **cfg) -> dict:
