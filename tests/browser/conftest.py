@@ -4,8 +4,8 @@
   missing (a failure under CI=true, where the browser must run);
 * on a host whose only interface is loopback, Asterisk gets an ICE host
   candidate for the module (see ``_ice_host_address``);
-* ``browser``: a factory of :class:`tests.browser.remote.Browser` — one
-  headless Chromium driven step by step from the test, closed after it.
+* ``browser``: a headless Chromium driven step by step from the test
+  (:class:`tests.browser.remote.Browser`), in a browser context of its own.
 """
 
 from __future__ import annotations
@@ -78,18 +78,24 @@ def _ice_host_address(_browser_installed):
         subprocess.run(["ip", "link", "del", MEDIA_IFACE], capture_output=True)
 
 
-@pytest.fixture
-def browser(workdir):
-    """Factory: ``browser()`` → a started :class:`tests.browser.remote.Browser`; all closed after the test."""
+@pytest.fixture(scope="module")
+def _chromium(_browser_installed, tmp_path_factory):
+    """One Chromium for the module (starting one takes seconds); each test
+    gets a fresh browser context of it from ``browser``."""
     from tests.browser.remote import Browser
 
-    started = []
+    b = Browser(tmp_path_factory.mktemp("chromium"))
+    yield b
+    b.close()
 
-    def make(**kw):
-        b = Browser(workdir / f"chromium{len(started)}", **kw)
-        started.append(b)
-        return b
+
+@pytest.fixture
+def browser(_chromium):
+    """Factory: ``browser()`` → the module's :class:`tests.browser.remote.Browser`
+    with a new, empty browser context (no cookies, no storage, one tab "main")."""
+
+    def make():
+        _chromium.reset()
+        return _chromium
 
     yield make
-    for b in started:
-        b.close()

@@ -9,6 +9,7 @@
 // `op` is a method of playwright's Page (goto, fill, click, press,
 // selectOption, waitForSelector, waitForFunction, textContent, inputValue,
 // evaluate, screenshot, setViewportSize...), or one of:
+//   reset       close every tab and the browser context; start a new, empty one
 //   open        a new tab named `page` in the same browser context (same cookies)
 //   waitUntil   [expression, timeoutMs]: evaluate the expression every 100 ms until
 //               it is truthy (page.waitForFunction evaluates a string with eval()
@@ -16,7 +17,7 @@
 //   log         console errors/warnings, page errors, and CSP violations so far
 //   wsFrames    every WebSocket frame of the page: {url, dir: "sent"|"received", text}
 //   close       close the browser and exit
-// Config (argv[2], JSON): {executablePath, userDataDir}.
+// Config (argv[2], JSON): {executablePath}.
 import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
 
@@ -56,14 +57,19 @@ function watch(name, page) {
   pages.set(name, page);
 }
 
-const context = await chromium.launchPersistentContext(cfg.userDataDir, {
-  executablePath: cfg.executablePath,
-  headless: true,
-  args: FLAGS,
-  permissions: ["microphone"],
-  viewport: { width: 1100, height: 760 },
-});
-watch("main", context.pages()[0] || (await context.newPage()));
+const browser = await chromium.launch({ executablePath: cfg.executablePath, headless: true, args: FLAGS });
+let context = null;
+
+// A new, empty browser context (no cookies, no storage) with one tab "main".
+async function reset() {
+  if (context) await context.close().catch(() => {});
+  pages.clear();
+  log.length = 0;
+  frames.length = 0;
+  context = await browser.newContext({ permissions: ["microphone"], viewport: { width: 1100, height: 760 } });
+  watch("main", await context.newPage());
+}
+await reset();
 
 async function run(req) {
   const name = req.page || "main";
@@ -86,8 +92,11 @@ async function run(req) {
       return log;
     case "wsFrames":
       return frames;
+    case "reset":
+      await reset();
+      return null;
     case "close":
-      await context.close().catch(() => {});
+      await browser.close().catch(() => {});
       return null;
     default: {
       const page = pages.get(name);
@@ -101,7 +110,7 @@ async function run(req) {
   }
 }
 
-process.stdout.write(JSON.stringify({ id: 0, ok: true, value: context.browser() ? context.browser().version() : "" }) + "\n");
+process.stdout.write(JSON.stringify({ id: 0, ok: true, value: browser.version() }) + "\n");
 const lines = createInterface({ input: process.stdin });
 for await (const line of lines) {
   if (!line.trim()) continue;
@@ -115,5 +124,5 @@ for await (const line of lines) {
   process.stdout.write(JSON.stringify(answer) + "\n");
   if (req.op === "close") break;
 }
-await context.close().catch(() => {});
+await browser.close().catch(() => {});
 process.exit(0);

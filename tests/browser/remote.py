@@ -10,7 +10,6 @@ helpers below cover what the page tests use. A step that fails raises
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -22,20 +21,18 @@ class BrowserError(AssertionError):
 
 
 class Browser:
-    """One Chromium with one browser context (shared cookies) and named tabs.
+    """One Chromium, one browser context at a time (its tabs share cookies),
+    named tabs ("main" first).
 
-    ``workdir``: where the Chromium profile goes (removed on close);
-    ``timeout_s``: the longest any one step may take.
+    ``workdir``: where the driver's log goes.
     """
 
-    def __init__(self, workdir: Path, timeout_s: float = 60):
+    def __init__(self, workdir: Path):
         self.workdir = Path(workdir)
-        shutil.rmtree(self.workdir, ignore_errors=True)
-        self.workdir.mkdir(parents=True)
-        self.timeout_s = timeout_s
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self._next = 0
         self.proc = subprocess.Popen(
-            ["node", str(HERE / "remote.mjs"), json.dumps({"userDataDir": str(self.workdir / "profile")})],
+            ["node", str(HERE / "remote.mjs"), "{}"],
             cwd=HERE, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(self.workdir / "node.log", "wb"),
             text=True, bufsize=1)
         self.version = self._read(0)
@@ -69,6 +66,10 @@ class Browser:
         """Every WebSocket frame the pages sent or received: ``{page, url, dir, text}``."""
         return self.do("wsFrames")
 
+    def reset(self) -> None:
+        """Close every tab and the browser context; start a new, empty one."""
+        self.do("reset")
+
     def open(self, page: str) -> None:
         """Open a new tab called ``page`` (same cookies as the others)."""
         self.do("open", page=page)
@@ -96,7 +97,7 @@ class Browser:
         return Path(path)
 
     def close(self) -> None:
-        """Close the browser and remove its profile. Idempotent."""
+        """Close the browser. Idempotent."""
         if self.proc.poll() is None:
             try:
                 self.do("close")
@@ -107,4 +108,3 @@ class Browser:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
-        shutil.rmtree(self.workdir / "profile", ignore_errors=True)
