@@ -19,7 +19,7 @@ import functools
 
 from platforma_c2d import contract, rules
 from platforma_c2d.config.pools import FALLBACKS, POLICIES
-from platforma_c2d.http import examples
+from platforma_c2d.http import examples, openapi_pages
 
 _JSON = "application/json"
 P = contract.PREFIX
@@ -420,15 +420,17 @@ def _document() -> dict:
             {"name": "clids", "description": "CLID pools and the health of their numbers."},
             {"name": "ops", "description": "Health and metrics, without authentication."},
             {"name": "meta", "description": "This description."},
+            {"name": "pages", "description": "The agent's phone and the supervisors' board (docs/pages.md)."},
         ],
         "security": [{"bearerAuth": []}],
-        "paths": {**_calls_paths(), **_clid_paths(), **_open_paths()},
+        "paths": {**_calls_paths(), **_clid_paths(), **_open_paths(), **openapi_pages.paths(_ref, _R401, _R429)},
         "components": {
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer",
                                "description": "A configured API token (stored as its SHA-256 digest)."},
+                "pageSession": openapi_pages.SECURITY_SCHEME,
             },
-            "schemas": _schemas(),
+            "schemas": {**_schemas(), **openapi_pages.schemas()},
         },
     }
 

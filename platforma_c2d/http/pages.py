@@ -73,7 +73,7 @@ def _authenticate():
     request.environ["c2d.caller"] = caller
     limiter = current_app.extensions.get("c2d.limiter")
     if limiter is not None:
-        limiter.hit(caller.name)
+        limiter.hit(caller.name, write=request.method not in ("GET", "HEAD"))
 
 
 @bp.after_request
@@ -123,7 +123,7 @@ def open_session():
         body.get("token") if isinstance(body, dict) else None)
     limiter = current_app.extensions.get("c2d.limiter")
     if limiter is not None:
-        limiter.hit(caller.name)
+        limiter.hit(caller.name, write=True)
     ttl = _config().pages.session_ttl_s
     resp = jsonify({"caller": caller.name, "expires_in_s": ttl})
     resp.set_cookie(COOKIE, cookie, max_age=ttl, path=COOKIE_PATH, httponly=True, samesite="Strict",

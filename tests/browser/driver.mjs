@@ -19,6 +19,7 @@ import { tmpdir } from "node:os";
 import { dirname, extname, join, normalize, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { FLAGS } from "./chromium.mjs";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const DEFAULTS = {
@@ -36,19 +37,6 @@ const DEFAULTS = {
   executablePath: "/usr/bin/chromium",
   page: "index.html", // "legacy.html": the same call with the SIP.js 0.7 SIP.UA API
 };
-const FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--use-fake-device-for-media-stream",
-  "--use-fake-ui-for-media-stream",
-  "--allow-loopback-in-peer-connection",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--disable-quic",
-  "--disable-gpu",
-  "--no-first-run",
-];
 const TYPES = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".map": "application/json" };
 const ROOTS = {
   "/sip.js/": join(HERE, "node_modules/sip.js/lib"), // 0.21.x, ES modules

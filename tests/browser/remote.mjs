@@ -20,21 +20,9 @@
 // Config (argv[2], JSON): {executablePath}.
 import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
+import { FLAGS } from "./chromium.mjs";
 
 const cfg = { executablePath: "/usr/bin/chromium", ...JSON.parse(process.argv[2] || "{}") };
-const FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--use-fake-device-for-media-stream",
-  "--use-fake-ui-for-media-stream",
-  "--allow-loopback-in-peer-connection",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--disable-quic",
-  "--disable-gpu",
-  "--no-first-run",
-];
 const METHODS = new Set([
   "goto", "reload", "fill", "click", "press", "type", "focus", "selectOption", "check", "uncheck",
   "waitForSelector", "waitForFunction", "waitForTimeout", "textContent", "innerText", "inputValue",

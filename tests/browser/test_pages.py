@@ -147,7 +147,8 @@ def test_phone_dials_with_the_headers_and_shows_the_outcome(asterisk, pages_serv
 
 def test_phone_answers_a_rest_call_placed_for_its_agent(asterisk, pages_service, sipp, browser, workdir):
     """A CRM places a REST call for 2101: the page rings with the callee and
-    the reference, the agent answers, the callee is connected, the agent hangs up."""
+    the reference, the agent answers, the callee is connected, the agent hangs
+    up. A second one is declined in the page."""
     trunk = sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=1000))
     b = browser()
     register_phone(b, pages_service)
@@ -170,6 +171,15 @@ def test_phone_answers_a_rest_call_placed_for_its_agent(asterisk, pages_service,
     assert ended["state"] == "ended" and ended["reason"] == "completed", ended
     assert_trunk_saw_clid(trunk, POOL[0])
     assert "completed" in outcome
+
+    # Declined in the page: 486 from the browser, the call ends agent_busy.
+    r = pages_service.post_call({"agent": AGENT, "callee": CALLEE, "outbound_id": POOL[0], "call_ref": "declined"})
+    assert r.status_code == 201, r.text
+    b.wait_text("#call-peer", "ref declined")
+    b.do("click", "#decline")
+    b.wait_text("#outcome", "Ended: Agent busy (agent_busy)")
+    assert pages_service.wait_state(r.json()["id"], "ended", timeout=10)["reason"] == "agent_busy"
+    assert len(trunk.received("INVITE")) == 1  # the customer was never dialled for it
     assert_clean_log(b)
     b.do("click", "#unregister")
     b.wait_text("#reg-status", "Not registered")

@@ -147,12 +147,18 @@ def test_bearer_auth_everywhere_except_open_routes(doc):
     assert doc["components"]["securitySchemes"]["bearerAuth"] == {
         **doc["components"]["securitySchemes"]["bearerAuth"], "type": "http", "scheme": "bearer"}
     assert doc["security"] == [{"bearerAuth": []}]
-    open_routes = {"/click2dial/openapi.json", "/healthz", "/metrics"}
+    open_routes = {"/click2dial/openapi.json", "/healthz", "/metrics", "/click2dial/rules",
+                   # the pages (SPEC §13): HTML, assets and the login exchange itself
+                   "/click2dial/phone/", "/click2dial/board/", "/click2dial/assets/{filename}",
+                   "/click2dial/pages/session"}
     for path, item in doc["paths"].items():
         for method in HTTP_METHODS & set(item):
             op = item[method]
             if path in open_routes:
                 assert op.get("security") == [], path
+            elif path == "/click2dial/pages/config":  # the page session cookie, or the token
+                assert op["security"] == [{"pageSession": []}, {"bearerAuth": []}]
+                assert "401" in op["responses"]
             else:
                 assert "security" not in op, (path, method)
                 assert "401" in op["responses"], (path, method)

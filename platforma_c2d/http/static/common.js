@@ -32,6 +32,26 @@ export async function api(path, { method = "GET", body } = {}) {
 
 const $ = (id) => document.getElementById(id);
 
+function element(tag, attrs = {}, text = "") {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  if (text) el.textContent = text;
+  return el;
+}
+
+// The login form, built into the page's (empty) #login-section.
+function loginForm(section) {
+  const form = element("form", { id: "login" });
+  form.append(
+    element("label", { for: "token" }, "API token"),
+    element("input", { id: "token", type: "password", autocomplete: "off", required: "" }),
+    element("button", { type: "submit" }, "Log in"),
+    element("p", { id: "login-error", class: "error", role: "alert" }),
+  );
+  section.replaceChildren(element("h2", { id: "login-title" }, "Log in"), form);
+  return form;
+}
+
 /**
  * Show the login form until a page session exists, then resolve with the
  * pages' configuration (GET /click2dial/pages/config). The token is posted
@@ -39,7 +59,7 @@ const $ = (id) => document.getElementById(id);
  */
 export async function session() {
   if ((await api("/click2dial/pages/session")).active) return api("/click2dial/pages/config");
-  const form = $("login");
+  const form = loginForm($("login-section"));
   $("login-section").hidden = false;
   $("token").focus();
   return new Promise((resolve) => {
