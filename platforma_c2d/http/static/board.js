@@ -40,12 +40,18 @@ function upsert(call) {
   dirty = true;
 }
 
+function recentCalls() {
+  return `/click2dial/calls?limit=${PAGE}&created_after=${encodeURIComponent(new Date(cutoff).toISOString())}`;
+}
+
+// The calls placed since the cutoff, newest first, page by page (cursor).
 async function loadRecent() {
+  let cursor = null;
   for (let page = 0; page < MAX_PAGES; page++) {
-    const data = await api(`/click2dial/calls?limit=${PAGE}&offset=${page * PAGE}`);
+    const data = await api(recentCalls() + (cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""));
     data.calls.forEach(upsert);
-    const last = data.calls[data.calls.length - 1];
-    if (data.calls.length < PAGE || !last || Date.parse(last.created_at) < cutoff) return;
+    cursor = data.next_cursor;
+    if (!cursor) return;
   }
 }
 
@@ -83,7 +89,7 @@ async function poll() {
   setFeed("live: polling every second");
   for (;;) {
     try {
-      const data = await api(`/click2dial/calls?limit=${PAGE}`);
+      const data = await api(recentCalls());
       data.calls.forEach(upsert);
       const seen = new Set(data.calls.map((c) => c.id));
       // A live call that fell off the first page: read it on its own.

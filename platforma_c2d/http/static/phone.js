@@ -277,12 +277,14 @@ async function hangup() {
 // call began; polls the list for up to `waitMs`.
 async function findCall(pred, waitMs) {
   const ext = $("extension").value.trim();
-  const since = current ? current.startedAt - 5000 : 0;
+  // A minute of slack for a browser clock that is not the server's; newest first.
+  const since = new Date(current ? current.startedAt - 60000 : 0).toISOString();
   const deadline = Date.now() + waitMs;
   for (;;) {
     try {
-      const page = await api("/click2dial/calls?limit=50");
-      const found = page.calls.find((c) => c.agent === ext && Date.parse(c.created_at) >= since && pred(c));
+      const q = `agent=${encodeURIComponent(ext)}&created_after=${encodeURIComponent(since)}&limit=20`;
+      const page = await api(`/click2dial/calls?${q}`);
+      const found = page.calls.find(pred);
       if (found) return found;
     } catch {
       /* the API may be briefly unreachable: try again */
