@@ -63,10 +63,12 @@ def schemas() -> dict:
                     "websocket_urls": {"type": "array", "items": {"type": "string"}},
                     "domain": {"type": "string", "description": "\"\" = the host of the WebSocket URL."},
                     "ice_servers": {"type": "array", "items": {"type": "string"}}}},
-                "clids": {"type": "object", "properties": {
-                    "default": {"type": "string"},
-                    "numbers": {"type": "array", "items": {"type": "string"}},
-                    "random": {"type": "boolean", "description": "Whether `random` draws from a pool."}}},
+                "clids": {"type": "object", "description": "The pools are `GET /click2dial/clids`.",
+                          "properties": {
+                              "default": {"type": "string", "description": "`[clid] default`."},
+                              "allowed": {"type": "array", "items": {"type": "string"},
+                                          "description": "`[clid] allowed`: if not empty, the only "
+                                                         "CLIDs accepted."}}},
                 "last_event_id": {"type": ["integer", "null"],
                                   "description": "The newest stored event's id (where the board's stream "
                                                  "starts); null when the service has no event stream."},
@@ -128,7 +130,7 @@ def paths(ref, r401, r429) -> dict:
         "/click2dial/pages/config": {"get": {
             "operationId": "getPageConfig", "tags": ["pages"],
             "security": [{"pageSession": []}, {"bearerAuth": []}],
-            "summary": "What the pages need: who is logged in, the SIP WebSocket URLs, the CLIDs",
+            "summary": "What the pages need: who is logged in, the SIP WebSocket URLs, the default CLID",
             "responses": {"200": _json("The configuration.", ref("PageConfig")), "401": r401, "429": r429},
         }},
     }

@@ -141,10 +141,10 @@ def close_session():
 
 @bp.get("/pages/config")
 def page_config():
-    """What the pages need: who is logged in, the SIP WebSocket URLs, the CLIDs."""
+    """What the pages need: who is logged in, the SIP WebSocket URLs, the
+    default CLID and ``[clid] allowed``, where the board's stream starts."""
     cfg, caller = _config(), request.environ["c2d.caller"]
     clid, outbox = cfg.clid, current_app.extensions.get("c2d.outbox")
-    numbers = list(clid.allowed) if clid.allowed else sorted({clid.default, *clid.pool})
     return jsonify({
         "caller": caller.name,
         "auth": current_app.extensions["c2d.auth"].enabled,
@@ -152,7 +152,8 @@ def page_config():
         "session_ttl_s": cfg.pages.session_ttl_s,
         "sip": {"websocket_urls": list(cfg.pages.websocket_urls), "domain": cfg.pages.sip_domain,
                 "ice_servers": list(cfg.pages.ice_servers)},
-        "clids": {"default": clid.default, "numbers": numbers, "random": bool(clid.pool)},
+        # The pools and their numbers are GET /click2dial/clids; here what it does not say.
+        "clids": {"default": clid.default, "allowed": list(clid.allowed)},
         # Where the board's event stream starts (null: no stream, the board polls).
         "last_event_id": outbox.last_id() if outbox is not None else None,
     })

@@ -83,8 +83,11 @@ def test_the_login_exchanges_the_token_for_an_httponly_strict_cookie(client):
     conf = client.get("/click2dial/pages/config").get_json()
     assert conf["caller"] == "token-1" and conf["agents"] == []
     assert conf["sip"]["websocket_urls"] == ["wss://pbx.example.com:8089/ws", "ws://127.0.0.1:8088/ws"]
-    assert conf["clids"] == {"default": "0115550000", "numbers": ["0115550000", "0115550001", "0115550002"],
-                             "random": True}
+    assert conf["clids"] == {"default": "0115550000", "allowed": []}
+    # The numbers the phone offers come from the pools' own route, with the cookie.
+    pools = client.get("/click2dial/clids").get_json()["pools"]
+    assert [(p["name"], [n["number"] for n in p["numbers"]]) for p in pools] == \
+        [("default", ["0115550001", "0115550002"])]
     # The cookie reads the API...
     assert client.get("/click2dial/calls").status_code == 200
     # ...and never writes: placing or cancelling a call needs the token itself.

@@ -355,9 +355,23 @@ function fillForms() {
   const savedWs = localStorage.getItem("c2d.wsUrl");
   if (savedWs && cfg.sip.websocket_urls.includes(savedWs)) $("ws-url").value = savedWs;
   $("extension").value = localStorage.getItem("c2d.extension") || (cfg.agents.length === 1 ? cfg.agents[0] : "");
+  // The numbers of the CLID pools (GET /click2dial/clids); with [clid]
+  // allowed set, only those. A rested number stays usable when chosen.
   const choices = [["", `Default (${cfg.clids.default})`]];
-  if (cfg.clids.random) choices.push(["random", "Random from the pool"]);
-  for (const n of cfg.clids.numbers) choices.push([n, n]);
+  if (cfg.pools.length) choices.push(["random", "Random from the pool"]);
+  const seen = new Set([""]);
+  const add = (number, label) => {
+    if (seen.has(number) || (cfg.clids.allowed.length && !cfg.clids.allowed.includes(number))) return;
+    seen.add(number);
+    choices.push([number, label]);
+  };
+  for (const pool of cfg.pools) {
+    for (const n of pool.numbers) {
+      const rested = n.rested_until ? `, rested until ${new Date(n.rested_until).toLocaleTimeString()}` : "";
+      add(n.number, `${n.number} (${pool.name}${rested})`);
+    }
+  }
+  for (const n of cfg.clids.allowed) add(n, n);
   for (const [value, label] of choices) {
     const opt = document.createElement("option");
     opt.value = value;
@@ -374,7 +388,8 @@ function fillForms() {
 async function main() {
   logoutButton($("logout"));
   const [conf, rules] = await Promise.all([session(), api("/click2dial/rules")]);
-  cfg = { ...conf, rules };
+  const clids = await api("/click2dial/clids");
+  cfg = { ...conf, rules, pools: clids.pools };
   check = ruleChecker(rules);
   $("who").textContent = cfg.auth ? `Logged in as ${cfg.caller}` : "";
   $("logout").hidden = !cfg.auth;
