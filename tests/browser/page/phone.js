@@ -109,7 +109,30 @@ async function register({ wsServer, domain, user, password }) {
   note("registered");
 }
 
-async function call({ callee, outboundId, callRef, domain }) {
+// Keep only one codec in an SDP offer (field report C33: a browser that
+// offers only Opus): its payload types in the m=audio line, and only their
+// rtpmap / fmtp / rtcp-fb lines.
+function onlyCodec(name) {
+  return (description) => {
+    const lines = description.sdp.split("\r\n");
+    const keep = new Set(lines
+      .map((l) => l.match(/^a=rtpmap:(\d+) ([^/]+)\//))
+      .filter((m) => m && m[2].toLowerCase() === name)
+      .map((m) => m[1]));
+    const out = lines.filter((l) => {
+      const m = l.match(/^a=(rtpmap|fmtp|rtcp-fb):(\d+)/);
+      return !m || keep.has(m[2]);
+    }).map((l) => {
+      if (!l.startsWith("m=audio ")) return l;
+      const parts = l.split(" ");
+      return parts.slice(0, 3).concat(parts.slice(3).filter((pt) => keep.has(pt))).join(" ");
+    });
+    description.sdp = out.join("\r\n");
+    return Promise.resolve(description);
+  };
+}
+
+async function call({ callee, outboundId, callRef, domain, onlyCodecName }) {
   const headers = [];
   const out = outboundIdHeader(outboundId);
   if (out) headers.push(`X-Platforma-Outbound-ID: ${out}`);
@@ -120,6 +143,7 @@ async function call({ callee, outboundId, callRef, domain }) {
   session = new Inviter(ua, target, {
     extraHeaders: headers, // here, not in invite() (C12)
     sessionDescriptionHandlerOptions: { constraints: { audio: true, video: false } },
+    sessionDescriptionHandlerModifiers: onlyCodecName ? [onlyCodec(onlyCodecName)] : [],
   });
   session.stateChange.addListener((state) => {
     note("session:" + state);
@@ -217,7 +241,10 @@ async function media() {
       out.packetsSent += s.packetsSent || 0;
       if (s.codecId && stats.get(s.codecId)) out.codec = stats.get(s.codecId).mimeType;
     }
-    if (s.type === "inbound-rtp" && s.kind === "audio") out.bytesReceived += s.bytesReceived || 0;
+    if (s.type === "inbound-rtp" && s.kind === "audio") {
+      out.bytesReceived += s.bytesReceived || 0;
+      out.audioEnergyReceived = (out.audioEnergyReceived || 0) + (s.totalAudioEnergy || 0);
+    }
     if (s.type === "transport" && s.dtlsState) out.dtlsState = s.dtlsState;
   });
   return out;
