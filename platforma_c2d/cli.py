@@ -211,7 +211,8 @@ def cmd_check(args) -> int:
                                         "(no registered contact): its calls end agent_unavailable until "
                                         "its phone registers")
     except httpx.HTTPError as exc:
-        problems.append(f"ari.url: cannot reach Asterisk at {a.url} ({type(exc).__name__})")
+        problems.append(f"ari.url: cannot reach Asterisk at {a.url} ({type(exc).__name__}); is its "
+                        "HTTP server on? (enabled = yes in http.conf: off in a stock install)")
     pools = all_pools(cfg.clid)
     for pool in pools:
         ok.append(f"clid: pool {pool.name} of {len(pool.numbers)} numbers ({pool.policy})")

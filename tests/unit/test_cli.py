@@ -206,3 +206,13 @@ def test_serve_refuses_the_shipped_ari_password(tmp_path):
     res = run("serve", "--config", str(cfg))
     assert res.returncode == 2 and "ari.password" in res.stderr and "change-me'" in res.stderr
     assert "Traceback" not in res.stderr and not (tmp_path / "c.sqlite3").exists()
+
+
+def test_check_with_asterisk_http_off_says_where_to_turn_it_on(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[store]\nurl = "sqlite:///{tmp_path}/c.sqlite3"\n'
+                   '[ari]\nurl = "http://127.0.0.1:9"\npassword = "not-the-sample"\n')
+    res = run("check", "--config", str(cfg))
+    assert res.returncode == 1
+    assert any(line.startswith("FAIL ari.url: cannot reach Asterisk at http://127.0.0.1:9")
+               and "enabled = yes in http.conf" in line for line in res.stdout.splitlines()), res.stdout
