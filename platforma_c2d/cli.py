@@ -1,4 +1,4 @@
-"""``platforma-c2d``: serve / agi / check / call (SPEC §8).
+"""``platforma-c2d``: serve / agi / check / call / events (SPEC §8, §10).
 
 Exit codes: 0 success; 1 the command ran and found problems (``check``), the
 call did not complete (``call``), or the service could not start (a store
@@ -18,6 +18,7 @@ import time
 import uuid
 
 from platforma_c2d.calls.model import parse_iso
+from platforma_c2d.cli_events import add_events_parser
 from platforma_c2d.clid.pools import all_pools
 from platforma_c2d.config import Config, ConfigError, load_config
 from platforma_c2d.hardening import (ARI_SAMPLE_FAILURE, SAMPLE_ARI_PASSWORD,
@@ -494,6 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--timeout", type=float, default=14400,
                     help="seconds to follow the call; then it is cancelled (default 14400)")
     sp.set_defaults(func=cmd_call)
+    add_events_parser(sub)
     return p
 
 

@@ -27,7 +27,14 @@ class Metrics:
     * ``c2d_trunk_legs_waiting`` — legs waiting for their turn on the trunk
       (``[trunk] max_calls_per_second``, a carrier's hold; SPEC §3.8);
     * ``c2d_trunk_refused_total{sip_code}`` — trunk legs the carrier refused
-      with a 5xx before any answer.
+      with a 5xx before any answer;
+    * ``c2d_events_total`` — call events created (SPEC §10; every process's,
+      counted as the webhook worker reads them);
+    * ``c2d_webhook_delivered_total{endpoint}``, ``c2d_webhook_retries_total{endpoint}``,
+      ``c2d_webhook_given_up_total{endpoint}`` — deliveries answered 2xx,
+      attempts that failed and will be tried again, deliveries given up;
+    * ``c2d_webhook_pending`` — deliveries not yet done;
+      ``c2d_webhook_oldest_pending_seconds`` — the age of the oldest, seconds.
     """
 
     def __init__(self) -> None:
@@ -50,6 +57,17 @@ class Metrics:
                                    registry=r)
         self.trunk_refused = Counter("c2d_trunk_refused", "Trunk legs refused by the carrier (SIP 5xx)",
                                      ["sip_code"], registry=r)
+
+        self.events = Counter("c2d_events", "Call events created", registry=r)
+        self.webhook_delivered = Counter("c2d_webhook_delivered", "Webhook deliveries answered 2xx",
+                                         ["endpoint"], registry=r)
+        self.webhook_retries = Counter("c2d_webhook_retries", "Webhook attempts failed, to be retried",
+                                       ["endpoint"], registry=r)
+        self.webhook_given_up = Counter("c2d_webhook_given_up", "Webhook deliveries given up",
+                                        ["endpoint"], registry=r)
+        self.webhook_pending = Gauge("c2d_webhook_pending", "Webhook deliveries not yet done", registry=r)
+        self.webhook_oldest = Gauge("c2d_webhook_oldest_pending_seconds",
+                                    "Age of the oldest pending webhook delivery, seconds", registry=r)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

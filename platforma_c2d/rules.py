@@ -64,7 +64,9 @@ _CALL_REF_BAD_CHAR = re.compile(r"[^A-Za-z0-9._~:-]")
 SHOW_MAX = 40
 MSG_VALUE_CUT = "{shown}... ({length} characters)"
 
-_BODY_FIELDS = ("agent", "callee", "outbound_id", "call_ref", "contact_ref")
+# status_callback is a known field, checked by the service against the
+# configured URL prefixes (platforma_c2d.webhooks.callback), not here.
+_BODY_FIELDS = ("agent", "callee", "outbound_id", "call_ref", "contact_ref", "status_callback")
 
 
 class RuleError(ValueError):

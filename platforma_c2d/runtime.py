@@ -25,6 +25,8 @@ from platforma_c2d.metrics import Metrics
 from platforma_c2d.store.clids import ClidStore
 from platforma_c2d.store.journal import Journal, JournalWriter
 from platforma_c2d.store.retention import Retention, RetentionThread
+from platforma_c2d.store.outbox import Outbox
+from platforma_c2d.webhooks.delivery import WebhookDelivery
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,8 @@ class Runtime:
         self.writer = JournalWriter(self.journal)
         days = config.store.retention_days
         self.retention = RetentionThread(Retention(self.journal.engine, days)) if days else None
+        self.outbox = Outbox(self.journal.engine)
+        self.webhooks = WebhookDelivery(self.outbox, config.webhooks, self.metrics)
         a = config.ari
         self.ari = AriClient(a.url, a.username, a.password, a.app, a.request_timeout_s)
         t = config.trunk
@@ -60,7 +64,7 @@ class Runtime:
                                   self._connected, self._disconnected, a.reconnect_max_backoff_s)
         self.loop = asyncio.new_event_loop()
         self.service = CallService(config, self.engine, self.journal, self.policy, self.loop,
-                                   lambda: self.events.connected, self.picker)
+                                   lambda: self.events.connected, self.picker, webhooks=self.webhooks)
         self._thread = threading.Thread(target=self._run, name="telephony", daemon=True)
         self._task: asyncio.Task | None = None
         self._stopping = False
@@ -86,8 +90,10 @@ class Runtime:
         self.loop.run_until_complete(self.ari.close())
 
     def start(self) -> None:
-        """Start the telephony thread (and the journal's retention; returns at once)."""
+        """Start the telephony thread, the webhook delivery thread and the journal's retention
+        (returns at once)."""
         self._thread.start()
+        self.webhooks.start()
         if self.retention is not None:
             self.retention.start()
 
@@ -111,4 +117,5 @@ class Runtime:
         if self.retention is not None:
             self.retention.stop()
         self.writer.close()
+        self.webhooks.stop()
         self.journal.close()

@@ -180,7 +180,7 @@ class CallEngine:
     async def start_rest_call(self, req: CallRequest, clid: str, *, call_id: str | None = None,
                               token_name: str = "",
                               idempotency_key: str | None = None,
-                              request_hash: str | None = None) -> Call:
+                              request_hash: str | None = None, status_callback: str | None = None) -> Call:
         """Place a click-to-dial call: ring the agent first (SPEC §3.1).
 
         ``call_id``: the id to give the call (32 hex characters; a new one
@@ -189,7 +189,8 @@ class CallEngine:
         leg, the call ends at once (``agent_unavailable`` when the endpoint
         cannot be reached, ``failed`` otherwise) and is returned ended. Raises
         the database's exception (after hanging the call up) when the journal
-        cannot be written.
+        cannot be written. ``status_callback``: the call's own webhook URL (checked),
+        stored with the first record.
         """
         call = Call(id=call_id or new_call_id(), origin=Origin.REST, agent=req.agent, callee=req.callee,
                     outbound_id=req.outbound_id, clid=clid, call_ref=req.call_ref,
@@ -204,7 +205,8 @@ class CallEngine:
         # channels), and the client never got its 201.
         first = self.recorder.started(call, f"call requested by {token_name or 'anonymous'}: agent "
                                             f"{call.agent} -> callee {call.callee} with CLID {call.clid}",
-                                      idempotency_key=idempotency_key, request_hash=request_hash)
+                                      idempotency_key=idempotency_key, request_hash=request_hash,
+                                      status_callback=status_callback)
         if req.agent_is_external:
             endpoint = self.dial.trunk_endpoint.format(number=req.agent)
         else:

@@ -126,3 +126,9 @@ class AsteriskUnavailable(C2DError):
 
     def __init__(self, message: str, details: dict | None = None, headers: dict | None = None):
         super().__init__(message, details, {"Retry-After": str(RETRY_AFTER_503_S), **(headers or {})})
+
+
+class TooManyStreams(C2DError):
+    """503: ``[webhooks] max_streams`` event streams are open already; try again later."""
+
+    error = "too-many-streams"

@@ -29,6 +29,7 @@ from platforma_c2d.calls.recovery import call_from_row
 from platforma_c2d.clid.picker import ClidPicker
 from platforma_c2d.config import Config
 from platforma_c2d.store.journal import Journal
+from platforma_c2d.webhooks.callback import check_status_callback
 
 log = logging.getLogger("platforma_c2d.api")
 
@@ -73,9 +74,10 @@ class CallService:
     """
 
     def __init__(self, config: Config, engine: CallEngine, journal: Journal, policy: Policy,
-                 loop: asyncio.AbstractEventLoop, is_connected, picker: ClidPicker):
+                 loop: asyncio.AbstractEventLoop, is_connected, picker: ClidPicker, webhooks=None):
         self.config, self.engine, self.journal, self.policy = config, engine, journal, policy
         self.loop, self.is_connected, self.picker = loop, is_connected, picker
+        self.webhooks = webhooks
         self._timeout = config.ari.request_timeout_s * 3 + 5
         #: (token name, Idempotency-Key) -> (call id, request hash) of calls
         #: being placed now, not yet committed (telephony thread only)
@@ -111,11 +113,20 @@ class CallService:
         ``TooManyCalls`` (429, :func:`check_call_caps`),
         ``AsteriskUnavailable`` (503).
         """
+        callback, bad = None, {}
+        if isinstance(body, dict) and "status_callback" in body:
+            try:
+                callback = check_status_callback(body["status_callback"],
+                                                 self.config.webhooks.allowed_url_prefixes)
+            except ValueError as exc:
+                bad["status_callback"] = str(exc)
         try:
             req = rules.validate_call_request(body)
         except rules.ValidationError as exc:
             raise InvalidRequest("the request breaks the Click2Dial input rules",
-                                 {"fields": exc.errors}) from None
+                                 {"fields": {**exc.errors, **bad}}) from None
+        if bad:
+            raise InvalidRequest("the request breaks the Click2Dial input rules", {"fields": bad})
         if caller.agents and req.agent not in caller.agents:
             raise Forbidden("this token may not place calls for this agent",
                             {"fields": {"agent": "this token may not place calls for this agent"}},
@@ -127,7 +138,7 @@ class CallService:
             # Fail fast; with a key, a replay of a placed call is still answered.
             raise AsteriskUnavailable("the PBX is not connected; try again shortly")
         try:
-            # In the store, from this thread: the event loop runs no SQL (decision 0005).
+            # In the store, from this thread: the event loop runs no SQL (decision 0008).
             choice = self.picker.choose(req, caller.name)
         except rules.RuleError as exc:
             raise InvalidRequest("no caller ID can be chosen", {"fields": {exc.field: exc.message}}) from None
@@ -162,7 +173,8 @@ class CallService:
             try:
                 call = await self.engine.start_rest_call(req, clid, call_id=call_id, token_name=caller.name,
                                                          idempotency_key=idempotency_key,
-                                                         request_hash=request_hash)
+                                                         request_hash=request_hash,
+                                                         status_callback=callback)
             finally:
                 if self._placing.get(key, ("",))[0] == call_id:
                     del self._placing[key]  # committed now (or failed): the journal knows
@@ -308,10 +320,18 @@ class CallService:
         self.journal.end_if_open(call, "cancelled through the API; the hangup handler did not report")
 
     def health(self) -> dict:
-        """``{"status": "ok"|"degraded", "ari_connected": bool, "store_writable": bool}``."""
+        """``{"status": "ok"|"degraded", "ari_connected": bool, "store_writable": bool}``, and
+        ``"webhooks"``: the delivery backlog (``WebhookDelivery.health``; it does not make
+        the service degraded: calls go on while a receiver is away)."""
         ari, store = bool(self.is_connected()), self.journal.writable()
-        return {"status": "ok" if ari and store else "degraded",
-                "ari_connected": ari, "store_writable": store}
+        out = {"status": "ok" if ari and store else "degraded",
+               "ari_connected": ari, "store_writable": store}
+        if self.webhooks is not None:
+            try:
+                out["webhooks"] = self.webhooks.health()
+            except Exception:  # noqa: BLE001 - the store's own state is reported above
+                out["webhooks"] = None
+        return out
 
 
 def _plausible_id(call_id: str) -> bool:

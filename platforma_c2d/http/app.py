@@ -5,18 +5,21 @@ from __future__ import annotations
 from flask import Flask
 
 from platforma_c2d.contract import MAX_BODY_BYTES
-from platforma_c2d.http import calls, clids, cors, ops, pages
+from platforma_c2d.http import calls, clids, cors, events, ops, pages  # noqa: F401 - events adds its route to calls.bp
 from platforma_c2d.http.auth import Authenticator
 from platforma_c2d.http.errors import register_error_handlers
 from platforma_c2d.http.sessions import PageSessions
+from platforma_c2d.store.outbox import EventFeed, Outbox
 
 
-def create_app(service, config, metrics, limiter=None) -> Flask:
+def create_app(service, config, metrics, limiter=None, outbox=None, event_feed=None) -> Flask:
     """Build the Flask app around a ``CallService``.
 
     ``config``: the service ``Config`` (``[auth]``, ``[pages]`` and ``[clid]`` are used here);
     ``metrics``: ``Metrics`` for ``/metrics``; ``limiter``: optional object
-    with ``hit(caller_name)`` raising ``RateLimited``.
+    with ``hit(caller_name)`` raising ``RateLimited``; ``outbox``, ``event_feed``: the
+    store's events and the feed that wakes event streams (``GET /click2dial/events``;
+    built on the service's journal when None).
     """
     app = Flask("platforma_c2d")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
@@ -27,6 +30,12 @@ def create_app(service, config, metrics, limiter=None) -> Flask:
     app.extensions["c2d.sessions"] = PageSessions(auth, config.pages.session_ttl_s)
     app.extensions["c2d.metrics"] = metrics
     app.extensions["c2d.limiter"] = limiter
+    if outbox is None and hasattr(service, "journal"):
+        outbox = Outbox(service.journal.engine)
+    if event_feed is None and outbox is not None:
+        event_feed = EventFeed(outbox, config.webhooks.max_streams)
+    app.extensions["c2d.outbox"] = outbox
+    app.extensions["c2d.event_feed"] = event_feed
     app.register_blueprint(calls.bp)
     app.register_blueprint(clids.bp)
     app.register_blueprint(ops.bp)

@@ -20,6 +20,7 @@ import functools
 from platforma_c2d import contract, rules
 from platforma_c2d.config.pools import FALLBACKS, POLICIES
 from platforma_c2d.http import examples, openapi_pages
+from platforma_c2d.http.openapi_events import event_paths, event_schemas, event_webhooks
 
 _JSON = "application/json"
 P = contract.PREFIX
@@ -64,6 +65,8 @@ _R429 = _errors("Too many writes or reads for this token.", "rate-limited",
 _R503 = _errors("The PBX (Asterisk ARI) is not connected or did not answer in time, or the call journal "
                 "is not keeping up. Nothing was changed.", "asterisk-unavailable",
                 headers=_retry_after("trying again"))
+_R503_STREAMS = {"description": "`[webhooks] max_streams` event streams are open already "
+                                "(error id: `too-many-streams`).", "content": _json(_ref("Error"))}
 _RDEFAULT = {"description": "Any other refusal, in the same format: `not-found` (404, no such route), "
                             "`method-not-allowed` (405, with `Allow`), `internal-error` (500).",
              "content": _json(_ref("Error"), named={
@@ -114,6 +117,12 @@ def _schemas() -> dict:
             "contact_ref": {**string_or_null, "description": "The newer name of `call_ref`, same rules. Given alone "
                                                              "it becomes `call_ref`; both given with different "
                                                              "(uncut) values is a 400 on `contact_ref`."},
+            "status_callback": {"type": ["string", "null"], "format": "uri", "maxLength": 2000,
+                                "description": "A URL that receives this call's events as signed webhooks (the "
+                                               "`callEvent` webhook, signed with `[webhooks] callback_secret`). "
+                                               "Accepted only when it starts with one of `[webhooks] "
+                                               "allowed_url_prefixes`; otherwise a 400 `invalid-request`.",
+                                "examples": ["https://crm.example.com/hooks/calls"]},
         },
         "examples": [examples.CALL_REQUEST],
     }
@@ -179,9 +188,23 @@ def _schemas() -> dict:
                        "description": "`ok` when ARI is connected and the store writable, else `degraded`."},
             "ari_connected": {"type": "boolean", "description": "Whether the ARI event WebSocket is up now."},
             "store_writable": {"type": "boolean", "description": "Whether the call store accepts writes."},
+            "webhooks": {
+                "type": ["object", "null"],
+                "description": "The webhook delivery backlog (docs/events.md); null when the store cannot be "
+                               "read. It never makes the service `degraded`.",
+                "required": ["pending", "oldest_pending_s", "backlog_growing"],
+                "properties": {
+                    "pending": {"type": "integer", "minimum": 0, "description": "Deliveries not yet done."},
+                    "oldest_pending_s": {"type": "number", "minimum": 0,
+                                         "description": "Age of the oldest pending delivery, seconds."},
+                    "backlog_growing": {"type": "boolean", "description": "The pending count rose at each of "
+                                                                          "the last six samples, 10 s apart."},
+                },
+            },
         },
     }
     schemas.update(_clid_schemas())
+    schemas.update(event_schemas())
     return schemas
 
 
@@ -421,9 +444,12 @@ def _document() -> dict:
             {"name": "ops", "description": "Health and metrics, without authentication."},
             {"name": "meta", "description": "This description."},
             {"name": "pages", "description": "The agent's phone and the supervisors' board (docs/pages.md)."},
+            {"name": "events", "description": "Call events: the stream, and the webhook receivers implement."},
         ],
         "security": [{"bearerAuth": []}],
-        "paths": {**_calls_paths(), **_clid_paths(), **_open_paths(), **openapi_pages.paths(_ref, _R401, _R429)},
+        "paths": {**_calls_paths(), **_clid_paths(), **_open_paths(), **openapi_pages.paths(_ref, _R401, _R429),
+                  **event_paths(_errors("A bad cursor or filter.", "invalid-query"), _R401, _R429, _R503_STREAMS)},
+        "webhooks": event_webhooks(),
         "components": {
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer",

@@ -191,11 +191,12 @@ class Journal:
     # --- writes ------------------------------------------------------------
     @staticmethod
     def snapshot(call: Call, detail: str = "", *, idempotency_key: str | None = None,
-                 request_hash: str | None = None) -> dict:
+                 request_hash: str | None = None, status_callback: str | None = None) -> dict:
         """The record of ``call`` as it is now: ``{"row": {...}, "event": {...}, ...}``.
 
         Taken at once (the call object goes on changing); written later by
-        :meth:`write`. ``detail`` is cut to 500 characters.
+        :meth:`write`. ``detail`` is cut to 500 characters; ``status_callback``: the
+        call's own webhook URL, stored with its first record.
         """
         row = {
             **call.stored_fields(),
@@ -211,7 +212,7 @@ class Journal:
         event_row = {"call_id": call.id, "at": iso(utcnow()), "state": row["state"],
                      "reason": row["reason"], "detail": detail[:500]}
         return {"row": row, "event": event_row, "idempotency_key": idempotency_key,
-                "request_hash": request_hash}
+                "request_hash": request_hash, "status_callback": status_callback}
 
     def write(self, records: list[dict]) -> None:
         """Write snapshots (:meth:`snapshot`) in order, in one transaction (one commit).
@@ -228,6 +229,8 @@ class Journal:
                 if not updated:
                     conn.execute(_INSERT_CALL, {**row, "seq": 1, "idempotency_key": rec["idempotency_key"],
                                                 "request_hash": rec["request_hash"]})
+                    if rec.get("status_callback"):
+                        outbox.add_callback(conn, row["id"], rec["status_callback"])
                 conn.execute(_INSERT_EVENT, rec["event"])
                 if before != row["state"]:
                     self._add_event(conn, row["id"], rec["event"]["at"])
@@ -438,13 +441,13 @@ class JournalWriter:
         self._thread.start()
 
     def submit(self, call: Call, detail: str = "", *, idempotency_key: str | None = None,
-               request_hash: str | None = None) -> Future:
+               request_hash: str | None = None, status_callback: str | None = None) -> Future:
         """Queue the call's state now and one event row; returns the commit's future.
 
         Raises ``RuntimeError`` after :meth:`close`.
         """
         record = Journal.snapshot(call, detail, idempotency_key=idempotency_key,
-                                  request_hash=request_hash)
+                                  request_hash=request_hash, status_callback=status_callback)
         done: Future = Future()
         with self._lock:   # nothing is queued behind the stop mark
             if self._closed:

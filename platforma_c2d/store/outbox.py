@@ -21,6 +21,7 @@ may run on any thread or in another process.
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import sqlalchemy as sa
@@ -82,6 +83,11 @@ def add_event(conn: sa.Connection, resource: dict, at: str, token_name: str = ""
                                  "call": json.dumps(resource, separators=(",", ":"))})
 
 
+def add_callback(conn: sa.Connection, call_id: str, url: str) -> None:
+    """Store a call's ``status_callback`` URL, on ``conn`` (the transaction of its first record)."""
+    conn.execute(call_callbacks.insert().values(call_id=call_id, url=url))
+
+
 def event_dict(row) -> dict:
     """The event of SPEC §10 from its row: ``{"id", "type", "at", "call"}``."""
     return {"id": row["id"], "type": row["type"], "at": row["at"], "call": json.loads(row["call"])}
@@ -120,11 +126,6 @@ class Outbox:
         """The id of the newest event (0 when there is none)."""
         with self.engine.connect() as conn:
             return conn.execute(sa.select(sa.func.max(events.c.id))).scalar() or 0
-
-    def set_callback(self, call_id: str, url: str) -> None:
-        """Remember the ``status_callback`` URL of a call (before its first event is written)."""
-        with self.engine.begin() as conn:
-            conn.execute(call_callbacks.insert().values(call_id=call_id, url=url))
 
     # --- deliveries ------------------------------------------------------------
     def fan_out(self, endpoints_for, batch: int = 500) -> int:
@@ -197,3 +198,57 @@ class Outbox:
             count, oldest = conn.execute(sa.select(sa.func.count(), sa.func.min(deliveries.c.created_at))
                                          .where(deliveries.c.status == PENDING)).one()
         return count, (max(0.0, time.time() - oldest) if oldest is not None else 0.0)
+
+
+class EventFeed:
+    """Tells event streams that new events are in the store, for any number of streams.
+
+    One thread (``event-feed``, started with the first stream) looks at the
+    newest event id every ``poll_s`` seconds and wakes the waiting streams;
+    each stream then reads the store itself. Open streams cost the
+    telephony thread nothing, and the store one cheap query per poll
+    whatever their number. At most ``max_streams`` at once (:meth:`acquire`).
+    """
+
+    def __init__(self, outbox: Outbox, max_streams: int, poll_s: float = 0.2):
+        self.outbox, self.max_streams, self.poll_s = outbox, max_streams, poll_s
+        self.last_id = 0
+        self.streams = 0
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def acquire(self) -> bool:
+        """Count one more open stream; False when ``max_streams`` are open already."""
+        with self._cond:
+            if self.streams >= self.max_streams:
+                return False
+            self.streams += 1
+            if self._thread is None:
+                self.last_id = self.outbox.last_id()
+                self._thread = threading.Thread(target=self._watch, name="event-feed", daemon=True)
+                self._thread.start()
+            return True
+
+    def release(self) -> None:
+        """A stream ended."""
+        with self._cond:
+            self.streams -= 1
+
+    def wait(self, seen: int, timeout_s: float) -> int:
+        """Block until an event newer than ``seen`` is stored or ``timeout_s`` passed;
+        returns the newest id known."""
+        with self._cond:
+            self._cond.wait_for(lambda: self.last_id > seen, timeout_s)
+            return self.last_id
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(self.poll_s)
+            try:
+                newest = self.outbox.last_id()
+            except Exception:  # noqa: BLE001 - the store is busy or away: the next poll tries again
+                continue
+            if newest > self.last_id:
+                with self._cond:
+                    self.last_id = newest
+                    self._cond.notify_all()

@@ -28,7 +28,8 @@ def test_service_registers_its_stasis_app(asterisk, service):
     assert {"StasisStart", "ChannelDestroyed", "ChannelDtmfReceived"} <= allowed
     assert "ChannelVarset" not in allowed
     assert service.http.get("/healthz").json() == {
-        "status": "ok", "ari_connected": True, "store_writable": True}
+        "status": "ok", "ari_connected": True, "store_writable": True,
+        "webhooks": {"pending": 0, "oldest_pending_s": 0.0, "backlog_growing": False}}
 
 
 def test_sipp_agent_phone_answers_a_call_from_asterisk(asterisk, sipp):

@@ -272,4 +272,4 @@ def test_metrics_and_health_after_real_calls(asterisk, service, sipp):
     for phase in ("agent_answer", "callee_answer", "bridge"):
         assert metric(service, "c2d_call_setup_seconds_count", f'phase="{phase}"') == 1
     assert service.http.get("/healthz").json() == {"status": "ok", "ari_connected": True,
-                                                   "store_writable": True}
+                                                   "store_writable": True, "webhooks": {"pending": 0, "oldest_pending_s": 0.0, "backlog_growing": False}}

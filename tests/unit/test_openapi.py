@@ -232,7 +232,8 @@ def test_call_schema_matches_to_dict(doc):
 
 def test_call_request_schema(doc):
     schema = _schema(doc, "CallRequest")
-    assert set(schema["properties"]) == {"agent", "callee", "outbound_id", "call_ref", "contact_ref"}
+    assert set(schema["properties"]) == {"agent", "callee", "outbound_id", "call_ref", "contact_ref",
+                                         "status_callback"}
     assert set(schema["properties"]) == set(rules._BODY_FIELDS)
     assert schema["required"] == ["agent", "callee", "outbound_id"]
     assert schema["additionalProperties"] is False

@@ -1,0 +1,1 @@
+"""Call events out: signed webhook deliveries (SPEC §10, docs/events.md)."""

@@ -1,0 +1,212 @@
+"""Webhook delivery: the events of the store POSTed, signed, to every endpoint (SPEC §10).
+
+One thread of its own (``webhooks``) with its own asyncio loop and one
+aiohttp session: a slow or dead receiver costs the telephony thread
+nothing, and holds at most ``[webhooks] max_in_flight_per_endpoint``
+requests of its own (each at most ``timeout_s``), never another
+endpoint's. Design and alternatives: docs/decisions/0008-call-events-and-webhooks.md.
+
+The store is the queue. Every pass:
+
+1. events not yet fanned out become delivery rows, one per matching
+   endpoint and the call's own ``status_callback`` (``Outbox.fan_out``);
+2. for each (endpoint, call) the oldest pending delivery, if due, is
+   attempted — one at a time per (endpoint, call), so a call's events
+   arrive in order at each endpoint;
+3. a 2xx marks it delivered; anything else (status, timeout, refused
+   connection) schedules it again with capped exponential backoff, until
+   ``retry_for_s`` after it was made, when it is given up.
+
+A delivery is marked only after the answer: a crash in between sends it
+again after the restart (at least once; receivers deduplicate with
+``X-Platforma-Event-Id``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import random
+import threading
+import time
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from platforma_c2d import __version__
+from platforma_c2d.config import WebhooksConfig
+from platforma_c2d.metrics import Metrics
+from platforma_c2d.store.outbox import Outbox, event_json
+from platforma_c2d.webhooks.signature import HEADER_EVENT_ID, HEADER_SIGNATURE, sign
+
+log = logging.getLogger("platforma_c2d.webhooks")
+
+CALLBACK = "status_callback"
+BACKOFF_FIRST_S = 1.0
+BACKOFF_CAP_S = 600.0
+
+
+def backoff_s(attempts: int, rng: random.Random | None = None) -> float:
+    """Seconds before the next attempt after ``attempts`` failed ones: 1, 2, 4… capped at
+    10 minutes, with ±20 % jitter so that retries to one receiver do not come in lockstep."""
+    base = min(BACKOFF_CAP_S, BACKOFF_FIRST_S * 2 ** min(attempts - 1, 30))
+    return base * (rng or random).uniform(0.8, 1.2)
+
+
+class WebhookDelivery:
+    """Delivers the stored events to ``config.endpoints`` and to calls' ``status_callback``.
+
+    ``outbox``: the store's events and deliveries; ``config``: ``[webhooks]``;
+    ``metrics``: counters and the backlog gauges; ``poll_s``: seconds between
+    looks at the store when idle (events may come from another process,
+    the FastAGI server). ``start()`` / ``stop()``.
+    """
+
+    def __init__(self, outbox: Outbox, config: WebhooksConfig, metrics: Metrics, poll_s: float = 0.2):
+        self.outbox, self.config, self.metrics, self.poll_s = outbox, config, metrics, poll_s
+        self.endpoints = {e.name: e for e in config.endpoints}
+        self.backlog: collections.deque[tuple[float, int]] = collections.deque(maxlen=7)
+        self._in_flight: dict[tuple[str, str], asyncio.Task] = {}
+        self._per_target: collections.Counter[str] = collections.Counter()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
+
+    def start(self) -> None:
+        """Start the delivery thread (returns at once)."""
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop after the requests in flight (at most ``timeout_s`` seconds); pending
+        deliveries stay in the store for the next start. Idempotent."""
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
+    # --- which endpoints ---------------------------------------------------------
+    def targets(self, event: dict, callback_url: str | None) -> list[tuple[str, str]]:
+        """``[(endpoint name, url)]`` that get ``event`` (a row of ``events``)."""
+        out = [(e.name, e.url) for e in self.config.endpoints
+               if e.wants(event["type"], event["agent"], event["token_name"])]
+        if callback_url:
+            out.append((CALLBACK, callback_url))
+        return out
+
+    def _secret(self, delivery: dict) -> str | None:
+        if delivery["endpoint"] == CALLBACK:
+            return self.config.callback_secret or None
+        endpoint = self.endpoints.get(delivery["endpoint"])
+        return endpoint.secret if endpoint else None
+
+    @staticmethod
+    def _target(delivery: dict) -> str:
+        """What a concurrency share is counted against: the endpoint, or a callback URL's origin."""
+        if delivery["endpoint"] != CALLBACK:
+            return delivery["endpoint"]
+        parts = urlsplit(delivery["url"])
+        return f"{CALLBACK}:{parts.scheme}://{parts.netloc}"
+
+    # --- the loop --------------------------------------------------------------------
+    def _run(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=self.config.timeout_s)
+        connector = aiohttp.TCPConnector(limit=self.config.max_in_flight)
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector,
+                                         headers={"User-Agent": f"platforma-c2d/{__version__}"}) as session:
+            next_gauge = 0.0
+            self._wake = asyncio.Event()
+            while not self._stopping.is_set():
+                created = 0
+                try:
+                    created = self.outbox.fan_out(self.targets)
+                    if created:
+                        self.metrics.events.inc(created)
+                    self._start_due(session)
+                    if time.monotonic() >= next_gauge:
+                        self._measure()
+                        next_gauge = time.monotonic() + 1.0
+                except Exception:  # noqa: BLE001 - the store may be busy or away: try again
+                    log.exception("webhook delivery pass failed")
+                    await asyncio.sleep(1.0)
+                if not created:   # woken early when an attempt ends: the call's next event may go
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), self.poll_s)
+                    except asyncio.TimeoutError:
+                        pass
+                    self._wake.clear()
+            if self._in_flight:
+                await asyncio.wait(list(self._in_flight.values()), timeout=self.config.timeout_s)
+
+    def _start_due(self, session: aiohttp.ClientSession) -> None:
+        free = self.config.max_in_flight - len(self._in_flight)
+        if free <= 0:
+            return
+        for delivery in self.outbox.due(time.time(), set(self._in_flight), limit=free):
+            target = self._target(delivery)
+            if self._per_target[target] >= self.config.max_in_flight_per_endpoint:
+                continue
+            key = (delivery["endpoint"], delivery["call_id"])
+            self._per_target[target] += 1
+            task = asyncio.get_running_loop().create_task(self._attempt(session, delivery))
+            self._in_flight[key] = task
+            task.add_done_callback(lambda t, key=key, target=target: self._done(key, target, t))
+
+    def _done(self, key: tuple[str, str], target: str, task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:   # the store failed: tried again later
+            log.error("webhook delivery not recorded: %r", task.exception(), extra={"endpoint": key[0]})
+        self._in_flight.pop(key, None)
+        self._per_target[target] -= 1
+        self._wake.set()
+
+    async def _attempt(self, session: aiohttp.ClientSession, delivery: dict) -> None:
+        """POST one delivery and record its outcome in the store."""
+        name = delivery["endpoint"]
+        secret = self._secret(delivery)
+        if secret is None:
+            await asyncio.to_thread(self.outbox.give_up, delivery["id"], "endpoint not configured")
+            self.metrics.webhook_given_up.labels(name).inc()
+            return
+        body = event_json({"id": delivery["event_id"], "type": delivery["type"],
+                           "at": delivery["at"], "call": delivery["call"]})
+        headers = {"Content-Type": "application/json", HEADER_EVENT_ID: str(delivery["event_id"]),
+                   HEADER_SIGNATURE: sign(secret, body)}
+        try:
+            async with session.post(delivery["url"], data=body, headers=headers,
+                                    allow_redirects=False) as resp:
+                await resp.read()
+                error = None if 200 <= resp.status < 300 else f"HTTP {resp.status}"
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+            error = f"{type(exc).__name__}: {exc}"[:200] if str(exc) else type(exc).__name__
+        if error is None:
+            await asyncio.to_thread(self.outbox.delivered, delivery["id"])
+            self.metrics.webhook_delivered.labels(name).inc()
+            return
+        attempts = delivery["attempts"] + 1
+        if time.time() - delivery["created_at"] >= self.config.retry_for_s:
+            await asyncio.to_thread(self.outbox.give_up, delivery["id"], error)
+            self.metrics.webhook_given_up.labels(name).inc()
+            log.warning("webhook delivery given up after %d attempts: %s", attempts, error,
+                        extra={"call_id": delivery["call_id"], "endpoint": name})
+            return
+        await asyncio.to_thread(self.outbox.retry, delivery["id"], time.time() + backoff_s(attempts), error)
+        self.metrics.webhook_retries.labels(name).inc()
+        log.info("webhook delivery failed (attempt %d): %s", attempts, error,
+                 extra={"call_id": delivery["call_id"], "endpoint": name})
+
+    def _measure(self) -> None:
+        pending, oldest_s = self.outbox.backlog()
+        self.metrics.webhook_pending.set(pending)
+        self.metrics.webhook_oldest.set(oldest_s)
+        now = time.monotonic()
+        if not self.backlog or now - self.backlog[-1][0] >= 10.0:
+            self.backlog.append((now, pending))
+
+    def health(self) -> dict:
+        """``{"pending", "oldest_pending_s", "backlog_growing"}``: growing when the pending
+        count rose at every one of the last six samples (10 s apart: a minute)."""
+        pending, oldest_s = self.outbox.backlog()
+        samples = [count for _, count in self.backlog]
+        growing = len(samples) == self.backlog.maxlen and all(b > a for a, b in zip(samples, samples[1:]))
+        return {"pending": pending, "oldest_pending_s": round(oldest_s, 3), "backlog_growing": growing}
