@@ -1,6 +1,7 @@
 """Calls of any length stay up, with audio (SPEC §3.9, field reports C32, C33), against the
 real Asterisk: a call put on hold (re-INVITE ``a=sendonly``, then ``a=inactive``) is not
-cut, and ``platforma-c2d check`` fails where the PBX would cut held calls or connect
+cut, a call longer than the trunk's session-timer interval is refreshed (C34), and
+``platforma-c2d check`` fails where the PBX would cut held calls or connect
 calls without a codec translation path.
 """
 
@@ -86,3 +87,37 @@ def test_check_fails_on_an_endpoint_that_hangs_up_held_calls(asterisk, service, 
     lines = res.stdout.splitlines()
     assert any(line.startswith("FAIL media: endpoint 9001 has rtp_timeout_hold=30") for line in lines), res.stdout
     assert any(line.startswith("WARN media: endpoint 9001 has rtp_timeout=120") for line in lines), res.stdout
+
+
+SESSION_EXPIRES_S = 90   # the shortest PJSIP accepts (its Min-SE floor, RFC 4028's 90 s)
+
+
+def test_a_call_longer_than_the_session_timer_is_refreshed_and_stays_up(asterisk, make_service, sipp):
+    # C34: the trunk answers with Session-Expires: 90;refresher=uac, so
+    # Asterisk (the UAC of the callee leg) must refresh within 90 s. Takes
+    # 100 s: the interval cannot be shorter, Asterisk refuses a
+    # Session-Expires under 90 s.
+    sipp("agent", AGENT_PORT, uas_scenario())
+    scenario = uas_scenario(ring_ms=200)
+    scenario = scenario.replace("Content-Type: application/sdp\n",
+                                f"Session-Expires: {SESSION_EXPIRES_S};refresher=uac\nRequire: timer\n"
+                                "Content-Type: application/sdp\n")
+    trunk = sipp("trunk", TRUNK_PORT, scenario)
+    service = make_service()
+    r = service.post_call({"agent": "1001", "callee": "0215550100", "outbound_id": "0215550199",
+                           "call_ref": "timer-1"})
+    assert r.status_code == 201, r.text
+    call_id = r.json()["id"]
+    assert service.wait_state(call_id, "connected")["state"] == "connected"
+    time.sleep(SESSION_EXPIRES_S + 10)
+    # Still up past the interval, both legs in the bridge, nobody sent BYE.
+    assert service.get_call(call_id)["state"] == "connected"
+    assert [len(b["channels"]) for b in asterisk.bridges() if b["id"] == f"c2d-{call_id}"] == [2]
+    received = trunk.received()
+    refreshes = [m for m in received[1:] if m.method in ("INVITE", "UPDATE")]
+    assert refreshes and refreshes[0].time - received[0].time < SESSION_EXPIRES_S, \
+        [m.first_line for m in received]
+    assert not trunk.received("BYE")
+    assert service.http.delete(f"/click2dial/calls/{call_id}").status_code in (200, 202, 204)
+    final = service.wait_state(call_id, "ended", timeout=15)
+    assert final["state"] == "ended" and final["duration_s"] >= SESSION_EXPIRES_S + 5, final
