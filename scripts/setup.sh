@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything platforma_c2d needs on a Debian 12 machine, as root.
 # Idempotent: a second run only checks. Used by demo.sh and test.sh.
-#   - Debian packages: python3 (+venv), debootstrap, iproute2
+#   - Debian packages: python3 (+venv), debootstrap, iproute2, postgresql (tests)
 #   - a virtualenv in .venv with the package and its test extras
 #   - the Asterisk 22 bench root (Debian unstable, cached under
 #     /var/cache/platforma-c2d; rebuilt when missing or broken)
@@ -18,6 +18,8 @@ command -v python3 >/dev/null || missing+=(python3)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv python3-pip)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v ip >/dev/null || missing+=(iproute2)
+# a real PostgreSQL server for the tests of the store on PostgreSQL (tests/bench/postgres.py)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: apt-get install ${missing[*]}"
     apt-get update -q

@@ -100,3 +100,21 @@ def _nothing_left_in_asterisk(request):
         ast.hangup_everything()
         pytest.fail("left in Asterisk after the test: channels "
                     f"{[c['name'] for c in channels]}, bridges {[b['id'] for b in bridges]}")
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server for the whole session (Unix socket only), removed afterwards."""
+    from tests.bench.postgres import PostgresServer
+
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """The URL of an empty store, once on SQLite and once on PostgreSQL (a database of its own)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'calls.sqlite3'}"
+    return request.getfixturevalue("postgres_server").new_database()

@@ -10,9 +10,9 @@ Three tables beside the call journal, in the same database:
 * ``clid_sticky`` — one row per (pool, callee): the number that callee
   was last called from, and when.
 
-A draw is one transaction that first increments its pool's ``draws``: that
-write locks the pool's row (PostgreSQL: a row lock; SQLite: the database's
-write lock) until the commit, so the reads that follow (usage, sticky,
+A draw is one transaction that first locks its pool's row and increments
+its ``draws`` (PostgreSQL: ``SELECT … FOR UPDATE``, a row lock; SQLite: the
+write takes the database's write lock), held until the commit, so the reads that follow (usage, sticky,
 health) and the write of the choice are never interleaved with another
 draw from the same pool — by another thread, the FastAGI process, or
 another node sharing the store. The policy itself is pure
@@ -133,8 +133,10 @@ class ClidStore:
         """
         with self.engine.begin() as conn:
             mine = clid_pools.c.name == pool.name
-            conn.execute(clid_pools.update().where(mine)
-                         .values(draws=clid_pools.c.draws + 1))   # locks the pool until the commit
+            # Lock the pool's row until the commit (SQLite ignores FOR UPDATE:
+            # the UPDATE below takes its database-wide write lock instead).
+            conn.execute(sa.select(clid_pools.c.name).where(mine).with_for_update())
+            conn.execute(clid_pools.update().where(mine).values(draws=clid_pools.c.draws + 1))
             draws, turn, checked = conn.execute(
                 sa.select(clid_pools.c.draws, clid_pools.c.turn, clid_pools.c.checked_at).where(mine)).one()
             rows = self._rows(conn, pool)

@@ -6,7 +6,10 @@ Three tables beside the journal's own:
   transaction** as the change (:func:`add_event`, called by the journal's
   writes), so there is no state without its event and no event without
   its state. ``id`` is unique and increasing (SQLite ``AUTOINCREMENT``:
-  never reused, and writes are serialised, so ids appear in commit order);
+  never reused, and writes are serialised, so ids appear in commit order;
+  PostgreSQL: a sequence, and the writers of events are serialised by a
+  transaction advisory lock, :data:`EVENTS_LOCK`, so there too a reader
+  resuming after an id never misses an event committed later);
 * ``deliveries`` — one row per event and webhook endpoint, made by the
   delivery worker from the events (:meth:`Outbox.fan_out`) and kept until
   delivered or given up: a restart or a crash loses no pending delivery;
@@ -71,13 +74,24 @@ call_callbacks = sa.Table(
 PENDING, DELIVERED, GIVEN_UP = "pending", "delivered", "given_up"
 _INSERT_EVENT = events.insert()
 
+#: PostgreSQL advisory lock key taken (until the commit) by every transaction that stores an event.
+EVENTS_LOCK = 0x0C2D0E7E
+_LOCK_EVENTS = sa.text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=EVENTS_LOCK)
+
 
 def add_event(conn: sa.Connection, resource: dict, at: str, token_name: str = "") -> None:
     """Store the event of a call that just changed state, on ``conn`` (the change's transaction).
 
     ``resource``: the call resource as the API returns it, after the change;
     ``at``: the change's time (ISO 8601 UTC). The type is ``call.<state>``.
+    On PostgreSQL the transaction first takes :data:`EVENTS_LOCK`: a
+    sequence hands out ids in the order of the inserts, not of the commits,
+    and two writers (the service, the FastAGI process, another instance)
+    could otherwise commit ids 8 and 7 in that order, and a reader that
+    had read 8 would never see 7.
     """
+    if conn.dialect.name == "postgresql":
+        conn.execute(_LOCK_EVENTS)
     conn.execute(_INSERT_EVENT, {"call_id": resource["id"], "type": "call." + resource["state"],
                                  "at": at, "agent": resource["agent"], "token_name": token_name,
                                  "call": json.dumps(resource, separators=(",", ":"))})

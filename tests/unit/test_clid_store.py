@@ -59,8 +59,9 @@ class Clock:
 
 
 @pytest.fixture
-def journal(tmp_path):
-    j = Journal(f"sqlite:///{tmp_path / 'calls.sqlite3'}")
+def journal(store_url):
+    """The journal on SQLite, then on PostgreSQL."""
+    j = Journal(store_url)
     yield j
     j.close()
 

@@ -141,8 +141,8 @@ def test_retention_removes_old_calls_in_small_batches_and_keeps_the_rest(big, tm
     assert oldest >= retention.cutoff(NOW) and orphans == 0 and open_calls == 30
 
 
-def test_retention_keeps_calls_whose_events_are_not_delivered_yet(tmp_path):
-    journal = Journal(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+def test_retention_keeps_calls_whose_events_are_not_delivered_yet(store_url):
+    journal = Journal(store_url)
     old = iso(NOW - timedelta(days=40))
     with journal.engine.begin() as conn:
         for i, call_id in enumerate(("a" * 32, "b" * 32, "c" * 32)):

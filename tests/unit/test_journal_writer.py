@@ -12,8 +12,9 @@ from platforma_c2d.store.journal import Journal, JournalWriter
 
 
 @pytest.fixture()
-def journal(tmp_path):
-    j = Journal(f"sqlite:///{tmp_path}/calls.sqlite3")
+def journal(store_url):
+    """The journal on SQLite, then on PostgreSQL."""
+    j = Journal(store_url)
     yield j
     j.close()
 

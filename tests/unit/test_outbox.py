@@ -4,6 +4,7 @@ every writer of the journal, in the same transaction, ids increasing."""
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 
@@ -14,8 +15,9 @@ from platforma_c2d.store.outbox import Outbox, event_dict
 
 
 @pytest.fixture()
-def journal(tmp_path):
-    j = Journal(f"sqlite:///{tmp_path}/calls.sqlite3")
+def journal(store_url):
+    """The journal on SQLite, then on PostgreSQL."""
+    j = Journal(store_url)
     yield j
     j.close()
 
@@ -102,3 +104,24 @@ def test_reads_resume_after_an_id_and_filter_by_call_and_agent(journal):
     assert {r["agent"] for r in outbox.read(agents=("1002",))} == {"1002"}
     assert outbox.read(limit=1) == everything[:1]
     assert json.loads(everything[0]["call"])["id"] == calls[0].id
+
+
+def test_on_postgresql_an_event_id_is_never_committed_after_a_higher_one(postgres_server):
+    """Two writers (the service and the FastAGI process): a reader that has
+    read event N must never find an event < N committed later."""
+    journal = Journal(postgres_server.new_database())
+    first, second = a_call("1001"), a_call("1002")
+    conn = journal.engine.connect()
+    slow = conn.begin()
+    outbox.add_event(conn, {"id": first.id, "state": "dialing_agent", "agent": "1001"}, "2026-01-01T00:00:00Z")
+    other = threading.Thread(target=lambda: journal.write([journal.snapshot(second, "new")]))
+    other.start()
+    other.join(1.0)
+    seen = [e["call_id"] for e in Outbox(journal.engine).read()]
+    slow.commit()
+    conn.close()
+    other.join(10)
+    ids = [(e["id"], e["call_id"]) for e in Outbox(journal.engine).read()]
+    journal.close()
+    assert seen == []                      # the second writer waited for the first one's commit
+    assert [c for _, c in ids] == [first.id, second.id] and ids[0][0] < ids[1][0]
