@@ -126,6 +126,15 @@ def test_package_installs_runs_check_against_asterisk_and_purges_clean(fresh_roo
                  "ok   cdr: backend running: cdr_custom", "ok   agent: endpoint PJSIP/1001 exists"):
         assert line in res.stdout, res.stdout
 
+    # An upgrade (the same version again takes the same path: postinst with
+    # the old version as $2) keeps the administrator's edits of the config.
+    config = fresh_root / "etc/platforma-c2d/config.toml"
+    config.write_text(config.read_text() + "\n# edited by the administrator\n")
+    res = in_root(fresh_root, "dpkg", "-i", f"/tmp/{deb.name}")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert config.read_text().endswith("# edited by the administrator\n")
+    assert in_root(fresh_root, "platforma-c2d", "--version").returncode == 0
+
     (fresh_root / "tmp" / deb.name).unlink()
     res = in_root(fresh_root, "dpkg", "--purge", "platforma-c2d")
     assert res.returncode == 0, res.stdout + res.stderr
