@@ -268,6 +268,28 @@ def _api_error(resp) -> str:
     return "\n".join([text, *lines])
 
 
+def bearer_token(on_command_line: str | None, token_file: str | None, environ) -> str | None:
+    """The bearer token of ``call``: the first line of ``token_file``, else
+    ``environ["PLATFORMA_C2D_TOKEN"]``, else ``None``. Raises ``ValueError``
+    (a message for the user) for a token given on the command line (every
+    local user could read it in the process list) or an unreadable or
+    empty file."""
+    if on_command_line is not None:
+        raise ValueError("--token would show the token in the process list; put it in "
+                         "PLATFORMA_C2D_TOKEN or in a file read with --token-file")
+    if token_file:
+        try:
+            with open(token_file, encoding="utf-8") as fh:
+                token = fh.readline().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"--token-file: cannot read {token_file} "
+                             f"({getattr(exc, 'strerror', None) or exc})") from None
+        if not token:
+            raise ValueError(f"--token-file: {token_file} holds no token on its first line")
+        return token
+    return environ.get("PLATFORMA_C2D_TOKEN") or None
+
+
 def cmd_call(args) -> int:
     """Place a call through the API and follow it to the end, one line per state (SPEC §8).
 
@@ -281,9 +303,14 @@ def cmd_call(args) -> int:
     """
     import httpx
 
+    try:
+        token = bearer_token(args.token, args.token_file, os.environ)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     cfg = _load(args.config, quiet=bool(args.url))
     base = args.url or f"http://{cfg.http.listen}"
-    headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     body = {"agent": args.agent, "callee": args.callee,
             "outbound_id": args.clid or cfg.clid.default}
     if args.ref is not None:
@@ -490,8 +517,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--ref", help="call_ref")
     sp.add_argument("--config", help="TOML config file (for the API address)")
     sp.add_argument("--url", help="API base URL (default http://<[http].listen>)")
-    sp.add_argument("--token", default=os.environ.get("PLATFORMA_C2D_TOKEN"),
-                    help="bearer token (or PLATFORMA_C2D_TOKEN)")
+    sp.add_argument("--token-file", help="file whose first line is the bearer token "
+                                         "(default: the PLATFORMA_C2D_TOKEN variable)")
+    # A token on the command line is in every user's process list: refused.
+    sp.add_argument("--token", help=argparse.SUPPRESS)
     sp.add_argument("--timeout", type=float, default=14400,
                     help="seconds to follow the call; then it is cancelled (default 14400)")
     sp.set_defaults(func=cmd_call)

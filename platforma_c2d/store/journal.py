@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from platforma_c2d.calls.model import Call, State, call_resource, iso, utcnow
+from platforma_c2d.store.files import prepare_sqlite_file
 from platforma_c2d.store import outbox
 
 metadata = sa.MetaData()
@@ -160,7 +161,8 @@ class Journal:
     """The call journal.
 
     ``url``: a SQLAlchemy URL (``sqlite:////var/lib/platforma-c2d/calls.sqlite3``);
-    the parent directory of a SQLite file is created. Raises
+    the parent directory of a SQLite file is created, the file readable by
+    its owner alone (:func:`~platforma_c2d.store.files.prepare_sqlite_file`). Raises
     ``sqlalchemy.exc.SQLAlchemyError`` when the database cannot be opened.
     """
 
@@ -168,7 +170,7 @@ class Journal:
         self.url = url
         engine_url = sa.engine.make_url(url)
         if engine_url.get_backend_name() == "sqlite" and engine_url.database not in (None, "", ":memory:"):
-            Path(engine_url.database).parent.mkdir(parents=True, exist_ok=True)
+            prepare_sqlite_file(engine_url.database)      # private files (store/files.py)
         kwargs = {}
         if engine_url.get_backend_name() == "sqlite":
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}

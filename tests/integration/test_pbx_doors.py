@@ -84,3 +84,19 @@ def test_check_passes_with_ari_on_loopback_only(asterisk, make_service):
     res = run_check(svc)
     assert "ok   ari: not served at https://127.0.0.1:8089 (nothing answers there)" in res.stdout
     assert not [x for x in fail_lines(res) if x.startswith(("FAIL ari", "FAIL agi"))], res.stdout
+
+
+def test_a_stranger_using_the_trunk_s_name_is_not_taken_for_the_trunk(asterisk, sipp):
+    """The trunk has no password: it is known by its address alone
+    (identify_by=ip). A stranger whose From user is "trunk" must not be
+    matched to it by user name and get into its context."""
+    from tests.bench.sipp import uac_scenario
+
+    scenario = uac_scenario(target="0215550100", from_user="trunk").replace(
+        '<recv response="403"', '<recv response="401" optional="true" next="ack_error"/>\n'
+        '  <recv response="403"', 1)           # Asterisk's challenge of an unknown caller
+    stranger = sipp("stranger", 5099, scenario, uac_target="127.0.0.1:5060", calls=1)
+    finals = stranger.wait_for(lambda m: m.direction == "received" and (m.status or 0) >= 400,
+                               timeout=10)
+    assert finals and finals[0].status == 401, [m.first_line for m in stranger.messages()]
+    assert "PJSIP/trunk-" not in asterisk.tail_log(200)

@@ -216,3 +216,18 @@ def test_check_with_asterisk_http_off_says_where_to_turn_it_on(tmp_path):
     assert res.returncode == 1
     assert any(line.startswith("FAIL ari.url: cannot reach Asterisk at http://127.0.0.1:9")
                and "enabled = yes in http.conf" in line for line in res.stdout.splitlines()), res.stdout
+
+
+def test_call_refuses_a_token_on_the_command_line_and_reads_env_or_file(tmp_path):
+    """A token in argv is in every local user's process list (ps): refused."""
+    res = run("call", "1001", "0215550100", "--token", "s3cret", "--url", "http://127.0.0.1:9")
+    assert res.returncode == 2 and "process list" in res.stderr and "s3cret" not in res.stderr
+    from platforma_c2d.cli import bearer_token
+    path = tmp_path / "token"
+    path.write_text("from-file\nsecond line\n")
+    assert bearer_token(None, str(path), {"PLATFORMA_C2D_TOKEN": "from-env"}) == "from-file"
+    assert bearer_token(None, None, {"PLATFORMA_C2D_TOKEN": "from-env"}) == "from-env"
+    assert bearer_token(None, None, {}) is None
+    path.write_text("\n")
+    with pytest.raises(ValueError, match="no token"):
+        bearer_token(None, str(path), {})
