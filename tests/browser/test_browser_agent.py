@@ -15,13 +15,11 @@ import subprocess
 import pytest
 
 from tests.bench.sipp import uas_scenario
-from tests.browser.test_browser_call import (  # noqa: F401 - module fixtures
+from tests.browser.test_browser_call import (
     AGENT,
     DRIVER,
     HERE,
     TRUNK_PORT,
-    _browser_installed,
-    _ice_host_address,
 )
 
 pytestmark = pytest.mark.browser

@@ -18,10 +18,8 @@ import time
 import pytest
 
 from tests.bench.sipp import uas_scenario
-from tests.browser.test_browser_call import (  # noqa: F401 - module fixtures
+from tests.browser.test_browser_call import (
     TRUNK_PORT,
-    _browser_installed,
-    _ice_host_address,
     run_browser,
     sent_request,
 )
