@@ -186,12 +186,13 @@ def test_phone_answers_a_rest_call_placed_for_its_agent(asterisk, pages_service,
 
 
 def test_board_shows_calls_appear_change_state_and_end(asterisk, pages_service, sipp, browser, workdir):
-    """Real calls drive the board without a reload: one refused at once
+    """Real calls drive the board through the event stream, without a reload: one refused at once
     (agent unavailable), one that rings the agent, rings the callee, talks
     and ends."""
     b = browser()
     log_in(b, f"{pages_service.url}/click2dial/board/")
     origin = b.do("evaluate", "performance.timeOrigin")
+    b.wait_text("#feed", "live: event stream")
 
     r = pages_service.post_call({"agent": "1009", "callee": CALLEE, "outbound_id": POOL[1], "call_ref": "no-phone"})
     assert r.status_code == 201, r.text

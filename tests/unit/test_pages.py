@@ -182,3 +182,13 @@ def test_the_assets_are_served_from_the_package(client):
     assert r.status_code == 200 and "javascript" in r.mimetype
     assert client.get("/click2dial/assets/phone.js").status_code == 200
     assert client.get("/click2dial/assets/../pages.py").status_code == 404
+
+
+def test_the_board_reads_the_event_stream_with_its_cookie(client):
+    """EventSource sends no Authorization header: the page session opens the stream."""
+    assert client.get("/click2dial/events", headers={"Accept": "application/json"}).status_code == 401
+    _login(client)
+    conf = client.get("/click2dial/pages/config").get_json()
+    assert conf["last_event_id"] == 0  # where the board's stream starts: nothing stored yet
+    r = client.get(f"/click2dial/events?after={conf['last_event_id']}", headers={"Accept": "application/json"})
+    assert r.status_code == 200 and r.get_json()["events"] == []
