@@ -3,7 +3,7 @@ the customer on hold and takes them back, by re-INVITEs of its own."""
 
 from __future__ import annotations
 
-from tests.bench.sipp import _HEAD, _SDP, _resp
+from tests.bench.sipp import _BYE_FROM_UAS, _HEAD, _SDP, _resp
 
 
 def _reinvite(cseq: int, direction: str) -> str:
@@ -57,23 +57,9 @@ def hold_uas_scenario(*, talk_ms: int, hold_ms: int, inactive_ms: int, after_ms:
         '    <assignstr assign_to="local_party" value="[$to_hdr];tag=[pid]SIPpTag01[call_number]"/>\n'
         '  </action></nop>\n',
         f'  <pause milliseconds="{talk_ms}"/>\n',
-        _reinvite(9001, "sendonly"), f'  <pause milliseconds="{hold_ms}"/>\n',
-        _reinvite(9002, "inactive"), f'  <pause milliseconds="{inactive_ms}"/>\n',
-        _reinvite(9003, "sendrecv"), f'  <pause milliseconds="{after_ms}"/>\n',
-        """  <send retrans="500"><![CDATA[
-BYE [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: [$local_party]
-To: [$remote_party]
-Call-ID: [$callid]
-CSeq: 9004 BYE
-Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <recv response="200"/>
-  <timewait milliseconds="200"/>
-</scenario>
-""",
+        _reinvite(8001, "sendonly"), f'  <pause milliseconds="{hold_ms}"/>\n',
+        _reinvite(8002, "inactive"), f'  <pause milliseconds="{inactive_ms}"/>\n',
+        _reinvite(8003, "sendrecv"), f'  <pause milliseconds="{after_ms}"/>\n',
+        _BYE_FROM_UAS,
+        '  <timewait milliseconds="200"/>\n</scenario>\n',
     ])

@@ -60,4 +60,5 @@ def test_a_rest_call_rings_the_agents_browser_and_stays_up_past_sip_js_timers(as
     assert result["mediaLater"]["bytesReceived"] > 0, result
     final = service.wait_state(call_id, "ended", timeout=15)
     assert final["reason"] == "completed" and final["duration_s"] >= TALK_S - 2, final
-    assert len(trunk.received("BYE")) == 1
+    # One BYE to the trunk (a retransmission under load is the same request).
+    assert len({m.header("CSeq")[0] for m in trunk.received("BYE")}) == 1

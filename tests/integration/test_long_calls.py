@@ -28,6 +28,16 @@ qualify_frequency=0
 """
 
 
+def _connected_call(service, call_ref: str) -> str:
+    """A REST call of agent 1001 to 0215550100, once connected; its id."""
+    r = service.post_call({"agent": "1001", "callee": "0215550100", "outbound_id": "0215550199",
+                           "call_ref": call_ref})
+    assert r.status_code == 201, r.text
+    call_id = r.json()["id"]
+    assert service.wait_state(call_id, "connected")["state"] == "connected"
+    return call_id
+
+
 @pytest.fixture
 def extra_endpoint(asterisk):
     """Add the HOLD_CUTTER endpoint to the running Asterisk; remove it after the test."""
@@ -48,11 +58,7 @@ def test_a_call_put_on_hold_then_inactive_stays_up_until_someone_hangs_up(asteri
                                                        after_ms=1000))
     trunk = sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=200))
     service = make_service()
-    r = service.post_call({"agent": "1001", "callee": "0215550100", "outbound_id": "0215550199",
-                           "call_ref": "hold-1"})
-    assert r.status_code == 201, r.text
-    call_id = r.json()["id"]
-    assert service.wait_state(call_id, "connected")["state"] == "connected"
+    call_id = _connected_call(service, "hold-1")
     time.sleep(6)
     bridges = asterisk.bridges()
     assert [len(b["channels"]) for b in bridges if b["id"] == f"c2d-{call_id}"] == [2]
@@ -104,11 +110,7 @@ def test_a_call_longer_than_the_session_timer_is_refreshed_and_stays_up(asterisk
                                 "Content-Type: application/sdp\n")
     trunk = sipp("trunk", TRUNK_PORT, scenario)
     service = make_service()
-    r = service.post_call({"agent": "1001", "callee": "0215550100", "outbound_id": "0215550199",
-                           "call_ref": "timer-1"})
-    assert r.status_code == 201, r.text
-    call_id = r.json()["id"]
-    assert service.wait_state(call_id, "connected")["state"] == "connected"
+    call_id = _connected_call(service, "timer-1")
     time.sleep(SESSION_EXPIRES_S + 10)
     # Still up past the interval, both legs in the bridge, nobody sent BYE.
     assert service.get_call(call_id)["state"] == "connected"

@@ -132,6 +132,22 @@ function onlyCodec(name) {
   };
 }
 
+// Note a session's states, and a BYE from the far end (remember who hung
+// up: with a delegate.onBye, SIP.js leaves answering the BYE to us).
+function follow(s) {
+  s.stateChange.addListener((state) => {
+    note("session:" + state);
+    if (state === SessionState.Established) note("established");
+    if (state === SessionState.Terminated) note("terminated");
+  });
+  s.delegate = {
+    onBye: (bye) => {
+      note("bye-received");
+      bye.accept();
+    },
+  };
+}
+
 async function call({ callee, outboundId, callRef, domain, onlyCodecName }) {
   const headers = [];
   const out = outboundIdHeader(outboundId);
@@ -145,19 +161,7 @@ async function call({ callee, outboundId, callRef, domain, onlyCodecName }) {
     sessionDescriptionHandlerOptions: { constraints: { audio: true, video: false } },
     sessionDescriptionHandlerModifiers: onlyCodecName ? [onlyCodec(onlyCodecName)] : [],
   });
-  session.stateChange.addListener((state) => {
-    note("session:" + state);
-    if (state === SessionState.Established) note("established");
-    if (state === SessionState.Terminated) note("terminated");
-  });
-  // A BYE from the far end ends the session; remember who hung up. With a
-  // delegate.onBye, SIP.js leaves answering the BYE to us.
-  session.delegate = {
-    onBye: (bye) => {
-      note("bye-received");
-      bye.accept();
-    },
-  };
+  follow(session);
   await session.invite({
     requestDelegate: {
       onTrying: () => note("trying"),
@@ -178,17 +182,7 @@ function incoming(invitation) {
   ringing = invitation;
   session = invitation;
   note("incoming", { from: invitation.remoteIdentity.uri.user });
-  invitation.stateChange.addListener((state) => {
-    note("session:" + state);
-    if (state === SessionState.Established) note("established");
-    if (state === SessionState.Terminated) note("terminated");
-  });
-  invitation.delegate = {
-    onBye: (bye) => {
-      note("bye-received");
-      bye.accept();
-    },
-  };
+  follow(invitation);
 }
 
 async function answer() {
