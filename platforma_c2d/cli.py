@@ -10,6 +10,7 @@ configuration (one line per problem on stderr, never a traceback); 130
 from __future__ import annotations
 
 import argparse
+import logging
 import json
 import os
 import signal
@@ -38,6 +39,25 @@ def _load(path: str | None, quiet: bool = False) -> Config:
 
 def cmd_serve(args) -> int:
     """Run the HTTP API and the Stasis app in one process until SIGTERM/SIGINT."""
+    cfg = _load(args.config)
+    if cfg.ari.password == SAMPLE_ARI_PASSWORD:
+        print(f"config error: {ARI_SAMPLE_FAILURE}", file=sys.stderr)
+        return 2
+    return serve(cfg)
+
+
+def cmd_sandbox(args) -> int:
+    """Run the API against a simulated PBX (``platforma_c2d.sandbox``) until SIGTERM/SIGINT."""
+    from platforma_c2d import sandbox
+
+    return sandbox.run(args, serve)
+
+
+def serve(cfg, command: str = "serve", sandbox: bool = False) -> int:
+    """Serve the HTTP API and the Stasis app of ``cfg`` until SIGTERM/SIGINT; the exit code.
+
+    ``command``: the name in the start and stop log lines; ``sandbox``: the
+    answers say they come from the sandbox (``platforma_c2d.sandbox``)."""
     from platforma_c2d.config.checks import mask_url
     from platforma_c2d.http import create_app
     from platforma_c2d.http.server import build_http_server
@@ -48,10 +68,6 @@ def cmd_serve(args) -> int:
     from platforma_c2d.http.limits import RateLimiter
     from platforma_c2d.store.journal import store_problem
 
-    cfg = _load(args.config)
-    if cfg.ari.password == SAMPLE_ARI_PASSWORD:
-        print(f"config error: {ARI_SAMPLE_FAILURE}", file=sys.stderr)
-        return 2
     setup_logging(cfg.log.level, cfg.log.format)
     try:
         runtime = Runtime(cfg)
@@ -60,7 +76,7 @@ def cmd_serve(args) -> int:
               file=sys.stderr)
         return 1
     app = create_app(runtime.service, cfg, runtime.metrics,
-                     RateLimiter(cfg.limits.writes_per_minute, cfg.limits.reads_per_minute))
+                     RateLimiter(cfg.limits.writes_per_minute, cfg.limits.reads_per_minute), sandbox=sandbox)
     # waitress refuses a larger body before reading it (no 200 MB upload
     # before the 401/413), and drops clients too slow to send a request.
     try:
@@ -80,14 +96,18 @@ def cmd_serve(args) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     runtime.start()
-    log_started("serve", listen=f"http://{cfg.http.listen}", app=cfg.ari.app, ari=cfg.ari.url,
+    if sandbox:
+        from platforma_c2d.sandbox import BANNER
+
+        logging.getLogger("platforma_c2d.sandbox").warning(BANNER, extra={"event": "sandbox"})
+    log_started(command, listen=f"http://{cfg.http.listen}", app=cfg.ari.app, ari=cfg.ari.url,
                 store=mask_url(cfg.store.url))
     try:
         server.run()
     finally:
         server.close()
         runtime.stop()
-        log_stopped("serve", stopped_by[0] if stopped_by else None)
+        log_stopped(command, stopped_by[0] if stopped_by else None)
     return 0
 
 
@@ -510,6 +530,12 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(func=fn)
         if name == "check":
             sp.add_argument("--agent", action="append", help="also check this agent's endpoint (repeatable)")
+    sp = sub.add_parser("sandbox", help="the API against a simulated PBX, to try it (never a real call)")
+    sp.add_argument("--listen", default="127.0.0.1:8080", help="API address, loopback only (default %(default)s)")
+    sp.add_argument("--config", help="optional TOML with [dial], [clid], [limits], [auth]...; "
+                                     "never [ari] or [store]")
+    sp.add_argument("--state-dir", help="where the sandbox journal goes (default: a new temporary directory)")
+    sp.set_defaults(func=cmd_sandbox)
     sp = sub.add_parser("call", help="place a call through the API and follow it")
     sp.add_argument("agent")
     sp.add_argument("callee")

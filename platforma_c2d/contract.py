@@ -38,6 +38,8 @@ API_VERSION_HEADER = "X-Platforma-Api-Version"
 REQUEST_ID_HEADER = "X-Request-Id"
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
+#: ``true`` on every answer of ``platforma-c2d sandbox`` (a simulated PBX).
+SANDBOX_HEADER = "X-Platforma-Sandbox"
 
 #: A client's X-Request-Id is used when it matches this (letters, digits and
 #: ``. - _ ~ : / + =``, at most 128 characters); otherwise the service makes one.

@@ -201,6 +201,9 @@ def _schemas() -> dict:
                                                                           "the last six samples, 10 s apart."},
                 },
             },
+            "sandbox": {"type": "boolean", "const": True,
+                        "description": "Present (true) only in `platforma-c2d sandbox`: the PBX is simulated "
+                                       "and no real call is ever placed."},
         },
     }
     schemas.update(_clid_schemas())

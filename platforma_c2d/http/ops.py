@@ -13,6 +13,8 @@ bp = Blueprint("ops", __name__)
 def healthz():
     """200 when ARI is connected and the store writable, else 503; JSON either way."""
     health = current_app.extensions["c2d.service"].health()
+    if current_app.extensions.get("c2d.sandbox"):
+        health["sandbox"] = True    # a simulated PBX: no real call is ever placed
     resp = jsonify(health)
     resp.status_code = 200 if health["status"] == "ok" else 503
     return resp
