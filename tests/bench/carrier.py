@@ -1,11 +1,11 @@
 """A SIPp trunk that behaves like a carrier with a call-rate limit (field report C38).
 
-The carrier answers an INVITE that comes sooner than ``min_gap_ms`` after
-the last one it accepted with ``503 Service Unavailable`` and a
-``Retry-After`` header; the others ring briefly, are answered and hung up
-by the carrier after ``talk_ms``. The gap is measured by SIPp itself (a
-global variable holding the time of the last accepted INVITE), so the
-refusals are the carrier's, not the test's.
+The carrier accepts at most ``limit`` INVITEs in any ``window_ms``
+(a sliding window, as carriers count calls per second) and answers any
+other with ``503 Service Unavailable`` and a ``Retry-After`` header; the
+others ring briefly, are answered and hung up by the carrier after
+``talk_ms``. SIPp keeps the times of the last ``limit`` accepted INVITEs
+in global variables, so the refusals are the carrier's, not the test's.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from __future__ import annotations
 from tests.bench.sipp import _BYE_FROM_UAS, _HEAD, _IN_DIALOG, _resp
 
 
-def carrier_scenario(*, min_gap_ms: int, retry_after_s: int = 10, talk_ms: int = 800,
+def carrier_scenario(*, limit: int, window_ms: int, retry_after_s: int = 10, talk_ms: int = 800,
                      ring_ms: int = 100) -> str:
     """Render the rate-limited carrier's UAS scenario (one INVITE per SIPp call)."""
+    slots = [f"t{i}" for i in range(limit)]          # t0: the oldest accepted INVITE
+    shift = "".join(f'    <assign assign_to="{a}" variable="{b}"/>\n' for a, b in zip(slots, slots[1:]))
     refuse = f"""  <label id="refuse"/>
   <send><![CDATA[
 SIP/2.0 503 Service Unavailable
@@ -31,7 +33,7 @@ Content-Length: 0
   <recv request="ACK" next="end"/>
 """
     return "".join([
-        _HEAD, '<scenario name="c2d-carrier">\n', '  <Global variables="last"/>\n',
+        _HEAD, '<scenario name="c2d-carrier">\n', f'  <Global variables="{",".join(slots)}"/>\n',
         '  <recv request="INVITE" crlf="true" rrs="true">\n'
         '    <action>\n'
         '      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="remote_party"/>\n'
@@ -46,11 +48,11 @@ Content-Length: 0
         '    <multiply assign_to="sec" value="1000"/>\n'
         '    <add assign_to="now" variable="sec"/>\n'
         '    <assign assign_to="gap" variable="now"/>\n'
-        '    <subtract assign_to="gap" variable="last"/>\n'
-        f'    <test assign_to="too_soon" variable="gap" compare="less_than" value="{min_gap_ms}"/>\n'
+        '    <subtract assign_to="gap" variable="t0"/>\n'
+        f'    <test assign_to="too_soon" variable="gap" compare="less_than" value="{window_ms}"/>\n'
         '  </action></nop>\n',
         '  <nop test="too_soon" next="refuse"/>\n',
-        '  <nop><action><assign assign_to="last" variable="now"/></action></nop>\n',
+        '  <nop><action>\n' + shift + f'    <assign assign_to="{slots[-1]}" variable="now"/>\n  </action></nop>\n',
         _resp(100, "Trying", to_tag=False),
         _resp(180, "Ringing"),
         f'  <pause milliseconds="{ring_ms}"/>\n',

@@ -53,15 +53,18 @@ def _dialled_at(service, call_id: str) -> int:
 
 
 def test_a_burst_of_calls_goes_to_the_carrier_at_its_rate_in_order_and_bounded(asterisk, make_service, sipp):
-    # 20 calls within a second; the carrier takes one INVITE per 180 ms; we
-    # send at most 4 legs a second and let a leg wait at most 3 s.
+    # 20 calls within a second; the carrier takes 4 INVITEs in any second;
+    # we send at most 3 legs a second (below the carrier's limit, as an
+    # administrator sets it: requests to Asterisk take varying time) and
+    # let a leg wait at most 3 s.
     sipp("agent", AGENT_PORT, uas_scenario())
-    trunk = sipp("trunk", TRUNK_PORT, carrier_scenario(min_gap_ms=180, talk_ms=600))
-    service = make_service({"trunk": {"max_calls_per_second": 4, "max_wait_s": 3.0},
+    trunk = sipp("trunk", TRUNK_PORT, carrier_scenario(limit=4, window_ms=1000, talk_ms=600))
+    service = make_service({"trunk": {"max_calls_per_second": 3, "max_wait_s": 3.0},
                             "limits": {"max_active_calls_per_agent": 30}})
     t0 = time.monotonic()
     ids = _place_at_once(service, 20)
-    assert time.monotonic() - t0 < 1.5
+    # A burst: placed far faster than the trunk may take them (20 at 3/s: 6.7 s).
+    assert time.monotonic() - t0 < 3.0
     calls = _wait_ended(service, ids, timeout=30)
     assert all(c["state"] == "ended" for c in calls.values()), calls
 
@@ -81,7 +84,7 @@ def test_a_burst_of_calls_goes_to_the_carrier_at_its_rate_in_order_and_bounded(a
     refused = [i for i in ids if i not in sent]
     assert {reasons[i] for i in sent} == {"completed"}, reasons
     assert refused and {reasons[i] for i in refused} == {"callee_unavailable"}, reasons
-    assert 10 <= len(sent) <= 15, (len(sent), gaps)
+    assert 8 <= len(sent) <= 14, (len(sent), gaps)   # 3 s of slots at 3/s, give or take later askers
     for i in refused:
         text = " ".join(_details(service, i))
         assert "max_calls_per_second" in text and "tone:congestion" in text, text
@@ -90,9 +93,9 @@ def test_a_burst_of_calls_goes_to_the_carrier_at_its_rate_in_order_and_bounded(a
 
 
 def test_a_carrier_503_holds_the_trunk_and_is_never_busy_or_no_answer(asterisk, make_service, sipp):
-    # The carrier takes one INVITE per 1.5 s and asks for 2 s after a refusal.
+    # The carrier takes one INVITE in any 1.5 s and asks for 2 s after a refusal.
     sipp("agent", AGENT_PORT, uas_scenario())
-    trunk = sipp("trunk", TRUNK_PORT, carrier_scenario(min_gap_ms=1500, retry_after_s=2, talk_ms=500))
+    trunk = sipp("trunk", TRUNK_PORT, carrier_scenario(limit=1, window_ms=1500, retry_after_s=2, talk_ms=500))
     service = make_service({"trunk": {"hold_after_503_s": 2.0, "max_wait_s": 5.0},
                             "limits": {"max_active_calls_per_agent": 5}})
     first, second = _place_at_once(service, 2)
