@@ -96,6 +96,9 @@ ERRORS: dict[str, ErrorSpec] = {e.id: e for e in (
     ErrorSpec("clid-not-allowed", 403, "the outbound_id is not one of the caller IDs this PBX may present"),
     ErrorSpec("destination-not-allowed", 403, "calls to this callee (or external agent) number are not "
                                               "allowed on this PBX"),
+    ErrorSpec("host-not-allowed", 403, "authentication is off (a loopback-only service) and the request's "
+                                       "Host or Origin is not a loopback address: a web page's request "
+                                       "through DNS rebinding is refused"),
     ErrorSpec("no-such-call", 404, "no call with this id"),
     ErrorSpec("not-found", 404, "no such route"),
     ErrorSpec("method-not-allowed", 405, "the route does not take this method; `Allow` lists those it takes"),

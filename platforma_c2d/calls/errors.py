@@ -70,6 +70,12 @@ class DestinationNotAllowed(C2DError):
     error = "destination-not-allowed"
 
 
+class HostNotAllowed(C2DError):
+    """403: authentication is off and the Host or Origin header names no loopback address."""
+
+    error = "host-not-allowed"
+
+
 class NoSuchCall(C2DError):
     """404: no call with this id."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from platforma_c2d.contract import MAX_BODY_BYTES, SANDBOX_HEADER
-from platforma_c2d.http import calls, clids, cors, events, ops, pages  # noqa: F401 - events adds its route to calls.bp
+from platforma_c2d.http import calls, clids, cors, events, ops, origin, pages  # noqa: F401 - events adds its route to calls.bp
 from platforma_c2d.http.auth import Authenticator
 from platforma_c2d.http.errors import register_error_handlers
 from platforma_c2d.http.sessions import PageSessions
@@ -46,6 +46,7 @@ def create_app(service, config, metrics, limiter=None, outbox=None, event_feed=N
     app.register_blueprint(pages.bp)
     register_error_handlers(app, on_rejected=lambda error: metrics.rejected.labels(error).inc())
     cors.install(app, config.http.cors_origins)
+    origin.install(app, config.auth.any_token)
     if sandbox:
         @app.after_request
         def _sandbox(resp):
