@@ -207,6 +207,14 @@ CALL_FIELDS: dict[str, dict] = {
     "duration_s": {"type": "number", "minimum": 0,
                    "description": "Talk time in seconds (millisecond precision), from the callee's answer to "
                                   "the end (or to now while connected); 0 if never answered."},
+    "cause": {"type": ["integer", "null"], "minimum": 0, "maximum": 127,
+              "description": "Once ended: the Q.850 hangup cause of the leg that decided the outcome "
+                             "(the agent's leg for agent_*, the callee's for callee_* and rejected, "
+                             "else the leg that hung up first), as Asterisk reported it; null when "
+                             "unknown (e.g. ended through the API, or a FastAGI call)."},
+    "sip_code": {"type": ["integer", "null"], "minimum": 100, "maximum": 699,
+                 "description": "Once ended: that leg's final SIP response code (e.g. 486 busy, 480, "
+                                "503), from Asterisk's hangup report; null when the leg got none."},
 }
 
 # --------------------------------------------------------------------------

@@ -91,3 +91,19 @@ def tone_for(reason: Reason) -> str | None:
         Reason.CALLEE_UNAVAILABLE: "tone:congestion",
         Reason.REJECTED: "tone:congestion",
     }.get(reason)
+
+
+def note_outcome(call) -> None:
+    """Copy the hangup cause and SIP code of the leg that decided an ended
+    call's outcome (:meth:`Call.deciding_leg`) onto the call (SPEC §2)."""
+    leg = call.deciding_leg()
+    if leg is None:
+        return
+    if leg.timed_out:
+        # Our ring timer hung the leg up with "no answer": the far end gave
+        # no final answer, and what Asterisk reports afterwards is its own
+        # rendering of our hangup.
+        call.cause, call.sip_code = CAUSE_NO_ANSWER, None
+        return
+    call.cause = leg.cause if leg.cause else None
+    call.sip_code = leg.sip_code if leg.sip_code and 100 <= leg.sip_code <= 699 else None

@@ -609,6 +609,7 @@ class CallEngine:
         if leg.gone and call.ended:
             return
         leg.gone = True
+        call.first_gone = call.first_gone or leg.role
         carrier = self._carrier_refusal(call, leg)
         if call.ended:
             return
@@ -727,6 +728,7 @@ class CallEngine:
         if call.ended:
             return
         call.end(reason, by)
+        causes.note_outcome(call)
         for handle in self._timers.pop(call.id, []):
             handle.cancel()
         self._t0.pop(call.id, None)

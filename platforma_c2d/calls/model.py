@@ -145,6 +145,12 @@ class Call:
     #: the bridge ``bridge_id`` exists in Asterisk (made while the callee rang)
     bridge_made: bool = False
     token_name: str = ""
+    #: role of the first leg that went away ("agent" or "callee"), if any
+    first_gone: str | None = None
+    #: Q.850 cause and final SIP response code of the leg that decided the
+    #: outcome (SPEC §2), known once ended; None when no leg reported one
+    cause: int | None = None
+    sip_code: int | None = None
 
     @classmethod
     def from_row(cls, row) -> "Call":
@@ -170,6 +176,7 @@ class Call:
             call.ended_at = parse_iso(row.get("ended_at"))
             call.reason = Reason(row["reason"]) if row.get("reason") else None
             call.ended_by = EndedBy(row["ended_by"]) if row.get("ended_by") else None
+            call.cause, call.sip_code = row.get("cause"), row.get("sip_code")
         return call
 
     @property
@@ -211,6 +218,21 @@ class Call:
         self.reason, self.ended_by = reason, by
         self.ended_at = self.updated_at
 
+    def deciding_leg(self) -> Leg | None:
+        """The leg that decided the outcome (SPEC §2 ``cause``/``sip_code``).
+
+        An ``agent_*`` reason: the agent leg; ``callee_*`` or ``rejected``:
+        the callee leg (the agent leg when there is none, e.g. a refused
+        browser call); any other reason: the first leg that went away
+        (None when the service itself ended the call, e.g. ``DELETE``).
+        """
+        value = self.reason.value if self.reason else ""
+        if value.startswith("agent_"):
+            return self.agent_leg
+        if value.startswith("callee_") or self.reason is Reason.REJECTED:
+            return self.callee_leg or self.agent_leg
+        return {"agent": self.agent_leg, "callee": self.callee_leg}.get(self.first_gone or "")
+
     def stored_fields(self) -> dict:
         """The call's fields as the journal stores them (str values, ISO 8601 times)."""
         return {
@@ -221,6 +243,7 @@ class Call:
             "created_at": iso(self.created_at), "answered_at": iso(self.answered_at),
             "ended_at": iso(self.ended_at), "updated_at": iso(self.updated_at or self.created_at),
             "duration_s": self.duration_s if self.ended else 0.0,
+            "cause": self.cause, "sip_code": self.sip_code,
         }
 
     def to_dict(self) -> dict:
@@ -231,7 +254,8 @@ class Call:
 #: The fields of the call resource, in the order of the JSON answer (the
 #: OpenAPI document's ``Call`` schema, platforma_c2d.contract.CALL_FIELDS).
 RESOURCE_FIELDS = ("id", "origin", "agent", "callee", "outbound_id", "clid", "call_ref", "state",
-                   "reason", "ended_by", "created_at", "answered_at", "ended_at", "updated_at", "duration_s")
+                   "reason", "ended_by", "created_at", "answered_at", "ended_at", "updated_at", "duration_s",
+                   "cause", "sip_code")
 
 
 def call_resource(stored) -> dict:
@@ -245,7 +269,7 @@ def call_resource(stored) -> dict:
     """
     out = {k: stored.get(k) for k in RESOURCE_FIELDS}
     if out["state"] != State.ENDED.value:
-        out["reason"] = out["ended_by"] = None
+        out["reason"] = out["ended_by"] = out["cause"] = out["sip_code"] = None
     if out["state"] == State.CONNECTED.value and out["answered_at"]:
         out["duration_s"] = round(max(0.0, (utcnow() - parse_iso(out["answered_at"])).total_seconds()), 3)
     out["updated_at"] = out["updated_at"] or out["created_at"]

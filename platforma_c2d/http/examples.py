@@ -19,12 +19,19 @@ CALL = {
     "clid": "0115550001", "call_ref": "CRM-4711", "state": "ended", "reason": "completed", "ended_by": "api",
     "created_at": "2024-05-01T09:30:00.123Z", "answered_at": "2024-05-01T09:30:07.456Z",
     "ended_at": "2024-05-01T09:31:02.789Z", "updated_at": "2024-05-01T09:31:02.789Z", "duration_s": 55.333,
+    "cause": None, "sip_code": None,
 }
 
 #: A call whose agent's phone is ringing.
 CALL_RINGING = {
     **CALL, "state": "dialing_agent", "reason": None, "ended_by": None, "answered_at": None, "ended_at": None,
     "updated_at": CALL["created_at"], "duration_s": 0.0,
+}
+
+#: A call whose callee was busy: the callee's leg decided, in the carrier's words.
+CALL_BUSY = {
+    **CALL, "reason": "callee_busy", "ended_by": "callee", "answered_at": None, "ended_at": "2024-05-01T09:30:12.300Z",
+    "updated_at": "2024-05-01T09:30:12.300Z", "duration_s": 0.0, "cause": 17, "sip_code": 486,
 }
 
 CALL_LIST = {"calls": [CALL], "total": 1, "limit": 50, "next_cursor": None}

@@ -131,7 +131,7 @@ def _schemas() -> dict:
         "description": "A Click2Dial call, from any origin; readable long after it ended.",
         "required": list(contract.CALL_FIELDS),
         "properties": copy.deepcopy(contract.CALL_FIELDS),
-        "examples": [examples.CALL],
+        "examples": [examples.CALL, examples.CALL_BUSY],
     }
     schemas["CallHistory"] = {
         "type": "object",

@@ -54,6 +54,8 @@ calls = sa.Table(
     sa.Column("ended_at", sa.String(32)),
     sa.Column("updated_at", sa.String(32)),
     sa.Column("duration_s", sa.Float, nullable=False, default=0.0),
+    sa.Column("cause", sa.Integer),
+    sa.Column("sip_code", sa.Integer),
     sa.Column("agent_channel", sa.String(80)),
     sa.Column("callee_channel", sa.String(80)),
     sa.Column("bridge_id", sa.String(80)),
@@ -86,7 +88,7 @@ call_events = sa.Table(
 _ROW_FIELDS = ("id", "origin", "agent", "callee", "outbound_id", "clid", "call_ref", "state",
                "reason", "ended_by", "created_at", "answered_at", "ended_at", "updated_at", "duration_s",
                "agent_channel",
-               "callee_channel", "bridge_id", "token_name")
+               "callee_channel", "bridge_id", "token_name", "cause", "sip_code")
 _UPDATE_CALL = (calls.update().where(calls.c.id == sa.bindparam("p_id"))
                 .values({**{k: sa.bindparam("p_" + k) for k in _ROW_FIELDS if k != "id"},
                          "seq": calls.c.seq + 1}))

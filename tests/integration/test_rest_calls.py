@@ -140,6 +140,10 @@ def test_agent_unregistered_is_agent_unavailable(asterisk, service, sipp):
     assert trunk.received() == []
 
 
+#: The Q.850 cause chan_pjsip gives a SIP final response (hangup_sip2cause).
+CAUSE_OF_SIP = {486: 17, 480: 19, 503: 34, 404: 1}
+
+
 @pytest.mark.admin_configs
 @pytest.mark.parametrize("code,reason", [(486, "callee_busy"), (480, "callee_no_answer"),
                                          (503, "callee_unavailable"), (404, "callee_unavailable")])
@@ -151,6 +155,8 @@ def test_callee_failure_plays_a_tone_then_ends(asterisk, service, sipp, code, re
     final = service.wait_state(call["id"], "ended")
     assert (final["reason"], final["ended_by"]) == (reason, "callee")
     assert final["answered_at"] is None and final["duration_s"] == 0
+    # SPEC §2: why, in the carrier's words — the callee leg decided.
+    assert (final["cause"], final["sip_code"]) == (CAUSE_OF_SIP[code], code), final
     # The agent is hung up by Asterisk (BYE) only after the tone (tone_s = 1).
     bye = agent.wait_for(lambda m: m.direction == "received" and m.method == "BYE")
     assert bye
@@ -180,6 +186,8 @@ def test_callee_no_answer_after_ring_timeout(asterisk, service, sipp):
     final = service.wait_state(call["id"], "ended", timeout=20)
     assert (final["reason"], final["ended_by"]) == ("callee_no_answer", "timeout")
     assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "CANCEL")
+    # Our ring timer cancelled the leg: no answer, and no final word from the carrier.
+    assert (final["cause"], final["sip_code"]) == (19, None), final
 
 
 def test_callee_that_plays_its_own_ringback_183_is_no_answer(asterisk, make_service, sipp):

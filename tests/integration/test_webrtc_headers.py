@@ -149,6 +149,7 @@ def test_callee_failures_reach_the_browser_as_sip_codes(asterisk, service, sipp,
     assert final_response(phone) in phone_codes
     call = service.wait_state(only_call(service)["id"], "ended")
     assert call["reason"] == reason
+    assert call["sip_code"] == trunk_code, call      # SPEC §2: the callee leg decided
     assert_cdr_tagged(asterisk, call["id"], "busy-1", unanswered=True)
 
 

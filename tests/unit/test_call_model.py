@@ -76,7 +76,7 @@ def test_call_resource_has_the_spec_fields_in_iso_utc():
     data = new_call().to_dict()
     assert list(data) == ["id", "origin", "agent", "callee", "outbound_id", "clid", "call_ref",
                           "state", "reason", "ended_by", "created_at", "answered_at", "ended_at", "updated_at",
-                          "duration_s"]
+                          "duration_s", "cause", "sip_code"]
     assert data["created_at"].endswith("Z") and data["reason"] is None
 
 
@@ -118,3 +118,22 @@ def test_busy_callee_gives_the_agent_a_busy_tone():
     assert causes.tone_for(Reason.CALLEE_BUSY) == "tone:busy"
     assert causes.tone_for(Reason.CALLEE_NO_ANSWER) == "tone:congestion"
     assert causes.tone_for(Reason.COMPLETED) is None
+
+
+def test_cause_and_sip_code_come_from_the_leg_that_decided_the_outcome():
+    """SPEC §2: a busy callee's leg decides callee_busy, whatever the agent's leg said."""
+    from platforma_c2d.calls.causes import note_outcome
+    from platforma_c2d.calls.model import Leg, Reason
+
+    call = new_call()
+    call.agent_leg = Leg("agent", "a", up=True, cause=16)
+    call.callee_leg = Leg("callee", "c", gone=True, cause=17, sip_code=486)
+    call.first_gone = "callee"
+    call.advance(State.DIALING_CALLEE)
+    call.end(Reason.CALLEE_BUSY)
+    note_outcome(call)
+    data = call.to_dict()
+    assert (data["cause"], data["sip_code"]) == (17, 486)
+    open_call = new_call()
+    open_call.cause, open_call.sip_code = 17, 486
+    assert (open_call.to_dict()["cause"], open_call.to_dict()["sip_code"]) == (None, None)
