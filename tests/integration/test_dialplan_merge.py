@@ -46,6 +46,11 @@ exten => _2XXX,1,Dial(PJSIP/${EXTEN},20)
  same => n,Hangup()
 exten => *43,1,Answer()
  same => n,Hangup()
+; A feature code guarded at priority 1 (a PIN prompt, say): only its own
+; priority 1 may lead to the rest.
+exten => *44,1,Hangup(21)
+ same => n,Answer()
+ same => n,Hangup()
 
 #include extensions_c2d.conf
 """
@@ -131,6 +136,16 @@ def test_a_colleague_call_reaches_the_colleague_through_the_pbx_own_route(admin_
 def test_a_feature_code_reaches_the_pbx_own_route(admin_dialplan, service, sipp):
     phone = phone_dials(sipp, AGENT, AGENT_PORT, "*43", talk_ms=200)
     assert final_response(phone) == 200
+    assert phone.wait(timeout=20) == 0
+    assert journal_calls(service) == []
+
+
+@pytest.mark.parametrize("target", ["*44,2", "*44%2C2"], ids=["comma", "encoded-comma"])
+def test_a_comma_in_the_dialled_number_cannot_jump_past_a_pbx_route_guard(admin_dialplan, service, sipp,
+                                                                          target):
+    # Goto(from-internal,*44,2,1) would start the route at priority 2, past its guard.
+    phone = phone_dials(sipp, AGENT, AGENT_PORT, target, talk_ms=200)
+    assert final_response(phone) == 404
     assert phone.wait(timeout=20) == 0
     assert journal_calls(service) == []
 
