@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Copy SIP.js, as pinned in tests/browser/package-lock.json, into the package
-# (platforma_c2d/http/static/sip.js/), where the phone page loads it from the
+# (platforma_c2d/http/static/vendor/sip.js/), where the phone page loads it from the
 # service's own origin: its ES modules (lib/**/*.js, unchanged), LICENSE.md
 # and package.json. Nothing is built or minified; tests/unit/test_pages.py
 # checks that the shipped copy is the pinned version, file for file.
@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=tests/browser/node_modules/sip.js
-dst=platforma_c2d/http/static/sip.js
+dst=platforma_c2d/http/static/vendor/sip.js
 pinned=$(node -p 'require("./tests/browser/package-lock.json").packages["node_modules/sip.js"].version')
 have=$(node -p "require('./$src/package.json').version")
 if [ "$pinned" != "$have" ]; then

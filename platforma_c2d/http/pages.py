@@ -2,7 +2,7 @@
 
 ``GET /click2dial/phone/`` and ``GET /click2dial/board/`` serve static HTML;
 their scripts and styles, and SIP.js (0.21, ES modules, shipped in the
-package: ``static/sip.js/SOURCE.md``), come from ``/click2dial/assets/``.
+package: ``static/vendor/sip.js/SOURCE.md``), come from ``/click2dial/assets/``.
 No build step, no third-party origin. The HTML holds no data: everything
 comes from the API with the page session of ``http/sessions.py``, opened by
 the login form of each page.

@@ -25,7 +25,7 @@ TOKEN = "page-test-token"
 LIMITED = "limited-token"
 REPO = Path(__file__).resolve().parents[2]
 STATIC = REPO / "platforma_c2d/http/static"
-VENDORED = STATIC / "sip.js"
+VENDORED = STATIC / "vendor/sip.js"
 LOCK = REPO / "tests/browser/package-lock.json"
 NPM_COPY = REPO / "tests/browser/node_modules/sip.js"
 
@@ -178,7 +178,7 @@ def test_the_shipped_sip_js_is_the_pinned_version_file_for_file():
 
 
 def test_the_assets_are_served_from_the_package(client):
-    r = client.get("/click2dial/assets/sip.js/lib/index.js")
+    r = client.get("/click2dial/assets/vendor/sip.js/lib/index.js")
     assert r.status_code == 200 and "javascript" in r.mimetype
     assert client.get("/click2dial/assets/phone.js").status_code == 200
     assert client.get("/click2dial/assets/../pages.py").status_code == 404

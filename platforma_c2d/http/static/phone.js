@@ -6,7 +6,7 @@
 // options: SIP.js ignores headers given only to invite(), field report C12),
 // answers the calls the REST API places for the agent, and shows each call's
 // outcome as the API journalled it.
-import { Invitation, Inviter, Registerer, RegistererState, SessionState, UserAgent } from "./sip.js/lib/index.js";
+import { Invitation, Inviter, Registerer, RegistererState, SessionState, UserAgent } from "./vendor/sip.js/lib/index.js";
 import { REASONS, STATES, api, clock, logoutButton, ruleChecker, session } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
