@@ -51,3 +51,25 @@ fi
 echo "install-browser: $(/usr/bin/chromium --version 2>/dev/null || echo 'chromium ?'), node $(node -v)," \
      "sip.js $(node -p 'require("./node_modules/sip.js/package.json").version')," \
      "playwright-core $(node -p 'require("./node_modules/playwright-core/package.json").version')"
+
+# Client generators for tests/integration/test_generated_clients.py (clients
+# generated from the served OpenAPI document, used against the sandbox):
+#   - tests/clients/node_modules from its package-lock.json: openapi-typescript,
+#     openapi-fetch and typescript (tsc);
+#   - .venv-openapi: openapi-python-client (and python-dateutil, which the
+#     clients it generates import), kept apart from the service's .venv.
+cd ../clients   # from tests/browser
+stamp=node_modules/.c2d-installed
+if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt "$stamp" ]; then
+    echo "install-browser: npm ci in tests/clients"
+    npm ci --no-audit --no-fund --loglevel=error
+    touch "$stamp"
+fi
+cd ../..
+gen_stamp=.venv-openapi/.c2d-installed
+if [ ! -f "$gen_stamp" ]; then
+    echo "install-browser: openapi-python-client in .venv-openapi"
+    python3 -m venv .venv-openapi
+    .venv-openapi/bin/python -m pip install -q openapi-python-client==0.29.1 python-dateutil==2.9.0.post0
+    touch "$gen_stamp"
+fi
