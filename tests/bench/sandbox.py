@@ -4,7 +4,6 @@ port with short ring timeouts, stopped with SIGTERM."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.bench.service import free_port
+from tests.bench.service import free_port, stop_process_group
 
 SANDBOX_CONFIG = """\
 [dial]
@@ -64,11 +63,6 @@ class SandboxProcess:
             time.sleep(0.1)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
+        """SIGTERM (SIGKILL after 10 s); idempotent."""
+        stop_process_group(self.proc)
         self.http.close()

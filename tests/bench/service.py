@@ -74,6 +74,17 @@ def render_config(overrides: dict | None = None, store_url: str = "") -> str:
     return "\n".join(lines)
 
 
+def stop_process_group(proc: subprocess.Popen | None) -> None:
+    """SIGTERM to the process group of ``proc``, then SIGKILL after 10 s. Idempotent."""
+    if proc is not None and proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free now."""
     with socket.socket() as s:
@@ -131,13 +142,7 @@ class ServiceProcess:
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after 10 s. Idempotent."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
+        stop_process_group(self.proc)
 
     def kill(self) -> None:
         """SIGKILL: the service dies without any clean-up (fault tests)."""

@@ -4,30 +4,18 @@ Through the real application and journal (SQLite)."""
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from platforma_c2d.calls.model import Call, Origin, Reason, State, iso, new_call_id
-from platforma_c2d.config import loads_config
 from platforma_c2d.http import create_app
-from platforma_c2d.runtime import Runtime
 from platforma_c2d.store.journal import Journal
 
-TOKEN = "list-token"
+from tests.unit.test_http_app import TOKEN, runtime  # noqa: F401 - the fixture
+
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-def runtime(tmp_path):
-    digest = hashlib.sha256(TOKEN.encode()).hexdigest()
-    cfg = loads_config(f'[store]\nurl = "sqlite:///{tmp_path}/c.sqlite3"\n[ari]\nurl = "http://127.0.0.1:9"\n'
-                       f'[auth]\ntokens_sha256 = ["{digest}"]\n', env={})
-    rt = Runtime(cfg)
-    yield rt
-    rt.stop()
 
 
 @pytest.fixture
