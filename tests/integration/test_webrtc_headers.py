@@ -175,7 +175,8 @@ def test_caller_hangs_up_while_the_callee_rings(asterisk, service, sipp):
     phone = dial(sipp, headers=[f"{OUT}: 0215550199"], cancel_after_ms=1000)
     assert phone.wait(timeout=20) == 0
     assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "CANCEL")
-    assert service.wait_state(only_call(service)["id"], "ended")["reason"] == "cancelled"
+    final = service.wait_state(only_call(service)["id"], "ended")
+    assert (final["reason"], final["ended_by"]) == ("cancelled", "agent"), final
 
 
 def test_callee_hangs_up_after_answer(asterisk, service, sipp):
@@ -183,7 +184,8 @@ def test_callee_hangs_up_after_answer(asterisk, service, sipp):
     phone = dial(sipp, headers=[f"{OUT}: 0215550199"], wait_bye=True)
     assert phone.wait(timeout=20) == 0
     assert phone.received("BYE")
-    assert service.wait_state(only_call(service)["id"], "ended")["reason"] == "completed"
+    final = service.wait_state(only_call(service)["id"], "ended")
+    assert (final["reason"], final["ended_by"]) == ("completed", "callee"), final
 
 
 def test_a_browser_call_can_be_cancelled_through_the_api(asterisk, service, sipp):
