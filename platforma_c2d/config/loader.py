@@ -348,6 +348,12 @@ def _cross_check(values: dict[str, dict[str, Any]], problems: list[str]) -> None
                 problems.append(f"auth.token[{i}].sha256: the same token as {hashes[tok.sha256]}")
             hashes.setdefault(tok.sha256, f"auth.token[{i}]")
 
+    # A status_callback is signed with callback_secret; without one every
+    # delivery would be given up, after the call was accepted with it.
+    if values["webhooks"].get("allowed_url_prefixes") and not values["webhooks"].get("callback_secret"):
+        problems.append("webhooks.callback_secret: required when allowed_url_prefixes is set "
+                        "(status_callback deliveries are signed with it)")
+
     threads, streams = values["http"].get("threads"), values["webhooks"].get("max_streams")
     if threads and streams is not None and streams >= threads:
         problems.append(f"webhooks.max_streams: {streams} streams would hold every one of the "

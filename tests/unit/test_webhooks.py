@@ -73,6 +73,7 @@ def test_endpoints_are_read_with_their_filters_and_secrets_never_shown():
      '[[webhooks.endpoints]]\nurl = "https://y/"\nsecret = "s"\nname = "a"\n', "is taken"),
     ('[webhooks]\nallowed_url_prefixes = ["https://crm.example.com"]\n', "allowed_url_prefixes[0]"),
     ('[webhooks]\nmax_streams = 8\n', "webhooks.max_streams"),
+    ('[webhooks]\nallowed_url_prefixes = ["https://crm.example.com/"]\n', "webhooks.callback_secret: required"),
 ])
 def test_bad_webhook_config_is_refused_with_a_clear_message(text, problem):
     with pytest.raises(ConfigError) as err:
