@@ -6,8 +6,8 @@ It is marked everywhere: every answer carries ``X-Platforma-Sandbox: true``,
 ``/healthz`` says ``"sandbox": true``, and the log starts with a banner.
 It never runs with a production configuration: it refuses a config file
 with an ``[ari]`` or ``[store]`` section, any ``PLATFORMA_C2D_ARI_*`` or
-``PLATFORMA_C2D_STORE_*`` variable and a listen address that is not
-loopback; its ARI URL is always its own simulated PBX and its journal a
+``PLATFORMA_C2D_STORE_*`` variable, a listen address that is not
+loopback and a webhook receiver that is not on loopback; its ARI URL is always its own simulated PBX and its journal a
 directory of its own.
 """
 
@@ -22,6 +22,7 @@ import tempfile
 import threading
 import tomllib
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -66,6 +67,24 @@ def refuse_production(config_path: str | None, listen: str, env: dict[str, str])
         raise SandboxRefused(f"--listen {listen!r}: not host:port") from None
     if not is_loopback(host):
         raise SandboxRefused(f"--listen {listen}: the sandbox listens on loopback only")
+
+
+def refuse_real_receivers(webhooks) -> None:
+    """Raise :class:`SandboxRefused` when a webhook would leave the machine.
+
+    ``webhooks``: the loaded ``[webhooks]`` (file and ``PLATFORMA_C2D_WEBHOOKS_*``).
+    A simulated call's events are signed with the configured secrets like
+    real ones, so a production receiver (a CRM) could not tell them apart:
+    every ``[[webhooks.endpoints]]`` URL and ``allowed_url_prefixes`` entry
+    must name a loopback host (a receiver of the integrator's own).
+    """
+    urls = [(f"webhooks.endpoints {e.name}", e.url) for e in webhooks.endpoints]
+    urls += [("webhooks.allowed_url_prefixes", prefix) for prefix in webhooks.allowed_url_prefixes]
+    for where, url in urls:
+        host = urlsplit(url).hostname or ""
+        if not is_loopback(host):
+            raise SandboxRefused(f"{where}: {host or url} is not loopback; the sandbox posts its simulated "
+                                 "calls' events only to a receiver on this machine")
 
 
 def start_pbx(app_name: str) -> tuple[str, threading.Thread]:
@@ -120,6 +139,11 @@ def run(args, serve) -> int:
         return 2
     ari_url, _thread = start_pbx("click2dial")
     cfg = sandbox_config(args, env, ari_url)
+    try:
+        refuse_real_receivers(cfg.webhooks)
+    except SandboxRefused as exc:
+        print(f"error: sandbox refused: {exc}", file=sys.stderr)
+        return 2
     token_note = (f"bearer token: {SANDBOX_TOKEN}" if cfg.auth.tokens and cfg.auth.tokens[0].name == "sandbox"
                   else "bearer tokens: those of the config file")
     print(f"{BANNER}\nAPI: http://{cfg.http.listen}/click2dial  ({token_note}); "
@@ -127,4 +151,4 @@ def run(args, serve) -> int:
     return serve(cfg, "sandbox", sandbox=True)
 
 
-__all__ = ["run", "refuse_production", "SandboxRefused", "SANDBOX_TOKEN", "BANNER"]
+__all__ = ["run", "refuse_production", "refuse_real_receivers", "SandboxRefused", "SANDBOX_TOKEN", "BANNER"]

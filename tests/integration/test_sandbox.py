@@ -64,6 +64,11 @@ def test_the_sandbox_is_marked_on_health_answers_and_its_log(sandbox):
     ('[store]\nurl = "sqlite:////var/lib/platforma-c2d/calls.sqlite3"\n', {}, None, "production config"),
     ("", {"PLATFORMA_C2D_ARI_URL": "http://192.0.2.10:8088"}, None, "PLATFORMA_C2D_ARI_URL"),
     ("", {}, "0.0.0.0:8080", "loopback only"),
+    # Simulated calls' events, signed with the real secret, would reach the real CRM.
+    ('[[webhooks.endpoints]]\nurl = "https://crm.example.com/hooks"\nsecret = "real"\n', {}, None,
+     "crm.example.com is not loopback"),
+    ("", {"PLATFORMA_C2D_WEBHOOKS_ALLOWED_URL_PREFIXES": "https://crm.example.com/",
+          "PLATFORMA_C2D_WEBHOOKS_CALLBACK_SECRET": "real"}, None, "crm.example.com is not loopback"),
 ])
 def test_the_sandbox_refuses_to_run_with_production_settings(workdir, config, env, listen, says):
     box = SandboxProcess(workdir, config)
