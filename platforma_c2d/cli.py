@@ -162,6 +162,18 @@ def _check_media(http, trunk: str, report: dict[str, list[str]]) -> None:
         report[level].append(line)
 
 
+def _check_schema(url: str, lines: dict[str, list[str]]) -> None:
+    """Append what the store's schema revision means (``store/schema.py``) to ``lines[level]``."""
+    from platforma_c2d.store import schema
+    from platforma_c2d.store.journal import store_problem
+
+    try:
+        level, text = schema.check(url)
+    except Exception as exc:  # noqa: BLE001 - any reason is reported, in one line
+        level, text = "FAIL", f"store: schema unreadable ({store_problem(url, exc)})"
+    lines[level].append(text)
+
+
 def cmd_check(args) -> int:
     """Config valid, store usable, ARI reachable, trunk and agent endpoints exist, CLID pool
     valid, no sample secret in use, ARI not served where browsers connect (docs/security.md).
@@ -180,6 +192,7 @@ def cmd_check(args) -> int:
     store = probe_store(cfg.store.url)
     if store is None:
         ok.append("store: usable")
+        _check_schema(cfg.store.url, {"ok": ok, "WARN": warnings, "FAIL": problems})
     else:
         problems.append(f"store.url: {store}")
     a = cfg.ari

@@ -32,8 +32,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from platforma_c2d.calls.model import Call, State, call_resource, iso, utcnow
+from platforma_c2d.store import outbox, schema
 from platforma_c2d.store.files import prepare_sqlite_file
-from platforma_c2d.store import outbox
 
 metadata = sa.MetaData()
 
@@ -162,10 +162,14 @@ def probe_store(url: str) -> str | None:
 class Journal:
     """The call journal.
 
-    ``url``: a SQLAlchemy URL (``sqlite:////var/lib/platforma-c2d/calls.sqlite3``);
-    the parent directory of a SQLite file is created, the file readable by
-    its owner alone (:func:`~platforma_c2d.store.files.prepare_sqlite_file`). Raises
-    ``sqlalchemy.exc.SQLAlchemyError`` when the database cannot be opened.
+    ``url``: a SQLAlchemy URL (``sqlite:////var/lib/platforma-c2d/calls.sqlite3``,
+    ``postgresql+psycopg://c2d:PASSWORD@db.example/c2d``); the parent
+    directory of a SQLite file is created, the file readable by its owner
+    alone (:func:`~platforma_c2d.store.files.prepare_sqlite_file`), and the
+    schema is migrated to this release's revision
+    (:func:`platforma_c2d.store.schema.migrate`). Raises
+    ``sqlalchemy.exc.SQLAlchemyError`` when the database cannot be opened,
+    Alembic's ``CommandError`` when it is at an unknown revision.
     """
 
     def __init__(self, url: str):
@@ -184,9 +188,7 @@ class Journal:
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA synchronous=FULL")
                 cur.close()
-        metadata.create_all(self.engine)
-        outbox.metadata.create_all(self.engine)
-        _upgrade(self.engine)
+        schema.migrate(self.engine)     # tables made or brought to this release's revision
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -394,25 +396,6 @@ class Journal:
     @staticmethod
     def _resource(row) -> dict:
         return call_resource(row)
-
-
-def _upgrade(engine: sa.Engine) -> None:
-    """Bring a journal written by an earlier version to this layout: columns
-    added since (nullable; ``updated_at`` filled from the call's times) and
-    missing indexes. Idempotent. Raises ``sqlalchemy.exc.SQLAlchemyError``."""
-    inspector = sa.inspect(engine)
-    have = {c["name"] for c in inspector.get_columns("calls")}
-    indexes = {i["name"] for i in inspector.get_indexes("calls")}
-    with engine.begin() as conn:
-        for column in calls.columns:
-            if column.name not in have:
-                conn.execute(sa.text(f"ALTER TABLE calls ADD COLUMN {column.name} "
-                                     f"{column.type.compile(engine.dialect)}"))
-        if "updated_at" not in have:
-            conn.execute(sa.text("UPDATE calls SET updated_at = COALESCE(ended_at, answered_at, created_at)"))
-        for index in calls.indexes:
-            if index.name not in indexes:
-                index.create(conn)
 
 
 _STOP = object()
