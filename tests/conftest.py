@@ -66,14 +66,21 @@ def workdir(request):
 
 
 @pytest.fixture
-def make_service(asterisk, workdir):
-    """Factory: ``make_service(overrides=None, command="serve")`` → started ServiceProcess."""
-    from tests.bench.service import ServiceProcess
+def make_service(request, asterisk, workdir):
+    """Factory: ``make_service(overrides=None, command="serve")`` → started ServiceProcess.
+
+    Services started with the same ``name`` share a journal (a SQLite file,
+    or one PostgreSQL database with ``C2D_BENCH_STORE=postgresql``).
+    """
+    from tests.bench.service import BENCH_STORE, ServiceProcess
 
     started = []
+    server = request.getfixturevalue("postgres_server") if BENCH_STORE == "postgresql" else None
 
     def make(overrides=None, command="serve", start=True, name=None):
-        svc = ServiceProcess(workdir / (name or f"{command}{len(started)}"), overrides, command)
+        where = workdir / (name or f"{command}{len(started)}")
+        store_url = server.database_for(str(where)) if server is not None else None
+        svc = ServiceProcess(where, overrides, command, store_url=store_url)
         started.append(svc)
         return svc.start() if start else svc
 

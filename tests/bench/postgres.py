@@ -50,6 +50,7 @@ class PostgresServer:
         self.log = self.dir / "postgres.log"
         self._proc: subprocess.Popen | None = None
         self._names = itertools.count(1)
+        self._by_key: dict[str, str] = {}
         self._user = None
         if os.geteuid() == 0:
             self._user = pwd.getpwnam("postgres")
@@ -102,6 +103,13 @@ class PostgresServer:
         finally:
             engine.dispose()
         return self.url(name)
+
+    def database_for(self, key: str) -> str:
+        """The URL of the database of ``key`` (e.g. a service's work directory),
+        created empty the first time ``key`` is asked for."""
+        if key not in self._by_key:
+            self._by_key[key] = self.new_database("svc")
+        return self._by_key[key]
 
     def stop(self) -> None:
         """Stop the server (fast shutdown) and remove its directory. Idempotent."""

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.bench.asterisk import ARI_PASSWORD, ARI_URL, ARI_USER
 
@@ -47,6 +48,14 @@ def _toml_value(v) -> str:
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     raise TypeError(type(v))
+
+
+#: The store the bench's services use: "sqlite" (a file in each service's
+#: work directory) or "postgresql" (a database of the session's PostgreSQL
+#: server per work directory, tests/bench/postgres.py); ``C2D_BENCH_STORE``.
+BENCH_STORE = os.environ.get("C2D_BENCH_STORE", "sqlite")
+#: Marks a test that reaches into the SQLite file itself (locks or removes it).
+sqlite_only = pytest.mark.skipif(BENCH_STORE != "sqlite", reason="reaches into the SQLite file itself")
 
 
 def render_config(overrides: dict | None = None, store_url: str = "") -> str:
@@ -96,10 +105,13 @@ class ServiceProcess:
     """``platforma-c2d <command> --config <tmp>/c2d.toml`` as a child process.
 
     ``workdir``: where the config, journal and log go; ``overrides``: config
-    sections to change; ``command``: "serve" or "agi".
+    sections to change; ``command``: "serve" or "agi"; ``store_url``: the
+    journal's URL when it is not the SQLite file in ``workdir`` (the suite
+    on PostgreSQL, ``C2D_BENCH_STORE=postgresql``).
     """
 
-    def __init__(self, workdir: Path, overrides: dict | None = None, command: str = "serve"):
+    def __init__(self, workdir: Path, overrides: dict | None = None, command: str = "serve",
+                 store_url: str | None = None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.command = command
@@ -107,8 +119,10 @@ class ServiceProcess:
         if command == "serve":
             overrides.setdefault("http", {}).setdefault("listen", f"127.0.0.1:{free_port()}")
         self.db = self.workdir / "calls.sqlite3"
+        #: the journal's URL: the SQLite file ``db``, or ``store_url`` (a PostgreSQL database)
+        self.store_url = store_url or f"sqlite:///{self.db}"
         self.config_path = self.workdir / "c2d.toml"
-        self.config_path.write_text(render_config(overrides, f"sqlite:///{self.db}"))
+        self.config_path.write_text(render_config(overrides, self.store_url))
         listen = overrides.get("http", {}).get("listen", DEFAULTS["http"]["listen"])
         self.url = f"http://{listen}"
         self.log_path = self.workdir / f"{command}.log"

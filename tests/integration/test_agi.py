@@ -43,7 +43,7 @@ def start_agi_named(make_service, name, overrides=None):
         assert svc.proc.poll() is None, svc.tail_log()
         assert time.monotonic() < deadline, "agi server did not start: " + svc.tail_log()
         time.sleep(0.05)
-    return svc, Journal(f"sqlite:///{svc.db}")
+    return svc, Journal(svc.store_url)
 
 
 @pytest.fixture

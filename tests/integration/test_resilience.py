@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.bench.proxy import TcpProxy
-from tests.bench.service import free_port
+from tests.bench.service import free_port, sqlite_only
 from tests.bench.sipp import uac_scenario, uas_scenario
 
 AGENT_PORT, TRUNK_PORT = 5071, 5070
@@ -177,6 +177,7 @@ def test_browser_call_taken_back_after_a_restart_is_not_cut_by_the_agent_ring_ti
     assert asterisk.wait_idle() == ([], [])
 
 
+@sqlite_only
 def test_browser_call_not_yet_journalled_when_the_service_died_is_taken_after_the_restart(
         asterisk, make_service, sipp):
     """The service died while the browser's call waited for its first record
@@ -241,6 +242,7 @@ def test_callee_answered_while_the_service_was_down_is_not_dialled_again(asteris
     assert asterisk.wait_idle() == ([], [])
 
 
+@sqlite_only
 def test_orphan_legs_of_a_lost_call_are_torn_down_on_start(asterisk, service, sipp):
     sipp("agent", AGENT_PORT, uas_scenario())
     sipp("trunk", TRUNK_PORT, uas_scenario())

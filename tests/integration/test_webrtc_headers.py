@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from tests.bench.service import sqlite_only
 from tests.bench.sipp import sip_user, uac_scenario, uas_scenario
 from tests.integration.test_rest_calls import assert_cdr_tagged, assert_trunk_never_saw
 
@@ -121,6 +122,7 @@ def test_invalid_values_are_refused_and_nothing_is_dialled(asterisk, service, si
     assert call["state"] == "ended" and call["reason"] == "rejected" and call["origin"] == "webrtc"
 
 
+@sqlite_only
 def test_a_refusal_is_on_disk_before_the_phone_hears_it(asterisk, service, sipp):
     """SPEC §9: the refused attempt is written before the 403 goes out."""
     lock = sqlite3.connect(service.db, timeout=5)
