@@ -55,6 +55,7 @@ from bench.floor import AriFloor
 from bench.httpclient import HttpError, HttpPool
 from bench.observer import Observer
 from bench.procstat import cpu_seconds, memory_kb
+from bench.receiver import Receiver
 from tests.bench.asterisk import ARI_PASSWORD, ARI_USER, OVERLAY_DIR, AsteriskBench
 from tests.bench.root import ensure_root
 from tests.bench.service import ServiceProcess
@@ -1097,6 +1098,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="endurance only (bench/endurance.py): find the service's capacity, then place "
                         "calls at half of it for SECONDS, sampling fds, threads and memory of the "
                         "service and Asterisk; --set soak_rate=R skips the ramp")
+    p.add_argument("--webhook", action="store_true",
+                   help="events on: the service delivers every call event to one local webhook "
+                        "receiver that answers 204 (bench/receiver.py)")
     p.add_argument("--from-json", metavar="FILE",
                    help="do not run: print the table of an earlier run's JSON (with --update-docs: "
                         "put it into docs/performance.md)")
@@ -1120,7 +1124,19 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"--set: no plan field {key!r} (fields: {', '.join(Plan.__dataclass_fields__)})")
         setattr(plan, key, json.loads(value))
         mode += f" {key}={value}"
-    res = asyncio.run(run(plan, mode, args.profile))
+    receiver = None
+    if args.webhook:
+        receiver = Receiver().start()
+        SERVICE_OVERRIDES["webhooks"] = {"endpoints": [{"url": receiver.url, "secret": "bench-secret"}]}
+        mode += " webhook"
+    try:
+        res = asyncio.run(run(plan, mode, args.profile))
+    finally:
+        if receiver is not None:
+            receiver.stop()
+    if receiver is not None:
+        res["webhook"] = {"received": receiver.received}
+        print(f"webhook receiver: {receiver.received} events delivered")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1))
