@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Run every test: unit tests, integration tests against the real Asterisk 22
 # bench with SIPp peers, and the real-browser WebRTC test.
-# Without arguments, the tests marked admin_configs then run a second time on
-# the administrator-style Asterisk configs (C2D_BENCH_CONFIGS=admin), and the
-# tests named in tests/postgresql-suite.txt on PostgreSQL as the store
-# (C2D_BENCH_STORE=postgresql).
+# Unless the arguments name tests (a path), the tests marked admin_configs
+# then run a second time on the administrator-style Asterisk configs
+# (C2D_BENCH_CONFIGS=admin), and the tests named in
+# tests/postgresql-suite.txt on PostgreSQL as the store
+# (C2D_BENCH_STORE=postgresql). Options alone (-q, -p ...) keep both passes.
 # Installs what it needs first (scripts/setup.sh). Extra arguments go to pytest.
 # Afterwards it checks that the bench left nothing behind: no process
 # chrooted into a bench root and no bind mount under it.
@@ -16,16 +17,20 @@ if [ -f scripts/install-browser.sh ]; then
 fi
 .venv/bin/python -m pytest "$@"
 status=$?
-if [ $# -eq 0 ] && [ -z "${C2D_BENCH_CONFIGS:-}" ]; then
+whole=1        # no argument names a test file or directory: the whole suite ran
+for arg in "$@"; do
+    [ -e "${arg%%::*}" ] && whole=0
+done
+if [ $whole -eq 1 ] && [ -z "${C2D_BENCH_CONFIGS:-}" ]; then
     # The key promises once more, on an administrator's own Asterisk configs
     # (tests/README.md): none may depend on a value of asterisk_conf/.
-    C2D_BENCH_CONFIGS=admin .venv/bin/python -m pytest -q -m admin_configs tests/integration || status=1
+    C2D_BENCH_CONFIGS=admin .venv/bin/python -m pytest -q -p no:cacheprovider -rfE -m admin_configs tests/integration || status=1
 fi
-if [ $# -eq 0 ] && [ -z "${C2D_BENCH_STORE:-}" ]; then
+if [ $whole -eq 1 ] && [ -z "${C2D_BENCH_STORE:-}" ]; then
     # The single-node suite's key promises on PostgreSQL as the store: REST,
     # WebRTC, FastAGI, restarts and events, each service on a database of a
     # PostgreSQL server started once for this run (tests/bench/postgres.py).
-    C2D_BENCH_STORE=postgresql .venv/bin/python -m pytest -q \
+    C2D_BENCH_STORE=postgresql .venv/bin/python -m pytest -q -p no:cacheprovider -rfE \
         tests/integration/test_rest_calls.py tests/integration/test_webrtc_headers.py \
         tests/integration/test_agi.py tests/integration/test_resilience.py tests/integration/test_events.py \
         -k "$(cat tests/postgresql-suite.txt | grep -v '^#' | paste -sd' ' | sed 's/ / or /g')" || status=1
