@@ -38,6 +38,7 @@ from datetime import timedelta
 
 from platforma_c2d import rules
 from platforma_c2d.agi.trust import check_secret, read_identity
+from platforma_c2d.calls import sipheaders
 from platforma_c2d.calls.errors import C2DError
 from platforma_c2d.calls.model import Call, EndedBy, Leg, Origin, Reason, State, new_call_id
 from platforma_c2d.calls.policy import Policy
@@ -215,25 +216,26 @@ class AgiScripts:
         return STATUS_UNKNOWN_SCRIPT
 
     # ------------------------------------------------------------------
-    def _read_field(self, agi, pjsip: bool, variable: str, header: str) -> tuple[str | None, bool]:
+    def _read_field(self, agi, pjsip: bool, variable: str, header: str,
+                    every: list) -> tuple[str | None, str | None]:
         """A channel variable when set, else the SIP header (PJSIP only).
 
-        Returns ``(value, repeated)``: ``value`` is ``None`` when neither is
+        Returns ``(value, problem)``: ``value`` is ``None`` when neither is
         given (an empty value is not given), read whole (``get_full``: past
-        ``GET VARIABLE``'s 1,024 bytes); ``repeated`` is True when the
-        header came twice — refused like on the WebRTC path (a proxy that
-        checked one copy must not be bypassed with the other).
-
-        Asterisk's ``PJSIP_HEADER`` cannot read a header longer than 4,095
-        bytes, and fails the same way for a missing one: such a header
-        counts as not given, exactly as if it had been left out.
+        ``GET VARIABLE``'s 1,024 bytes); ``problem`` is None or why the
+        header is refused, like on the WebRTC path: given twice (a proxy
+        that checked one copy must not be bypassed with the other), or
+        present but longer than Asterisk reads (4,095 bytes), never taken
+        as absent (SPEC §4, :func:`platforma_c2d.calls.sipheaders.judge`).
+        ``every``: a one-item cache of ``PJSIP_HEADERS()``, read once.
         """
         value = agi.get_full(variable)
         if value or not pjsip:
-            return value or None, False
-        value = agi.get_full(f"PJSIP_HEADER(read,{header})")
-        repeated = bool(agi.get_full(f"PJSIP_HEADER(read,{header},2)"))
-        return value or None, repeated
+            return value or None, None
+        first, second, listed = (agi.get_full(fn) or None for fn in sipheaders.functions(header))
+        if not every:
+            every.append(agi.get_full(sipheaders.ALL_HEADERS) or None)
+        return sipheaders.judge(header, first, second, listed, every[0])
 
     def check_call(self, agi) -> str:
         """The ``click2dial`` script; returns the ``C2D_STATUS`` it set.
@@ -257,9 +259,11 @@ class AgiScripts:
         pjsip = ident.tech == "PJSIP"
         agent = ident.endpoint or agent_from_channel_name(ident.name)
         callee = ident.exten
-        outbound_id, outbound_id_twice = self._read_field(agi, pjsip, "C2D_OUTBOUND_ID",
-                                                          HEADER_OUTBOUND_ID)
-        call_ref, call_ref_twice = self._read_field(agi, pjsip, "C2D_CALL_REF", HEADER_CALL_REF)
+        every: list = []
+        outbound_id, outbound_id_problem = self._read_field(agi, pjsip, "C2D_OUTBOUND_ID",
+                                                            HEADER_OUTBOUND_ID, every)
+        call_ref, call_ref_problem = self._read_field(agi, pjsip, "C2D_CALL_REF",
+                                                      HEADER_CALL_REF, every)
         agi.check_in_step()
 
         call = Call(id=new_call_id(), origin=Origin.AGI, agent=journal_text(agent, 16),
@@ -270,11 +274,10 @@ class AgiScripts:
         # The channel's ARI id: DELETE /click2dial/calls/{id} hangs it up.
         call.agent_leg = Leg("agent", ident.uniqueid, started=True, up=True)
         try:
-            if outbound_id_twice or call_ref_twice:
-                raise rules.ValidationError({
-                    name: f"{header} given more than once" for name, header, twice in (
-                        ("outbound_id", HEADER_OUTBOUND_ID, outbound_id_twice),
-                        ("call_ref", HEADER_CALL_REF, call_ref_twice)) if twice})
+            if outbound_id_problem or call_ref_problem:
+                raise rules.ValidationError({name: problem for name, problem in (
+                    ("outbound_id", outbound_id_problem), ("call_ref", call_ref_problem))
+                    if problem})
             req = rules.validate_fields(agent=agent, callee=callee, outbound_id=outbound_id,
                                         call_ref=call_ref)
             self.policy.check(req)

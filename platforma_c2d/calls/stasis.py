@@ -17,7 +17,7 @@ import re
 
 from platforma_c2d import rules
 from platforma_c2d.ari.client import AriClient, AriError
-from platforma_c2d.calls import causes
+from platforma_c2d.calls import causes, sipheaders
 from platforma_c2d.calls.engine import LEG_PREFIX, CallEngine
 from platforma_c2d.calls.errors import C2DError
 from platforma_c2d.calls.model import Call, Leg, Origin, new_call_id
@@ -194,34 +194,34 @@ class StasisApp:
         agent = match.group(1) if match else ""
         callee = (channel.get("dialplan") or {}).get("exten", "")
         try:
-            # Each header's first and second copy, in one concurrent round trip.
+            # Each header's copies and the header names, in one concurrent round trip.
+            names = (HEADER_OUTBOUND_ID, HEADER_CALL_REF)
+            reads = [fn for name in names for fn in sipheaders.functions(name)]
             values = await asyncio.gather(*(
-                self.ari.get_variable(chan_id, f"PJSIP_HEADER(read,{name}{nth})")
-                for nth in ("", ",2") for name in (HEADER_OUTBOUND_ID, HEADER_CALL_REF)),
+                self.ari.get_variable(chan_id, fn) for fn in (*reads, sipheaders.ALL_HEADERS)),
                 return_exceptions=True)
             for value in values:
                 if isinstance(value, BaseException):
                     raise value
-            outbound_id, call_ref, outbound_id_2, call_ref_2 = values
-            # A header given twice is refused: a proxy that checked the other
-            # copy must not be bypassed (REST refuses duplicate keys too).
-            repeated = [name for name, second in ((HEADER_OUTBOUND_ID, outbound_id_2),
-                                                  (HEADER_CALL_REF, call_ref_2)) if second is not None]
+            # A header given twice is refused (a proxy that checked the other
+            # copy must not be bypassed; REST refuses duplicate keys too), and
+            # so is one too long to read whole (SPEC §4).
+            (outbound_id, out_problem), (call_ref, ref_problem) = (
+                sipheaders.judge(name, *values[3 * i:3 * i + 3], values[-1])
+                for i, name in enumerate(names))
+            problems = {field: problem for field, problem in (
+                ("outbound_id", out_problem), ("call_ref", ref_problem)) if problem}
         except AriError as exc:
             log.warning("cannot read the X-Platforma headers of %s: %s", chan_id, exc)
             await self.ari.hangup(chan_id, reason_code=causes.CAUSE_CONGESTION)
             return None
-        outbound_id = outbound_id or None   # an empty header is no header
-        call_ref = call_ref or None
         call = Call(id=new_call_id(), origin=Origin.WEBRTC, agent=_printable(agent),
                     callee=_printable(callee), outbound_id=_printable(outbound_id or ""),
                     clid="", call_ref=_printable(call_ref or "", rules.CALL_REF_MAX))
         call.agent_leg = Leg("agent", chan_id, started=True, up=False)
         try:
-            if repeated:
-                raise rules.ValidationError({
-                    ("outbound_id" if name == HEADER_OUTBOUND_ID else "call_ref"): f"{name} given more than once"
-                    for name in repeated})
+            if problems:
+                raise rules.ValidationError(problems)
             req = rules.validate_fields(agent=agent, callee=callee, outbound_id=outbound_id,
                                         call_ref=call_ref)
             self.policy.check(req)

@@ -55,6 +55,17 @@ class FakeAsterisk(threading.Thread):
         self.commands: list[str] = []
         self.sets: list[tuple[str, str]] = []
 
+    def header_names(self, prefix: str) -> str:
+        """``PJSIP_HEADERS(prefix)`` as Asterisk 22 answers it: each copy's name, or
+        nothing when no header starts with ``prefix`` or one that does is over 4,095 bytes."""
+        headers = [("Via", "x"), ("From", "x"), ("To", "x")] + [
+            (m.group(1), value) for key, value in self.variables.items()
+            if (m := re.fullmatch(r"PJSIP_HEADER\(read,([^,]+)(?:,2)?\)", key))]
+        matched = [(n, v) for n, v in headers if n.lower().startswith(prefix.lower())]
+        if any(len(v) > 4095 for _n, v in matched):
+            return ""
+        return ",".join(n for n, _v in matched)
+
     def run(self):
         f = self.sock.makefile("rwb")
         try:
@@ -80,6 +91,8 @@ class FakeAsterisk(threading.Thread):
                     # The channel's identity is the environment's unless a test says otherwise.
                     name = get_full.group(1)
                     value = self.variables.get(name, self.env.get(IDENTITY.get(name, ""), ""))
+                    if name.startswith("PJSIP_HEADERS("):
+                        value = self.header_names(name[len("PJSIP_HEADERS("):-1])
                     if len(value) > 4095 and get_full.group(1).endswith(")"):
                         value = ""
                     f.write(f"200 result=1 ({value})\n".encode())

@@ -86,7 +86,8 @@ class ScriptedAri:
                 if sent.method == method and sent.path.startswith(prefix):
                     await hook(sent)
             for (method, prefix), code in self.status.items():
-                if sent.method == method and sent.path.startswith(prefix):
+                code = code(sent) if callable(code) else code   # a callable may pick by query
+                if code and sent.method == method and sent.path.startswith(prefix):
                     return web.json_response({"message": "scripted"}, status=code)
             found = [(len(prefix), body) for (method, prefix), body in self.answers.items()
                      if sent.method == method and sent.path.startswith(prefix)]
@@ -414,8 +415,11 @@ def test_a_browser_call_being_handled_during_a_reconnect_is_not_taken_twice(worl
         await release.wait()
 
     script.before_reply[("GET", f"/ari/channels/{browser['id']}/variable")] = slow_header_read
-    # No X-Platforma headers: Asterisk answers 500 to PJSIP_HEADER(read,...).
-    script.status[("GET", f"/ari/channels/{browser['id']}/variable")] = 500
+    # No X-Platforma headers: Asterisk answers 500 to PJSIP_HEADER(read,...)
+    # and PJSIP_HEADERS(X-Platforma-...), and lists the others' names.
+    script.status[("GET", f"/ari/channels/{browser['id']}/variable")] = (
+        lambda sent: None if sent.query.get("variable") == "PJSIP_HEADERS()" else 500)
+    script.answers[("GET", f"/ari/channels/{browser['id']}/variable")] = {"value": "Via,From,To"}
     script.answers[("GET", "/ari/channels")] = [browser]
     script.answers[("GET", "/ari/bridges")] = []
 

@@ -1,0 +1,63 @@
+"""Reading an X-Platforma header whole, or refusing it (SPEC §4).
+
+Asterisk reads a SIP header through ``PJSIP_HEADER(read,NAME[,N])`` into a
+4,096-byte buffer: a header longer than 4,095 bytes fails exactly like a
+missing one. ``PJSIP_HEADERS(PREFIX)`` lists the names of the INVITE's
+headers starting with ``PREFIX`` (case-insensitively, each copy of a
+repeated header listed again, comma-separated), and fails when none starts
+with it or when one of them cannot be printed whole; ``PJSIP_HEADERS()``
+(no prefix) lists every header, and fails only when one of them, whatever
+its name, cannot be read whole. Read together, they tell a header that is
+absent from one that is present but unreadable, and a second copy even when
+that copy is too long to read (checked against Asterisk 22 by
+tests/integration/test_long_headers.py).
+"""
+
+from __future__ import annotations
+
+ALL_HEADERS = "PJSIP_HEADERS()"
+
+
+def functions(name: str) -> tuple[str, str, str]:
+    """The dialplan functions to read for header ``name``, in :func:`judge`'s order.
+
+    The first copy, the second copy and the list of header names starting
+    with ``name``; :data:`ALL_HEADERS` is read once for all headers.
+    """
+    return (f"PJSIP_HEADER(read,{name})", f"PJSIP_HEADER(read,{name},2)",
+            f"PJSIP_HEADERS({name})")
+
+
+def judge(name: str, first: str | None, second: str | None, listed: str | None,
+          every: str | None) -> tuple[str | None, str | None]:
+    """Header ``name``'s value, or why it is refused: ``(value, problem)``.
+
+    ``first``, ``second``, ``listed``: what :func:`functions` read (None or
+    ``""`` when Asterisk could not read it); ``every``: what
+    :data:`ALL_HEADERS` read. ``value`` is None when the header is not given
+    (an empty header is not given). ``problem`` is None, or the message of
+    the refusal (SPEC §4: a header given twice, or present but not readable
+    whole, is refused with 403, never taken as absent). When some header of
+    the INVITE cannot be read whole and ``name`` cannot be read either,
+    Asterisk cannot tell whether that header is ``name``: refused too.
+    """
+    repeated = f"{name} given more than once"
+    unreadable = f"{name} could not be read whole (over 4,095 bytes)"
+    if second:
+        return None, repeated
+    if listed:
+        copies = sum(1 for item in listed.split(",") if item.strip().lower() == name.lower())
+        if copies > 1:
+            return None, repeated
+        # Listed whole: each copy printed whole, so the first read whole too
+        # ("" is an empty header, or over AGI a read that failed: not given).
+        return first or None, None
+    # No header starts with ``name``, or one that does cannot be printed whole.
+    if first:
+        return None, repeated          # the first copy reads: another copy does not
+    if not every:
+        return None, unreadable        # absent or too long: Asterisk cannot say which
+    return None, None
+
+
+__all__ = ["ALL_HEADERS", "functions", "judge"]
