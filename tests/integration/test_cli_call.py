@@ -79,7 +79,8 @@ def test_ctrl_c_hangs_the_call_up(asterisk, make_service, sipp):
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, (out, err)
     assert "interrupted: cancelling call" in err and "Traceback" not in err
-    assert '"reason": "cancelled"' in out
+    # SPEC §2: hung up through the API after the callee answered: completed, by the API.
+    assert '"reason": "completed"' in out and '"ended_by": "api"' in out, out
     assert agent.wait_for(lambda m: m.direction == "received" and m.method == "BYE")
     assert asterisk.wait_idle() == ([], [])
 
