@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from datetime import timedelta
 
 from platforma_c2d import rules
@@ -158,6 +159,28 @@ def ended_by_for_dial(dialstatus: str, hangupcause: str, hangup_source: str, own
     return EndedBy.SYSTEM
 
 
+def final_outcome(row: dict, dialstatus: str, hangupcause: str, hangup_source: str,
+                  own_channel: str) -> tuple[Reason, EndedBy, bool]:
+    """The reason and ``ended_by`` an open AGI call ends with, and whether
+    they were noted before (a cancel through the API, kept in the row's
+    ``reason``/``ended_by`` by ``Journal.mark_outcome``).
+
+    ``row``: the call's journal row; the other arguments as for
+    :func:`reason_for_dial` and :func:`ended_by_for_dial`. A noted cancel
+    of an answered call is ``completed`` (SPEC §2 DELETE); a busy, no
+    answer or unreachable outcome of ``Dial()`` stands over a noted one.
+    Used by the hangup script and by the service following the channel.
+    """
+    noted = row.get("reason") if row.get("reason") in {r.value for r in Reason} else None
+    if dialstatus in ("BUSY", "NOANSWER", "CONGESTION", "CHANUNAVAIL"):
+        noted = None   # Dial() had its outcome before the cancel: it stands
+    if noted:
+        reason = Reason.COMPLETED if noted == Reason.CANCELLED.value and dialstatus == "ANSWER" else Reason(noted)
+        return reason, (EndedBy(row["ended_by"]) if row.get("ended_by") else EndedBy.API), True
+    return (reason_for_dial(dialstatus, hangupcause),
+            ended_by_for_dial(dialstatus, hangupcause, hangup_source, own_channel), False)
+
+
 def answered_seconds(answered_time_ms: str, answered_time: str) -> float | None:
     """Talk time in seconds from Dial()'s ``ANSWEREDTIME_MS`` (preferred)
     or ``ANSWEREDTIME`` (whole seconds); ``None`` when neither is a number."""
@@ -186,14 +209,19 @@ class AgiScripts:
     allowed CLIDs and destinations; ``dial``: ``[dial]``, whose callee ring timeout and maximum
     call duration are handed to the dialplan's ``Dial()`` (defaults when
     ``None``); ``secret``: ``[agi] secret``, the shared secret every
-    session must give as its first ``AGI()`` argument (``""``: none asked).
-    Methods take an :class:`~platforma_c2d.agi.channel.AgiChannel` and are
+    session must give as its first ``AGI()`` argument (``""``: none asked);
+    ``follow``: called with an accepted call's channel id (UNIQUEID) before
+    ``C2D_STATUS=OK``, so that the service follows the channel to its end
+    (:class:`~platforma_c2d.agi.follow.ChannelFollow.subscribe`; ``None``:
+    only the hangup script ends calls). Methods take an :class:`~platforma_c2d.agi.channel.AgiChannel` and are
     safe to call from many threads at once.
     """
 
     def __init__(self, journal: Journal, picker: ClidPicker, policy: Policy,
-                 dial: DialConfig | None = None, secret: str = ""):
+                 dial: DialConfig | None = None, secret: str = "",
+                 follow: Callable[[str], bool] | None = None):
         self.journal, self.picker, self.policy = journal, picker, policy
+        self.follow = follow
         self.dial = dial or DialConfig()
         self.secret = secret
 
@@ -299,7 +327,10 @@ class AgiScripts:
             call.end(Reason.FAILED)
             self._record(agi, call, "failed: could not answer the dialplan")
             raise
-        # From here the hangup handler (C2D_CALL_ID) owns the end of the call.
+        # From here the hangup handler (C2D_CALL_ID), or else the service
+        # following the channel, owns the end of the call.
+        if self.follow is not None:
+            self.follow(ident.uniqueid)
         for name, value in (
             ("C2D_CALLEE", call.callee),
             ("C2D_CLID", clid),
@@ -383,16 +414,8 @@ class AgiScripts:
         dialstatus, cause = agi.get("DIALSTATUS"), agi.get("HANGUPCAUSE")
         talk_s = answered_seconds(agi.get("ANSWEREDTIME_MS"), agi.get("ANSWEREDTIME"))
         call = _call_from_row(row)
-        noted = row["reason"] if row["reason"] in {r.value for r in Reason} else None
-        if dialstatus in ("BUSY", "NOANSWER", "CONGESTION", "CHANUNAVAIL"):
-            noted = None   # Dial() had its outcome before the cancel: it stands
-        if noted:   # through the API: completed if the callee had answered (SPEC §2 DELETE)
-            reason = Reason.COMPLETED if noted == Reason.CANCELLED.value and dialstatus == "ANSWER" else Reason(noted)
-            by = EndedBy(row["ended_by"]) if row.get("ended_by") else EndedBy.API
-        else:
-            reason = reason_for_dial(dialstatus, cause)
-            by = ended_by_for_dial(dialstatus, cause, agi.get("CHANNEL(hangupsource)"),
-                                   getattr(agi, "env", {}).get("agi_channel", ""))
+        reason, by, noted = final_outcome(row, dialstatus, cause, agi.get("CHANNEL(hangupsource)"),
+                                          getattr(agi, "env", {}).get("agi_channel", ""))
         call.end(reason, by)
         if talk_s is not None and (reason is Reason.COMPLETED or (noted and dialstatus == "ANSWER")):
             call.answered_at = call.ended_at - timedelta(seconds=talk_s)

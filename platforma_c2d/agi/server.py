@@ -23,6 +23,7 @@ import socketserver
 import threading
 
 from platforma_c2d.agi.channel import AgiChannel, AgiClosed, LineWriter
+from platforma_c2d.agi.follow import ChannelFollow
 from platforma_c2d.agi.scripts import AgiScripts
 from platforma_c2d.agi.trust import SAMPLE_SECRET, AgiRefused
 from platforma_c2d.calls.policy import Policy
@@ -86,7 +87,8 @@ class AgiServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     daemon_threads = False
     block_on_close = True
-    request_queue_size = 128
+    #: listen backlog: a burst of calls queues here while sessions start
+    request_queue_size = 512
 
     def __init__(self, address: tuple[str, int], scripts: AgiScripts, *,
                  max_connections: int, read_timeout_s: float):
@@ -100,7 +102,8 @@ class AgiServer(socketserver.ThreadingTCPServer):
     def process_request(self, request, client_address) -> None:
         """Serve the connection in a new thread if a slot is free, else close it."""
         if not self._slots.acquire(blocking=False):
-            log.warning("AGI connection from %s:%s refused: %d sessions already running",
+            log.warning("AGI connection from %s:%s refused: %d sessions already running "
+                        "([agi] max_connections reached; Asterisk reports 'Couldn't connect')",
                         *client_address[:2], self.max_connections)
             self.shutdown_request(request)
             return
@@ -129,7 +132,7 @@ def build_server(cfg: Config, journal: Journal) -> AgiServer:
     the listening socket; raises ``OSError`` when that fails."""
     picker = ClidPicker(cfg.clid, ClidStore(journal.engine))
     scripts = AgiScripts(journal, picker, Policy(cfg.clid, cfg.policy), dial=cfg.dial,
-                         secret=cfg.agi.secret)
+                         secret=cfg.agi.secret, follow=ChannelFollow(cfg.ari).subscribe)
     return AgiServer((cfg.agi.host, cfg.agi.port), scripts,
                      max_connections=cfg.agi.max_connections,
                      read_timeout_s=cfg.agi.read_timeout_s)

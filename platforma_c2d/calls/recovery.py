@@ -8,6 +8,8 @@ the channels and bridges Asterisk has now — and makes them agree:
   to ``CallEngine.resume`` (go on, or end with the right reason);
 * calls whose legs vanished while the socket was down are ended (their
   hangup events were lost);
+* open AGI calls (``origin: agi``) are ended when their channel is gone,
+  else followed again (``calls.agi_follower``);
 * a browser's channel waiting in the app that no call holds is a WebRTC
   call whose StasisStart was handled by no run (the service died before
   its first record reached the disk): it is taken as a new call now, or
@@ -74,10 +76,13 @@ async def reconcile(engine: CallEngine, ari: AriClient, stasis: "StasisApp | Non
     channels = {c["id"]: c for c in await ari.channels()}
     bridges = {b["id"]: b for b in await ari.bridges()}
     await engine.flush()  # a call ended a moment ago must not read as unfinished
-    for row in engine.journal.unfinished():
+    open_rows = engine.journal.unfinished()
+    for row in open_rows:
         if row["id"] in engine.calls or row["origin"] == Origin.AGI.value:
-            continue  # AGI calls are routed by the dialplan; its hangup handler ends them
+            continue  # AGI calls are routed by the dialplan: followed, not resumed
         await engine.resume(call_from_row(row, channels), bridges)
+    if stasis is not None:   # channel gone: end the call; still up: follow it again
+        await stasis.agi_follower.reconcile(open_rows, channels)
     for call in list(engine.calls.values()):
         for leg in call.legs():
             if not leg.gone and leg.started and leg.channel_id not in channels:

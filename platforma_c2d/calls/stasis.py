@@ -18,6 +18,7 @@ import re
 from platforma_c2d import rules
 from platforma_c2d.ari.client import AriClient, AriError
 from platforma_c2d.calls import causes, sipheaders
+from platforma_c2d.calls.agi_follower import AgiFollower
 from platforma_c2d.calls.engine import LEG_PREFIX, CallEngine
 from platforma_c2d.calls.errors import C2DError
 from platforma_c2d.calls.model import Call, Leg, Origin, new_call_id
@@ -58,6 +59,8 @@ class StasisApp:
         self._tails: dict[str, asyncio.Task] = {}
         #: browser channels taken by ``adopt`` whose StasisStart may still be queued
         self._adopted: set[str] = set()
+        #: ends AGI calls whose channels the AGI server handed to the app (SPEC §6)
+        self.agi_follower = AgiFollower(engine, ari)
 
     async def filter_events(self) -> None:
         """``PUT /applications/{app}/eventFilter``: only ``EVENT_TYPES`` (after every connect).
@@ -97,6 +100,9 @@ class StasisApp:
     def _key(self, event: dict) -> str:
         channel = (event.get("peer") if event.get("type") == "Dial" else event.get("channel")) or {}
         chan_id = channel.get("id", "")
+        caller = (event.get("caller") or {}).get("id", "") if event.get("type") == "Dial" else ""
+        if caller and caller not in self.engine.by_channel and chan_id not in self.engine.by_channel:
+            return caller   # a followed AGI channel's Dial: in order with its ChannelDestroyed
         call = self.engine.by_channel.get(chan_id)
         return call.agent_leg.channel_id if call is not None and call.agent_leg else chan_id
 
@@ -125,6 +131,11 @@ class StasisApp:
             return
         call = self.engine.by_channel.get(chan_id)
         leg = call.leg_by_channel(chan_id) if call else None
+        if call is None and kind in ("Dial", "ChannelHangupRequest", "ChannelDestroyed"):
+            ended = self.agi_follower.on_event(event)   # an AGI channel, or nothing of ours
+            if ended is not None:
+                await ended
+            return
         if kind == "StasisStart":
             if leg is not None:
                 await self.engine.on_stasis_start(call, leg, channel.get("state", ""))

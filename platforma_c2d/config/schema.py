@@ -307,7 +307,7 @@ class AgiConfig(_Listener):
     """``[agi]``: the FastAGI server (SPEC section 6)."""
 
     listen: str = _opt("127.0.0.1:4573", "str", _LISTEN.format(4573), _ok_listen)
-    max_connections: int = _opt(64, "int", "a positive integer (connections, at most 100000)",
+    max_connections: int = _opt(256, "int", "a positive integer (connections, at most 100000)",
                                 _in_range(0, 100_000))
     read_timeout_s: float = _opt(10.0, "float", _FSECONDS, _fseconds)
     # The first AGI() argument of every session must equal it (docs/security.md).

@@ -1,0 +1,65 @@
+"""SPEC §6: an AGI call is never left open in the journal, whatever hangup
+handler the dialplan has or lacks, and a hundred calls arriving at once are
+all served.
+
+With the administrator-style configs (C2D_BENCH_CONFIGS=admin) phone 3001
+goes to the administrator's own ``[from-internal]``: AGI, check
+``C2D_STATUS``, ``Dial`` — no hangup handler of ours, so only the service
+following the channel (the AGI server hands it to the Stasis app) can end
+the call. With our configs our hangup handler ends it; both must hold.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.bench.sipp import uas_scenario
+from tests.integration.test_agi import TRUNK_PORT, dial, final_responses, start_agi_named, wait_calls
+
+pytestmark = pytest.mark.admin_configs
+
+# The administrator's AGI() line gives no secret.
+NO_SECRET = {"agi": {"secret": ""}}
+
+
+def agi_and_service(make_service, name):
+    """``agi`` and ``serve`` sharing one journal (``serve`` connected to ARI first)."""
+    make_service(NO_SECRET, name=name)
+    return start_agi_named(make_service, name, NO_SECRET)
+
+
+def test_agi_calls_end_in_the_journal_with_their_outcome(asterisk, make_service, sipp):
+    _agi, journal = agi_and_service(make_service, "followed")
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=200))
+    phone = dial(sipp, talk_ms=1500)
+    assert phone.wait(timeout=20) == 0, phone.messages()
+    trunk.stop()
+    [answered] = wait_calls(journal)
+    assert answered["state"] == "ended", answered
+    assert answered["reason"] == "completed" and answered["ended_by"] == "agent", answered
+    assert answered["answered_at"] and answered["duration_s"] >= 1, answered
+
+    sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=200, reject_code=486))
+    busy_phone = dial(sipp, callee="0215550101")
+    assert final_responses(busy_phone) != []
+    calls = wait_calls(journal, count=2)
+    busy = next(c for c in calls if c["callee"] == "0215550101")
+    assert (busy["state"], busy["reason"], busy["ended_by"]) == ("ended", "callee_busy", "callee"), busy
+    assert busy["answered_at"] is None
+
+
+def test_a_hundred_agi_calls_at_once_are_all_journalled_and_completed(asterisk, make_service, sipp):
+    _agi, journal = agi_and_service(make_service, "burst")
+    n = 100
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(talk_ms=1500))
+    started = time.monotonic()
+    phone = dial(sipp, calls=n, rate=400, wait_bye=True, talk_ms=None)
+    assert phone.wait(timeout=45) == 0, "some calls failed: " + str(final_responses(phone, n, 1))
+    assert final_responses(phone, count=n) == [200] * n
+    assert len(trunk.received("INVITE")) == n
+    calls = wait_calls(journal, count=n, timeout=20)
+    assert len(calls) == n
+    assert [c for c in calls if (c["state"], c["reason"], c["origin"]) != ("ended", "completed", "agi")] == []
+    assert time.monotonic() - started < 60
