@@ -130,6 +130,11 @@ class AgiFollower:
             if row["origin"] != Origin.AGI.value or not chan_id:
                 continue
             if chan_id in channels:
+                live = channels[chan_id]
+                if live.get("state") == "Up" and (live.get("dialplan") or {}).get("app_name") == "Dial":
+                    # Dial() answers the caller when the callee answers: its ANSWER
+                    # came while the app was away (when exactly is not known).
+                    self._dial.setdefault(chan_id, ("ANSWER", None))
                 try:
                     await self.ari.request("POST", f"/applications/{self.ari.app}/subscription",
                                            params={"eventSource": f"channel:{chan_id}"})

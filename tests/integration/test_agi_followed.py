@@ -55,11 +55,38 @@ def test_a_hundred_agi_calls_at_once_are_all_journalled_and_completed(asterisk, 
     n = 100
     trunk = sipp("trunk", TRUNK_PORT, uas_scenario(talk_ms=1500))
     started = time.monotonic()
-    phone = dial(sipp, calls=n, rate=400, wait_bye=True, talk_ms=None)
+    phone = dial(sipp, calls=n, rate=400, wait_bye=True)
     assert phone.wait(timeout=45) == 0, "some calls failed: " + str(final_responses(phone, n, 1))
     assert final_responses(phone, count=n) == [200] * n
-    assert len(trunk.received("INVITE")) == n
+    # one dialog each (re-INVITEs of direct media on the administrator's trunk aside)
+    assert len({m.header("Call-ID")[0] for m in trunk.received("INVITE")}) == n
     calls = wait_calls(journal, count=n, timeout=20)
     assert len(calls) == n
     assert [c for c in calls if (c["state"], c["reason"], c["origin"]) != ("ended", "completed", "agi")] == []
     assert time.monotonic() - started < 60
+
+
+def test_agi_calls_of_a_time_without_the_service_are_ended_or_followed_when_it_connects(
+        asterisk, make_service, sipp):
+    """The service was not running: a call that ended meanwhile is ended
+    ``failed`` when it connects (its outcome was lost), a call still up is
+    followed from then on and ends ``completed``."""
+    _agi, journal = start_agi_named(make_service, "later", NO_SECRET)
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
+    short = dial(sipp, callee="0215550101", talk_ms=300)
+    assert short.wait(timeout=20) == 0
+    long = dial(sipp, callee="0215550102", talk_ms=6000)
+    deadline = time.monotonic() + 10      # the long call is answered (its ACK is the second)
+    while len(trunk.received("ACK")) < 2:
+        assert time.monotonic() < deadline, "the long call was not answered"
+        time.sleep(0.05)
+    admin = asterisk.configs == "admin"   # no hangup handler of ours: both are left open
+    before = {c["callee"]: c["state"] for c in
+              wait_calls(journal, count=2 if admin else 1, state="dialing_callee")}
+    make_service(NO_SECRET, name="later")              # reconciles on connect
+    assert long.wait(timeout=20) == 0
+    calls = {c["callee"]: c for c in wait_calls(journal, count=2)}
+    if admin:
+        assert before == {"0215550101": "dialing_callee", "0215550102": "dialing_callee"}
+        assert (calls["0215550101"]["state"], calls["0215550101"]["reason"]) == ("ended", "failed")
+    assert (calls["0215550102"]["state"], calls["0215550102"]["reason"]) == ("ended", "completed")
