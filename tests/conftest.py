@@ -98,10 +98,18 @@ def service(make_service):
 @pytest.fixture(autouse=True)
 def _nothing_left_in_asterisk(request):
     """After each integration test: no channel and no bridge may remain (SPEC §3.4)."""
+    if "asterisk" in request.fixturenames:
+        ast = request.getfixturevalue("asterisk")
+        if ast.proc is None or ast.proc.poll() is not None:
+            ast.start()         # an earlier test stopped it (and failed for it, below)
     yield
     if "asterisk" not in request.fixturenames:
         return
     ast = request.getfixturevalue("asterisk")
+    if ast.proc is None or ast.proc.poll() is not None:
+        log_tail = ast.tail_log(15)
+        ast.start()             # the next tests get a running Asterisk again
+        pytest.fail(f"Asterisk stopped during the test (and was started again): {log_tail}")
     channels, bridges = ast.wait_idle(timeout=10)
     if channels or bridges:
         ast.hangup_everything()
