@@ -82,7 +82,9 @@ def test_cancel_while_ari_is_cut_is_refused_then_works_after_the_reconnect(aster
         time.sleep(0.2)
     r = svc.http.delete(f"/click2dial/calls/{call['id']}")
     assert r.status_code == 200, r.text
-    assert svc.wait_state(call["id"], "ended")["reason"] == "cancelled"
+    # SPEC §2: hung up through the API after the callee answered: completed, by the API.
+    ended = svc.wait_state(call["id"], "ended")
+    assert (ended["reason"], ended["ended_by"]) == ("completed", "api"), ended
     assert agent.wait_for(lambda m: m.direction == "received" and m.method == "BYE", timeout=10)
     assert asterisk.wait_idle() == ([], [])
 
