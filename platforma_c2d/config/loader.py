@@ -30,6 +30,7 @@ from typing import Any
 from platforma_c2d import rules
 from platforma_c2d.config.checks import _ok_http_url, _ok_printable, _ok_sha256, is_loopback, split_listen
 from platforma_c2d.config.pools import parse_pools, pool_problems
+from platforma_c2d.cluster.config import cluster_problems
 from platforma_c2d.config.schema import SECTIONS, Config, TokenConfig, WebhookEndpoint, _toml_key
 
 ENV_PREFIX = "PLATFORMA_C2D_"
@@ -364,6 +365,8 @@ def _cross_check(values: dict[str, dict[str, Any]], problems: list[str]) -> None
         names += [tok.name or f"named-token-{i + 1}" for i, tok in enumerate(named)]
         agents = {tok.name or f"named-token-{i + 1}": tok.agents for i, tok in enumerate(named)}
         pool_problems(clid, names, agents, problems)
+
+    cluster_problems(values, problems)
 
     agi_listen = values["agi"].get("listen")
     if listen and agi_listen and split_listen(listen) == split_listen(agi_listen):

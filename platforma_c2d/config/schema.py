@@ -34,6 +34,7 @@ from platforma_c2d.config.checks import (
     split_listen,
 )
 from platforma_c2d.config.pools import ClidPoolConfig
+from platforma_c2d.cluster.config import ClusterConfig
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("json", "text")
@@ -425,6 +426,7 @@ class Config:
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     log: LogConfig = field(default_factory=LogConfig)
     pages: PagesConfig = field(default_factory=PagesConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def redacted(self) -> dict[str, dict[str, Any]]:
         """Return the configuration as plain JSON-able data (section -> TOML
