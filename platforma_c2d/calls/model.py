@@ -280,7 +280,10 @@ def iso(t: datetime | None) -> str | None:
     """ISO 8601 UTC with milliseconds and a ``Z`` suffix, or None."""
     if t is None:
         return None
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+    # The year always has four digits (strftime writes 999 for 0999), so that
+    # the stored strings sort as the times do.
+    utc = t.astimezone(timezone.utc)
+    return f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
 
 
 def parse_iso(ts: str | None) -> datetime | None:

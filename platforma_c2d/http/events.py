@@ -24,52 +24,70 @@ MAX_EVENTS_PAGE = 500
 _MAX_ID = 10**18
 
 
-def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    if not raw.isascii() or not raw.isdigit() or not lo <= int(raw) <= hi:
-        raise InvalidRequest(f"bad {name}", {"fields": {name: f"an integer from {lo} to {hi}"}})
-    return int(raw)
+#: The query parameters of ``GET /click2dial/events``, each given at most once.
+PARAMETERS = ("after", "limit", "call_id", "agent")
 
 
-def _filters() -> tuple[str | None, tuple[str, ...] | None]:
+def _int_problem(raw: str, lo: int, hi: int) -> str | None:
+    if raw.isascii() and raw.isdigit() and lo <= int(raw) <= hi:
+        return None
+    return f"an integer from {lo} to {hi}"
+
+
+def _read_query() -> dict:
+    """The checked query: ``after`` (int), ``limit`` (int), ``call_id``, ``agent`` (str or None).
+
+    Raises ``InvalidRequest`` whose ``details.fields`` names every unknown
+    parameter, every parameter given twice and every bad value at once
+    (SPEC §1, §2), ``Last-Event-ID`` too.
+    """
+    args, bad = request.args, {}
+    for name in args:
+        if name not in PARAMETERS:
+            bad[ascii(name[:40])[1:-1]] = "unknown query parameter; known: " + ", ".join(PARAMETERS)
+        elif len(args.getlist(name)) > 1:
+            bad[name] = "given more than once"
+    checks = {"after": lambda v: _int_problem(v, 0, _MAX_ID),
+              "limit": lambda v: _int_problem(v, 1, MAX_EVENTS_PAGE),
+              "call_id": lambda v: None if len(v) == 32 and all(c in "0123456789abcdef" for c in v)
+              else "32 lowercase hex characters (a call id)",
+              "agent": lambda v: None if rules.is_agent(v) else rules.AGENT_FORMATS}
+    for name, check in checks.items():
+        value = args.get(name)
+        if value is not None and name not in bad and (problem := check(value)) is not None:
+            bad[name] = problem
+    last = request.headers.get("Last-Event-ID")
+    if last is not None:
+        last = last.strip()
+        if _int_problem(last, 0, _MAX_ID) is not None:
+            bad["Last-Event-ID"] = "an event id"
+    if bad:
+        raise InvalidRequest("bad query parameters: " + ", ".join(bad), {"fields": bad})
+    return {"after": int(last if last is not None else args.get("after", 0)),
+            "limit": int(args.get("limit", 100)), "call_id": args.get("call_id"), "agent": args.get("agent")}
+
+
+def _filters(query: dict) -> tuple[str | None, tuple[str, ...] | None]:
     """``(call_id, agents)`` from ``?call_id=``, ``?agent=`` and the caller's token;
     ``agents`` None when the filters leave nothing to see."""
-    call_id, agent = request.args.get("call_id"), request.args.get("agent")
-    bad = {}
-    if call_id is not None and not (len(call_id) == 32 and all(c in "0123456789abcdef" for c in call_id)):
-        bad["call_id"] = "32 lowercase hex characters (a call id)"
-    if agent is not None and not rules.is_agent(agent):
-        bad["agent"] = rules.AGENT_FORMATS
-    if bad:
-        raise InvalidRequest("bad event filter", {"fields": bad})
+    call_id, agent = query["call_id"], query["agent"]
     allowed = request.environ["c2d.caller"].agents
     if agent is not None:
         return call_id, ((agent,) if not allowed or agent in allowed else None)
     return call_id, tuple(allowed)
 
 
-def _cursor() -> int:
-    last = request.headers.get("Last-Event-ID")
-    if last is not None:
-        last = last.strip()
-        if not (last.isascii() and last.isdigit() and int(last) <= _MAX_ID):
-            raise InvalidRequest("bad Last-Event-ID", {"fields": {"Last-Event-ID": "an event id"}})
-        return int(last)
-    return _int_arg("after", 0, 0, _MAX_ID)
-
-
 @bp.get("/events")
 def events():
     """The events after the cursor: a JSON page (``Accept: application/json``) or a stream."""
-    after = _cursor()
-    call_id, agents = _filters()
+    query = _read_query()
+    after = query["after"]
+    call_id, agents = _filters(query)
     outbox = current_app.extensions["c2d.outbox"]
     wants_json = (request.accept_mimetypes.best_match(["text/event-stream", "application/json"])
                   == "application/json")
     if wants_json:
-        limit = _int_arg("limit", 100, 1, MAX_EVENTS_PAGE)
+        limit = query["limit"]
         rows = outbox.read(after, limit + 1, call_id, agents) if agents is not None else []
         page = [event_dict(r) for r in rows[:limit]]
         return jsonify({"events": page, "after": after, "next_after": page[-1]["id"] if page else after,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from datetime import datetime
+from datetime import datetime, timezone
 
 from platforma_c2d import contract
 from platforma_c2d.calls.errors import InvalidRequest
@@ -46,10 +46,14 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
 
 
 def _time(value: str) -> datetime:
+    """The time in UTC; ``ValueError`` without a zone, or outside years 1-9999 in UTC."""
     parsed = datetime.fromisoformat(value)       # ValueError when it is not ISO 8601
     if parsed.tzinfo is None:
         raise ValueError("no zone")
-    return parsed
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:                        # 0001-01-01T00:00+01:00 is in the year 0 in UTC
+        raise ValueError("out of range") from None
 
 
 def _one(param: contract.QueryParam, value: str):

@@ -147,3 +147,18 @@ def test_a_journal_of_an_earlier_version_gets_the_new_column_and_indexes(tmp_pat
         assert {"ix_calls_created_id", "ix_calls_call_ref", "ix_calls_updated"} <= names
     finally:
         journal.close()
+
+
+def test_a_time_at_the_edge_of_the_calendar_is_read_or_refused_never_an_internal_error(runtime, client):
+    call = add(runtime, 1)
+    # Before the year 1000: an ordinary time, before every call.
+    assert ids(client, "?created_before=0999-12-31T23:59:59Z") == []
+    assert ids(client, "?created_after=0999-12-31T23:59:59Z") == [call.id]
+    # In UTC these fall outside years 1-9999: refused by name, like any bad time.
+    for query in ("?created_after=0001-01-01T00:00:00%2B01:00", "?created_before=9999-12-31T23:59:59-01:00",
+                  "?updated_after=0001-01-01T00:30:00%2B01:00"):
+        r = client.get("/click2dial/calls" + query, headers=AUTH)
+        assert r.status_code == 400, (query, r.get_json())
+        name = query[1:].split("=")[0]
+        assert set(r.get_json()["details"]["fields"]) == {name}
+        assert "ISO 8601" in r.get_json()["details"]["fields"][name]

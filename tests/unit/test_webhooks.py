@@ -202,6 +202,21 @@ def test_bad_cursor_or_filter_is_400(limited, params, field):
     assert r.status_code == 400 and field in r.get_json()["details"]["fields"]
 
 
+def test_every_unknown_repeated_or_bad_parameter_of_the_events_is_named_at_once(limited):
+    client, _calls = limited
+    r = client.get("/click2dial/events?after=abc&limit=-1&agnet=1001&call_id=x&agent=1001&agent=1002",
+                   headers={"Authorization": f"Bearer {TOKEN}", "Accept": "application/json",
+                            "Last-Event-ID": "x"})
+    assert r.status_code == 400 and r.get_json()["error"] == "invalid-request"
+    fields = r.get_json()["details"]["fields"]
+    assert set(fields) == {"after", "limit", "agnet", "call_id", "agent", "Last-Event-ID"}
+    assert fields["agnet"].startswith("unknown query parameter; known: after, limit, call_id, agent")
+    assert fields["agent"] == "given more than once"
+    # The stream (no Accept: application/json) refuses the same way before it opens.
+    r = client.get("/click2dial/events?agnet=1001", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 400 and set(r.get_json()["details"]["fields"]) == {"agnet"}
+
+
 def test_stream_sends_stored_events_with_their_ids_and_resumes_after_last_event_id(limited):
     client, calls = limited
     auth = {"Authorization": f"Bearer {TOKEN}", "Accept": "text/event-stream"}
