@@ -36,4 +36,5 @@ def verify(secret: str, body: bytes, header: str, tolerance_s: int = 300, now: f
     if abs(now - t) > tolerance_s:
         return False
     expected = sign(secret, body, t).split("v1=", 1)[1]
-    return hmac.compare_digest(expected, parts.get("v1", ""))
+    # As bytes: compare_digest raises TypeError for a str with a non-ASCII character.
+    return hmac.compare_digest(expected.encode(), parts.get("v1", "").encode("utf-8", "replace"))

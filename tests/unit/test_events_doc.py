@@ -59,6 +59,9 @@ def test_receiver_example_verifies_real_deliveries_and_refuses_a_forged_one(tmp_
         assert forged.status_code == 401
         stale = sign(SECRET, b'{"id":1}', t=int(time.time()) - 3600)
         assert httpx.post(url, content=b'{"id":1}', headers={"X-Platforma-Signature": stale}).status_code == 401
+        # A non-ASCII byte in the header: refused like any forgery, the receiver answers.
+        odd = f"t={int(time.time())},v1=".encode() + b"\xe9" * 64
+        assert httpx.post(url, content=b'{"id":1}', headers={b"X-Platforma-Signature": odd}).status_code == 401
         worker.start()
         call = Call(id=new_call_id(), origin=Origin.REST, agent="1001", callee="0215550100",
                     outbound_id="", clid="0215550199", call_ref="doc")

@@ -39,6 +39,8 @@ def test_signature_is_hmac_sha256_of_timestamp_dot_body():
     assert not verify("k", body, header, now=1700000000 + 301)         # too old: a replay
     assert not verify("k", body, "t=abc,v1=00", now=1700000000)
     assert not verify("k", body, "", now=1700000000)
+    # A forged header with a non-ASCII character is refused, not an exception in the receiver.
+    assert not verify("k", body, "t=1700000000,v1=\u00e9" + "0" * 63, now=1700000000)
 
 
 def test_backoff_doubles_from_one_second_and_stops_at_ten_minutes():
