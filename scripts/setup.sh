@@ -5,6 +5,8 @@
 #   - a virtualenv in .venv with the package and its test extras
 #   - the Asterisk 22 bench root (Debian unstable, cached under
 #     /var/cache/platforma-c2d; rebuilt when missing or broken)
+#   - unixodbc and odbc-postgresql in that root, for the cdr_adaptive_odbc
+#     tests (an additive step with its own marker, tests/bench/odbc.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,3 +41,4 @@ if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$sta
 fi
 
 .venv/bin/python -c 'from tests.bench.root import ensure_root; print("setup: Asterisk bench root", ensure_root())'
+.venv/bin/python -m tests.bench.odbc
