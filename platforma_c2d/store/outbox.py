@@ -172,23 +172,40 @@ class Outbox:
                          .values(event_id=rows[-1]["id"]))
             return len(rows)
 
-    def due(self, now: float, busy: set[tuple[str, str]], limit: int = 100) -> list[dict]:
+    def due(self, now: float, busy: set[tuple[str, str]], limit: int = 100, *,
+            per_target: int | None = None, full: frozenset[str] | set[str] = frozenset()) -> list[dict]:
         """Deliveries to attempt now: for each (endpoint, call) its oldest pending one, if due.
 
         In order per call per endpoint: a later event waits until the one
         before it is delivered or given up. ``busy``: (endpoint, call id)
         pairs with a delivery in flight, skipped. Each row carries the event.
+
+        So that one receiver's backlog cannot fill the page and hold back
+        every other receiver (SPEC §10): ``full`` names endpoints that may
+        start nothing now (left out), and ``per_target`` keeps at most that
+        many rows per endpoint and URL (the oldest).
         """
         first = (sa.select(sa.func.min(deliveries.c.id).label("id"))
                  .where(deliveries.c.status == PENDING)
                  .group_by(deliveries.c.endpoint, deliveries.c.call_id).subquery())
-        query = (sa.select(deliveries, events.c.type, events.c.at, events.c.call)
+        heads = (sa.select(deliveries.c.id, sa.func.row_number().over(
+                     partition_by=(deliveries.c.endpoint, deliveries.c.url), order_by=deliveries.c.id)
+                     .label("rank"))
                  .join(first, first.c.id == deliveries.c.id)
-                 .join(events, events.c.id == deliveries.c.event_id)
-                 .where(deliveries.c.next_at <= now).order_by(deliveries.c.id).limit(limit + len(busy)))
+                 .where(deliveries.c.next_at <= now))
+        if full:
+            heads = heads.where(deliveries.c.endpoint.notin_(sorted(full)))
+        if busy:
+            heads = heads.where(sa.tuple_(deliveries.c.endpoint, deliveries.c.call_id).notin_(sorted(busy)))
+        heads = heads.subquery()
+        query = (sa.select(deliveries, events.c.type, events.c.at, events.c.call)
+                 .join(heads, heads.c.id == deliveries.c.id)
+                 .join(events, events.c.id == deliveries.c.event_id))
+        if per_target is not None:
+            query = query.where(heads.c.rank <= per_target)
+        query = query.order_by(deliveries.c.id).limit(limit)
         with self.engine.connect() as conn:
-            rows = [dict(r) for r in conn.execute(query).mappings()]
-        return [r for r in rows if (r["endpoint"], r["call_id"]) not in busy][:limit]
+            return [dict(r) for r in conn.execute(query).mappings()]
 
     def delivered(self, delivery_id: int) -> None:
         """A 2xx came back: the delivery is done."""

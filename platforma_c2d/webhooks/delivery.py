@@ -143,7 +143,9 @@ class WebhookDelivery:
         free = self.config.max_in_flight - len(self._in_flight)
         if free <= 0:
             return
-        for delivery in self.outbox.due(time.time(), set(self._in_flight), limit=free):
+        cap = self.config.max_in_flight_per_endpoint
+        full = {t for t, n in self._per_target.items() if n >= cap and not t.startswith(CALLBACK + ":")}
+        for delivery in self.outbox.due(time.time(), set(self._in_flight), limit=free, per_target=cap, full=full):
             target = self._target(delivery)
             if self._per_target[target] >= self.config.max_in_flight_per_endpoint:
                 continue

@@ -125,3 +125,25 @@ def test_on_postgresql_an_event_id_is_never_committed_after_a_higher_one(postgre
     journal.close()
     assert seen == []                      # the second writer waited for the first one's commit
     assert [c for _, c in ids] == [first.id, second.id] and ids[0][0] < ids[1][0]
+
+
+def test_due_leaves_out_full_endpoints_and_keeps_a_few_rows_per_endpoint(journal):
+    """A receiver with a backlog of many calls never fills the page of due deliveries
+    (SPEC §10: one slow receiver never delays the others)."""
+    stuck_calls = [a_call("1001") for _ in range(6)]
+    other = a_call("1002")
+    for call in (*stuck_calls, other):
+        journal.record(call, "placed")
+    box = Outbox(journal.engine)
+    box.fan_out(lambda ev, _cb: [("stuck", "http://127.0.0.1:9/a")] if ev["agent"] == "1001"
+                else [("good", "http://127.0.0.1:9/b")])
+    now = 2 ** 40
+    assert [r["endpoint"] for r in box.due(now, set(), limit=3)] == ["stuck"] * 3   # the old page
+    page = box.due(now, set(), limit=3, per_target=2)
+    assert [(r["endpoint"], r["call_id"]) for r in page] == [
+        ("stuck", stuck_calls[0].id), ("stuck", stuck_calls[1].id), ("good", other.id)]
+    busy = {("stuck", stuck_calls[0].id)}
+    page = box.due(now, busy, limit=3, per_target=2, full={"stuck"})
+    assert [(r["endpoint"], r["call_id"]) for r in page] == [("good", other.id)]
+    page = box.due(now, busy, limit=3, per_target=2)
+    assert [r["call_id"] for r in page] == [stuck_calls[1].id, stuck_calls[2].id, other.id]

@@ -158,6 +158,36 @@ def test_a_failing_endpoint_is_retried_then_given_up_after_retry_for_s(tmp_path)
         journal.close()
 
 
+def test_a_stuck_receiver_with_a_backlog_of_many_calls_does_not_hold_back_another_receiver(tmp_path):
+    """More calls waiting for a stuck receiver than deliveries may be in flight at once:
+    a healthy receiver still gets its events at once (SPEC §10: one slow receiver never
+    delays the others)."""
+    stuck, good = WebhookReceiver(free_port()).start(), WebhookReceiver(free_port()).start()
+    stuck.hang = True
+    journal = Journal(f"sqlite:///{tmp_path}/c.sqlite3")
+    config = WebhooksConfig(endpoints=(WebhookEndpoint(url=stuck.url, secret="s", name="stuck", agents=("1001",)),
+                                       WebhookEndpoint(url=good.url, secret="s", name="good", agents=("1002",))),
+                            timeout_s=30.0, max_in_flight=8, max_in_flight_per_endpoint=2)
+    for _ in range(20):                      # twenty calls whose first event waits for "stuck"
+        journal.record(a_call("1001"), "placed")
+    worker = WebhookDelivery(Outbox(journal.engine), config, Metrics(), poll_s=0.05)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while worker.outbox.backlog()[0] < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)                      # "stuck" holds its two requests now
+        call = a_call("1002")
+        journal.record(call, "placed")
+        got = good.wait(lambda evs: len(evs) >= 1, timeout=3)
+        assert [e["call"]["id"] for *_x, e in got] == [call.id]
+    finally:
+        worker.stop(timeout_s=1)
+        stuck.stop()
+        good.stop()
+        journal.close()
+
+
 # --- GET /click2dial/events ----------------------------------------------------------------
 @pytest.fixture
 def limited(tmp_path):
