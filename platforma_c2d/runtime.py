@@ -13,7 +13,9 @@ import threading
 
 from platforma_c2d.ari.client import AriClient
 from platforma_c2d.ari.events import EventStream
+from platforma_c2d.calls import hep
 from platforma_c2d.calls.engine import CallEngine
+from platforma_c2d.calls.hep import RetryAfterLog
 from platforma_c2d.calls.pacing import TrunkPacer
 from platforma_c2d.calls.policy import Policy
 from platforma_c2d.calls.recovery import reconcile
@@ -21,6 +23,7 @@ from platforma_c2d.calls.service import CallService
 from platforma_c2d.calls.stasis import StasisApp
 from platforma_c2d.clid.picker import ClidPicker
 from platforma_c2d.config import Config
+from platforma_c2d.config.checks import split_listen
 from platforma_c2d.metrics import Metrics
 from platforma_c2d.store.clids import ClidStore
 from platforma_c2d.store.journal import Journal, JournalWriter
@@ -85,8 +88,19 @@ class Runtime:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
+        capture = None
+        if self.config.trunk.hep_listen:
+            self.pacer.refusals = RetryAfterLog()
+            try:
+                capture = self.loop.run_until_complete(
+                    hep.listen(*split_listen(self.config.trunk.hep_listen), self.pacer.refusals))
+            except OSError as exc:
+                log.error("[trunk] hep_listen %s: cannot listen (%s); a carrier's 503 holds the "
+                          "trunk for [trunk] hold_after_503_s", self.config.trunk.hep_listen, exc)
         self._task = self.loop.create_task(self.events.run())
         self.loop.run_until_complete(self._task)
+        if capture is not None:
+            capture.close()
         self.loop.run_until_complete(self.ari.close())
 
     def start(self) -> None:

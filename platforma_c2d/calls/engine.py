@@ -647,9 +647,10 @@ class CallEngine:
             return ""
         self.metrics.trunk_refused.labels(str(code)).inc()
         detail = f"{leg.role} leg refused by the carrier (SIP {code}, cause {leg.cause})"
-        if code == 503 and self.pacer.hold_after_503_s > 0:
-            self.pacer.hold(self.pacer.hold_after_503_s)
-            detail += f"; no new leg on the trunk for {self.pacer.hold_after_503_s:g} s"
+        if code == 503:
+            seconds, source = self.pacer.hold_after_503(call.callee if leg.role == "callee" else call.agent)
+            if seconds > 0:
+                detail += f"; no new leg on the trunk for {seconds:g} s ({source})"
         return detail
 
     async def _callee_failed(self, call: Call, reason: Reason, detail: str,

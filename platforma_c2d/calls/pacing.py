@@ -63,6 +63,7 @@ class TrunkPacer:
         self.clock = clock
         self.on_waiting = on_waiting or (lambda n: None)
         self.held_until = 0.0
+        self.refusals = None   # a hep.RetryAfterLog when [trunk] hep_listen is set
         self._next_free = 0.0
         self._queue: collections.deque[_Ticket] = collections.deque()
         self._wake: asyncio.Event | None = None
@@ -135,6 +136,22 @@ class TrunkPacer:
         place = self.ask()
         if place is not None:
             await self.wait(place)
+
+    def hold_after_503(self, number: str) -> tuple[float, str]:
+        """The carrier refused the leg to ``number`` with 503: hold the trunk.
+
+        For the carrier's ``Retry-After`` when Asterisk's capture reported
+        one (:attr:`refusals`, :mod:`platforma_c2d.calls.hep`), else for
+        ``hold_after_503_s``. Returns ``(seconds, where from)`` for the
+        journal; ``(0, ...)``: no hold."""
+        said = self.refusals.take(number) if self.refusals is not None else None
+        if said is not None:
+            seconds, source = said, "the carrier's Retry-After"
+        else:
+            seconds, source = self.hold_after_503_s, "[trunk] hold_after_503_s"
+        if seconds > 0:
+            self.hold(seconds)
+        return seconds, source
 
     def hold(self, seconds: float) -> None:
         """The carrier refused a leg with 503: no new leg for ``seconds`` (its Retry-After)."""

@@ -181,6 +181,8 @@ class TrunkConfig:
     hold_after_503_s: float = _opt(
         10.0, "float", f"a non-negative number (seconds, at most {HOUR_S})",
         _in_range(0, HOUR_S, low_included=True))
+    hep_listen: str = _opt("", "str", "empty (off) or host:port where Asterisk's HEP capture "
+                           "(res_hep_pjsip) is received", lambda v: v == "" or _ok_listen(v))
 
 
 _CLIDS = "a list of CLID numbers"

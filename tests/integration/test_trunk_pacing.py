@@ -11,6 +11,8 @@ import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from tests.bench.carrier import carrier_scenario
 from tests.bench.sipp import uas_scenario
 
@@ -117,3 +119,55 @@ def test_a_carrier_503_holds_the_trunk_and_is_never_busy_or_no_answer(asterisk, 
     assert last_invite.time - refusal.time >= 5.0, (last_invite.time - refusal.time)
     assert len([m for m in trunk.sent() if m.status == 503]) == 1
     assert 'c2d_trunk_refused_total{sip_code="503"} 1.0' in service.http.get("/metrics").text
+
+
+HEP_ON = """[general]
+enabled = yes
+capture_address = 127.0.0.1:9060
+capture_id = 1
+uuid_type = call-id
+"""
+
+
+@pytest.fixture
+def hep_capture(asterisk):
+    """Asterisk's HEP capture turned on as docs/configuration.md says (hep.conf, then
+    reload res_hep and load res_hep_pjsip); turned off again after the test."""
+    conf = asterisk.root / "etc/asterisk/hep.conf"
+    saved = conf.read_text() if conf.exists() else None
+    conf.write_text(HEP_ON)
+    asterisk.cli("module reload res_hep.so")
+    asterisk.cli("module load res_hep_pjsip.so")
+    assert "res_hep_pjsip.so" in asterisk.cli("module show like res_hep_pjsip")
+    yield "127.0.0.1:9060"
+    asterisk.cli("module unload res_hep_pjsip.so")
+    if saved is None:
+        conf.unlink()
+    else:
+        conf.write_text(saved)
+    asterisk.cli("module reload res_hep.so")
+
+
+@pytest.mark.admin_configs
+def test_a_carrier_503_holds_the_trunk_for_its_own_retry_after(asterisk, make_service, sipp, hep_capture):
+    # The carrier takes one INVITE in any 4.5 s and asks for 6 s after a
+    # refusal; our fallback hold is 30 s, longer than a leg may wait (10 s):
+    # only the carrier's own Retry-After lets the next call through.
+    sipp("agent", AGENT_PORT, uas_scenario())
+    trunk = sipp("trunk", TRUNK_PORT, carrier_scenario(limit=1, window_ms=4500, retry_after_s=6, talk_ms=500))
+    service = make_service({"trunk": {"hold_after_503_s": 30.0, "max_wait_s": 10.0,
+                                      "hep_listen": hep_capture},
+                            "limits": {"max_active_calls_per_agent": 5}})
+    first, second = _place_at_once(service, 2)
+    calls = _wait_ended(service, [first, second], timeout=15)
+    refused = [i for i, c in calls.items() if c["reason"] != "completed"]
+    assert len(refused) == 1 and calls[refused[0]]["reason"] == "callee_unavailable", calls
+    text = " ".join(_details(service, refused[0]))
+    assert "no new leg on the trunk for 6 s (the carrier's Retry-After)" in text, text
+    [refusal] = [m for m in trunk.sent() if m.status == 503]
+
+    [third] = _place_at_once(service, 1)
+    assert _wait_ended(service, [third], timeout=20)[third]["reason"] == "completed"
+    waited = trunk.received("INVITE")[-1].time - refusal.time
+    assert 6.0 <= waited < 15.0, waited
+    assert len([m for m in trunk.sent() if m.status == 503]) == 1
