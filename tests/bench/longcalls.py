@@ -63,3 +63,97 @@ def hold_uas_scenario(*, talk_ms: int, hold_ms: int, inactive_ms: int, after_ms:
         _BYE_FROM_UAS,
         '  <timewait milliseconds="200"/>\n</scenario>\n',
     ])
+
+
+def _phase(k: int, wait_ms: int, after: str) -> str:
+    """Phase ``k`` of a talking phone: answer the peer's re-INVITEs/UPDATEs, and go to
+    ``after`` once ``wait_ms`` passed without any (a BYE from the peer ends the call)."""
+    return (f'  <label id="talk{k}"/>\n'
+            f'  <recv request="INVITE" optional="true" next="reinvite{k}" timeout="{wait_ms}" ontimeout="{after}"/>\n'
+            f'  <recv request="UPDATE" optional="true" next="update{k}"/>\n'
+            '  <recv request="BYE" next="bye_received"/>\n'
+            f'  <label id="reinvite{k}"/>\n'
+            + _resp(200, "OK", sdp=True, to_tag=False) +
+            f'  <recv request="ACK" next="talk{k}"/>\n'
+            f'  <label id="update{k}"/>\n'
+            + _resp(200, "OK", to_tag=False).replace("<send>", f'<send next="talk{k}">'))
+
+
+def refreshing_uac_scenario(*, target: str, from_user: str, headers: list[str], session_expires: int,
+                            refresh_ms: int, refreshes: int, tail_ms: int) -> str:
+    """A phone that calls ``target`` with ``Session-Expires: {session_expires}`` and no
+    ``refresher`` (field report C34), then refreshes the session itself, as the
+    refresher named in the answer would: an UPDATE with
+    ``Session-Expires: …;refresher=uac`` each ``refresh_ms`` (``refreshes`` times),
+    then talks ``tail_ms`` more and hangs up. Requests of the peer in the dialog
+    get 200; a BYE from the peer is answered and ends the scenario early."""
+    extra = "".join(h + "\n" for h in headers)
+    contact = f"<sip:{from_user}@[local_ip]:[local_port];transport=[transport]>"
+    x = [_HEAD, '<scenario name="c2d-refreshing-phone">\n', f"""  <send retrans="500"><![CDATA[
+INVITE sip:{target}@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:{from_user}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:{target}@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: {contact}
+Max-Forwards: 70
+Supported: timer
+Session-Expires: {session_expires}
+{extra}Content-Type: application/sdp
+Content-Length: [len]
+
+{_SDP}]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rrs="true"><action>
+    <ereg regexp=".*" search_in="hdr" header="To:" assign_to="peer_to"/>
+  </action></recv>
+"""]
+    in_dialog = (f"From: <sip:{from_user}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]\n"
+                 "To: [$peer_to]\nCall-ID: [call_id]\n")
+    x.append(f"""  <send><![CDATA[
+ACK [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+{in_dialog}CSeq: 1 ACK
+Contact: {contact}
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+""")
+    for k in range(1, refreshes + 1):
+        x.append(_phase(k, refresh_ms, f"refresh{k}"))
+        x.append(f"""  <label id="refresh{k}"/>
+  <send retrans="500"><![CDATA[
+UPDATE [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+{in_dialog}CSeq: {k + 1} UPDATE
+Contact: {contact}
+Max-Forwards: 70
+Supported: timer
+Session-Expires: {session_expires};refresher=uac
+Content-Length: 0
+
+]]></send>
+  <recv response="200" next="talk{k + 1}"/>
+""")
+    x.append(_phase(refreshes + 1, tail_ms, "hangup"))
+    x.append(f"""  <label id="hangup"/>
+  <send retrans="500"><![CDATA[
+BYE [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+{in_dialog}CSeq: {refreshes + 2} BYE
+Contact: {contact}
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="200" next="end"/>
+  <label id="bye_received"/>
+""" + _resp(200, "OK", to_tag=False) + """  <label id="end"/>
+  <timewait milliseconds="200"/>
+</scenario>
+""")
+    return "".join(x)

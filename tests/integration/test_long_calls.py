@@ -11,11 +11,11 @@ import time
 
 import pytest
 
-from tests.bench.longcalls import hold_uas_scenario
+from tests.bench.longcalls import hold_uas_scenario, refreshing_uac_scenario
 from tests.bench.sipp import uas_scenario
 from tests.integration.test_check_modules import run_check, run_check_without_module
 
-AGENT_PORT, TRUNK_PORT = 5071, 5070
+AGENT_PORT, TRUNK_PORT, PHONE_PORT = 5071, 5070, 5081
 
 HOLD_CUTTER = """
 ; A test endpoint as another PBX shipped it (C32): held calls dropped after 30 s.
@@ -98,28 +98,73 @@ def test_check_fails_on_an_endpoint_that_hangs_up_held_calls(asterisk, service, 
 SESSION_EXPIRES_S = 90   # the shortest PJSIP accepts (its Min-SE floor, RFC 4028's 90 s)
 
 
-def test_a_call_longer_than_the_session_timer_is_refreshed_and_stays_up(asterisk, make_service, sipp):
-    # C34: the trunk answers with Session-Expires: 90;refresher=uac, so
-    # Asterisk (the UAC of the callee leg) must refresh within 90 s. Takes
-    # 100 s: the interval cannot be shorter, Asterisk refuses a
-    # Session-Expires under 90 s.
-    sipp("agent", AGENT_PORT, uas_scenario())
-    scenario = uas_scenario(ring_ms=200)
-    scenario = scenario.replace("Content-Type: application/sdp\n",
-                                f"Session-Expires: {SESSION_EXPIRES_S};refresher=uac\nRequire: timer\n"
-                                "Content-Type: application/sdp\n")
-    trunk = sipp("trunk", TRUNK_PORT, scenario)
+def _with_session_timer(scenario: str) -> str:
+    """A UAS scenario whose 200 OK sets ``Session-Expires: 90;refresher=uac``: the caller
+    (Asterisk) must refresh the session within 90 s."""
+    return scenario.replace("Content-Type: application/sdp\n",
+                            f"Session-Expires: {SESSION_EXPIRES_S};refresher=uac\nRequire: timer\n"
+                            "Content-Type: application/sdp\n")
+
+
+def _dialogs(peer) -> dict[str, list]:
+    """The peer's messages by Call-ID, in order."""
+    found: dict[str, list] = {}
+    for m in peer.messages():
+        found.setdefault((m.header("Call-ID") or m.header("i") or [""])[0], []).append(m)
+    return found
+
+
+def _refreshed_in_time(messages: list) -> bool:
+    """Asterisk refreshed this dialog (re-INVITE or UPDATE) between a third of the
+    interval and the interval after its INVITE: a session refresh, not a
+    connected-line update at the answer."""
+    start = messages[0].time
+    return any(m.direction == "received" and m.method in ("INVITE", "UPDATE")
+               and SESSION_EXPIRES_S / 3 < m.time - start < SESSION_EXPIRES_S for m in messages[1:])
+
+
+@pytest.mark.admin_configs
+def test_calls_longer_than_the_session_timer_interval_are_refreshed_on_every_leg(asterisk, make_service, sipp):
+    # C34, both sides of Asterisk at once (the interval cannot be shorter:
+    # Asterisk refuses a Session-Expires under 90 s; pjsip hangs up an
+    # unrefreshed session at 60 s of 90):
+    # * a REST call whose agent's phone and trunk both answer with
+    #   Session-Expires: 90;refresher=uac, so Asterisk must refresh both legs;
+    # * a phone (2001, the browser stand-in) that calls in with
+    #   Session-Expires: 90 and no refresher, and refreshes as the answer
+    #   tells it (an UPDATE at 40 s and at 80 s), then hangs up at 100 s.
+    agent = sipp("agent", AGENT_PORT, _with_session_timer(uas_scenario()))
+    trunk = sipp("trunk", TRUNK_PORT, _with_session_timer(uas_scenario(ring_ms=200)))
     service = make_service()
     call_id = _connected_call(service, "timer-1")
+    phone = sipp("phone", PHONE_PORT, refreshing_uac_scenario(
+        target="0215550101", from_user="2001", session_expires=SESSION_EXPIRES_S,
+        headers=["X-Platforma-Outbound-ID: 0215550199", "X-Platforma-Call-Ref: timer-2"],
+        refresh_ms=40_000, refreshes=2, tail_ms=20_000), uac_target="127.0.0.1:5060", calls=1)
     time.sleep(SESSION_EXPIRES_S + 10)
-    # Still up past the interval, both legs in the bridge, nobody sent BYE.
+
+    # The REST call: still up past the interval, both legs in the bridge,
+    # each leg refreshed by Asterisk in time, nobody sent BYE.
     assert service.get_call(call_id)["state"] == "connected"
     assert [len(b["channels"]) for b in asterisk.bridges() if b["id"] == f"c2d-{call_id}"] == [2]
-    received = trunk.received()
-    refreshes = [m for m in received[1:] if m.method in ("INVITE", "UPDATE")]
-    assert refreshes and refreshes[0].time - received[0].time < SESSION_EXPIRES_S, \
-        [m.first_line for m in received]
-    assert not trunk.received("BYE")
+    [agent_dialog] = _dialogs(agent).values()
+    assert _refreshed_in_time(agent_dialog), [(m.first_line, m.time) for m in agent_dialog]
+    trunk_dialogs = list(_dialogs(trunk).values())
+    assert len(trunk_dialogs) == 2 and all(_refreshed_in_time(d) for d in trunk_dialogs), \
+        [[m.first_line for m in d] for d in trunk_dialogs]
+    assert not agent.received("BYE") and not trunk.received("BYE")
     assert service.http.delete(f"/click2dial/calls/{call_id}").status_code in (200, 202, 204)
     final = service.wait_state(call_id, "ended", timeout=15)
     assert final["state"] == "ended" and final["duration_s"] >= SESSION_EXPIRES_S + 5, final
+
+    # The phone's call: Asterisk's answer named the refresher (no room for
+    # "each side believed the other would refresh"); the phone, refresher as
+    # told, had each refresh accepted; Asterisk never hung up on it.
+    assert phone.wait(timeout=30) == 0, phone.messages()[-3:]
+    [answer] = [m for m in phone.received() if m.status == 200 and "INVITE" in m.header("CSeq")[0]]
+    assert answer.header("Session-Expires") == [f"{SESSION_EXPIRES_S};refresher=uac"], answer.text
+    updates = [m for m in phone.received() if m.status == 200 and "UPDATE" in m.header("CSeq")[0]]
+    assert len(updates) == 2 and not phone.received("BYE")
+    [phone_call] = [c for c in service.http.get("/click2dial/calls").json()["calls"] if c["call_ref"] == "timer-2"]
+    phone_call = service.wait_state(phone_call["id"], "ended", timeout=15)
+    assert phone_call["reason"] == "completed" and phone_call["duration_s"] >= SESSION_EXPIRES_S + 5, phone_call
