@@ -108,9 +108,15 @@ def _ok_store_url(value: str) -> bool:
     return re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*://\S*", value) is not None
 
 
+#: A ``password=`` query parameter (libpq and SQLAlchemy take the password there too).
+_QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)[^&#]*", re.I)
+
+
 def mask_url(url: str) -> str:
     """Return ``url`` with the password of its user info (``user:pw@``)
-    replaced by ``***``; user info without ``:`` is masked whole."""
+    replaced by ``***`` (user info without ``:`` is masked whole), and the
+    value of a ``password=`` / ``sslpassword=`` query parameter too."""
+    url = _QUERY_PASSWORD.sub(lambda q: q[1] + MASK, url)
     m = re.fullmatch(r"([^:/?#]*://)([^/?#]*)(.*)", url, re.S)
     if not m:
         return MASK if "@" in url else url

@@ -109,11 +109,14 @@ def store_problem(url: str, exc: BaseException) -> str:
     never in it."""
     text = (str(exc).strip().splitlines() or [""])[0]
     try:
-        password = sa.engine.make_url(url).password
+        parsed = sa.engine.make_url(url)
+        passwords = [parsed.password, *(v for k, v in parsed.query.items() if k.lower().endswith("password"))]
     except Exception:  # noqa: BLE001 - an unparsable URL has nothing to hide here
-        password = None
-    if password:
-        text = text.replace(str(password), "***")
+        passwords = []
+    for password in passwords:
+        for value in ([password] if isinstance(password, str) else password or ()):
+            if value:
+                text = text.replace(str(value), "***")
     return f"{type(exc).__name__}: {text}"[:200]
 
 

@@ -588,6 +588,17 @@ def test_redacted_masks_every_secret_and_is_json():
     assert redacted["dial"]["agent_ring_timeout_s"] == 30
 
 
+def test_a_password_given_as_a_query_parameter_of_the_store_url_is_masked_too():
+    from platforma_c2d.config import mask_url
+    from platforma_c2d.store.journal import store_problem
+
+    url = f"postgresql+psycopg://c2d@/c2d?host=/run/postgresql&password={SECRET}&sslmode=disable"
+    assert mask_url(url) == "postgresql+psycopg://***@/c2d?host=/run/postgresql&password=***&sslmode=disable"
+    cfg = loads_config(f'[store]\nurl = "{url}"\n', env={})
+    assert SECRET not in json.dumps(cfg.redacted()) and SECRET not in repr(cfg)
+    assert SECRET not in store_problem(url, RuntimeError(f"connection failed: password={SECRET}"))
+
+
 def test_secrets_never_appear_in_problems():
     env = {
         "PLATFORMA_C2D_ARI_PASSWORD": SECRET + "\x07",
