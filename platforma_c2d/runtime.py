@@ -22,6 +22,7 @@ from platforma_c2d.calls.recovery import reconcile
 from platforma_c2d.calls.service import CallService
 from platforma_c2d.calls.stasis import StasisApp
 from platforma_c2d.clid.picker import ClidPicker
+from platforma_c2d.cluster.role import cluster_service
 from platforma_c2d.config import Config
 from platforma_c2d.config.checks import split_listen
 from platforma_c2d.metrics import Metrics
@@ -45,7 +46,7 @@ class Runtime:
     def __init__(self, config: Config):
         self.config = config
         self.metrics = Metrics()
-        self.journal = Journal(config.store.url)
+        self.journal = Journal(config.store.url, node=config.cluster.node)
         self.writer = JournalWriter(self.journal)
         days = config.store.retention_days
         self.retention = RetentionThread(Retention(self.journal.engine, days)) if days else None
@@ -66,8 +67,13 @@ class Runtime:
         self.events = EventStream(a.url, a.username, a.password, a.app, self.stasis.dispatch,
                                   self._connected, self._disconnected, a.reconnect_max_backoff_s)
         self.loop = asyncio.new_event_loop()
-        self.service = CallService(config, self.engine, self.journal, self.policy, self.loop,
-                                   lambda: self.events.connected, self.picker, webhooks=self.webhooks)
+        service_args = (config, self.engine, self.journal, self.policy, self.loop,
+                        lambda: self.events.connected, self.picker)
+        self.cluster = None
+        if config.cluster.enabled:
+            self.service, self.cluster = cluster_service(self, service_args)
+        else:
+            self.service = CallService(*service_args, webhooks=self.webhooks)
         self._thread = threading.Thread(target=self._run, name="telephony", daemon=True)
         self._task: asyncio.Task | None = None
         self._stopping = False
@@ -106,8 +112,11 @@ class Runtime:
     def start(self) -> None:
         """Start the telephony thread, the webhook delivery thread and the journal's retention
         (returns at once)."""
-        self._thread.start()
-        self.webhooks.start()
+        if self.cluster is not None:
+            self.cluster.start()    # standby until it holds the node's lock (cluster/role.py)
+        else:
+            self._thread.start()
+            self.webhooks.start()
         if self.retention is not None:
             self.retention.start()
 
@@ -128,6 +137,8 @@ class Runtime:
         if self._thread.is_alive():
             asyncio.run_coroutine_threadsafe(self.events.stop(), self.loop).result(timeout=10)
             self._thread.join(timeout=10)
+        if self.cluster is not None:
+            self.cluster.stop()
         if self.retention is not None:
             self.retention.stop()
         self.writer.close()

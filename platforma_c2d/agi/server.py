@@ -147,7 +147,7 @@ def serve_agi(cfg: Config) -> int:
     bound (the reason is logged).
     """
     try:
-        journal = Journal(cfg.store.url)
+        journal = Journal(cfg.store.url, node=cfg.cluster.node)
     except Exception as exc:  # SQLAlchemy or OS error: say it in one line
         log.error("cannot open the call journal: %s", store_problem(cfg.store.url, exc))
         return 1

@@ -63,6 +63,8 @@ calls = sa.Table(
     sa.Column("idempotency_key", sa.String(200)),
     sa.Column("request_hash", sa.String(64)),
     sa.Column("seq", sa.Integer, nullable=False, default=0),
+    # [cluster] node: the node whose instance placed or took the call (NULL: one node)
+    sa.Column("node", sa.String(32)),
     sa.Index("ix_calls_idem", "token_name", "idempotency_key"),
     sa.Index("ix_calls_agent_state", "agent", "state"),
     # The list (GET /click2dial/calls): newest first with its cursor, and its filters.
@@ -175,8 +177,10 @@ class Journal:
     Alembic's ``CommandError`` when it is at an unknown revision.
     """
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, node: str | None = None):
         self.url = url
+        #: ``[cluster] node``: stored with each new call; reconciliation reads only its calls
+        self.node = node or None
         engine_url = sa.engine.make_url(url)
         if engine_url.get_backend_name() == "sqlite" and engine_url.database not in (None, "", ":memory:"):
             prepare_sqlite_file(engine_url.database)      # private files (store/files.py)
@@ -242,7 +246,7 @@ class Journal:
                 updated = conn.execute(_UPDATE_CALL, {"p_" + k: v for k, v in row.items()}).rowcount
                 if not updated:
                     conn.execute(_INSERT_CALL, {**row, "seq": 1, "idempotency_key": rec["idempotency_key"],
-                                                "request_hash": rec["request_hash"]})
+                                                "request_hash": rec["request_hash"], "node": self.node})
                     if rec.get("status_callback"):
                         outbox.add_callback(conn, row["id"], rec["status_callback"])
                 conn.execute(_INSERT_EVENT, rec["event"])
@@ -363,11 +367,15 @@ class Journal:
         return [self._resource(r) for r in rows], total
 
     def unfinished(self) -> list[dict]:
-        """Whole rows of every call not yet ``ended`` (for reconciliation)."""
+        """Whole rows of every call not yet ``ended`` (for reconciliation); in a
+        cluster, only this journal's node's calls."""
+        # IN (...) rather than != "ended": the state index then finds the
+        # few open calls among millions of ended ones.
+        query = sa.select(calls).where(calls.c.state.in_(_OPEN_STATES))
+        if self.node:
+            query = query.where(calls.c.node == self.node)
         with self.engine.connect() as conn:
-            # IN (...) rather than != "ended": the state index then finds the
-            # few open calls among millions of ended ones.
-            rows = conn.execute(sa.select(calls).where(calls.c.state.in_(_OPEN_STATES))).mappings().all()
+            rows = conn.execute(query).mappings().all()
         return [dict(r) for r in rows]
 
     def events(self, call_id: str) -> list[dict]:

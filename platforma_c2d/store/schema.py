@@ -32,10 +32,11 @@ MIGRATION_LOCK = 0x0C2D5C4E
 
 
 def all_metadata() -> list[sa.MetaData]:
-    """The models of every table of the store: journal, outbox, CLID pools."""
+    """The models of every table of the store: journal, outbox, CLID pools, cluster commands."""
+    from platforma_c2d.cluster import commands
     from platforma_c2d.store import clids, journal, outbox
 
-    return [journal.metadata, outbox.metadata, clids.metadata]
+    return [journal.metadata, outbox.metadata, clids.metadata, commands.metadata]
 
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:

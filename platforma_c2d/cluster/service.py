@@ -1,0 +1,100 @@
+"""The call service of an instance in a cluster (SPEC §11): every call, from any instance.
+
+* A ``POST`` is placed by the active instance of the node that serves the
+  agent (``[cluster] rules``): here when this instance is it, else through a
+  command (``cluster/commands.py``). The answers are one node's: 201 with the
+  journalled call, 409 ``agent-busy`` (the agent's calls are all held by its
+  node's active instance), an ``Idempotency-Key`` replayed (the journal is
+  shared), 503 when the node has no active instance or does not answer in time.
+* ``GET`` and the list read the shared journal, on any instance.
+* A ``DELETE`` of an open call goes to the active instance of the call's node
+  (its journalled ``node``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from platforma_c2d import rules
+from platforma_c2d.calls.errors import AsteriskUnavailable, InvalidRequest
+from platforma_c2d.calls.model import State
+from platforma_c2d.calls.service import Caller, CallService
+from platforma_c2d.cluster.commands import CommandBus
+from platforma_c2d.cluster.routing import node_for_agent
+
+
+class ClusterCallService(CallService):
+    """:class:`CallService` that sends each placement and cancellation to the call's node.
+
+    ``bus``: the commands to other instances; ``role``: returns this
+    instance's role now (``"active"``, ``"standby"``, ``"lost"``);
+    ``instance``: this instance's name. Raises what :class:`CallService`
+    raises, and ``AsteriskUnavailable`` (503) when the owning node has no
+    active instance or does not answer within ``[cluster] command_timeout_s``.
+    """
+
+    def __init__(self, *args, bus: CommandBus, role, instance: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cluster = self.config.cluster
+        self.bus, self.role, self.instance = bus, role, instance
+        self._rules = self.cluster.parsed_rules()
+
+    def node_of(self, agent: str) -> str:
+        """The node that serves ``agent``; raises ``InvalidRequest`` (400) when no rule names one."""
+        node = node_for_agent(agent, self._rules)
+        if node is None:
+            why = "no node serves this agent"
+            raise InvalidRequest("the request breaks the Click2Dial input rules", {"fields": {"agent": why}})
+        return node
+
+    def _here(self, node: str | None) -> bool:
+        return node is None or (node == self.cluster.node and self.role() == "active")
+
+    def place_call(self, body: object, caller: Caller = Caller(),
+                   idempotency_key: str | None = None) -> tuple[dict, bool]:
+        """Place a REST call on its agent's node; see :meth:`CallService.place_call`."""
+        try:
+            req = rules.validate_call_request(body)
+        except rules.ValidationError:
+            return super().place_call(body, caller, idempotency_key)    # 400, naming each field
+        node = self.node_of(req.agent)
+        if self._here(node):
+            return super().place_call(body, caller, idempotency_key)
+        answer = self.bus.send(node, "place", {"body": body, "caller": dataclasses.asdict(caller),
+                                               "key": idempotency_key})
+        return answer["call"], answer["replayed"]
+
+    def cancel_call(self, call_id: str, caller: Caller = Caller()) -> dict:
+        """Cancel a call through the active instance of its node; see :meth:`CallService.cancel_call`."""
+        found = self.get_call(call_id, caller)
+        if found["state"] == State.ENDED.value:
+            return found
+        node = (self.journal.get_row(call_id) or {}).get("node")
+        if self._here(node):
+            return super().cancel_call(call_id, caller)
+        return self.bus.send(node, "cancel", {"id": call_id, "caller": dataclasses.asdict(caller)})["call"]
+
+    def run_command(self, kind: str, payload: dict) -> dict:
+        """Carry out a command of another instance here, the node's active instance
+        (the :class:`~platforma_c2d.cluster.commands.CommandWorker`'s handler).
+        Returns the answer; raises the API error a client would get."""
+        if self.role() != "active":
+            raise AsteriskUnavailable("this node's active instance is changing; try again shortly")
+        caller = Caller(payload["caller"]["name"], tuple(payload["caller"]["agents"]))
+        if kind == "place":
+            call, replayed = CallService.place_call(self, payload["body"], caller, payload["key"])
+            return {"call": call, "replayed": replayed}
+        if kind == "cancel":
+            return {"call": CallService.cancel_call(self, payload["id"], caller)}
+        raise ValueError(f"unknown cluster command {kind!r}")
+
+    def health(self) -> dict:
+        """:meth:`CallService.health` with ``cluster``: this instance's ``node``,
+        ``instance`` and ``role``. A standby is ``ok`` when the store is writable
+        (it serves the API; its node's calls are the active instance's)."""
+        out = super().health()
+        role = self.role()
+        out["cluster"] = {"node": self.cluster.node, "instance": self.instance, "role": role}
+        if role == "standby":
+            out["status"] = "ok" if out["store_writable"] else "degraded"
+        return out
