@@ -13,6 +13,11 @@ The configuration Asterisk runs is one of two sets, chosen by
   Stasis contexts merged in), and our CSV CDR mapping.
 
 Everything binds to 127.0.0.1; the endpoints and ports are the same in both.
+A second node of a cluster test (``AsteriskBench(root, name="b",
+address="127.0.0.3")``) runs in the same root with directories of its own
+(``/etc/asterisk-b``, ``/var/run/asterisk-b``, ``/var/spool/asterisk-b``,
+``/var/log/asterisk-b``, ``/var/lib/asterisk-b``) and every address of its
+configuration moved to ``address``; its SIPp peers bind that address too.
 
 ``AsteriskBench.stop()`` (also called from ``atexit``) kills every process
 whose root is the bench root — Asterisk and any SIPp peer — and unmounts
@@ -125,13 +130,21 @@ class AsteriskBench:
     """
 
     def __init__(self, root: Path, extra_files: dict[str, str] | None = None,
-                 configs: str | None = None):
+                 configs: str | None = None, *, name: str = "", address: str = "127.0.0.1"):
         self.root = Path(root)
         self.extra_files = extra_files or {}
         self.configs = configs or config_set()
+        self.name, self.address = name, address
+        suffix = f"-{name}" if name else ""
+        self.etc, self.logdir = f"etc/asterisk{suffix}", f"var/log/asterisk{suffix}"
+        self.dirs = {"astetcdir": self.etc, "astrundir": f"var/run/asterisk{suffix}",
+                     "astspooldir": f"var/spool/asterisk{suffix}", "astlogdir": self.logdir,
+                     "astdbdir": f"var/lib/asterisk{suffix}"}
+        self._conf_arg = ["-C", f"/{self.etc}/asterisk.conf"] if name else []
         self.proc: subprocess.Popen | None = None
-        self.log_path = self.root / "var/log/asterisk/console.log"
-        self.ari = httpx.Client(base_url=ARI_URL + "/ari", auth=(ARI_USER, ARI_PASSWORD), timeout=10)
+        self.log_path = self.root / self.logdir / "console.log"
+        self.ari_url = ARI_URL.replace("127.0.0.1", address)
+        self.ari = httpx.Client(base_url=self.ari_url + "/ari", auth=(ARI_USER, ARI_PASSWORD), timeout=10)
         atexit.register(self.stop)
 
     # --- life cycle -------------------------------------------------------
@@ -141,7 +154,7 @@ class AsteriskBench:
         ``ours``: asterisk_conf/ + overlay. ``admin``: the root's sample
         configs (``/etc/asterisk.dist``) + admin_conf/ + ``ADMIN_MERGED``.
         """
-        etc = self.root / "etc/asterisk"
+        etc = self.root / self.etc
         if etc.exists():
             shutil.rmtree(etc)
         if self.configs == "admin":
@@ -157,6 +170,12 @@ class AsteriskBench:
                 shutil.copy(f, etc / f.name)
         for name, text in self.extra_files.items():
             (etc / name).write_text(text)
+        if self.address != "127.0.0.1":
+            for f in etc.glob("*.conf"):
+                f.write_text(f.read_text().replace("127.0.0.1", self.address))
+        if self.name:
+            (etc / "asterisk.conf").write_text("[directories]\n" + "".join(
+                f"{key} => /{rel}\n" for key, rel in self.dirs.items()))
         keys = etc / "keys"
         keys.mkdir(exist_ok=True)
 
@@ -169,21 +188,28 @@ class AsteriskBench:
         """
         if timeout is None:
             timeout = 180.0 if self.configs == "admin" else 60.0
-        release_root(self.root)
+        if self.name:   # a second node: the root's other processes go on
+            self._kill()
+        else:
+            release_root(self.root)
+        mounted = _mounts_under(self.root)
         for sub in ("proc", "dev"):
             (self.root / sub).mkdir(exist_ok=True)
-            subprocess.run(["mount", "--bind", f"/{sub}", str(self.root / sub)], check=True)
+            if str(self.root / sub) not in mounted:
+                subprocess.run(["mount", "--bind", f"/{sub}", str(self.root / sub)], check=True)
         (self.root / "run/asterisk").mkdir(parents=True, exist_ok=True)
+        for rel in self.dirs.values():
+            (self.root / rel).mkdir(parents=True, exist_ok=True)
         (self.root / "etc/hosts").write_text(f"127.0.0.1 localhost {socket.gethostname()}\n::1 localhost\n")
         self.install_config()
-        logdir = self.root / "var/log/asterisk"
+        logdir = self.root / self.logdir
         shutil.rmtree(logdir / "cdr-custom", ignore_errors=True)
         (logdir / "cdr-custom").mkdir(parents=True, exist_ok=True)
         for stale in ("messages.log", "console.log"):
             (logdir / stale).unlink(missing_ok=True)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                ["chroot", str(self.root), "asterisk", "-f", "-n", "-vvv"],
+                ["chroot", str(self.root), "asterisk", *self._conf_arg, "-f", "-n", "-vvv"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
@@ -210,8 +236,22 @@ class AsteriskBench:
                 self.proc.wait(timeout=5)
             except (subprocess.TimeoutExpired, RuntimeError):
                 pass
+        if self.name:
+            self._kill()
+            if processes_in(self.root):
+                return      # the root's other node or peers go on
         self.proc = None
         release_root(self.root)
+
+    def _kill(self) -> None:
+        """SIGKILL this Asterisk's process group (a second node leaves the rest of the root alone)."""
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=10)
+        self.proc = None
 
     def restart(self) -> None:
         """Stop and start again with the same configuration."""
@@ -233,7 +273,7 @@ class AsteriskBench:
     # --- talking to it ----------------------------------------------------
     def cli(self, command: str, timeout: float = 20) -> str:
         """Run an Asterisk CLI command (``asterisk -rx``) and return its output."""
-        res = subprocess.run(["chroot", str(self.root), "asterisk", "-rx", command],
+        res = subprocess.run(["chroot", str(self.root), "asterisk", *self._conf_arg, "-rx", command],
                              capture_output=True, text=True, timeout=timeout)
         if res.returncode != 0:
             raise RuntimeError(f"asterisk -rx {command!r}: {res.stderr.strip()}")
@@ -281,7 +321,7 @@ class AsteriskBench:
 
     def cdr_rows(self) -> list[dict]:
         """Every CDR row written so far, as dicts keyed by ``CDR_FIELDS``."""
-        path = self.root / CDR_CSV
+        path = self.root / CDR_CSV.replace("var/log/asterisk", self.logdir)
         if not path.exists():
             return []
         with open(path, newline="", encoding="utf-8", errors="replace") as fh:

@@ -384,14 +384,14 @@ class SippPeer:
     def __init__(self, root: Path, name: str, port: int, scenario: str, *,
                  uac_target: str | None = None, calls: int | None = None,
                  rate: float | None = None, max_simultaneous: int = 10000,
-                 extra_args: list[str] | None = None):
-        self.root, self.name, self.port = Path(root), name, port
+                 extra_args: list[str] | None = None, host: str = "127.0.0.1"):
+        self.root, self.name, self.port, self.host = Path(root), name, port, host
         self.rel = Path("tmp/c2d-bench") / f"{name}-{port}-{os.getpid()}-{time.monotonic_ns()}"
         self.dir = self.root / self.rel
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "scenario.xml").write_text(scenario)
         args = ["chroot", str(self.root), "sipp", "-sf", f"/{self.rel}/scenario.xml",
-                "-i", "127.0.0.1", "-p", str(port), "-nostdin",
+                "-i", host, "-p", str(port), "-nostdin",
                 "-trace_msg", "-message_file", f"/{self.rel}/messages.log",
                 "-trace_err", "-error_file", f"/{self.rel}/errors.log",
                 "-trace_stat", "-stf", f"/{self.rel}/stat.csv",

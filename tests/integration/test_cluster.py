@@ -1,0 +1,185 @@
+"""Two Asterisk nodes, their service instances and one PostgreSQL store (SPEC §11).
+
+Node A is an Asterisk on 127.0.0.2, node B one on 127.0.0.3, in the same
+bench root with directories of their own; each node's SIPp peers (its
+agents' phones, its trunk) bind the node's address. Every instance shares
+one database of the session's PostgreSQL server, whatever
+``C2D_BENCH_STORE`` says: a cluster needs PostgreSQL. ``[cluster] rules``
+give agents 1001 and 1003 to node A, 1002 and 1004 to node B.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.bench.asterisk import AsteriskBench
+from tests.bench.service import ServiceProcess
+from tests.bench.sipp import sip_user, uas_scenario
+
+ADDRESS = {"a": "127.0.0.2", "b": "127.0.0.3"}
+RULES = ["1001=a", "1003=a", "1002=b", "1004=b"]
+AGENT_PORT = {"1001": 5071, "1002": 5072}
+TRUNK_PORT = 5070
+
+
+@pytest.fixture(scope="module")
+def nodes(bench_root):
+    """The Asterisk of node A and of node B, started once for the module."""
+    started = {}
+    try:
+        for name, address in ADDRESS.items():
+            started[name] = AsteriskBench(bench_root, configs="ours", name=name, address=address)
+            started[name].start()
+        yield started
+    finally:
+        for ast in started.values():
+            ast.stop()
+
+
+@pytest.fixture(autouse=True)
+def _nothing_left_in_either_asterisk(nodes):
+    """After each test: no channel and no bridge in either node."""
+    yield
+    for name, ast in nodes.items():
+        channels, bridges = ast.wait_idle(timeout=10)
+        if channels or bridges:
+            ast.hangup_everything()
+            pytest.fail(f"left in node {name}: channels {[c['name'] for c in channels]}, "
+                        f"bridges {[b['id'] for b in bridges]}")
+
+
+@pytest.fixture
+def cluster(nodes, postgres_server, workdir):
+    """Factory: ``cluster(node, instance)`` → a started ServiceProcess of that node, all
+    on one store; every instance is stopped after the test."""
+    store_url = postgres_server.new_database("cluster")
+    started = []
+
+    def make(node: str, instance: str, wait_role: str | None = None) -> ServiceProcess:
+        svc = ServiceProcess(workdir / instance, {
+            "ari": {"url": nodes[node].ari_url},
+            "cluster": {"node": node, "instance": instance, "rules": RULES, "lease_check_s": 0.5,
+                        "command_timeout_s": 5.0},
+        }, store_url=store_url)
+        started.append(svc)
+        svc.start()
+        if wait_role:
+            assert wait_for(lambda: role(svc) == wait_role, 15), svc.tail_log()
+        return svc
+
+    yield make
+    for svc in started:
+        svc.stop()
+
+
+def role(svc: ServiceProcess) -> str | None:
+    """The instance's role as its /healthz says, or None when it does not answer."""
+    try:
+        return svc.http.get("/healthz", timeout=2).json()["cluster"]["role"]
+    except Exception:  # noqa: BLE001 - down, or starting
+        return None
+
+
+def wait_for(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+def call_body(agent: str, ref: str) -> dict:
+    return {"agent": agent, "callee": "0215550100", "outbound_id": "0215550199", "call_ref": ref}
+
+
+def test_a_call_placed_on_node_a_for_an_agent_of_node_b_is_dialled_by_node_b(nodes, cluster, sipp):
+    a1 = cluster("a", "a1", wait_role="active")
+    b1 = cluster("b", "b1", wait_role="active")
+    agent = sipp("agent-b", AGENT_PORT["1002"], uas_scenario(ring_ms=200), host=ADDRESS["b"])
+    trunk = sipp("trunk-b", TRUNK_PORT, uas_scenario(ring_ms=200), host=ADDRESS["b"])
+    r = a1.post_call(call_body("1002", "cl-1"), headers={"Idempotency-Key": "cluster-key-1"})
+    assert r.status_code == 201, r.text + a1.tail_log()
+    call = r.json()
+    assert r.headers["Location"] == f"/click2dial/calls/{call['id']}"
+    assert call["agent"] == "1002" and call["state"] == "dialing_agent" and call["call_ref"] == "cl-1"
+    # Connected through node B's Asterisk: its agent phone and its trunk got the INVITEs.
+    assert b1.wait_state(call["id"], "connected")["state"] == "connected"
+    assert sip_user(agent.received("INVITE")[0].header("From")[0]) == "0215550100"
+    invite = trunk.received("INVITE")[0]
+    assert invite.first_line.startswith("INVITE sip:0215550100@")
+    assert sip_user(invite.header("From")[0]) == "0215550199"
+    assert {c["id"] for c in nodes["b"].channels()} == {f"c2d-{call['id']}-agent", f"c2d-{call['id']}-callee"}
+    assert nodes["a"].channels() == []
+
+    # Read and listed from either instance; the agent is busy for the whole cluster.
+    for svc in (a1, b1):
+        assert svc.get_call(call["id"])["state"] == "connected"
+        listed = svc.http.get("/click2dial/calls", params={"agent": "1002"}).json()
+        assert [c["id"] for c in listed["calls"]] == [call["id"]]
+    busy = a1.post_call(call_body("1002", "cl-2"))
+    assert busy.status_code == 409 and busy.json()["error"] == "agent-busy", busy.text
+    # The same Idempotency-Key through the other node's instance: the first call, nothing dialled.
+    again = b1.post_call(call_body("1002", "cl-1"), headers={"Idempotency-Key": "cluster-key-1"})
+    assert again.status_code == 201 and again.json()["id"] == call["id"], again.text
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    again = a1.post_call(call_body("1002", "cl-1"), headers={"Idempotency-Key": "cluster-key-1"})
+    assert again.status_code == 201 and again.json()["id"] == call["id"], again.text
+
+    # Cancelled through node A's instance: node B hangs it up.
+    r = a1.http.delete(f"/click2dial/calls/{call['id']}")
+    assert r.status_code == 200, r.text
+    ended = r.json()
+    assert ended["state"] == "ended" and ended["reason"] == "completed" and ended["ended_by"] == "api"
+    assert len(trunk.received("INVITE")) == 1 and len(agent.received("INVITE")) == 1
+    history = b1.http.get(f"/click2dial/calls/{call['id']}/history").json()
+    assert [h["state"] for h in history["states"]] == ["dialing_agent", "dialing_callee", "connected", "ended"]
+
+
+def test_the_standby_takes_over_a_connected_call_when_the_active_instance_is_killed(nodes, cluster, sipp):
+    a1 = cluster("a", "a1", wait_role="active")
+    a2 = cluster("a", "a2", wait_role="standby")
+    b1 = cluster("b", "b1", wait_role="active")
+    metrics = a2.http.get("/metrics").text
+    assert 'c2d_cluster_active{instance="a2",node="a"} 0.0' in metrics
+    sipp("agent-a", AGENT_PORT["1001"], uas_scenario(ring_ms=200), host=ADDRESS["a"])
+    trunk = sipp("trunk-a", TRUNK_PORT, uas_scenario(ring_ms=200), host=ADDRESS["a"])
+    r = b1.post_call(call_body("1001", "cl-3"))       # placed through node B for an agent of A
+    assert r.status_code == 201, r.text
+    call = r.json()
+    assert a1.wait_state(call["id"], "connected")["state"] == "connected"
+
+    a1.kill()                                          # SIGKILL: no clean-up at all
+    killed_at = time.monotonic()
+    assert wait_for(lambda: role(a2) == "active", 10), a2.tail_log()
+    assert time.monotonic() - killed_at < 5
+    health = a2.http.get("/healthz").json()
+    assert health["status"] == "ok" and health["ari_connected"] and health["cluster"]["instance"] == "a2"
+    assert 'c2d_cluster_active{instance="a2",node="a"} 1.0' in a2.http.get("/metrics").text
+    # Adopted, still connected: both legs are still up in node A's Asterisk.
+    time.sleep(1.0)
+    assert b1.get_call(call["id"])["state"] == "connected"
+    assert {c["id"] for c in nodes["a"].channels()} == {f"c2d-{call['id']}-agent", f"c2d-{call['id']}-callee"}
+
+    r = b1.http.delete(f"/click2dial/calls/{call['id']}")  # through node B: reaches a2
+    assert r.status_code == 200, r.text + a2.tail_log()
+    ended = r.json()
+    assert ended["reason"] == "completed" and ended["ended_by"] == "api", ended
+    assert len(trunk.received("INVITE")) == 1        # the callee was never dialled again
+    history = a2.http.get(f"/click2dial/calls/{call['id']}/history").json()
+    assert [h["state"] for h in history["states"]] == ["dialing_agent", "dialing_callee", "connected", "ended"]
+
+
+def test_a_node_without_an_active_instance_is_503_from_any_instance(nodes, cluster):
+    b1 = cluster("b", "b1", wait_role="active")
+    started = time.monotonic()
+    r = b1.post_call(call_body("1001", "cl-4"))       # node A has no instance at all
+    assert r.status_code == 503, r.text
+    assert r.json()["error"] == "asterisk-unavailable" and r.json()["details"] == {"node": "a"}
+    assert time.monotonic() - started < 2
+    unknown = b1.post_call(call_body("2001", "cl-5"))   # no rule names a node for this agent
+    assert unknown.status_code == 400 and "agent" in unknown.json()["details"]["fields"], unknown.text
+    listed = b1.http.get("/click2dial/calls").json()
+    assert listed["calls"] == []
