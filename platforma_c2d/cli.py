@@ -208,6 +208,10 @@ def cmd_check(args) -> int:
                 version = resp.json().get("system", {}).get("version", "?")
                 ok.append(f"ari: reachable, Asterisk {version}")
                 _check_modules(http, {"ok": ok, "WARN": warnings, "FAIL": problems})
+                from platforma_c2d.config.dialplan_check import check_dialplan
+                for level, line in check_dialplan(http, cfg, args.agent or [],
+                                                  getattr(args, "asterisk_rx", None)):
+                    {"ok": ok, "WARN": warnings, "FAIL": problems}[level].append(line)
                 tech, trunk_name = trunk_of(cfg.dial.trunk_endpoint)
                 if not trunk_name:
                     ok.append(f"trunk: {cfg.dial.trunk_endpoint} names no trunk endpoint; not checked")
@@ -543,6 +547,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(func=fn)
         if name == "check":
             sp.add_argument("--agent", action="append", help="also check this agent's endpoint (repeatable)")
+            sp.add_argument("--asterisk-rx", metavar="COMMAND",
+                            help="how to run one Asterisk CLI command, to read the dialplan "
+                                 "(default: 'asterisk -rx' when on the PATH)")
     sp = sub.add_parser("sandbox", help="the API against a simulated PBX, to try it (never a real call)")
     sp.add_argument("--listen", default="127.0.0.1:8080", help="API address, loopback only (default %(default)s)")
     sp.add_argument("--config", help="optional TOML with [dial], [clid], [limits], [auth]...; "

@@ -1,0 +1,226 @@
+"""``check``: does the dialplan hand the agents' calls to customers to the service?
+
+A header (WebRTC) call reaches the service only if the dialplan context of
+the calling phone runs ``Stasis(<[ari] app>)`` for a customer's number
+(SPEC §4); a dialplan-only PBX runs ``AGI()`` there instead (SPEC §6).
+Neither shows in ARI, so the dialplan is read with Asterisk's CLI
+(``dialplan show <number>@<context>``), the way an administrator would
+read it: the first extension that matches a customer's number in the
+phone's context (its own extensions before the contexts it includes), the
+applications of that extension, and the contexts its ``Goto``/``Gosub``
+lines name (at most ``MAX_HOPS`` deep). Global variables in those lines
+(``${C2D_APP}``, ``${C2D_PBX_CONTEXT}``) are read over ARI.
+
+Pure functions here; ``cli.cmd_check`` runs the CLI and prints the lines.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+#: A number valid as a callee (SPEC §1: 0 + 9 digits), the call a dialplan is tried with.
+SAMPLE_CALLEE = "0115550100"
+MAX_HOPS = 3
+_SECTION = re.compile(r"^\[ (?:Included )?[Cc]ontext '([^']+)'")
+_PRIORITY = re.compile(r"^\s*(?:'([^']+)'\s*=>)?\s*(?:\[[^\]]*\])?\s*\d+\.\s+(\w+)\((.*?)\)\s*(?:\[[^\]]*\])?\s*$")
+_VAR = re.compile(r"\$\{(\w+)\}")
+
+
+@dataclass
+class Route:
+    """Where a customer's number goes from one context.
+
+    ``kind``: ``stasis`` (``app`` = the Stasis app name), ``agi``,
+    ``none`` (some extension matches, but runs neither) or ``missing``
+    (no such context, or no extension matches: ``why`` says which).
+    ``apps``: the applications seen on the way, for the message.
+    """
+
+    kind: str
+    app: str = ""
+    why: str = ""
+    apps: list[str] = field(default_factory=list)
+
+
+def first_extension(output: str) -> list[tuple[str, str]]:
+    """The (application, data) lines of the first matching extension in
+    ``dialplan show N@CTX`` output, in priority order; [] if none."""
+    steps: list[tuple[str, str]] = []
+    started = False
+    for line in output.splitlines():
+        if _SECTION.match(line):
+            if started:
+                break
+            continue
+        m = _PRIORITY.match(line)
+        if not m:
+            continue
+        if m.group(1) is not None:          # a new extension begins
+            if started:
+                break
+            started = True
+        if started:
+            steps.append((m.group(2), m.group(3)))
+    return steps
+
+
+def _expand(text: str, number: str, global_var: Callable[[str], str]) -> str:
+    return _VAR.sub(lambda m: number if m.group(1) == "EXTEN" else global_var(m.group(1)), text)
+
+
+def route_of(context: str, number: str, show: Callable[[str], str],
+             global_var: Callable[[str], str], hops: int = MAX_HOPS) -> Route:
+    """Follow ``number`` dialled from ``context``.
+
+    ``show(cmd)``: the output of an Asterisk CLI command. ``global_var(name)``:
+    a global variable's value ("" when unset).
+    """
+    out = show(f"dialplan show {number}@{context}")
+    if "There is no existence of" in out and f"'{context}' context" in out:
+        return Route("missing", why=f"context {context} does not exist in the dialplan")
+    steps = first_extension(out)
+    if not steps:
+        return Route("missing", why=f"no extension of context {context} (or of what it includes) "
+                                    f"matches {number}")
+    apps = [app for app, _ in steps]
+    for app, data in steps:
+        if app.lower() == "stasis":
+            name = _expand(data, number, global_var).split(",", 1)[0].strip()
+            return Route("stasis", app=name, apps=apps)
+        if app.lower() == "agi":
+            return Route("agi", apps=apps)
+    if hops > 0:
+        for app, data in steps:
+            if app.lower() not in ("goto", "gosub"):
+                continue
+            args = [a.strip() for a in _expand(data, number, global_var).split(",")]
+            if len(args) == 3 and args[0] and args[0] != context:
+                nxt = route_of(args[0], args[1] or number, show, global_var, hops - 1)
+                if nxt.kind in ("stasis", "agi"):
+                    return Route(nxt.kind, app=nxt.app, apps=apps + nxt.apps)
+    return Route("none", apps=apps)
+
+
+def judge(contexts: dict[str, list[str]], agents: dict[str, str], app: str,
+          routes: dict[str, Route], number: str = SAMPLE_CALLEE) -> list[tuple[str, str]]:
+    """The ``check`` lines for the phones' contexts.
+
+    ``contexts``: context → the extension-named endpoints that have it;
+    ``agents``: each ``--agent`` → its endpoint's context; ``app``: ``[ari] app``;
+    ``routes``: context → :func:`route_of`. FAIL when a context hands calls
+    to another Stasis app, when an agent's context reaches neither
+    ``Stasis(app)`` nor an AGI, and when no phone's context does.
+    """
+    out: list[tuple[str, str]] = []
+    fix = ("set context=c2d-agents (c2d-webrtc for browser phones) on the agents' endpoints and "
+           "merge our contexts (docs/configuration.md, \"Merging into your dialplan\")")
+
+    def who(ctx: str) -> str:
+        names = contexts.get(ctx, [])
+        return ", ".join(names[:5]) + (", …" if len(names) > 5 else "")
+
+    def path(route: Route) -> str:
+        if route.kind == "missing":
+            return route.why
+        return "it runs " + (", ".join(dict.fromkeys(route.apps)) or "nothing")
+
+    for ctx, route in sorted(routes.items()):
+        if route.kind == "stasis" and route.app != app:
+            out.append(("FAIL", f"dialplan: context {ctx} ({who(ctx)}) hands calls to customers to "
+                                f"Stasis({route.app}), but [ari] app is {app}: set C2D_APP={app} in "
+                                "[globals] of extensions.conf, or the app name in its Stasis() line"))
+    for agent, ctx in sorted(agents.items()):
+        route = routes.get(ctx)
+        if route is not None and route.kind not in ("stasis", "agi"):
+            out.append(("FAIL", f"dialplan: a call of agent {agent} (context {ctx}) to a customer's "
+                                f"number ({number}) never reaches Stasis({app}) or the FastAGI server: "
+                                f"{path(route)}; {fix}"))
+    served = {ctx: r for ctx, r in routes.items() if (r.kind == "stasis" and r.app == app) or r.kind == "agi"}
+    if not served and routes and not any(level == "FAIL" for level, _ in out):
+        reasons = "; ".join(f"{ctx} ({who(ctx)}): {path(r)}" for ctx, r in sorted(routes.items())[:4])
+        out.append(("FAIL", f"dialplan: no phone's context hands a call to a customer's number ({number}) "
+                            f"to Stasis({app}) or the FastAGI server: {reasons}; {fix}"))
+    for ctx, route in sorted(served.items()):
+        target = f"Stasis({app})" if route.kind == "stasis" else "the FastAGI server (AGI)"
+        out.append(("ok", f"dialplan: calls to customers from context {ctx} ({who(ctx)}) reach {target}"))
+    return out
+
+
+def cli_runner(rx_command: str | None) -> Callable[[str], str] | None:
+    """A function running one Asterisk CLI command, or None when there is none.
+
+    ``rx_command``: the command prefix ``check --asterisk-rx`` was given
+    (e.g. ``sudo asterisk -rx``), the CLI command is appended as one
+    argument; default ``asterisk -rx`` when ``asterisk`` is on the PATH.
+    The function raises ``OSError`` or ``subprocess.SubprocessError`` when
+    the command cannot run or takes over 15 s.
+    """
+    import shlex
+    import shutil
+    import subprocess
+
+    if rx_command:
+        prefix = shlex.split(rx_command)
+    elif shutil.which("asterisk"):
+        prefix = ["asterisk", "-rx"]
+    else:
+        return None
+
+    def run(command: str) -> str:
+        res = subprocess.run([*prefix, command], capture_output=True, text=True, timeout=15)
+        if res.returncode != 0 and not res.stdout:
+            raise OSError(res.stderr.strip()[:200] or f"exit status {res.returncode}")
+        return res.stdout
+
+    return run
+
+
+def check_dialplan(http, cfg, agents: list[str], rx_command: str | None) -> list[tuple[str, str]]:
+    """The ``check`` lines of the dialplan (``judge``), from ARI and the CLI.
+
+    ``http``: an httpx client of ARI (``…/ari``); ``cfg``: the Config;
+    ``agents``: the ``--agent`` extensions; ``rx_command``: see :func:`cli_runner`.
+    Reads every PJSIP endpoint named after an extension (at most 500) and
+    its ``context``; the trunk is left out.
+    """
+    from platforma_c2d.cli import trunk_of
+    from platforma_c2d.rules import is_extension
+
+    show = cli_runner(rx_command)
+    if show is None:
+        return [("WARN", "dialplan: not checked, no 'asterisk' command here to read it with: run "
+                         "check on the PBX, or give --asterisk-rx 'COMMAND' (e.g. 'sudo asterisk -rx')")]
+    trunk = trunk_of(cfg.dial.trunk_endpoint)[1]
+    contexts: dict[str, list[str]] = {}
+    by_endpoint: dict[str, str] = {}
+    names = [e.get("resource", "") for e in (http.get("/endpoints/PJSIP").json() or [])][:500]
+    for name in names:
+        if name == trunk or not is_extension(name):
+            continue
+        r = http.get(f"/asterisk/config/dynamic/res_pjsip/endpoint/{name}")
+        if r.status_code != 200:
+            continue
+        ctx = next((a.get("value", "") for a in r.json() if a.get("attribute") == "context"), "")
+        by_endpoint[name] = ctx
+        contexts.setdefault(ctx, []).append(name)
+    agent_contexts = {}
+    for agent in agents:
+        tech, name = trunk_of(cfg.dial.agent_endpoint.format(agent=agent))
+        if tech.upper() == "PJSIP" and name in by_endpoint:
+            agent_contexts[agent] = by_endpoint[name]
+    if not contexts:
+        return [("WARN", "dialplan: no PJSIP endpoint named after an extension: not checked")]
+
+    def global_var(name: str) -> str:
+        r = http.get("/asterisk/variable", params={"variable": name})
+        return r.json().get("value", "") if r.status_code == 200 else ""
+
+    try:
+        routes = {ctx: route_of(ctx, SAMPLE_CALLEE, show, global_var) for ctx in contexts}
+    except (OSError, ValueError) as exc:
+        return [("WARN", f"dialplan: not checked, the Asterisk CLI did not answer ({exc})")]
+    except Exception as exc:  # noqa: BLE001 - subprocess.TimeoutExpired and kin, one line
+        return [("WARN", f"dialplan: not checked, the Asterisk CLI did not answer ({type(exc).__name__})")]
+    return judge(contexts, agent_contexts, cfg.ari.app, routes)
