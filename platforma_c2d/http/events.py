@@ -96,6 +96,14 @@ def events():
     if not feed.acquire():
         raise TooManyStreams("too many event streams are open; try again later",
                              {"max_streams": feed.max_streams})
+    released = []
+
+    def release_once():
+        # On close of the answer, which also comes when the body never runs (HEAD, a
+        # client gone before it): an unstarted generator's ``finally`` never would.
+        if not released:
+            released.append(True)
+            feed.release()
 
     def stream():
         try:
@@ -118,7 +126,9 @@ def events():
                     continue
                 seen = feed.wait(seen, left)
         finally:
-            feed.release()
+            release_once()
 
-    return Response(stream_with_context(stream()), mimetype="text/event-stream",
+    resp = Response(stream_with_context(stream()), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    resp.call_on_close(release_once)
+    return resp

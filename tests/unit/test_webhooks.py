@@ -249,6 +249,20 @@ def test_every_unknown_repeated_or_bad_parameter_of_the_events_is_named_at_once(
     assert r.status_code == 400 and set(r.get_json()["details"]["fields"]) == {"agnet"}
 
 
+def test_head_requests_of_the_stream_never_use_up_the_open_streams(limited):
+    """HEAD runs the stream's handler but never its body: the slot it took is given back
+    (four HEADs, [webhooks] max_streams, used to refuse every stream after them)."""
+    client, _calls = limited
+    auth = {"Authorization": f"Bearer {TOKEN}", "Accept": "text/event-stream"}
+    for _ in range(6):
+        r = client.head("/click2dial/events", headers=auth)
+        assert r.status_code == 200
+        r.close()
+    r = client.get("/click2dial/events", headers=auth, buffered=False)
+    assert r.status_code == 200, r.get_json()
+    r.close()
+
+
 def test_stream_sends_stored_events_with_their_ids_and_resumes_after_last_event_id(limited):
     client, calls = limited
     auth = {"Authorization": f"Bearer {TOKEN}", "Accept": "text/event-stream"}
