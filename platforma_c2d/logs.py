@@ -88,6 +88,12 @@ class _Enqueue(logging.handlers.QueueHandler):
 _listener: logging.handlers.QueueListener | None = None
 
 
+def drain() -> None:
+    """Write every queued log line now and stop the writing thread (before ``os._exit``,
+    which runs no exit handler); later records are dropped."""
+    _stop_listener()
+
+
 def _stop_listener() -> None:
     global _listener
     if _listener is not None:

@@ -25,6 +25,7 @@ from prometheus_client import Gauge
 
 from platforma_c2d.cluster.commands import CommandWorker
 from platforma_c2d.cluster.lease import NodeLease
+from platforma_c2d.logs import drain
 
 log = logging.getLogger("platforma_c2d.cluster")
 
@@ -85,8 +86,7 @@ class ClusterRole:
         log.critical("exiting: this instance held a lock of node %s and lost the store (%s); "
                      "it starts again as a standby", self.node, why,
                      extra={"fields": {"node": self.node, "instance": self.instance}})
-        for handler in logging.getLogger().handlers:
-            handler.flush()
+        drain()                 # os._exit runs no exit handler: write the log lines now
         sys.stderr.flush()
         self._exit(EXIT_LOST_STORE)
 

@@ -14,14 +14,17 @@ import time
 
 import pytest
 
+import psycopg
+
 from tests.bench.asterisk import AsteriskBench
-from tests.bench.service import ServiceProcess
-from tests.bench.sipp import sip_user, uas_scenario
+from tests.bench.receiver import WebhookReceiver
+from tests.bench.service import ServiceProcess, free_port
+from tests.bench.sipp import sip_user, uac_scenario, uas_scenario
 
 ADDRESS = {"a": "127.0.0.2", "b": "127.0.0.3"}
 RULES = ["1001=a", "1003=a", "1002=b", "1004=b"]
 AGENT_PORT = {"1001": 5071, "1002": 5072}
-TRUNK_PORT = 5070
+TRUNK_PORT, PHONE_PORT = 5070, 5081
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +60,12 @@ def cluster(nodes, postgres_server, workdir):
     store_url = postgres_server.new_database("cluster")
     started = []
 
-    def make(node: str, instance: str, wait_role: str | None = None) -> ServiceProcess:
+    def make(node: str, instance: str, wait_role: str | None = None, more: dict | None = None) -> ServiceProcess:
         svc = ServiceProcess(workdir / instance, {
             "ari": {"url": nodes[node].ari_url},
             "cluster": {"node": node, "instance": instance, "rules": RULES, "lease_check_s": 0.5,
                         "command_timeout_s": 5.0},
+            **(more or {}),
         }, store_url=store_url)
         started.append(svc)
         svc.start()
@@ -69,6 +73,7 @@ def cluster(nodes, postgres_server, workdir):
             assert wait_for(lambda: role(svc) == wait_role, 15), svc.tail_log()
         return svc
 
+    make.store_url = store_url
     yield make
     for svc in started:
         svc.stop()
@@ -138,10 +143,38 @@ def test_a_call_placed_on_node_a_for_an_agent_of_node_b_is_dialled_by_node_b(nod
     assert [h["state"] for h in history["states"]] == ["dialing_agent", "dialing_callee", "connected", "ended"]
 
 
-def test_the_standby_takes_over_a_connected_call_when_the_active_instance_is_killed(nodes, cluster, sipp):
+def test_a_browser_call_on_node_a_is_seen_from_node_b(nodes, cluster, sipp):
     a1 = cluster("a", "a1", wait_role="active")
-    a2 = cluster("a", "a2", wait_role="standby")
     b1 = cluster("b", "b1", wait_role="active")
+    sipp("trunk-a", TRUNK_PORT, uas_scenario(ring_ms=200), host=ADDRESS["a"])
+    phone = sipp("phone-a", PHONE_PORT, uac_scenario(target="0215550100", from_user="2001", talk_ms=2500,
+                                                     headers=["X-Platforma-Call-Ref: web-1"]),
+                 uac_target=f"{ADDRESS['a']}:5060", calls=1, host=ADDRESS["a"])
+
+    def seen_connected():
+        calls = b1.http.get("/click2dial/calls", params={"origin": "webrtc"}).json()["calls"]
+        return calls and calls[0]["state"] == "connected"
+
+    assert wait_for(seen_connected, 10), a1.tail_log()
+    call = b1.http.get("/click2dial/calls", params={"origin": "webrtc"}).json()["calls"][0]
+    assert call["agent"] == "2001" and call["call_ref"] == "web-1"
+    assert phone.wait(timeout=20) == 0
+    assert b1.wait_state(call["id"], "ended")["reason"] == "completed"
+
+
+def test_the_standby_takes_over_a_connected_call_when_the_active_instance_is_killed(nodes, cluster, sipp):
+    receiver = WebhookReceiver(free_port()).start()
+    hooks = {"webhooks": {"endpoints": [{"name": "crm", "url": receiver.url, "secret": "s3cret-of-the-crm"}]}}
+    try:
+        run_takeover(nodes, cluster, sipp, hooks, receiver)
+    finally:
+        receiver.stop()
+
+
+def run_takeover(nodes, cluster, sipp, hooks, receiver):
+    a1 = cluster("a", "a1", wait_role="active", more=hooks)
+    a2 = cluster("a", "a2", wait_role="standby", more=hooks)
+    b1 = cluster("b", "b1", wait_role="active", more=hooks)
     metrics = a2.http.get("/metrics").text
     assert 'c2d_cluster_active{instance="a2",node="a"} 0.0' in metrics
     sipp("agent-a", AGENT_PORT["1001"], uas_scenario(ring_ms=200), host=ADDRESS["a"])
@@ -170,6 +203,27 @@ def test_the_standby_takes_over_a_connected_call_when_the_active_instance_is_kil
     assert len(trunk.received("INVITE")) == 1        # the callee was never dialled again
     history = a2.http.get(f"/click2dial/calls/{call['id']}/history").json()
     assert [h["state"] for h in history["states"]] == ["dialing_agent", "dialing_callee", "connected", "ended"]
+    # The events: each state once, delivered once for the cluster (three instances, one delivery).
+    receiver.wait(lambda evs: any(ev["type"] == "call.ended" for _h, _b, ev in evs))
+    time.sleep(1.0)
+    got = [ev for _h, _b, ev in receiver.events()]
+    assert [ev["type"] for ev in got] == ["call.dialing_agent", "call.dialing_callee", "call.connected",
+                                          "call.ended"], got
+    assert len({ev["id"] for ev in got}) == 4 and all(ev["call"]["id"] == call["id"] for ev in got)
+
+
+def test_an_active_instance_that_loses_the_store_exits_and_its_standby_takes_over(cluster):
+    a1 = cluster("a", "a1", wait_role="active")
+    a2 = cluster("a", "a2", wait_role="standby")
+    with psycopg.connect(cluster.store_url.replace("postgresql+psycopg", "postgresql"), autocommit=True) as conn:
+        killed = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                              " WHERE application_name = 'platforma-c2d a1'").fetchall()
+    assert killed == [(True,)]      # its lease's session, as a restart of PostgreSQL would end it
+    started = time.monotonic()
+    assert a1.proc.wait(timeout=5) == 75
+    assert time.monotonic() - started < 3
+    assert "lost the store" in a1.tail_log()
+    assert wait_for(lambda: role(a2) == "active", 5), a2.tail_log()
 
 
 def test_a_node_without_an_active_instance_is_503_from_any_instance(nodes, cluster):
