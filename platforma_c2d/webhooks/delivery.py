@@ -45,6 +45,8 @@ log = logging.getLogger("platforma_c2d.webhooks")
 CALLBACK = "status_callback"
 BACKOFF_FIRST_S = 1.0
 BACKOFF_CAP_S = 600.0
+#: Bytes of a receiver's answer body read, at most (the rest is dropped with the connection).
+MAX_ANSWER_READ = 64 * 1024
 
 
 def backoff_s(attempts: int, rng: random.Random | None = None) -> float:
@@ -177,7 +179,9 @@ class WebhookDelivery:
         try:
             async with session.post(delivery["url"], data=body, headers=headers,
                                     allow_redirects=False) as resp:
-                await resp.read()
+                # The status decides; of the body only a little is read (a receiver that
+                # sends one without end must neither hold the delivery nor fill the memory).
+                await resp.content.read(MAX_ANSWER_READ)
                 error = None if 200 <= resp.status < 300 else f"HTTP {resp.status}"
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
             error = f"{type(exc).__name__}: {exc}"[:200] if str(exc) else type(exc).__name__

@@ -188,6 +188,50 @@ def test_a_stuck_receiver_with_a_backlog_of_many_calls_does_not_hold_back_anothe
         journal.close()
 
 
+def test_a_2xx_whose_body_never_ends_is_delivered_at_once_and_the_body_not_kept(tmp_path):
+    """The answer's status decides; its body is read no further than a little (a receiver
+    that sends a body without end neither holds the delivery nor fills the memory)."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    stop = threading.Event()
+
+    def serve():
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1000000000\r\n\r\n")
+        try:
+            while not stop.is_set():      # 64 KiB every 50 ms, for as long as it is read
+                conn.sendall(b"x" * 65536)
+                time.sleep(0.05)
+        except OSError:
+            pass
+        conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    journal = Journal(f"sqlite:///{tmp_path}/c.sqlite3")
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/hooks"
+    metrics = Metrics()
+    worker = WebhookDelivery(Outbox(journal.engine), WebhooksConfig(
+        endpoints=(WebhookEndpoint(url=url, secret="s", name="crm"),), timeout_s=20.0), metrics, poll_s=0.05)
+    worker.start()
+    try:
+        journal.record(a_call(), "placed")
+        deadline = time.monotonic() + 5
+        while not metrics.webhook_delivered.labels("crm")._value.get() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert metrics.webhook_delivered.labels("crm")._value.get() == 1
+        assert metrics.webhook_retries.labels("crm")._value.get() == 0
+    finally:
+        stop.set()
+        worker.stop(timeout_s=1)
+        listener.close()
+        journal.close()
+
+
 # --- GET /click2dial/events ----------------------------------------------------------------
 @pytest.fixture
 def limited(tmp_path):
