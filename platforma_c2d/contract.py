@@ -51,6 +51,7 @@ REQUEST_ID_PATTERN = "^[A-Za-z0-9._~:/+=-]{1,128}$"
 
 MAX_BODY_BYTES = 64 * 1024          # bytes of a request body
 PAGE_DEFAULT, PAGE_MAX = 50, 200    # calls per page of the list
+TOTAL_COUNT_MAX = 10_000            # the list counts matching calls up to this many
 IDEMPOTENCY_KEY_MAX = 200           # characters
 IDEMPOTENCY_KEY_PATTERN = "^[ -~]{1,200}$"
 

@@ -28,6 +28,7 @@ from platforma_c2d.calls.policy import Policy
 from platforma_c2d.calls.recovery import call_from_row
 from platforma_c2d.clid.picker import ClidPicker
 from platforma_c2d.config import Config
+from platforma_c2d.contract import TOTAL_COUNT_MAX
 from platforma_c2d.store.journal import Journal
 from platforma_c2d.webhooks.callback import check_status_callback
 
@@ -231,6 +232,8 @@ class CallService:
                    caller: Caller = Caller()) -> tuple[list[dict], int, bool]:
         """Calls matching ``query``, newest first, only the caller's agents' when
         its token is limited; returns (page, total matching, whether more follow).
+        The total is counted up to ``contract.TOTAL_COUNT_MAX`` + 1 only: more
+        than the maximum means "at least that many".
 
         Raises ``AsteriskUnavailable`` when the journal does not catch up in time.
         """
@@ -239,7 +242,7 @@ class CallService:
             states=query.states, origins=query.origins, agent=query.agent, call_ref=query.call_ref,
             created_after=query.created_after, created_before=query.created_before,
             updated_after=query.updated_after, agents=caller.agents, limit=query.limit + 1,
-            before=query.before)
+            before=query.before, count_up_to=TOTAL_COUNT_MAX + 1)
         return page[:query.limit], total, len(page) > query.limit
 
     def cancel_call(self, call_id: str, caller: Caller = Caller()) -> dict:

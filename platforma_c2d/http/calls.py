@@ -7,6 +7,7 @@ import json
 from flask import Blueprint, current_app, jsonify, request
 
 from platforma_c2d.calls.errors import InvalidJson, InvalidRequest, UnsupportedMediaType
+from platforma_c2d.contract import TOTAL_COUNT_MAX
 from platforma_c2d.http.cors import is_preflight
 from platforma_c2d.http.openapi import openapi_document
 from platforma_c2d.http.query import next_cursor, parse_list_query
@@ -110,7 +111,8 @@ def call_history(call_id: str):
 def list_calls():
     query = parse_list_query(request.args)
     calls, total, more = _service().list_calls(query, request.environ["c2d.caller"])
-    return jsonify({"calls": calls, "total": total, "limit": query.limit,
+    return jsonify({"calls": calls, "total": min(total, TOTAL_COUNT_MAX),
+                    "total_exact": total <= TOTAL_COUNT_MAX, "limit": query.limit,
                     "next_cursor": next_cursor(calls, more)})
 
 

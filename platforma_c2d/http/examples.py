@@ -34,7 +34,7 @@ CALL_BUSY = {
     "updated_at": "2024-05-01T09:30:12.300Z", "duration_s": 0.0, "cause": 17, "sip_code": 486,
 }
 
-CALL_LIST = {"calls": [CALL], "total": 1, "limit": 50, "next_cursor": None}
+CALL_LIST = {"calls": [CALL], "total": 1, "total_exact": True, "limit": 50, "next_cursor": None}
 
 CALL_HISTORY = {"id": CALL_ID, "states": [
     {"state": "dialing_agent", "at": "2024-05-01T09:30:00.130Z", "reason": None},

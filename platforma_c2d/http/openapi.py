@@ -153,11 +153,16 @@ def _schemas() -> dict:
     schemas["CallList"] = {
         "type": "object",
         "description": "One page of calls, newest first.",
-        "required": ["calls", "total", "limit", "next_cursor"],
+        "required": ["calls", "total", "total_exact", "limit", "next_cursor"],
         "properties": {
             "calls": {"type": "array", "items": _ref("Call")},
-            "total": {"type": "integer", "minimum": 0,
-                      "description": "Number of calls matching the filters, over all pages."},
+            "total": {"type": "integer", "minimum": 0, "maximum": contract.TOTAL_COUNT_MAX,
+                      "description": "Number of calls matching the filters, over all pages, counted up to "
+                                     f"{contract.TOTAL_COUNT_MAX}: when more match, it is {contract.TOTAL_COUNT_MAX} "
+                                     "and `total_exact` is false."},
+            "total_exact": {"type": "boolean",
+                            "description": "False when more than `total` calls match (the count stopped at "
+                                           f"{contract.TOTAL_COUNT_MAX})."},
             "limit": {"type": "integer", "minimum": 1, "maximum": contract.PAGE_MAX,
                       "description": "The page size used."},
             "next_cursor": {"type": ["string", "null"],

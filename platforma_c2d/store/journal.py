@@ -331,7 +331,7 @@ class Journal:
              call_ref: str | None = None, created_after: datetime | None = None,
              created_before: datetime | None = None, updated_after: datetime | None = None,
              agents: tuple[str, ...] = (), limit: int = 50,
-             before: tuple[str, str] | None = None) -> tuple[list[dict], int]:
+             before: tuple[str, str] | None = None, count_up_to: int = 10_001) -> tuple[list[dict], int]:
         """Call resources newest first (``created_at``, then ``id``, descending); returns (page, total).
 
         Filters (all optional, all must hold): ``states``/``origins`` (any
@@ -341,7 +341,8 @@ class Journal:
         any of). ``before``: the (created_at, id) of the last call of the
         previous page; the page holds the calls after it in the order, so a
         call placed meanwhile never shifts a later page. ``total``: calls
-        matching the filters over all pages (count).
+        matching the filters over all pages, counted up to ``count_up_to``
+        (a journal of millions is never counted whole on a read).
         """
         where = []
         for column, values in ((calls.c.state, states), (calls.c.origin, origins), (calls.c.agent, agents)):
@@ -363,7 +364,8 @@ class Journal:
         page = page.order_by(calls.c.created_at.desc(), calls.c.id.desc()).limit(limit)
         with self.engine.connect() as conn:
             rows = conn.execute(page).mappings().all()
-            total = conn.execute(sa.select(sa.func.count()).select_from(calls).where(*where)).scalar_one()
+            matching = sa.select(calls.c.id).where(*where).limit(count_up_to).subquery()
+            total = conn.execute(sa.select(sa.func.count()).select_from(matching)).scalar_one()
         return [self._resource(r) for r in rows], total
 
     def unfinished(self) -> list[dict]:

@@ -183,3 +183,33 @@ def test_serve_runs_the_retention_only_when_configured(tmp_path):
     on.retention.start()
     on.stop()
     assert not on.retention._thread.is_alive()
+
+
+def _vm_steps(journal: Journal, action) -> int:
+    """SQLite virtual-machine steps (in thousands) the journal's statements take while ``action()`` runs."""
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+
+    def watch(conn, cursor, statement, parameters, context, executemany):
+        conn.connection.driver_connection.set_progress_handler(count, 1000)
+
+    sa.event.listen(journal.engine, "before_cursor_execute", watch)
+    try:
+        action()
+    finally:
+        sa.event.remove(journal.engine, "before_cursor_execute", watch)
+    return steps[0]
+
+
+def test_a_list_page_counts_the_matching_calls_only_up_to_the_bound(big):
+    # The page's total stops counting at 10 001 rows: a read costs the same on
+    # a journal of a thousand calls or of a million (the whole count, for
+    # comparison, walks every row of the index).
+    bounded = _vm_steps(big, lambda: big.list(limit=50, count_up_to=10_001))
+    whole = _vm_steps(big, lambda: big.list(limit=50, count_up_to=CALLS + 1))
+    assert big.list(limit=50, count_up_to=10_001)[1] == 10_001
+    assert bounded * 20 < whole, (bounded, whole)
+    assert bounded < 200, (bounded, whole)     # thousands of steps

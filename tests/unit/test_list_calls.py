@@ -162,3 +162,26 @@ def test_a_time_at_the_edge_of_the_calendar_is_read_or_refused_never_an_internal
         name = query[1:].split("=")[0]
         assert set(r.get_json()["details"]["fields"]) == {name}
         assert "ISO 8601" in r.get_json()["details"]["fields"][name]
+
+
+def test_the_total_is_counted_only_up_to_a_bound_and_says_when_it_stopped(runtime, client, monkeypatch):
+    import platforma_c2d.calls.service as service_module
+    import platforma_c2d.http.calls as http_calls
+
+    for minute in range(5):
+        add(runtime, minute, state=State.ENDED)
+    r = client.get("/click2dial/calls?limit=2", headers=AUTH).get_json()
+    assert (r["total"], r["total_exact"], len(r["calls"])) == (5, True, 2)
+    # With a bound of 3 the journal counts 4 rows at most, and the list says 3, not exact.
+    counted = []
+    list_page = runtime.journal.list
+    monkeypatch.setattr(runtime.journal, "list", lambda **kw: counted.append(kw["count_up_to"]) or list_page(**kw))
+    monkeypatch.setattr(service_module, "TOTAL_COUNT_MAX", 3)
+    monkeypatch.setattr(http_calls, "TOTAL_COUNT_MAX", 3)
+    r = client.get("/click2dial/calls?limit=2", headers=AUTH).get_json()
+    assert (r["total"], r["total_exact"], len(r["calls"])) == (3, False, 2) and counted == [4]
+    r = client.get("/click2dial/calls?limit=2&state=dialing_agent", headers=AUTH).get_json()
+    assert (r["total"], r["total_exact"]) == (0, True)
+    # The journal itself: the count stops at the bound.
+    assert list_page(limit=1, count_up_to=2)[1] == 2
+    assert list_page(limit=1, count_up_to=100)[1] == 5

@@ -203,7 +203,7 @@ def test_list_parameters(doc):
     assert params["limit"]["schema"] == {**params["limit"]["schema"], "minimum": 1, "maximum": 200, "default": 50}
     for name in ("created_after", "created_before", "updated_after"):
         assert params[name]["schema"]["format"] == "date-time"
-    assert set(_schema(doc, "CallList")["properties"]) == {"calls", "total", "limit", "next_cursor"}
+    assert set(_schema(doc, "CallList")["properties"]) == {"calls", "total", "total_exact", "limit", "next_cursor"}
     assert _schema(doc, "CallList")["properties"]["next_cursor"]["type"] == ["string", "null"]
 
 
