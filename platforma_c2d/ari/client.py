@@ -209,6 +209,29 @@ class AriClient:
             raise
         return None if res is None else res.get("value")
 
+    async def get_variables(self, channel_id: str, names: list[str]) -> dict[str, str] | None:
+        """``GET /channels/{id}/variables`` (Asterisk 22.10): several in one request.
+
+        Returns ``{name: value}`` for every name, or None when Asterisk
+        could not read one of them: it then answers the whole request with
+        an error (500 for a dialplan function that fails, 404 for an unset
+        variable or a channel that is gone, 404 too from an Asterisk that
+        predates the request), so the caller reads them one by one to learn
+        which. Names are sent comma-separated; a function's own commas stay
+        inside its parentheses. Raises ``AriUnavailable`` only.
+        """
+        try:
+            res = await self.request("GET", f"/channels/{channel_id}/variables",
+                                     params={"variables": ",".join(names)})
+        except AriUnavailable:
+            raise
+        except AriError:
+            return None
+        values = (res or {}).get("variables") if isinstance(res, dict) else None
+        if not isinstance(values, dict) or not all(isinstance(values.get(n), str) for n in names):
+            return None
+        return {n: values[n] for n in names}
+
     async def set_variable(self, channel_id: str, name: str, value: str) -> None:
         """``POST /channels/{id}/variable``."""
         await self.request("POST", f"/channels/{channel_id}/variable",

@@ -11,9 +11,15 @@ its name, cannot be read whole. Read together, they tell a header that is
 absent from one that is present but unreadable, and a second copy even when
 that copy is too long to read (checked against Asterisk 22 by
 tests/integration/test_long_headers.py).
+
+:func:`read` asks Asterisk as little as it can: for each header one
+``GET /channels/{id}/variables`` of its first copy and its listing, and
+only for a header that request cannot settle, every function one by one.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 ALL_HEADERS = "PJSIP_HEADERS()"
 
@@ -60,4 +66,42 @@ def judge(name: str, first: str | None, second: str | None, listed: str | None,
     return None, None
 
 
-__all__ = ["ALL_HEADERS", "functions", "judge"]
+async def read(ari, channel_id: str, names: tuple[str, ...]) -> list[tuple[str | None, str | None]]:
+    """Read headers ``names`` of the channel's INVITE: :func:`judge`'s ``(value, problem)`` of each.
+
+    ``ari``: an ``AriClient``. First, for every header at once, one
+    request of its first copy and the list of names starting with it
+    (``get_variables``). When both read and the list is not empty, the list
+    says how many copies there are (each printed whole), so the second copy
+    and the list of every header add nothing. When that request fails (the
+    header is absent, or a copy cannot be read whole, or Asterisk predates
+    the request), that header's three functions and :data:`ALL_HEADERS`
+    are read one by one, all at once, as :func:`judge` needs them. Raises
+    ``AriError`` when a read fails for another reason than the function
+    failing (the channel is gone, Asterisk is unreachable).
+    """
+    quick = await asyncio.gather(*(ari.get_variables(channel_id, list(functions(name)[::2]))
+                                   for name in names), return_exceptions=True)
+    results: dict[str, tuple[str | None, str | None]] = {}
+    slow = []
+    for name, got in zip(names, quick):
+        if isinstance(got, BaseException):
+            raise got
+        first, listed = functions(name)[::2]
+        if got is not None and got[listed]:
+            results[name] = judge(name, got[first], None, got[listed], None)
+        else:
+            slow.append(name)
+    if slow:
+        reads = [fn for name in slow for fn in functions(name)]
+        values = await asyncio.gather(*(ari.get_variable(channel_id, fn) for fn in (*reads, ALL_HEADERS)),
+                                      return_exceptions=True)
+        for value in values:
+            if isinstance(value, BaseException):
+                raise value
+        for i, name in enumerate(slow):
+            results[name] = judge(name, *values[3 * i:3 * i + 3], values[-1])
+    return [results[name] for name in names]
+
+
+__all__ = ["ALL_HEADERS", "functions", "judge", "read"]

@@ -205,21 +205,11 @@ class StasisApp:
         agent = match.group(1) if match else ""
         callee = (channel.get("dialplan") or {}).get("exten", "")
         try:
-            # Each header's copies and the header names, in one concurrent round trip.
-            names = (HEADER_OUTBOUND_ID, HEADER_CALL_REF)
-            reads = [fn for name in names for fn in sipheaders.functions(name)]
-            values = await asyncio.gather(*(
-                self.ari.get_variable(chan_id, fn) for fn in (*reads, sipheaders.ALL_HEADERS)),
-                return_exceptions=True)
-            for value in values:
-                if isinstance(value, BaseException):
-                    raise value
             # A header given twice is refused (a proxy that checked the other
             # copy must not be bypassed; REST refuses duplicate keys too), and
             # so is one too long to read whole (SPEC §4).
-            (outbound_id, out_problem), (call_ref, ref_problem) = (
-                sipheaders.judge(name, *values[3 * i:3 * i + 3], values[-1])
-                for i, name in enumerate(names))
+            (outbound_id, out_problem), (call_ref, ref_problem) = await sipheaders.read(
+                self.ari, chan_id, (HEADER_OUTBOUND_ID, HEADER_CALL_REF))
             problems = {field: problem for field, problem in (
                 ("outbound_id", out_problem), ("call_ref", ref_problem)) if problem}
         except AriError as exc:
