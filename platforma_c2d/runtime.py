@@ -114,9 +114,9 @@ class Runtime:
         (returns at once)."""
         if self.cluster is not None:
             self.cluster.start()    # standby until it holds the node's lock (cluster/role.py)
-        else:
-            self._thread.start()
-            self.webhooks.start()
+            return
+        self._thread.start()
+        self.webhooks.start()
         if self.retention is not None:
             self.retention.start()
 

@@ -65,6 +65,7 @@ class ClusterRole:
                                     ["node", "instance"], registry=reg).labels(self.node, instance)
         self.active_gauge.set(0)
         self.delivery_gauge.set(0)
+        self._retention = runtime.retention
         self._on_delivery = runtime.webhooks.start
 
     @property
@@ -80,6 +81,8 @@ class ClusterRole:
     def _deliver(self) -> None:
         self.delivery_gauge.set(1)
         self._on_delivery()
+        if self._retention is not None:     # one instance removes old calls, as one delivers
+            self._retention.start()
 
     def _lost(self, why: str) -> None:
         self.active_gauge.set(0)

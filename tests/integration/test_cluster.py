@@ -175,6 +175,7 @@ def run_takeover(nodes, cluster, sipp, hooks, receiver):
     a1 = cluster("a", "a1", wait_role="active", more=hooks)
     a2 = cluster("a", "a2", wait_role="standby", more=hooks)
     b1 = cluster("b", "b1", wait_role="active", more=hooks)
+    b2 = cluster("b", "b2", wait_role="standby", more=hooks)
     metrics = a2.http.get("/metrics").text
     assert 'c2d_cluster_active{instance="a2",node="a"} 0.0' in metrics
     sipp("agent-a", AGENT_PORT["1001"], uas_scenario(ring_ms=200), host=ADDRESS["a"])
@@ -183,6 +184,7 @@ def run_takeover(nodes, cluster, sipp, hooks, receiver):
     assert r.status_code == 201, r.text
     call = r.json()
     assert a1.wait_state(call["id"], "connected")["state"] == "connected"
+    assert a2.get_call(call["id"])["state"] == b2.get_call(call["id"])["state"] == "connected"
 
     a1.kill()                                          # SIGKILL: no clean-up at all
     killed_at = time.monotonic()
@@ -196,14 +198,14 @@ def run_takeover(nodes, cluster, sipp, hooks, receiver):
     assert b1.get_call(call["id"])["state"] == "connected"
     assert {c["id"] for c in nodes["a"].channels()} == {f"c2d-{call['id']}-agent", f"c2d-{call['id']}-callee"}
 
-    r = b1.http.delete(f"/click2dial/calls/{call['id']}")  # through node B: reaches a2
+    r = b2.http.delete(f"/click2dial/calls/{call['id']}")  # through node B's standby: reaches a2
     assert r.status_code == 200, r.text + a2.tail_log()
     ended = r.json()
     assert ended["reason"] == "completed" and ended["ended_by"] == "api", ended
     assert len(trunk.received("INVITE")) == 1        # the callee was never dialled again
     history = a2.http.get(f"/click2dial/calls/{call['id']}/history").json()
     assert [h["state"] for h in history["states"]] == ["dialing_agent", "dialing_callee", "connected", "ended"]
-    # The events: each state once, delivered once for the cluster (three instances, one delivery).
+    # The events: each state once, delivered once for the cluster (four instances, one delivery).
     receiver.wait(lambda evs: any(ev["type"] == "call.ended" for _h, _b, ev in evs))
     time.sleep(1.0)
     got = [ev for _h, _b, ev in receiver.events()]
