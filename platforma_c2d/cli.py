@@ -65,7 +65,7 @@ def serve(cfg, command: str = "serve", sandbox: bool = False) -> int:
     from platforma_c2d.runtime import Runtime
 
     from platforma_c2d.contract import MAX_BODY_BYTES
-    from platforma_c2d.http.limits import RateLimiter
+    from platforma_c2d.cluster.rates import rate_limiter
     from platforma_c2d.store.journal import store_problem
 
     setup_logging(cfg.log.level, cfg.log.format)
@@ -75,8 +75,8 @@ def serve(cfg, command: str = "serve", sandbox: bool = False) -> int:
         print(f"error: store.url: cannot open the call journal ({store_problem(cfg.store.url, exc)})",
               file=sys.stderr)
         return 1
-    app = create_app(runtime.service, cfg, runtime.metrics,
-                     RateLimiter(cfg.limits.writes_per_minute, cfg.limits.reads_per_minute), sandbox=sandbox)
+    app = create_app(runtime.service, cfg, runtime.metrics, rate_limiter(cfg, runtime.journal.engine),
+                     sandbox=sandbox)
     # waitress refuses a larger body before reading it (no 200 MB upload
     # before the 401/413), and drops clients too slow to send a request.
     try:
