@@ -10,7 +10,8 @@ The configuration Asterisk runs is one of two sets, chosen by
   Asterisk's sample configs from the root's ``/etc/asterisk.dist``, their own
   ``pjsip.conf`` (Asterisk's defaults, a trunk with ``send_pai`` and
   ``trust_id_outbound``) and ``extensions.conf`` (their AGI dialplan, our
-  Stasis contexts merged in), and our CSV CDR mapping.
+  contexts merged in as docs/configuration.md says: ``extensions_c2d.conf``
+  from ours), and our CSV CDR mapping.
 
 Everything binds to 127.0.0.1; the endpoints and ports are the same in both.
 A second node of a cluster test (``AsteriskBench(root, name="b",
@@ -56,6 +57,16 @@ def config_set() -> str:
     if name not in CONFIG_SETS:
         raise ValueError(f"C2D_BENCH_CONFIGS={name!r}: one of {', '.join(CONFIG_SETS)}")
     return name
+
+
+def merged_dialplan() -> str:
+    """Our contexts as docs/configuration.md has an administrator merge them:
+    ``asterisk_conf/extensions.conf`` from ``[c2d-is-click2dial]`` up to our
+    ``[default]`` (the administrator's file of ``#include extensions_c2d.conf``)."""
+    text = (CONF_DIR / "extensions.conf").read_text()
+    start, end = text.index("[c2d-is-click2dial]"), text.index("\n[default]")
+    return text[start:end + 1]
+
 
 ARI_URL = "http://127.0.0.1:8088"
 ARI_USER = "c2d"
@@ -168,6 +179,8 @@ class AsteriskBench:
         for src_dir in sources:
             for f in sorted(src_dir.glob("*.conf")):
                 shutil.copy(f, etc / f.name)
+        if self.configs == "admin":
+            (etc / "extensions_c2d.conf").write_text(merged_dialplan())
         for name, text in self.extra_files.items():
             (etc / name).write_text(text)
         if self.address != "127.0.0.1":

@@ -26,8 +26,11 @@ def dialplan_lines(res, level: str) -> list[str]:
 
 @pytest.fixture
 def dialplan(asterisk):
-    """extensions.conf of the running config set, put back (and reloaded) after the test."""
-    conf = asterisk.root / "etc/asterisk/extensions.conf"
+    """The dialplan file holding our [c2d-agents] (extensions.conf, or the
+    administrator's extensions_c2d.conf), put back (and reloaded) after the test."""
+    etc = asterisk.root / "etc/asterisk"
+    conf = next(f for f in (etc / "extensions_c2d.conf", etc / "extensions.conf")
+                if f.exists() and "[c2d-agents]" in f.read_text())
     saved = conf.read_text()
     yield conf
     conf.write_text(saved)
