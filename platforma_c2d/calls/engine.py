@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from concurrent.futures import Future
 
 from platforma_c2d.ari.client import AriClient, AriError
-from platforma_c2d.calls import causes
-from platforma_c2d.calls.autoanswer import auto_answer_variables
+from platforma_c2d.calls import causes, outcomes
+from platforma_c2d.calls.legs import (LEG_PREFIX, agent_channel_id, agent_originate, bridge_id_for,
+                                      callee_channel_id, callee_originate, cdr_variables,
+                                      confirm_playback_id, tone_playback_id)
 from platforma_c2d.calls.model import Call, EndedBy, Leg, Origin, Reason, State, new_call_id
 from platforma_c2d.calls.recorder import Recorder, call_context
 from platforma_c2d.calls.pacing import TrunkBusy, TrunkPacer
@@ -35,22 +36,8 @@ from platforma_c2d.store.journal import Journal, JournalWriter
 
 log = logging.getLogger("platforma_c2d.calls")
 
-LEG_PREFIX = "c2d-"
-
-
-def agent_channel_id(call_id: str) -> str:
-    """The channel id of a REST call's agent leg."""
-    return f"{LEG_PREFIX}{call_id}-agent"
-
-
-def callee_channel_id(call_id: str) -> str:
-    """The channel id of a call's callee leg."""
-    return f"{LEG_PREFIX}{call_id}-callee"
-
-
-def bridge_id_for(call_id: str) -> str:
-    """The bridge id of a call."""
-    return f"{LEG_PREFIX}{call_id}"
+#: The leg ids, once here, are specified in ``calls.legs`` (imported above; kept importable from here).
+__all__ = ["CallEngine", "LEG_PREFIX", "agent_channel_id", "callee_channel_id", "bridge_id_for"]
 
 
 async def _failure(awaitable) -> AriError | None:
@@ -88,7 +75,6 @@ class CallEngine:
         self.calls: dict[str, Call] = {}
         self.by_channel: dict[str, Call] = {}
         self._timers: dict[str, list[asyncio.TimerHandle]] = {}
-        self._t0: dict[str, float] = {}
 
     # ------------------------------------------------------------------
     # bookkeeping
@@ -156,12 +142,6 @@ class CallEngine:
     # ------------------------------------------------------------------
     # leg creation
     # ------------------------------------------------------------------
-    def _cdr_vars(self, call: Call, role: str) -> dict[str, str]:
-        # Set at creation, never at teardown (C22); a CDR variable on every
-        # leg, not a userfield (C20).
-        return {"CDR(call_ref)": call.call_ref, "CDR(c2d_call_id)": call.id,
-                "CDR(c2d_leg)": role, "CDR(c2d_agent)": call.agent, "CDR(c2d_clid)": call.clid}
-
     async def tag_channel(self, call: Call, channel_id: str, role: str = "agent") -> None:
         """Set the CDR variables of SPEC §5 on a channel we did not originate (a browser leg).
 
@@ -169,7 +149,7 @@ class CallEngine:
         """
         results = await asyncio.gather(
             *(self.ari.set_variable(channel_id, name, value)
-              for name, value in self._cdr_vars(call, role).items()),
+              for name, value in cdr_variables(call, role).items()),
             return_exceptions=True)  # independent requests: one round trip, not five
         for result in results:
             if isinstance(result, AriError):
@@ -196,7 +176,7 @@ class CallEngine:
                     outbound_id=req.outbound_id, clid=clid, call_ref=req.call_ref,
                     agent_is_external=req.agent_is_external, token_name=token_name)
         call.agent_leg = Leg("agent", agent_channel_id(call.id))
-        self._t0[call.id] = time.monotonic()
+        self.recorder.step_begins(call)
         self._register(call)
         # The first record is committed while the agent's phone is asked to
         # ring (an internal leg, never the callee); the API answers only once
@@ -207,30 +187,12 @@ class CallEngine:
                                             f"{call.agent} -> callee {call.callee} with CLID {call.clid}",
                                       idempotency_key=idempotency_key, request_hash=request_hash,
                                       status_callback=status_callback)
-        if req.agent_is_external:
-            endpoint = self.dial.trunk_endpoint.format(number=req.agent)
-        else:
-            endpoint = self.dial.agent_endpoint.format(agent=req.agent)
-        variables = self._cdr_vars(call, "agent")
-        if req.agent_is_external:
-            # Through the trunk only our own CLIDs are ever presented: showing
-            # the callee's number there would let any caller spoof any number
-            # towards any phone, past [clid].allowed.
-            variables.update({"CONNECTEDLINE(num)": call.clid, "CONNECTEDLINE(name)": "",
-                              "CALLERID(num)": call.clid, "CALLERID(name)": ""})
-        else:
-            # The agent's desk phone shows the callee's number (SPEC §3.1).
-            variables["CONNECTEDLINE(num)"] = call.callee
-            variables["CONNECTEDLINE(name)"] = call.callee
-            variables.update(auto_answer_variables(call.agent, endpoint, self.dial.auto_answer,
-                                                   self.dial.auto_answer_agents))
+        originate = agent_originate(call, self.dial)
         try:
             if req.agent_is_external:
                 await self.pacer.acquire()   # the trunk's call rate (SPEC §3.8)
             if not call.ended:   # not cancelled while it waited for the trunk
-                await self.ari.originate(endpoint=endpoint, channel_id=call.agent_leg.channel_id,
-                                         app_args=f"c2d,agent,{call.id}", variables=variables,
-                                         timeout_s=self.dial.agent_ring_timeout_s + 5)
+                await self.ari.originate(**originate.kwargs())
                 if call.ended:
                     # Cancelled while the request was in flight: its hang-up may
                     # have come before the channel existed (404).
@@ -319,17 +281,9 @@ class CallEngine:
 
     async def _originate_callee(self, call: Call, leg: Leg, side: list | tuple = ()) -> None:
         """``POST /channels`` of the callee leg (and ``side`` requests concurrently); ring timer."""
-        variables = self._cdr_vars(call, "callee")
-        # What the trunk sees: the CLID in From and P-Asserted-Identity (C16,
-        # C17); the connected line of an outgoing PJSIP channel is its caller.
-        variables.update({"CALLERID(num)": call.clid, "CALLERID(name)": "",
-                          "CONNECTEDLINE(num)": call.clid, "CONNECTEDLINE(name)": ""})
-        results = await asyncio.gather(
-            _failure(self.ari.originate(endpoint=self.dial.trunk_endpoint.format(number=call.callee),
-                                        channel_id=leg.channel_id, app_args=f"c2d,callee,{call.id}",
-                                        variables=variables, timeout_s=self.dial.callee_ring_timeout_s + 5,
-                                        originator=call.agent_leg.channel_id)),
-            *side, return_exceptions=True)
+        originate = callee_originate(call, self.dial)
+        results = await asyncio.gather(_failure(self.ari.originate(**originate.kwargs())),
+                                       *side, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
@@ -353,7 +307,7 @@ class CallEngine:
         the browser channel's CDR tags and its 180 are sent at once, and
         awaited before this returns (field reports C22, C26).
         """
-        self._t0[call.id] = time.monotonic()
+        self.recorder.step_begins(call)
         # The caller is on the line already: the call starts at dialing_callee.
         # No await before it is registered and journalled, so a hang-up
         # during what follows finds a consistent call.
@@ -396,67 +350,30 @@ class CallEngine:
     async def resume(self, call: Call, bridges: dict[str, dict]) -> None:
         """Take back a call of an earlier run, rebuilt from the journal (``recovery``).
 
-        ``bridges``: Asterisk's bridges now, by id. A call whose legs are all
-        gone is ended: ``completed`` if it was connected, ``failed``
-        otherwise; a connected call missing a leg or its bridge ends
-        ``completed``; a call whose outcome was known (busy or congestion
-        tone to the agent) ends with it; a call whose callee leg is gone or
-        was never dialled ends ``failed`` — the customer is never dialled
-        again; a ringing callee whose agent (or browser) is gone is hung up,
-        ``cancelled``; otherwise it goes on with its ring timers restarted
-        (never for a browser's own leg: it is the caller, not ringing).
+        ``bridges``: Asterisk's bridges now, by id. What becomes of it is
+        decided by :func:`outcomes.resume_plan` (the customer is never
+        dialled twice); this carries the plan out.
         """
-        self._t0[call.id] = time.monotonic()
         call.bridge_made = bool(call.bridge_id) and call.bridge_id in bridges
         self._register(call)
-        self.metrics.active.inc()
-        legs = call.legs()
-        if call.pending_reason is not None:   # the outcome was known: it stands
-            await self.teardown(call, call.pending_reason, "taken back after a restart during the tone",
-                                by=call.pending_by or EndedBy.SYSTEM)
-            return
-        if not legs or all(leg.gone for leg in legs):
-            reason = Reason.COMPLETED if call.state is State.CONNECTED else Reason.FAILED
-            await self.teardown(call, reason, "found after a restart with no channel left")
-            return
-        log.info("call adopted after a restart", extra=self._ctx(call))
-        if call.state is State.CONNECTED:
-            if any(leg.gone for leg in legs) or call.bridge_id not in bridges:
-                await self.teardown(call, Reason.COMPLETED, "a leg ended while the service was away")
-                return
-            remaining = self.dial.max_call_duration_s - call.duration_s
-            self._timer(call, max(1.0, remaining), self._max_duration, call)
-            return
-        agent = call.agent_leg
-        if call.state is State.DIALING_AGENT and agent is not None and agent.up and agent.started:
-            # The agent had answered (it is in the app) but the record of
-            # that never reached the disk.
-            if call.callee_leg is None or call.callee_leg.gone:
-                # The callee may have been dialled already: never dial the
-                # customer twice.
-                await self.teardown(call, Reason.FAILED, "the agent had answered before the restart")
-                return
-            # The callee's leg exists: it was dialled; go on from there.
-            agent.acted = True
+        plan = outcomes.resume_plan(call, bridges)
+        self.recorder.resumed(call, plan.adopted)
+        if plan.agent_answered:
+            # The agent had answered but the record of that never reached
+            # the disk; the callee's leg exists: it was dialled, go on from there.
+            call.agent_leg.acted = True
             call.advance(State.DIALING_CALLEE)
             self._record(call, "taken back after a restart: the callee was already dialled")
-        if call.state is State.DIALING_CALLEE and (call.callee_leg is None or call.callee_leg.gone):
-            # Whatever happened to the callee happened while we were away
-            # (it may even have answered): never dial the customer twice.
-            await self.teardown(call, Reason.FAILED, "the callee leg ended while the service was away")
+        if plan.end is not None:
+            await self.teardown(call, plan.end.reason, plan.end.detail, by=plan.end.by)
             return
-        if call.state is State.DIALING_CALLEE and (agent is None or agent.gone):
-            # The agent (or the browser) hung up while we were away: the
-            # customer must stop ringing now (SPEC §3.4).
-            await self.teardown(call, Reason.CANCELLED, "the agent leg ended while the service was away")
-            return
-        for leg in legs:
-            if leg.role == "agent" and call.origin is not Origin.REST:
-                continue   # the browser is the caller: it is not ringing, nothing to time out
-            if not leg.gone and not leg.up:
-                timeout = (self.dial.agent_ring_timeout_s if leg.role == "agent"
-                           else self.dial.callee_ring_timeout_s)
-                self._timer(call, timeout, self._ring_timeout, call, leg)
+        if plan.max_duration:
+            remaining = self.dial.max_call_duration_s - call.duration_s
+            self._timer(call, max(1.0, remaining), self._max_duration, call)
+        for leg in plan.ring:
+            timeout = (self.dial.agent_ring_timeout_s if leg.role == "agent"
+                       else self.dial.callee_ring_timeout_s)
+            self._timer(call, timeout, self._ring_timeout, call, leg)
 
     # ------------------------------------------------------------------
     # events
@@ -510,7 +427,7 @@ class CallEngine:
         """
         self._record(call, "external agent answered; waiting for 1")
         try:
-            await self.ari.play(leg.channel_id, "tone:info", playback_id=f"{LEG_PREFIX}{call.id}-confirm")
+            await self.ari.play(leg.channel_id, "tone:info", playback_id=confirm_playback_id(call.id))
         except AriError:
             pass
         self._timer(call, self.dial.confirm_timeout_s, self._confirm_timeout, call, leg)
@@ -521,7 +438,7 @@ class CallEngine:
                 or call.state is not State.DIALING_AGENT or digit != "1"):
             return
         leg.confirmed = True
-        await self.ari.stop_playback(f"{LEG_PREFIX}{call.id}-confirm")
+        await self.ari.stop_playback(confirm_playback_id(call.id))
         await self._agent_ready(call, leg)
 
     async def _confirm_timeout(self, call: Call, leg: Leg) -> None:
@@ -532,8 +449,7 @@ class CallEngine:
         """The agent is on the line: dial the callee, ringback to the agent (SPEC §3.2)."""
         if leg.role == "agent" and call.state is State.DIALING_AGENT:
             call.advance(State.DIALING_CALLEE)
-            self.metrics.setup.labels("agent_answer").observe(time.monotonic() - self._t0[call.id])
-            self._t0[call.id] = time.monotonic()
+            self.recorder.step_done(call, "agent_answer")
             # The callee leg is in the record before it is dialled: a call
             # taken back after a restart is never dialled twice (resume).
             self._add_leg(call, Leg("callee", callee_channel_id(call.id)))
@@ -542,8 +458,7 @@ class CallEngine:
             await self._create_callee_leg(call, prepare=True)
 
     async def _connect(self, call: Call) -> None:
-        t_answer = time.monotonic()
-        self.metrics.setup.labels("callee_answer").observe(t_answer - self._t0[call.id])
+        self.recorder.step_done(call, "callee_answer")
         agent, callee = call.agent_leg, call.callee_leg
         try:
             if not call.bridge_made:  # not made while the callee rang (or a call taken back)
@@ -574,7 +489,7 @@ class CallEngine:
             await self.ari.destroy_bridge(call.bridge_id)
             return
         call.advance(State.CONNECTED)
-        self.metrics.setup.labels("bridge").observe(time.monotonic() - t_answer)
+        self.recorder.step_done(call, "bridge")
         self._record(call, "callee answered; bridged")
         self._timer(call, self.dial.max_call_duration_s, self._max_duration, call)
 
@@ -613,30 +528,11 @@ class CallEngine:
         carrier = self._carrier_refusal(call, leg)
         if call.ended:
             return
-        if call.pending_reason is not None:
-            await self.teardown(call, call.pending_reason, f"{leg.role} leg ended",
-                                by=call.pending_by or EndedBy.SYSTEM)
-            return
-        # Who ended it: the side whose leg went, or our ring timer that hung it up.
-        by = EndedBy.TIMEOUT if leg.timed_out else EndedBy(leg.role)
-        if leg.role == "agent":
-            if call.origin is not Origin.REST:
-                reason = Reason.COMPLETED if call.state is State.CONNECTED else Reason.CANCELLED
-            elif not leg.up:
-                reason = causes.unanswered_reason(leg)
-            elif call.state in (State.DIALING_AGENT, State.DIALING_CALLEE):
-                # Gone before the callee answered (while confirming, or while
-                # the callee rang): the agent gave up.
-                reason = Reason.CANCELLED
-            else:
-                reason = Reason.COMPLETED
-            await self.teardown(call, reason, carrier or f"agent leg ended (cause {leg.cause})", by=by)
+        ending = outcomes.leg_gone(call, leg, carrier)
+        if ending.tone:
+            await self._callee_failed(call, ending.reason, ending.detail, by=ending.by)
         else:
-            if leg.up:
-                await self.teardown(call, Reason.COMPLETED, f"callee leg ended (cause {leg.cause})", by=by)
-            else:
-                await self._callee_failed(call, causes.unanswered_reason(leg),
-                                          carrier or f"callee leg ended unanswered (cause {leg.cause})", by=by)
+            await self.teardown(call, ending.reason, ending.detail, by=ending.by)
 
     def _carrier_refusal(self, call: Call, leg: Leg) -> str:
         """A trunk leg refused by the carrier (SIP 5xx, never answered): count it, hold
@@ -645,7 +541,7 @@ class CallEngine:
         code = leg.sip_code or 0
         if leg.up or not through_trunk or not 500 <= code < 600:
             return ""
-        self.metrics.trunk_refused.labels(str(code)).inc()
+        self.recorder.carrier_refused(code)
         detail = f"{leg.role} leg refused by the carrier (SIP {code}, cause {leg.cause})"
         if code == 503:
             seconds, source = self.pacer.hold_after_503(call.callee if leg.role == "callee" else call.agent)
@@ -672,7 +568,7 @@ class CallEngine:
         self._record(call, detail + f"; {tone} to the agent for {self.dial.tone_s} s")
         try:
             await self.ari.ring_stop(agent.channel_id)
-            await self.ari.play(agent.channel_id, tone, playback_id=f"{LEG_PREFIX}{call.id}-tone")
+            await self.ari.play(agent.channel_id, tone, playback_id=tone_playback_id(call.id))
         except AriError:
             await self.teardown(call, reason, detail, by=by)
             return
@@ -732,7 +628,6 @@ class CallEngine:
         causes.note_outcome(call)
         for handle in self._timers.pop(call.id, []):
             handle.cancel()
-        self._t0.pop(call.id, None)
         ended = self.recorder.ended(call, detail)
         legs = [leg for leg in call.legs() if not leg.gone]
         results = await asyncio.gather(

@@ -11,6 +11,7 @@ writes go through the same journal methods.
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import Future
 
 from platforma_c2d.calls.model import Call
@@ -42,6 +43,8 @@ class Recorder:
 
     def __init__(self, writer: JournalWriter, metrics: Metrics):
         self.writer, self.metrics = writer, metrics
+        #: call id -> when its current setup step began (``time.monotonic``)
+        self._step_began: dict[str, float] = {}
 
     def record(self, call: Call, detail: str, **kw) -> Future:
         """Journal ``call`` as it is now (and its event, if its state changed); one log line.
@@ -60,6 +63,30 @@ class Recorder:
         self.metrics.active.inc()
         return self.record(call, detail, **kw)
 
+    def step_begins(self, call: Call) -> None:
+        """A setup step of ``call`` begins now: the agent is dialled (or a call taken back)."""
+        self._step_began[call.id] = time.monotonic()
+
+    def step_done(self, call: Call, step: str) -> None:
+        """A setup step of ``call`` is done (``agent_answer``, ``callee_answer``,
+        ``bridge``): its time since the step began is observed in seconds
+        (``c2d_setup_seconds{step}``), and the next step begins now."""
+        now = time.monotonic()
+        self.metrics.setup.labels(step).observe(now - self._step_began.get(call.id, now))
+        self._step_began[call.id] = now
+
+    def resumed(self, call: Call, adopted: bool) -> None:
+        """A call of an earlier run was taken back after a restart (counted active again);
+        ``adopted``: it goes on as it stands (logged), rather than ending at once."""
+        self.metrics.active.inc()
+        self.step_begins(call)
+        if adopted:
+            log.info("call adopted after a restart", extra=call_context(call))
+
+    def carrier_refused(self, sip_code: int) -> None:
+        """The carrier refused a leg on the trunk with ``sip_code`` (5xx; SPEC §3.8)."""
+        self.metrics.trunk_refused.labels(str(sip_code)).inc()
+
     def ended(self, call: Call, detail: str, *, was_active: bool = True) -> Future:
         """``call`` has ended (``call.reason`` set): its last record, counted by reason.
 
@@ -67,6 +94,7 @@ class Recorder:
         before it started (``False``) is counted started and ended at once,
         so that started minus ended is always the number of active calls.
         """
+        self._step_began.pop(call.id, None)
         self.metrics.calls_ended.labels(call.origin.value, call.reason.value).inc()
         if was_active:
             self.metrics.active.dec()

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING
 
 from platforma_c2d.ari.client import AriClient
 from platforma_c2d.calls import causes
-from platforma_c2d.calls.engine import LEG_PREFIX, CallEngine, callee_channel_id
+from platforma_c2d.calls.engine import CallEngine
+from platforma_c2d.calls.legs import callee_channel_id, is_ours
 from platforma_c2d.calls.model import Call, EndedBy, Leg, Origin, Reason, State
 
 if TYPE_CHECKING:   # the Stasis app imports the engine too; only its type is needed here
@@ -100,10 +101,10 @@ async def reconcile(engine: CallEngine, ari: AriClient, stasis: "StasisApp | Non
     live_channels = set(engine.by_channel)
     live_bridges = {c.bridge_id for c in engine.calls.values() if c.bridge_id}
     for chan_id in channels:
-        if chan_id.startswith(LEG_PREFIX) and chan_id not in live_channels:
+        if is_ours(chan_id) and chan_id not in live_channels:
             await ari.hangup(chan_id)
     for bridge_id in bridges:
-        if bridge_id.startswith(LEG_PREFIX) and bridge_id not in live_bridges:
+        if is_ours(bridge_id) and bridge_id not in live_bridges:
             await ari.destroy_bridge(bridge_id)
 
 
@@ -116,7 +117,7 @@ async def _adopt_waiting_browsers(engine: CallEngine, ari: AriClient, stasis: "S
     here too would dial the customer twice.
     """
     for chan_id, chan in channels.items():
-        if chan_id.startswith(LEG_PREFIX) or chan_id in engine.by_channel or stasis.handling(chan_id):
+        if is_ours(chan_id) or chan_id in engine.by_channel or stasis.handling(chan_id):
             continue
         plan = chan.get("dialplan") or {}
         app, *args = (plan.get("app_data") or "").split(",")

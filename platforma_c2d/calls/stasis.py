@@ -19,7 +19,8 @@ from platforma_c2d import rules
 from platforma_c2d.ari.client import AriClient, AriError
 from platforma_c2d.calls import causes, sipheaders
 from platforma_c2d.calls.agi_follower import AgiFollower
-from platforma_c2d.calls.engine import LEG_PREFIX, CallEngine
+from platforma_c2d.calls.engine import CallEngine
+from platforma_c2d.calls.legs import is_ours
 from platforma_c2d.calls.errors import C2DError
 from platforma_c2d.calls.model import Call, Leg, Origin, new_call_id
 from platforma_c2d.calls.policy import Policy
@@ -139,7 +140,7 @@ class StasisApp:
         if kind == "StasisStart":
             if leg is not None:
                 await self.engine.on_stasis_start(call, leg, channel.get("state", ""))
-            elif chan_id.startswith(LEG_PREFIX):
+            elif is_ours(chan_id):
                 # A leg of a call that is over (or of an earlier run): never keep it.
                 await self.ari.hangup(chan_id)
             elif chan_id in self._adopted:

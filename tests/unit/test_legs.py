@@ -1,0 +1,63 @@
+"""What each originate carries (calls/legs.py; docs/architecture.md, *Legs and ids*):
+the CDR variables on every leg (docs/cdr.md), the agent's connected line, and only
+our own CLID ever presented through the trunk (SPEC §3.1, §3.7; field reports C16, C17)."""
+
+from __future__ import annotations
+
+import pytest
+
+from platforma_c2d.calls.legs import agent_originate, callee_channel_id, callee_originate, is_ours
+from platforma_c2d.calls.model import Call, Leg, Origin
+from platforma_c2d.config import DialConfig
+
+CALL_ID = "b" * 32
+CDR = {"CDR(call_ref)": "order-42", "CDR(c2d_call_id)": CALL_ID, "CDR(c2d_agent)": None,
+       "CDR(c2d_clid)": "0215550199"}
+AS_CLID = {"CALLERID(num)": "0215550199", "CALLERID(name)": "",
+           "CONNECTEDLINE(num)": "0215550199", "CONNECTEDLINE(name)": ""}
+
+
+def call(agent: str, external: bool, origin: Origin = Origin.REST) -> Call:
+    made = Call(id=CALL_ID, origin=origin, agent=agent, callee="0215550100", outbound_id="0215550199",
+                clid="0215550199", call_ref="order-42", agent_is_external=external)
+    made.agent_leg = Leg("agent", "1700000000.12" if origin is Origin.WEBRTC else f"c2d-{CALL_ID}-agent")
+    return made
+
+
+def cdr(agent: str, role: str) -> dict:
+    return {**CDR, "CDR(c2d_agent)": agent, "CDR(c2d_leg)": role}
+
+
+@pytest.mark.parametrize("agent,external,endpoint,shown", [
+    ("1001", False, "PJSIP/1001", {"CONNECTEDLINE(num)": "0215550100", "CONNECTEDLINE(name)": "0215550100"}),
+    ("0215550111", True, "PJSIP/0215550111@trunk", AS_CLID),   # never the callee's number on the trunk
+])
+def test_the_agent_legs_originate(agent, external, endpoint, shown):
+    spec = agent_originate(call(agent, external), DialConfig())
+    assert spec.endpoint == endpoint
+    assert spec.channel_id == f"c2d-{CALL_ID}-agent" and spec.app_args == f"c2d,agent,{CALL_ID}"
+    assert spec.variables == {**cdr(agent, "agent"), **shown}
+    assert spec.timeout_s == DialConfig().agent_ring_timeout_s + 5 and spec.originator is None
+
+
+@pytest.mark.parametrize("origin,originator", [
+    (Origin.REST, f"c2d-{CALL_ID}-agent"), (Origin.WEBRTC, "1700000000.12")])
+def test_the_callee_legs_originate_presents_the_clid_and_shares_the_agents_linkedid(origin, originator):
+    spec = callee_originate(call("1001", False, origin), DialConfig())
+    assert spec.endpoint == "PJSIP/0215550100@trunk"
+    assert spec.channel_id == callee_channel_id(CALL_ID) and spec.app_args == f"c2d,callee,{CALL_ID}"
+    assert spec.variables == {**cdr("1001", "callee"), **AS_CLID}
+    assert spec.originator == originator
+    assert spec.kwargs()["originator"] == originator
+
+
+def test_auto_answer_goes_on_an_extensions_leg_only():
+    dial = DialConfig(auto_answer="call-info")
+    assert "PJSIP_HEADER(add,Call-Info)" in agent_originate(call("1001", False), dial).variables
+    assert not any(k.startswith("PJSIP_HEADER") for k in agent_originate(call("0215550111", True), dial).variables)
+
+
+@pytest.mark.parametrize("object_id,ours", [
+    (f"c2d-{CALL_ID}-agent", True), (f"c2d-{CALL_ID}", True), ("1700000000.12", False), ("PJSIP/c2d", False)])
+def test_our_channels_and_bridges_are_known_by_their_ids(object_id, ours):
+    assert is_ours(object_id) is ours
