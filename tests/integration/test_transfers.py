@@ -1,0 +1,94 @@
+"""A phone's blind transfer (SIP REFER) of a connected click-to-dial call.
+
+Transfers are not supported (docs/architecture.md): the Stasis app owns
+both legs and refuses any channel it did not originate, so a transfer that
+Asterisk carried out would swap the agent's phone out of the bridge for a
+Local channel the app then refuses, and the customer would be left alone
+in the bridge. The shipped phone templates therefore refuse REFER
+(``allow_transfer=no``): the call goes on, and nothing else is dialled.
+"""
+
+from __future__ import annotations
+
+import time
+
+from tests.bench.sipp import _HEAD, _SDP, _resp, uas_scenario
+from tests.integration.test_webrtc_headers import only_call
+
+PHONE_PORT, TRUNK_PORT = 5081, 5070
+
+
+def refer_scenario(target: str, refer_to: str, from_user: str = "2001") -> str:
+    """A UAC that calls ``target``, and once answered sends REFER to ``refer_to``;
+    answers any NOTIFY, then hangs up 1.5 s after the last message."""
+    dialog = (f"From: <sip:{from_user}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]\n"
+              "To: [$peer_to]\nCall-ID: [call_id]\n")
+    contact = f"Contact: <sip:{from_user}@[local_ip]:[local_port];transport=[transport]>\nMax-Forwards: 70\n"
+    via = "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
+    refer_codes = "".join(f'  <recv response="{code}" optional="true" next="after"/>\n'
+                          for code in (202, 200, 403, 405, 481, 488, 501))
+    return (_HEAD + '<scenario name="c2d-refer">\n' + f"""  <send retrans="500"><![CDATA[
+INVITE sip:{target}@[remote_ip]:[remote_port] SIP/2.0
+{via}From: <sip:{from_user}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:{target}@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+{contact}Content-Type: application/sdp
+Content-Length: [len]
+
+{_SDP}]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rrs="true"><action>
+    <ereg regexp=".*" search_in="hdr" header="To:" assign_to="peer_to"/>
+  </action></recv>
+  <send><![CDATA[
+ACK [next_url] SIP/2.0
+{via}{dialog}CSeq: 1 ACK
+{contact}Content-Length: 0
+
+]]></send>
+  <pause milliseconds="1000"/>
+  <send retrans="500"><![CDATA[
+REFER [next_url] SIP/2.0
+{via}{dialog}CSeq: 2 REFER
+{contact}Refer-To: <sip:{refer_to}@[remote_ip]:[remote_port]>
+Referred-By: <sip:{from_user}@[local_ip]:[local_port]>
+Content-Length: 0
+
+]]></send>
+{refer_codes}  <recv response="603" next="after"/>
+  <label id="after"/>
+  <recv request="NOTIFY" optional="true" next="notify" timeout="1500" ontimeout="bye"/>
+  <recv request="BYE" next="their_bye"/>
+  <label id="notify"/>
+""" + _resp(200, "OK", to_tag=False).replace("<send>", '<send next="after">') + f"""  <label id="bye"/>
+  <send retrans="500"><![CDATA[
+BYE [next_url] SIP/2.0
+{via}{dialog}CSeq: 3 BYE
+{contact}Content-Length: 0
+
+]]></send>
+  <recv response="200" optional="true" next="end"/>
+  <recv response="481" next="end"/>
+  <label id="their_bye"/>
+""" + _resp(200, "OK", to_tag=False) + '  <label id="end"/>\n  <timewait milliseconds="200"/>\n</scenario>\n')
+
+
+def test_a_blind_transfer_by_the_phone_is_refused_and_the_call_goes_on(asterisk, service, sipp):
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=200))
+    phone = sipp("phone", PHONE_PORT, refer_scenario("0215550100", "0215550111"),
+                 uac_target="127.0.0.1:5060", calls=1)
+    refer_answers = phone.wait_for(lambda m: m.direction == "received" and m.status
+                                   and "REFER" in (m.header("CSeq") or [""])[0], timeout=15)
+    assert refer_answers and refer_answers[0].status >= 400, [m.first_line for m in phone.messages()]
+    time.sleep(0.5)
+    call = only_call(service)
+    assert call["state"] == "connected", call            # the customer is still with the agent
+    bridge = asterisk.bridges()
+    assert len(bridge) == 1 and len(bridge[0]["channels"]) == 2, bridge
+    final = service.wait_state(call["id"], "ended", timeout=10)
+    assert (final["reason"], final["ended_by"]) == ("completed", "agent"), final
+    # Nothing was dialled for the transfer: one INVITE to the customer, none to 0215550111.
+    assert [m.first_line for m in trunk.received("INVITE")] == ["INVITE sip:0215550100@127.0.0.1:5070 SIP/2.0"]
+    assert [c["id"] for c in service.http.get("/click2dial/calls").json()["calls"]] == [call["id"]]
