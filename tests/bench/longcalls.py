@@ -157,3 +157,42 @@ Content-Length: 0
 </scenario>
 """)
     return "".join(x)
+
+
+_SDP_PCMA = _SDP.replace("RTP/AVP 0 101", "RTP/AVP 8 101").replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000")
+_PCAP_PCMA = "/usr/share/sip-tester/g711a.pcap"    # SIPp's sample: about 6.8 s of PCMA
+PCAP_PCMA_S = 6.8
+
+
+def late_rtp_uas_scenario(*, ring_ms: int, rtp_after_ms: int, talk_ms: int) -> str:
+    """A callee (UAS, PCMA) that rings ``ring_ms``, answers, stays silent for
+    ``rtp_after_ms`` (no RTP at all), then sends SIPp's PCMA sample (about
+    :data:`PCAP_PCMA_S` s of RTP) and hangs up (BYE) ``talk_ms`` after the answer
+    (field report C32). Requests in the dialog get 200."""
+    answer = _resp(200, "OK", sdp=True).replace(_SDP, _SDP_PCMA)
+    return "".join([
+        _HEAD, '<scenario name="c2d-late-rtp">\n',
+        '  <recv request="INVITE" crlf="true" rrs="true">\n'
+        '    <action>\n'
+        '      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="remote_party"/>\n'
+        '      <ereg regexp=".*" search_in="hdr" header="To:" assign_to="to_hdr"/>\n'
+        '      <ereg regexp=".*" search_in="hdr" header="Call-ID:" assign_to="callid"/>\n'
+        '    </action>\n'
+        '  </recv>\n',
+        _resp(100, "Trying", to_tag=False), _resp(180, "Ringing"),
+        f'  <pause milliseconds="{ring_ms}"/>\n',
+        answer,
+        '  <recv request="ACK" crlf="true"><action>\n'
+        '    <assignstr assign_to="local_party" value="[$to_hdr];tag=[pid]SIPpTag01[call_number]"/>\n'
+        '  </action></recv>\n',
+        _phase(1, rtp_after_ms, "rtp"),
+        '  <label id="rtp"/>\n'
+        f'  <nop><action><exec play_pcap_audio="{_PCAP_PCMA}"/></action></nop>\n',
+        _phase(2, talk_ms - rtp_after_ms, "hangup"),
+        '  <label id="hangup"/>\n',
+        _BYE_FROM_UAS,
+        '  <nop next="end"/>\n'
+        '  <label id="bye_received"/>\n',
+        _resp(200, "OK", to_tag=False),
+        '  <label id="end"/>\n  <timewait milliseconds="200"/>\n</scenario>\n',
+    ])

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.bench.longcalls import hold_uas_scenario, refreshing_uac_scenario
+from tests.bench.longcalls import PCAP_PCMA_S, hold_uas_scenario, late_rtp_uas_scenario, refreshing_uac_scenario
 from tests.bench.sipp import uas_scenario
 from tests.integration.test_check_modules import run_check, run_check_without_module
 
@@ -72,6 +72,68 @@ def test_a_call_put_on_hold_then_inactive_stays_up_until_someone_hangs_up(asteri
     # before the agent's own.
     assert not [m for m in agent.received("BYE")]
     assert len(trunk.received("BYE")) == 1
+
+
+RTP_TIMEOUT_S = 6
+# An administrator's trunk that hangs up a call after RTP_TIMEOUT_S s without RTP
+# (C32: where the timer counted from the SDP exchange, a long ring cut the call at
+# the answer). Added beside the configured trunk, on both config sets; the
+# service dials it through [dial] trunk_endpoint.
+RTP_TIMEOUT_TRUNK = f"""
+[rtp-timeout-trunk]
+type=endpoint
+context=c2d-from-trunk
+disallow=all
+allow=ulaw,alaw
+direct_media=no
+aors=rtp-timeout-trunk
+rtp_timeout={RTP_TIMEOUT_S}
+[rtp-timeout-trunk]
+type=aor
+contact=sip:127.0.0.1:{TRUNK_PORT}
+"""
+
+
+@pytest.fixture
+def rtp_timeout_trunk(asterisk):
+    """RTP_TIMEOUT_TRUNK added to pjsip.conf of the running Asterisk; removed after the test."""
+    conf = asterisk.root / "etc/asterisk/pjsip.conf"
+    saved = conf.read_text()
+    conf.write_text(saved + RTP_TIMEOUT_TRUNK)
+    asterisk.cli("module reload res_pjsip.so")
+    assert "rtp-timeout-trunk" in asterisk.cli("pjsip show endpoint rtp-timeout-trunk")
+    yield "PJSIP/{number}@rtp-timeout-trunk"
+    conf.write_text(saved)
+    asterisk.cli("module reload res_pjsip.so")
+
+
+@pytest.mark.admin_configs
+def test_a_callee_who_rings_long_and_sends_rtp_late_is_not_cut(asterisk, make_service, sipp, rtp_timeout_trunk):
+    # C32 with short timers: the callee rings twice the trunk's rtp_timeout
+    # (and longer than the bench's ring timeouts), answers, sends no RTP for
+    # 2 s, then about 6.8 s of it, and hangs up 8.5 s after the answer.
+    ring_s, talk_s = 2 * RTP_TIMEOUT_S, 8.5
+    agent = sipp("agent", AGENT_PORT, uas_scenario())
+    trunk = sipp("trunk", TRUNK_PORT, late_rtp_uas_scenario(ring_ms=ring_s * 1000, rtp_after_ms=2000,
+                                                            talk_ms=int(talk_s * 1000)))
+    assert talk_s < 2 + PCAP_PCMA_S + RTP_TIMEOUT_S
+    service = make_service({"dial": {"trunk_endpoint": rtp_timeout_trunk, "callee_ring_timeout_s": 30}})
+    r = service.post_call({"agent": "1001", "callee": "0215550100", "outbound_id": "0215550199",
+                           "call_ref": "late-rtp"})
+    assert r.status_code == 201, r.text
+    call_id = r.json()["id"]
+    final = service.wait_state(call_id, "ended", timeout=ring_s + talk_s + 15)
+    # Ended by the callee's own BYE after talking, not by Asterisk at the answer.
+    assert final["reason"] == "completed" and final["duration_s"] >= talk_s - 0.5, final
+    [bye] = [m for m in trunk.sent() if m.method == "BYE"]
+    answer = [m for m in trunk.sent() if m.status == 200 and "INVITE" in m.header("CSeq")[0]][0]
+    assert bye.time - answer.time >= talk_s - 0.2
+    # Asterisk hung up neither phone on its own: the trunk got no BYE, the
+    # agent's one came after the callee's.
+    assert not trunk.received("BYE")
+    [agent_bye] = agent.received("BYE")
+    assert agent_bye.time >= bye.time
+    assert "for lack of audio RTP activity" not in asterisk.tail_log(200)
 
 
 def test_check_passes_the_sample_endpoints_media_settings(asterisk, service):
