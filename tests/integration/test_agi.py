@@ -361,6 +361,24 @@ def test_agi_call_is_cut_at_the_configured_maximum_duration(asterisk, make_servi
     assert asterisk.wait_idle() == ([], [])
 
 
+def test_agi_call_longer_than_every_socket_timeout_of_the_server_is_not_cut(asterisk, make_service, sipp):
+    """C37: a read timeout of 1 s (a whole session: 3 s at most) and a call that talks
+    6 s: the AGI session checks the call and ends before the Dial, so no timeout of
+    the server's can cut the call; it ends when the phone hangs up, completed."""
+    _agi, journal = start_agi(make_service, {"agi": {"read_timeout_s": 1.0}})
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
+    phone = dial(sipp, headers=[f"{REF}: long-agi"], talk_ms=6000)
+    assert final_responses(phone) == [200]
+    assert phone.wait(timeout=20) == 0
+    [call] = wait_calls(journal)
+    assert call["reason"] == "completed" and call["duration_s"] >= 5.5, call
+    assert call["call_ref"] == "long-agi" and call["ended_by"] == "agent", call
+    # The trunk's BYE is the phone's, passed on; nothing hung up earlier.
+    [phone_bye] = [m for m in phone.sent() if m.method == "BYE"]
+    [trunk_bye] = trunk.received("BYE")
+    assert trunk_bye.time >= phone_bye.time and not phone.received("BYE")
+
+
 # --------------------------------------------------------------------------
 # the server down, full or stalled
 # --------------------------------------------------------------------------
@@ -408,6 +426,8 @@ def test_agi_idle_connections_neither_stall_calls_nor_exceed_max_connections(
         assert final_responses(phone, timeout=5) == [503]
         assert time.monotonic() - started < 2.0
         phone.wait(timeout=10)
+        # The cap, when reached, is said in the log (C37).
+        assert "refused: 2 sessions already running" in _svc.log_path.read_text(errors="replace"), _svc.tail_log()
 
         # The server drops a silent connection after read_timeout_s.
         idle[0].settimeout(10)
