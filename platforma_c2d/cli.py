@@ -23,7 +23,8 @@ from platforma_c2d.cli_events import add_events_parser
 from platforma_c2d.clid.pools import all_pools
 from platforma_c2d.config import Config, ConfigError, load_config
 from platforma_c2d.hardening import (ARI_SAMPLE_FAILURE, SAMPLE_ARI_PASSWORD,
-                                     ari_on_browser_listeners, sample_secret_findings)
+                                     ari_on_browser_listeners, open_door_findings,
+                                     sample_secret_findings)
 from platforma_c2d.rules import is_extension
 
 
@@ -259,7 +260,7 @@ def cmd_check(args) -> int:
     sample_failures, sample_warnings = sample_secret_findings(cfg)
     listener_failures, listener_oks = ari_on_browser_listeners(cfg)
     problems += sample_failures + listener_failures
-    warnings += sample_warnings
+    warnings += sample_warnings + open_door_findings(cfg)
     ok += listener_oks
     for line in ok:
         print("ok   " + line)

@@ -51,6 +51,28 @@ def sample_secret_findings(cfg: Config) -> tuple[list[str], list[str]]:
     return failures, warnings
 
 
+def open_door_findings(cfg: Config) -> list[str]:
+    """Warnings about what ``cfg`` lets any caller do (docs/security.md, checklist item 8).
+
+    ``[clid] allowed`` empty: a caller (any token, any phone) may present any
+    well-formed number, someone else's included (caller-ID spoofing).
+    ``[policy]`` with neither a callee allow nor a callee deny list: every
+    number of the callee formats may be dialled, international and
+    premium-rate ones included (toll fraud with a leaked token or SIP
+    password). Allowed by SPEC §7, so warnings, never failures.
+    """
+    warnings = []
+    if not cfg.clid.allowed:
+        warnings.append("clid.allowed: empty: any token or phone may present any well-formed number "
+                        "as the caller ID, someone else's included; list the numbers you own")
+    policy = cfg.policy
+    if not policy.callee_allow_prefixes and not policy.callee_deny_prefixes:
+        warnings.append("policy: neither callee_allow_prefixes nor callee_deny_prefixes is set: every "
+                        "callee number may be dialled, international (00...) and premium-rate ones "
+                        "included; deny those prefixes, or allow only the ones you call")
+    return warnings
+
+
 def ari_on_browser_listeners(cfg: Config, timeout_s: float = 3.0) -> tuple[list[str], list[str]]:
     """``(failures, oks)``: whether ARI answers at ``[ari] browser_urls``.
 

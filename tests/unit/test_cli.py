@@ -218,6 +218,23 @@ def test_check_with_asterisk_http_off_says_where_to_turn_it_on(tmp_path):
                and "enabled = yes in http.conf" in line for line in res.stdout.splitlines()), res.stdout
 
 
+def test_check_warns_when_any_caller_id_and_any_destination_are_open(tmp_path):
+    """docs/security.md checklist item 8: an empty [clid] allowed (caller-ID spoofing) and
+    no callee policy (international and premium numbers) are warned about, not failed."""
+    base = f'[store]\nurl = "sqlite:///{tmp_path}/c.sqlite3"\n[ari]\nurl = "http://127.0.0.1:9"\n'
+    cfg = tmp_path / "open.toml"
+    cfg.write_text(base)
+    warns = [line for line in run("check", "--config", str(cfg)).stdout.splitlines() if line.startswith("WARN")]
+    assert any(line.startswith("WARN clid.allowed: empty") for line in warns), warns
+    assert any(line.startswith("WARN policy: neither callee_allow_prefixes nor callee_deny_prefixes")
+               for line in warns), warns
+    cfg = tmp_path / "closed.toml"
+    cfg.write_text(base + '[clid]\nallowed = ["0115550000", "0115550001", "0115550002"]\n'
+                   '[policy]\ncallee_deny_prefixes = ["00", "0900"]\n')
+    warns = [line for line in run("check", "--config", str(cfg)).stdout.splitlines() if line.startswith("WARN")]
+    assert not any(line.startswith(("WARN clid.", "WARN policy")) for line in warns), warns
+
+
 def test_call_refuses_a_token_on_the_command_line_and_reads_env_or_file(tmp_path):
     """A token in argv is in every local user's process list (ps): refused."""
     res = run("call", "1001", "0215550100", "--token", "s3cret", "--url", "http://127.0.0.1:9")
