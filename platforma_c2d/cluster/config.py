@@ -17,7 +17,7 @@ from platforma_c2d.config.checks import _in_range
 NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 #: ``PATTERN=NODE``: a shell-style pattern of agents (``*``, ``?``, ``[0-9]``) and a node name.
 RULE_RE = re.compile(r"([0-9*?!\[\]-]{1,32})=([A-Za-z0-9_.-]{1,32})")
-AGENTS_BY = ("rules",)
+AGENTS_BY = ("rules", "registration")
 _NAME = "1-32 letters, digits, _ . -"
 
 
@@ -32,8 +32,9 @@ def _key(default: Any, kind: str, desc: str, ok=None, *, item_ok=None, item_desc
 class ClusterConfig:
     """``[cluster]``: ``node`` (this instance's node; "" = no cluster), ``instance``
     (this instance's name; "" = host name and process id), ``agents_by`` (how an
-    agent's node is found: ``rules``), ``rules`` (``PATTERN=NODE``, the first
-    match wins), ``command_timeout_s`` (seconds an instance waits for the node
+    agent's node is found: ``rules``, or ``registration``: the node where its
+    endpoint is online, the rules when none), ``rules`` (``PATTERN=NODE``, the
+    first match wins), ``command_timeout_s`` (seconds an instance waits for the node
     that owns a call to answer a command), ``lease_check_s`` (seconds between
     a standby's attempts to take its node's lock, and between the active
     instance's checks that it still holds it)."""
@@ -65,14 +66,14 @@ class ClusterConfig:
 def cluster_problems(values: dict[str, dict[str, Any]], problems: list[str]) -> None:
     """Rules between ``[cluster]`` and the other sections, appended to ``problems``
     (one line each): a cluster needs a PostgreSQL store; ``rules`` and
-    ``instance`` need a ``node``; ``agents_by = "rules"`` needs rules."""
+    ``instance`` and ``agents_by`` need a ``node``; ``agents_by = "rules"`` needs rules."""
     cluster = values.get("cluster", {})
     node, rules = cluster.get("node"), cluster.get("rules")
     if node is None or rules is None:
         return      # already refused
     if not node:
-        if rules or cluster.get("instance"):
-            problems.append("cluster.node: required when [cluster] rules or instance are set "
+        if rules or cluster.get("instance") or cluster.get("agents_by", "rules") != "rules":
+            problems.append("cluster.node: required when [cluster] rules, instance or agents_by are set "
                             "(the name of this instance's node)")
         return
     url = values.get("store", {}).get("url")

@@ -25,6 +25,7 @@ from prometheus_client import Gauge
 
 from platforma_c2d.cluster.commands import CommandWorker
 from platforma_c2d.cluster.lease import NodeLease
+from platforma_c2d.cluster.registrations import EndpointPublisher
 from platforma_c2d.logs import drain
 
 log = logging.getLogger("platforma_c2d.cluster")
@@ -50,6 +51,9 @@ class ClusterRole:
     def __init__(self, runtime, instance: str, start_telephony, exit=os._exit):
         cfg = runtime.config
         self.node, self.instance = cfg.cluster.node, instance
+        self.publisher = None
+        if cfg.cluster.agents_by == "registration":
+            self.publisher = EndpointPublisher(runtime.ari, runtime.loop, runtime.journal.engine, self.node)
         self._start_telephony, self._exit = start_telephony, exit
         self.lease = NodeLease(cfg.store.url, self.node, instance, cfg.cluster.lease_check_s,
                                on_active=self._activate, on_lost=self._lost,
@@ -77,6 +81,8 @@ class ClusterRole:
         self.active_gauge.set(1)
         self._start_telephony()
         self.worker.start()
+        if self.publisher is not None:
+            self.publisher.start()
 
     def _deliver(self) -> None:
         self.delivery_gauge.set(1)
@@ -100,6 +106,8 @@ class ClusterRole:
     def stop(self) -> None:
         """Stop taking commands and release the locks (a standby takes over at once)."""
         self.worker.stop()
+        if self.publisher is not None:
+            self.publisher.stop()
         self.lease.stop()
 
 

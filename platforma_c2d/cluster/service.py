@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 
+import sqlalchemy as sa
+
 from platforma_c2d import rules
 from platforma_c2d.calls.errors import AsteriskUnavailable, InvalidRequest
 from platforma_c2d.calls.model import State
 from platforma_c2d.calls.service import Caller, CallService
 from platforma_c2d.cluster.commands import CommandBus
+from platforma_c2d.cluster.registrations import registered_node
 from platforma_c2d.cluster.routing import node_for_agent
 
 
@@ -40,8 +43,17 @@ class ClusterCallService(CallService):
         self._rules = self.cluster.parsed_rules()
 
     def node_of(self, agent: str) -> str:
-        """The node that serves ``agent``; raises ``InvalidRequest`` (400) when no rule names one."""
-        node = node_for_agent(agent, self._rules)
+        """The node that serves ``agent``: with ``agents_by = "registration"`` the node
+        where its endpoint is online, else (or when none) the first rule's. Raises
+        ``InvalidRequest`` (400) when neither names one, ``AsteriskUnavailable`` (503)
+        when the store does not answer."""
+        node = None
+        if self.cluster.agents_by == "registration":
+            try:
+                node = registered_node(self.journal.engine, agent)
+            except sa.exc.SQLAlchemyError as exc:
+                raise AsteriskUnavailable("the store does not answer; try again shortly") from exc
+        node = node or node_for_agent(agent, self._rules)
         if node is None:
             why = "no node serves this agent"
             raise InvalidRequest("the request breaks the Click2Dial input rules", {"fields": {"agent": why}})

@@ -33,7 +33,7 @@ MIGRATION_LOCK = 0x0C2D5C4E
 
 def all_metadata() -> list[sa.MetaData]:
     """The models of every table of the store: journal, outbox, CLID pools, cluster commands."""
-    from platforma_c2d.cluster import commands, rates  # noqa: F401 - rates' table is in commands.metadata
+    from platforma_c2d.cluster import commands, rates, registrations  # noqa: F401 - tables in commands.metadata
     from platforma_c2d.store import clids, journal, outbox
 
     return [journal.metadata, outbox.metadata, clids.metadata, commands.metadata]

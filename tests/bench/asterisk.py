@@ -213,6 +213,9 @@ class AsteriskBench:
         (self.root / "run/asterisk").mkdir(parents=True, exist_ok=True)
         for rel in self.dirs.values():
             (self.root / rel).mkdir(parents=True, exist_ok=True)
+        if self.name:   # no registration of an earlier run
+            shutil.rmtree(self.root / self.dirs["astdbdir"], ignore_errors=True)
+            (self.root / self.dirs["astdbdir"]).mkdir(parents=True)
         (self.root / "etc/hosts").write_text(f"127.0.0.1 localhost {socket.gethostname()}\n::1 localhost\n")
         self.install_config()
         logdir = self.root / self.logdir

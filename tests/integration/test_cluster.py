@@ -61,12 +61,12 @@ def cluster(nodes, postgres_server, workdir):
     started = []
 
     def make(node: str, instance: str, wait_role: str | None = None, more: dict | None = None) -> ServiceProcess:
-        svc = ServiceProcess(workdir / instance, {
-            "ari": {"url": nodes[node].ari_url},
-            "cluster": {"node": node, "instance": instance, "rules": RULES, "lease_check_s": 0.5,
-                        "command_timeout_s": 5.0},
-            **(more or {}),
-        }, store_url=store_url)
+        overrides = {"ari": {"url": nodes[node].ari_url},
+                     "cluster": {"node": node, "instance": instance, "rules": RULES, "lease_check_s": 0.5,
+                                 "command_timeout_s": 5.0}}
+        for section, values in (more or {}).items():
+            overrides.setdefault(section, {}).update(values)
+        svc = ServiceProcess(workdir / instance, overrides, store_url=store_url)
         started.append(svc)
         svc.start()
         if wait_role:
@@ -226,6 +226,55 @@ def test_an_active_instance_that_loses_the_store_exits_and_its_standby_takes_ove
     assert time.monotonic() - started < 3
     assert "lost the store" in a1.tail_log()
     assert wait_for(lambda: role(a2) == "active", 5), a2.tail_log()
+
+
+def register_scenario(user: str, expires: int = 60) -> str:
+    """A SIPp UAC that REGISTERs ``user`` with its own address as the contact, once."""
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="c2d-register">
+  <send retrans="500"><![CDATA[
+REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:{user}@[remote_ip]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:{user}@[remote_ip]>
+Call-ID: [call_id]
+CSeq: 1 REGISTER
+Contact: <sip:{user}@[local_ip]:[local_port];transport=[transport]>
+Expires: {expires}
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="200"/>
+</scenario>
+"""
+
+
+def test_with_agents_by_registration_a_call_goes_to_the_node_where_the_agent_registered(nodes, cluster, sipp):
+    more = {"cluster": {"agents_by": "registration"}}
+    a1 = cluster("a", "a1", wait_role="active", more=more)
+    b1 = cluster("b", "b1", wait_role="active", more=more)
+    # 1009 has no contact on either node until its phone registers on node B.
+    unknown = a1.post_call(call_body("1009", "reg-0"))
+    assert unknown.status_code == 400 and "agent" in unknown.json()["details"]["fields"], unknown.text
+    register = sipp("register-b", 5079, register_scenario("1009"), uac_target=f"{ADDRESS['b']}:5060",
+                    calls=1, host=ADDRESS["b"])
+    assert register.wait(timeout=10) == 0
+    phone = sipp("agent-1009", 5079, uas_scenario(ring_ms=200), host=ADDRESS["b"])
+    trunk = sipp("trunk-b", TRUNK_PORT, uas_scenario(ring_ms=200), host=ADDRESS["b"])
+
+    def placed():
+        r = a1.post_call(call_body("1009", "reg-1"))
+        return r if r.status_code == 201 else None
+
+    assert wait_for(placed, 10), a1.tail_log()      # once node B has published it (every 2 s)
+    call = a1.http.get("/click2dial/calls", params={"agent": "1009"}).json()["calls"][0]
+    assert b1.wait_state(call["id"], "connected")["state"] == "connected"
+    assert phone.received("INVITE") and trunk.received("INVITE")
+    assert nodes["a"].channels() == []
+    r = a1.http.delete(f"/click2dial/calls/{call['id']}")
+    assert r.status_code == 200 and r.json()["ended_by"] == "api", r.text
 
 
 def test_a_node_without_an_active_instance_is_503_from_any_instance(nodes, cluster):

@@ -149,3 +149,25 @@ def test_a_node_that_does_not_answer_in_time_is_503_and_the_command_is_never_run
     finally:
         worker.stop()
         a1.lease.stop()
+
+
+def test_an_agent_is_found_on_the_active_node_where_its_endpoint_is_online(store):
+    from platforma_c2d.cluster.registrations import EndpointPublisher, online_endpoints, registered_node
+
+    url, engine = store
+    listing = [{"resource": "1001", "state": "online"}, {"resource": "1009", "state": "offline"},
+               {"resource": "trunk", "state": "online"}, {"resource": "2101", "state": "unknown"}]
+    assert online_endpoints(listing) == {"1001", "trunk"}
+    a, b = (EndpointPublisher(None, None, engine, node) for node in ("a", "b"))
+    assert a.publish({"1001", "1003"}) and b.publish({"1002", "1003"})
+    assert not a.publish({"1001", "1003"})          # unchanged: nothing written
+    assert registered_node(engine, "1001") is None  # node a has no active instance
+    a1, b1 = Instance(url, "a", "a1"), Instance(url, "b", "b1")
+    assert wait_for(lambda: a1.lease.role == b1.lease.role == "active")
+    assert [registered_node(engine, e) for e in ("1001", "1002", "1003", "1004")] == ["a", "b", "a", None]
+    assert a.publish({"1003"})                       # 1001 went offline on a
+    assert registered_node(engine, "1001") is None
+    a1.lease.stop()
+    assert wait_for(lambda: not node_is_active(engine, "a"))
+    assert registered_node(engine, "1003") == "b"   # a's rows count no more
+    b1.lease.stop()

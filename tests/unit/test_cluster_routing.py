@@ -31,6 +31,11 @@ def test_lock_keys_are_stable_distinct_and_fit_int4():
 PG = '\n[store]\nurl = "postgresql+psycopg://c2d:pw@db.example/c2d"\n'
 
 
+def test_with_agents_by_registration_the_rules_are_a_fallback_and_may_be_empty():
+    cfg = loads_config('[cluster]\nnode = "a"\nagents_by = "registration"' + PG).cluster
+    assert cfg.agents_by == "registration" and cfg.rules == ()
+
+
 def test_cluster_config_parses_rules_in_order():
     cfg = loads_config('[cluster]\nnode = "a"\ninstance = "a1"\nrules = ["10*=a", "2*=b"]' + PG).cluster
     assert cfg.enabled and cfg.instance == "a1"
@@ -41,7 +46,8 @@ def test_cluster_config_parses_rules_in_order():
 @pytest.mark.parametrize("text, problem", [
     ('[cluster]\nnode = "a"\nrules = ["10*=a"]',
      "cluster.node: a cluster needs a PostgreSQL store, not sqlite"),
-    ('[cluster]\nrules = ["10*=a"]' + PG, "cluster.node: required when [cluster] rules or instance are set"),
+    ('[cluster]\nrules = ["10*=a"]' + PG, "cluster.node: required when [cluster] rules, instance or agents_by"),
+    ('[cluster]\nagents_by = "registration"' + PG, "cluster.node: required when [cluster] rules, instance or"),
     ('[cluster]\nnode = "a"' + PG, 'cluster.rules: required with agents_by = "rules"'),
     ('[cluster]\nnode = "a"\nrules = ["x=a"]' + PG, "cluster.rules[0]: must be PATTERN=NODE"),
     ('[cluster]\nnode = "a b"\nrules = ["1*=a"]' + PG, "cluster.node: must be 1-32 letters"),
