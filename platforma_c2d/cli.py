@@ -135,15 +135,16 @@ def trunk_of(dial_string: str) -> tuple[str, str]:
     return tech, (rest.split("@", 1)[1] if "@" in rest else rest)
 
 
-def _check_modules(http, report: dict[str, list[str]]) -> None:
-    """Add the module and CDR backend lines of ``check`` to ``report`` (level → lines)."""
-    from platforma_c2d.config.modules_check import check_modules
+def _check_modules(http, report: dict[str, list[str]], hep_listen: str = "") -> None:
+    """Add the module and CDR backend lines of ``check`` to ``report`` (level → lines),
+    and the HEP capture's when ``hep_listen`` ([trunk]) is set."""
+    from platforma_c2d.config.modules_check import check_hep, check_modules
 
     resp = http.get("/asterisk/modules")
     if resp.status_code != 200:
         report["WARN"].append(f"modules: GET /asterisk/modules answered {resp.status_code}; not checked")
         return
-    for level, line in check_modules(resp.json()):
+    for level, line in check_modules(resp.json()) + check_hep(resp.json(), hep_listen):
         report[level].append(line)
 
 
@@ -208,7 +209,7 @@ def cmd_check(args) -> int:
             else:
                 version = resp.json().get("system", {}).get("version", "?")
                 ok.append(f"ari: reachable, Asterisk {version}")
-                _check_modules(http, {"ok": ok, "WARN": warnings, "FAIL": problems})
+                _check_modules(http, {"ok": ok, "WARN": warnings, "FAIL": problems}, cfg.trunk.hep_listen)
                 from platforma_c2d.config.dialplan_check import check_dialplan
                 for level, line in check_dialplan(http, cfg, args.agent or [],
                                                   getattr(args, "asterisk_rx", None)):

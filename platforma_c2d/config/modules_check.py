@@ -83,3 +83,25 @@ def check_modules(modules: list[dict]) -> list[tuple[str, str]]:
     if not any(level == "FAIL" for level, _ in out):
         out.append(("ok", f"modules: the {len(REQUIRED)} modules Click2Dial needs are running"))
     return out
+
+
+def check_hep(modules: list[dict], hep_listen: str) -> list[tuple[str, str]]:
+    """Judge Asterisk's HEP capture against ``[trunk] hep_listen`` (SPEC §3.8).
+
+    ``modules``: as for :func:`check_modules`; ``hep_listen``: the config
+    value ("" = off: nothing to judge). Returns ``(level, line)`` pairs: ok
+    when ``res_hep_pjsip.so`` runs, WARN when it does not (the carrier's
+    ``Retry-After`` is then never read; a 503 holds the trunk for ``[trunk]
+    hold_after_503_s``). Whether hep.conf's ``capture_address`` is this
+    address is not visible over ARI."""
+    if not hep_listen:
+        return []
+    by_name = {m.get("name", ""): str(m.get("status", "")) for m in modules}
+    state = _state(by_name, "res_hep_pjsip.so")
+    if state == "running":
+        return [("ok", f"trunk: Asterisk's SIP capture (res_hep_pjsip) runs; the carrier's Retry-After "
+                       f"is read on {hep_listen} (hep.conf capture_address must be that address)")]
+    return [("WARN", f"trunk: [trunk] hep_listen is {hep_listen} but res_hep_pjsip.so does not run "
+                     "(hep.conf: enabled = yes and capture_address = that address, then "
+                     "'module reload res_hep.so' and 'module load res_hep_pjsip.so'): a carrier's 503 "
+                     "holds the trunk for [trunk] hold_after_503_s")]

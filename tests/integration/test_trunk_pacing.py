@@ -15,6 +15,7 @@ import pytest
 
 from tests.bench.carrier import carrier_scenario
 from tests.bench.sipp import uas_scenario
+from tests.integration.test_check_modules import run_check
 
 AGENT_PORT, TRUNK_PORT = 5071, 5070
 
@@ -171,3 +172,6 @@ def test_a_carrier_503_holds_the_trunk_for_its_own_retry_after(asterisk, make_se
     waited = trunk.received("INVITE")[-1].time - refusal.time
     assert 6.0 <= waited < 15.0, waited
     assert len([m for m in trunk.sent() if m.status == 503]) == 1
+    # check sees the capture running for this config.
+    res = run_check(service)
+    assert "ok   trunk: Asterisk's SIP capture (res_hep_pjsip) runs" in res.stdout, res.stdout

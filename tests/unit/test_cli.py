@@ -248,3 +248,15 @@ def test_call_refuses_a_token_on_the_command_line_and_reads_env_or_file(tmp_path
     path.write_text("\n")
     with pytest.raises(ValueError, match="no token"):
         bearer_token(None, str(path), {})
+
+
+def test_check_hep_judges_the_capture_only_when_hep_listen_is_set():
+    from platforma_c2d.config.modules_check import check_hep
+
+    running = [{"name": "res_hep.so", "status": "Running"}, {"name": "res_hep_pjsip.so", "status": "Running"}]
+    assert check_hep(running, "") == []
+    [(level, line)] = check_hep(running, "127.0.0.1:9060")
+    assert level == "ok" and "127.0.0.1:9060" in line
+    for modules in (running[:1], [running[0], {"name": "res_hep_pjsip.so", "status": "Not Running"}]):
+        [(level, line)] = check_hep(modules, "127.0.0.1:9060")
+        assert level == "WARN" and "res_hep_pjsip.so does not run" in line and "hold_after_503_s" in line
