@@ -175,3 +175,21 @@ def test_a_carrier_503_holds_the_trunk_for_its_own_retry_after(asterisk, make_se
     # check sees the capture running for this config.
     res = run_check(service)
     assert "ok   trunk: Asterisk's SIP capture (res_hep_pjsip) runs" in res.stdout, res.stdout
+
+
+def test_a_carrier_503_to_an_external_agents_leg_is_the_carriers_and_holds_the_trunk(
+        asterisk, make_service, sipp):
+    # The agent is a number, so its leg leaves through the trunk, where the
+    # carrier refuses it: the call ends agent_unavailable (never busy or no
+    # answer), the callee is never dialled, and the trunk is held.
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(reject_code=503))
+    service = make_service({"trunk": {"hold_after_503_s": 3.0}})
+    r = service.post_call({"agent": "0215550111", "callee": "0215550100", "outbound_id": "0215550199",
+                           "call_ref": "ext-503"})
+    assert r.status_code == 201, r.text
+    final = service.wait_state(r.json()["id"], "ended", timeout=15)
+    assert final["reason"] == "agent_unavailable", final
+    text = " ".join(_details(service, final["id"]))
+    assert "agent leg refused by the carrier (SIP 503" in text and "for 3 s" in text, text
+    assert [m.first_line.split()[1].split("@")[0] for m in trunk.initial_invites()] == ["sip:0215550111"]
+    assert 'c2d_trunk_refused_total{sip_code="503"} 1.0' in service.http.get("/metrics").text
