@@ -206,6 +206,17 @@ def _schemas() -> dict:
                                                                           "the last six samples, 10 s apart."},
                 },
             },
+            "cluster": {
+                "type": "object",
+                "description": "Only with `[cluster] node` set (docs/cluster.md): this instance's node, name and "
+                               "role. A `standby` is `ok` when the store is writable (it serves the API; its "
+                               "node's calls are the active instance's).",
+                "required": ["node", "instance", "role"],
+                "properties": {
+                    "node": {"type": "string"}, "instance": {"type": "string"},
+                    "role": {"type": "string", "enum": ["active", "standby", "lost"]},
+                },
+            },
             "sandbox": {"type": "boolean", "const": True,
                         "description": "Present (true) only in `platforma-c2d sandbox`: the PBX is simulated "
                                        "and no real call is ever placed."},
