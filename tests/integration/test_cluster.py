@@ -18,7 +18,7 @@ import psycopg
 
 from tests.bench.asterisk import AsteriskBench
 from tests.bench.receiver import WebhookReceiver
-from tests.bench.service import ServiceProcess, free_port
+from tests.bench.service import AGI_SECRET, ServiceProcess, free_port
 from tests.bench.sipp import sip_user, uac_scenario, uas_scenario
 
 ADDRESS = {"a": "127.0.0.2", "b": "127.0.0.3"}
@@ -60,13 +60,14 @@ def cluster(nodes, postgres_server, workdir):
     store_url = postgres_server.new_database("cluster")
     started = []
 
-    def make(node: str, instance: str, wait_role: str | None = None, more: dict | None = None) -> ServiceProcess:
+    def make(node: str, instance: str, wait_role: str | None = None, more: dict | None = None,
+             command: str = "serve") -> ServiceProcess:
         overrides = {"ari": {"url": nodes[node].ari_url},
                      "cluster": {"node": node, "instance": instance, "rules": RULES, "lease_check_s": 0.5,
                                  "command_timeout_s": 5.0}}
         for section, values in (more or {}).items():
             overrides.setdefault(section, {}).update(values)
-        svc = ServiceProcess(workdir / instance, overrides, store_url=store_url)
+        svc = ServiceProcess(workdir / instance, overrides, command, store_url=store_url)
         started.append(svc)
         svc.start()
         if wait_role:
@@ -77,6 +78,12 @@ def cluster(nodes, postgres_server, workdir):
     yield make
     for svc in started:
         svc.stop()
+
+
+def node_of(store_url: str, call_id: str) -> str | None:
+    """The node the journal holds for a call."""
+    with psycopg.connect(store_url.replace("postgresql+psycopg", "postgresql")) as conn:
+        return conn.execute("SELECT node FROM calls WHERE id = %s", (call_id,)).fetchone()[0]
 
 
 def role(svc: ServiceProcess) -> str | None:
@@ -158,6 +165,7 @@ def test_a_browser_call_on_node_a_is_seen_from_node_b(nodes, cluster, sipp):
     assert wait_for(seen_connected, 10), a1.tail_log()
     call = b1.http.get("/click2dial/calls", params={"origin": "webrtc"}).json()["calls"][0]
     assert call["agent"] == "2001" and call["call_ref"] == "web-1"
+    assert node_of(cluster.store_url, call["id"]) == "a"
     assert phone.wait(timeout=20) == 0
     assert b1.wait_state(call["id"], "ended")["reason"] == "completed"
 
@@ -226,6 +234,33 @@ def test_an_active_instance_that_loses_the_store_exits_and_its_standby_takes_ove
     assert time.monotonic() - started < 3
     assert "lost the store" in a1.tail_log()
     assert wait_for(lambda: role(a2) == "active", 5), a2.tail_log()
+
+
+def test_a_fastagi_call_on_node_b_is_journalled_with_its_node_and_cancelled_through_node_a(nodes, cluster, sipp):
+    a1 = cluster("a", "a1", wait_role="active")
+    cluster("b", "b1", wait_role="active")
+    agi = cluster("b", "agi-b", command="agi", more={
+        "agi": {"listen": f"{ADDRESS['b']}:4573", "secret": AGI_SECRET}})
+    assert wait_for(lambda: "FastAGI listening" in agi.log_path.read_text(errors="replace"), 15), agi.tail_log()
+    trunk = sipp("trunk-b", TRUNK_PORT, uas_scenario(talk_ms=30000), host=ADDRESS["b"])
+    phone = sipp("agi-phone-b", 5091, uac_scenario(target="0215550100", from_user="3001", talk_ms=30000,
+                                                   headers=["X-Platforma-Call-Ref: agi-b"]),
+                 uac_target=f"{ADDRESS['b']}:5060", calls=1, host=ADDRESS["b"])
+    assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "ACK"), agi.tail_log()
+
+    def listed():
+        calls = a1.http.get("/click2dial/calls", params={"origin": "agi"}).json()["calls"]
+        return calls[0] if calls else None
+
+    assert wait_for(listed, 10)
+    call = listed()
+    assert call["call_ref"] == "agi-b" and node_of(cluster.store_url, call["id"]) == "b"
+    r = a1.http.delete(f"/click2dial/calls/{call['id']}")   # node A's instance: node B hangs it up
+    assert r.status_code == 200, r.text
+    assert r.json()["ended_by"] == "api" and r.json()["reason"] == "completed", r.text
+    assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "BYE")
+    assert phone.wait_for(lambda m: m.direction == "received" and m.method == "BYE")
+    assert nodes["a"].channels() == []
 
 
 def register_scenario(user: str, expires: int = 60) -> str:
