@@ -94,6 +94,17 @@ def stop_process_group(proc: subprocess.Popen | None) -> None:
             proc.wait(timeout=5)
 
 
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05) -> bool:
+    """Call ``predicate`` until it returns something true or ``timeout`` seconds
+    passed; returns whether it did (its last answer's truth)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free now."""
     with socket.socket() as s:

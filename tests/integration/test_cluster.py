@@ -18,7 +18,7 @@ import psycopg
 
 from tests.bench.asterisk import AsteriskBench
 from tests.bench.receiver import WebhookReceiver
-from tests.bench.service import AGI_SECRET, ServiceProcess, free_port
+from tests.bench.service import AGI_SECRET, ServiceProcess, free_port, wait_for
 from tests.bench.sipp import sip_user, uac_scenario, uas_scenario
 
 ADDRESS = {"a": "127.0.0.2", "b": "127.0.0.3"}
@@ -92,15 +92,6 @@ def role(svc: ServiceProcess) -> str | None:
         return svc.http.get("/healthz", timeout=2).json()["cluster"]["role"]
     except Exception:  # noqa: BLE001 - down, or starting
         return None
-
-
-def wait_for(predicate, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
 
 
 def call_body(agent: str, ref: str) -> dict:

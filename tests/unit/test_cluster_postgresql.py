@@ -13,6 +13,7 @@ from platforma_c2d.calls.errors import AgentBusy, AsteriskUnavailable
 from platforma_c2d.cluster.commands import CommandBus, CommandWorker, commands
 from platforma_c2d.cluster.lease import NodeLease, node_is_active
 from platforma_c2d.store.journal import Journal
+from tests.bench.service import wait_for
 
 
 @pytest.fixture
@@ -22,15 +23,6 @@ def store(postgres_server):
     journal = Journal(url)
     yield url, journal.engine
     journal.close()
-
-
-def wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 class Instance:
