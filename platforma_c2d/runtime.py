@@ -134,6 +134,8 @@ class Runtime:
     def stop(self) -> None:
         """Stop the event stream and the thread; write what is queued; close the journal. Idempotent."""
         self._stopping = True
+        if self.cluster is not None:
+            self.cluster.stop_commands()    # none may wait on a loop that is stopping
         if self._thread.is_alive():
             asyncio.run_coroutine_threadsafe(self.events.stop(), self.loop).result(timeout=10)
             self._thread.join(timeout=10)

@@ -103,8 +103,13 @@ class ClusterRole:
         """Start the lease (returns at once): standby until it takes the node's lock."""
         self.lease.start()
 
+    def stop_commands(self) -> None:
+        """Stop taking other instances' commands (first, while the telephony thread still runs)."""
+        self.worker.stop()
+
     def stop(self) -> None:
-        """Stop taking commands and release the locks (a standby takes over at once)."""
+        """Stop taking commands and publishing endpoints, and release the locks (a standby
+        takes over at once): after the telephony thread stopped."""
         self.worker.stop()
         if self.publisher is not None:
             self.publisher.stop()

@@ -204,13 +204,20 @@ def run_takeover(nodes, cluster, sipp, hooks, receiver):
     assert len(trunk.received("INVITE")) == 1        # the callee was never dialled again
     history = a2.http.get(f"/click2dial/calls/{call['id']}/history").json()
     assert [h["state"] for h in history["states"]] == ["dialing_agent", "dialing_callee", "connected", "ended"]
-    # The events: each state once, delivered once for the cluster (four instances, one delivery).
+    # The events: each state once in the store, no gap; delivered by one instance for the
+    # cluster. A delivery in flight when a1 died may come again, with its event id
+    # (at least once, docs/events.md): never another event for the same state.
+    stored = b2.http.get("/click2dial/events", params={"call_id": call["id"]},
+                         headers={"Accept": "application/json"}).json()["events"]
+    assert [ev["type"] for ev in stored] == ["call.dialing_agent", "call.dialing_callee", "call.connected",
+                                             "call.ended"], stored
     receiver.wait(lambda evs: any(ev["type"] == "call.ended" for _h, _b, ev in evs))
     time.sleep(1.0)
     got = [ev for _h, _b, ev in receiver.events()]
-    assert [ev["type"] for ev in got] == ["call.dialing_agent", "call.dialing_callee", "call.connected",
-                                          "call.ended"], got
-    assert len({ev["id"] for ev in got}) == 4 and all(ev["call"]["id"] == call["id"] for ev in got)
+    first_copies = {ev["id"]: ev for ev in reversed(got)}
+    assert sorted(first_copies) == [ev["id"] for ev in stored]
+    assert all(ev == first_copies[ev["id"]] for ev in got)           # a repeat is the same event
+    assert len(got) - len(stored) <= 1, got                           # at most the one in flight
 
 
 def test_an_active_instance_that_loses_the_store_exits_and_its_standby_takes_over(cluster):
@@ -301,6 +308,14 @@ def test_with_agents_by_registration_a_call_goes_to_the_node_where_the_agent_reg
     assert nodes["a"].channels() == []
     r = a1.http.delete(f"/click2dial/calls/{call['id']}")
     assert r.status_code == 200 and r.json()["ended_by"] == "api", r.text
+
+
+def test_stopping_the_active_instance_hands_its_node_over_at_once(cluster):
+    a1 = cluster("a", "a1", wait_role="active")
+    a2 = cluster("a", "a2", wait_role="standby")
+    a1.stop()                                        # SIGTERM: an upgrade, a planned move
+    assert a1.proc.returncode == 0
+    assert wait_for(lambda: role(a2) == "active", 3), a2.tail_log()
 
 
 def test_a_node_without_an_active_instance_is_503_from_any_instance(nodes, cluster):
