@@ -195,6 +195,9 @@ def cmd_check(args) -> int:
     if store is None:
         ok.append("store: usable")
         _check_schema(cfg.store.url, {"ok": ok, "WARN": warnings, "FAIL": problems})
+        from platforma_c2d.cluster.report import cluster_report
+        for level, line in cluster_report(cfg.cluster, cfg.store.url):
+            {"ok": ok, "WARN": warnings, "FAIL": problems}[level].append(line)
     else:
         problems.append(f"store.url: {store}")
     a = cfg.ari

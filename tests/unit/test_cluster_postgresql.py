@@ -163,3 +163,23 @@ def test_an_agent_is_found_on_the_active_node_where_its_endpoint_is_online(store
     assert wait_for(lambda: not node_is_active(engine, "a"))
     assert registered_node(engine, "1003") == "b"   # a's rows count no more
     b1.lease.stop()
+
+
+def test_check_says_whether_the_node_has_an_active_instance(store):
+    from platforma_c2d.cluster.report import cluster_report
+    from platforma_c2d.config import loads_config
+
+    url, _ = store
+
+    def cluster(rules):
+        return loads_config(f'[store]\nurl = "{url}"\n[cluster]\nnode = "a"\nrules = {rules}\n').cluster
+
+    assert cluster_report(cluster('["1*=a"]'), url) == [
+        ("ok", "cluster: node a has no active instance: this one starts active")]
+    a1 = Instance(url, "a", "a1")
+    assert wait_for(lambda: a1.lease.role == "active")
+    assert cluster_report(cluster('["1*=b"]'), url) == [
+        ("ok", "cluster: node a has an active instance: this one starts as a standby"),
+        ("WARN", "cluster.rules: no rule names node a: no REST call is placed through its Asterisk")]
+    a1.lease.stop()
+    assert cluster_report(loads_config("").cluster, "sqlite://") == []
