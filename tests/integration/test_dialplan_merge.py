@@ -177,6 +177,17 @@ def test_a_header_call_to_an_extension_is_still_a_refused_click_to_dial_call(adm
     assert metrics[("c2d_calls_active", ())] == 0
 
 
+@pytest.mark.parametrize("target", ["*43", "+27215550100", "5"], ids=["feature-code", "plus", "one-digit"])
+def test_a_header_call_to_a_number_no_callee_pattern_takes_is_refused_not_routed(admin_dialplan, service,
+                                                                                 sipp, target):
+    """A header makes a call a click-to-dial call whatever was dialled: a feature code of the
+    PBX's own route (answered without the header) is refused 484, and journalled."""
+    phone = phone_dials(sipp, AGENT, AGENT_PORT, target, headers=["X-Platforma-Call-Ref: ord-8"])
+    assert final_response(phone) == 484
+    calls = journal_calls(service)
+    assert [(c["reason"], c["callee"]) for c in calls] == [("rejected", target)], calls
+
+
 def test_an_agi_phone_colleague_call_skips_the_agi(admin_dialplan, sipp):
     # No FastAGI server runs: a call that reached AGI() would be refused with 503.
     colleague = sipp("colleague", COLLEAGUE_PORT, uas_scenario())
