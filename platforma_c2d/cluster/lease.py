@@ -30,9 +30,10 @@ from platforma_c2d.cluster.routing import DELIVERY_LOCK, LOCK_CLASS, node_lock_k
 
 log = logging.getLogger("platforma_c2d.cluster")
 
-#: libpq keepalives: a dead server or a cut network is noticed within seconds.
+#: libpq keepalives (an idle connection) and TCP user timeout (a query waiting for its
+#: answer, in ms): a dead server or a cut network is noticed within about 5 s.
 KEEPALIVES = {"keepalives": 1, "keepalives_idle": 2, "keepalives_interval": 1, "keepalives_count": 3,
-              "connect_timeout": 5}
+              "tcp_user_timeout": 5000, "connect_timeout": 5}
 
 _HELD = sa.text(
     "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
