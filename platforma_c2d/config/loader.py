@@ -146,7 +146,13 @@ def _build(data: dict[str, Any], env: Mapping[str, str], problems: list[str]) ->
         if not var.startswith(ENV_PREFIX) or var in ENV_IGNORED:
             continue
         if var not in by_env:
-            problems.append(f"{var}: unknown environment variable{_hint(var, list(by_env))}")
+            # Compared without the prefix all of them share, which alone makes any
+            # two names look alike (LIMITS_FOO would "mean" CLID_POOL).
+            short = {name.removeprefix(ENV_PREFIX): name for name in by_env}
+            close = difflib.get_close_matches(var.removeprefix(ENV_PREFIX), list(short), n=1)
+            hint = (f" (did you mean {short[close[0]]}?)" if close else
+                    f" (the variables are {ENV_PREFIX}<SECTION>_<KEY> of the config's keys)")
+            problems.append(f"{var}: unknown environment variable{hint}")
             continue
         section, key = by_env[var]
         given[section][key] = (env[var], f"{section}.{key} (from {var})", True)

@@ -215,6 +215,12 @@ def test_unknown_env_variable_is_a_problem_naming_it():
     assert SECRET not in problem
 
 
+def test_an_unknown_env_variable_is_never_taken_for_an_unrelated_one():
+    problem = one_problem(env={"PLATFORMA_C2D_LIMITS_FOO": "1"})
+    assert problem.startswith("PLATFORMA_C2D_LIMITS_FOO: unknown environment variable")
+    assert "did you mean" not in problem and "PLATFORMA_C2D_<SECTION>_<KEY>" in problem, problem
+
+
 def test_unknown_env_section_is_a_problem():
     assert one_problem(env={"PLATFORMA_C2D_FOO_BAR": "1"}).startswith("PLATFORMA_C2D_FOO_BAR:")
 
