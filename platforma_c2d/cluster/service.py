@@ -19,11 +19,34 @@ import sqlalchemy as sa
 
 from platforma_c2d import rules
 from platforma_c2d.calls.errors import AsteriskUnavailable, InvalidRequest
-from platforma_c2d.calls.model import State
-from platforma_c2d.calls.service import Caller, CallService
+from platforma_c2d.calls.model import Origin, State
+from platforma_c2d.calls.service import Caller, CallService, check_call_caps
 from platforma_c2d.cluster.commands import CommandBus
 from platforma_c2d.cluster.registrations import registered_node
 from platforma_c2d.cluster.routing import node_for_agent
+from platforma_c2d.store.journal import calls as calls_table
+
+_OPEN = tuple(s.value for s in State if s is not State.ENDED)
+
+
+class ClusterCallCount:
+    """The calls up in the whole cluster, from the shared journal: what
+    :func:`check_call_caps` counts (``active_calls``), so that ``[limits]
+    max_active_calls`` and ``max_active_calls_per_token`` hold for the cluster.
+    REST and browser calls not ended, of every node; FastAGI calls are the dialplan's."""
+
+    def __init__(self, engine: sa.Engine):
+        self.engine = engine
+
+    def active_calls(self, token_name: str | None = None) -> int:
+        """How many calls are not yet ended: all, or those placed with ``token_name``.
+        Raises ``sqlalchemy.exc.SQLAlchemyError``."""
+        query = sa.select(sa.func.count()).select_from(calls_table).where(
+            calls_table.c.state.in_(_OPEN), calls_table.c.origin != Origin.AGI.value)
+        if token_name is not None:
+            query = query.where(calls_table.c.token_name == token_name)
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar_one()
 
 
 class ClusterCallService(CallService):
@@ -41,6 +64,7 @@ class ClusterCallService(CallService):
         self.cluster = self.config.cluster
         self.bus, self.role, self.instance = bus, role, instance
         self._rules = self.cluster.parsed_rules()
+        self._counts = ClusterCallCount(self.journal.engine)
 
     def node_of(self, agent: str) -> str:
         """The node that serves ``agent``: with ``agents_by = "registration"`` the node
@@ -71,6 +95,7 @@ class ClusterCallService(CallService):
             return super().place_call(body, caller, idempotency_key)    # 400, naming each field
         node = self.node_of(req.agent)
         if self._here(node):
+            self._check_caps(caller)
             return super().place_call(body, caller, idempotency_key)
         answer = self.bus.send(node, "place", {"body": body, "caller": dataclasses.asdict(caller),
                                                "key": idempotency_key})
@@ -94,11 +119,25 @@ class ClusterCallService(CallService):
             raise AsteriskUnavailable("this node's active instance is changing; try again shortly")
         caller = Caller(payload["caller"]["name"], tuple(payload["caller"]["agents"]))
         if kind == "place":
+            self._check_caps(caller)
             call, replayed = CallService.place_call(self, payload["body"], caller, payload["key"])
             return {"call": call, "replayed": replayed}
         if kind == "cancel":
             return {"call": CallService.cancel_call(self, payload["id"], caller)}
         raise ValueError(f"unknown cluster command {kind!r}")
+
+    def _check_caps(self, caller: Caller) -> None:
+        """``[limits] max_active_calls`` (and per token) for the whole cluster: raises
+        ``TooManyCalls`` (429) as one node does, ``AsteriskUnavailable`` when the store
+        does not answer. Counted before the placement (two nodes placing at the same
+        moment may pass one call over the cap); the node's own count follows on its loop."""
+        limits = self.config.limits
+        if not (limits.max_active_calls or limits.max_active_calls_per_token):
+            return
+        try:
+            check_call_caps(self._counts, limits, caller.name)
+        except sa.exc.SQLAlchemyError as exc:
+            raise AsteriskUnavailable("the store does not answer; try again shortly") from exc
 
     def health(self) -> dict:
         """:meth:`CallService.health` with ``cluster``: this instance's ``node``,

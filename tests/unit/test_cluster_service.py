@@ -8,6 +8,7 @@ import pytest
 
 from platforma_c2d.calls import errors
 from platforma_c2d.calls.model import Call, EndedBy, Origin, Reason
+from platforma_c2d.calls.service import Caller
 from platforma_c2d.cluster.commands import error_from_dict, error_to_dict
 from platforma_c2d.config import loads_config
 from platforma_c2d.http import create_app
@@ -92,3 +93,36 @@ def test_every_api_error_crosses_to_another_instance_unchanged(cls):
     assert type(back) is cls and back.status == cls.status and back.error == cls.error
     assert (back.message, back.details, back.headers) == ("why, in words", {"fields": {"agent": "bad"}},
                                                           {"Retry-After": "3"})
+
+
+def test_call_caps_count_the_calls_of_every_node(postgres_server):
+    url = postgres_server.new_database("caps")
+    cfg = loads_config(f'[store]\nurl = "{url}"\n[ari]\nurl = "http://127.0.0.1:9"\n'
+                       '[cluster]\nnode = "a"\nrules = ["1*=a", "2*=b"]\n'
+                       '[limits]\nmax_active_calls = 3\nmax_active_calls_per_token = 2\n', env={})
+    rt = Runtime(cfg)
+    try:
+        rt.service.bus = RecordingBus({"call": {}, "replayed": False})
+        journals = {n: type(rt.journal)(url, node=n) for n in ("a", "b")}
+        for i, (node, token, origin) in enumerate((("a", "crm", Origin.REST), ("b", "crm", Origin.WEBRTC),
+                                                   ("b", "other", Origin.AGI))):
+            call = Call(id=f"{i:032x}", origin=origin, agent="2001", callee="0215550100",
+                        outbound_id="0215550199", clid="0215550199", call_ref="", token_name=token)
+            journals[node].record(call, "up")
+        rt.service.role = lambda: "active"     # node a's active instance, placing for agent 1001
+        with pytest.raises(errors.TooManyCalls) as err:
+            rt.service.place_call({**BODY, "agent": "1001"}, Caller("crm"))
+        assert err.value.details == {"scope": "token", "max_active_calls": 2}
+        with pytest.raises(errors.TooManyCalls):        # the same, as a command from another instance
+            rt.service.run_command("place", {"body": {**BODY, "agent": "1001"}, "key": None,
+                                             "caller": {"name": "crm", "agents": []}})
+        journals["a"].record(Call(id="f" * 32, origin=Origin.REST, agent="1003", callee="0215550100",
+                                  outbound_id="0215550199", clid="0215550199", call_ref="",
+                                  token_name="third"), "up")
+        with pytest.raises(errors.TooManyCalls) as err:   # three REST and browser calls in the cluster
+            rt.service.place_call({**BODY, "agent": "1001"}, Caller("other"))
+        assert err.value.details == {"scope": "service", "max_active_calls": 3}
+        for journal in journals.values():
+            journal.close()
+    finally:
+        rt.stop()
