@@ -3,7 +3,17 @@ the customer on hold and takes them back, by re-INVITEs of its own."""
 
 from __future__ import annotations
 
-from tests.bench.sipp import _BYE_FROM_UAS, _HEAD, _SDP, _resp
+from tests.bench.sipp import _BYE_FROM_UAS, _HEAD, _SDP, _resp, invite
+
+
+# The INVITE a UAS scenario answers, its dialog's headers kept for a BYE of its own.
+_RECV_INVITE = ('  <recv request="INVITE" crlf="true" rrs="true">\n'
+                '    <action>\n'
+                '      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="remote_party"/>\n'
+                '      <ereg regexp=".*" search_in="hdr" header="To:" assign_to="to_hdr"/>\n'
+                '      <ereg regexp=".*" search_in="hdr" header="Call-ID:" assign_to="callid"/>\n'
+                '    </action>\n'
+                '  </recv>\n')
 
 
 def _reinvite(cseq: int, direction: str) -> str:
@@ -44,13 +54,7 @@ def hold_uas_scenario(*, talk_ms: int, hold_ms: int, inactive_ms: int, after_ms:
     (``a=sendrecv``), talks ``after_ms`` more and hangs up (BYE)."""
     return "".join([
         _HEAD, '<scenario name="c2d-hold">\n',
-        '  <recv request="INVITE" crlf="true" rrs="true">\n'
-        '    <action>\n'
-        '      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="remote_party"/>\n'
-        '      <ereg regexp=".*" search_in="hdr" header="To:" assign_to="to_hdr"/>\n'
-        '      <ereg regexp=".*" search_in="hdr" header="Call-ID:" assign_to="callid"/>\n'
-        '    </action>\n'
-        '  </recv>\n',
+        _RECV_INVITE,
         _resp(100, "Trying", to_tag=False), _resp(180, "Ringing"), _resp(200, "OK", sdp=True),
         '  <recv request="ACK" crlf="true"/>\n',
         '  <nop><action>\n'
@@ -87,70 +91,39 @@ def refreshing_uac_scenario(*, target: str, from_user: str, headers: list[str], 
     ``Session-Expires: …;refresher=uac`` each ``refresh_ms`` (``refreshes`` times),
     then talks ``tail_ms`` more and hangs up. Requests of the peer in the dialog
     get 200; a BYE from the peer is answered and ends the scenario early."""
-    extra = "".join(h + "\n" for h in headers)
-    contact = f"<sip:{from_user}@[local_ip]:[local_port];transport=[transport]>"
-    x = [_HEAD, '<scenario name="c2d-refreshing-phone">\n', f"""  <send retrans="500"><![CDATA[
-INVITE sip:{target}@[remote_ip]:[remote_port] SIP/2.0
+    def request(method: str, cseq: int, headers: str = "", retrans: bool = True) -> str:
+        return f"""  <send{' retrans="500"' if retrans else ''}><![CDATA[
+{method} [next_url] SIP/2.0
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
 From: <sip:{from_user}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:{target}@[remote_ip]:[remote_port]>
+To: [$peer_to]
 Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: {contact}
+CSeq: {cseq} {method}
+Contact: <sip:{from_user}@[local_ip]:[local_port];transport=[transport]>
 Max-Forwards: 70
-Supported: timer
-Session-Expires: {session_expires}
-{extra}Content-Type: application/sdp
-Content-Length: [len]
+{headers}Content-Length: 0
 
-{_SDP}]]></send>
-  <recv response="100" optional="true"/>
+]]></send>
+"""
+
+    x = [_HEAD, '<scenario name="c2d-refreshing-phone">\n',
+         invite(target, from_user, ["Supported: timer", f"Session-Expires: {session_expires}", *headers]),
+         """  <recv response="100" optional="true"/>
   <recv response="180" optional="true"/>
   <recv response="183" optional="true"/>
   <recv response="200" rrs="true"><action>
     <ereg regexp=".*" search_in="hdr" header="To:" assign_to="peer_to"/>
   </action></recv>
-"""]
-    in_dialog = (f"From: <sip:{from_user}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]\n"
-                 "To: [$peer_to]\nCall-ID: [call_id]\n")
-    x.append(f"""  <send><![CDATA[
-ACK [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-{in_dialog}CSeq: 1 ACK
-Contact: {contact}
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-""")
+""", request("ACK", 1, retrans=False)]
     for k in range(1, refreshes + 1):
         x.append(_phase(k, refresh_ms, f"refresh{k}"))
-        x.append(f"""  <label id="refresh{k}"/>
-  <send retrans="500"><![CDATA[
-UPDATE [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-{in_dialog}CSeq: {k + 1} UPDATE
-Contact: {contact}
-Max-Forwards: 70
-Supported: timer
-Session-Expires: {session_expires};refresher=uac
-Content-Length: 0
-
-]]></send>
-  <recv response="200" next="talk{k + 1}"/>
-""")
+        x.append(f'  <label id="refresh{k}"/>\n')
+        x.append(request("UPDATE", k + 1, f"Supported: timer\nSession-Expires: {session_expires};refresher=uac\n"))
+        x.append(f'  <recv response="200" next="talk{k + 1}"/>\n')
     x.append(_phase(refreshes + 1, tail_ms, "hangup"))
-    x.append(f"""  <label id="hangup"/>
-  <send retrans="500"><![CDATA[
-BYE [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-{in_dialog}CSeq: {refreshes + 2} BYE
-Contact: {contact}
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <recv response="200" next="end"/>
+    x.append('  <label id="hangup"/>\n')
+    x.append(request("BYE", refreshes + 2))
+    x.append("""  <recv response="200" next="end"/>
   <label id="bye_received"/>
 """ + _resp(200, "OK", to_tag=False) + """  <label id="end"/>
   <timewait milliseconds="200"/>
@@ -172,13 +145,7 @@ def late_rtp_uas_scenario(*, ring_ms: int, rtp_after_ms: int, talk_ms: int) -> s
     answer = _resp(200, "OK", sdp=True).replace(_SDP, _SDP_PCMA)
     return "".join([
         _HEAD, '<scenario name="c2d-late-rtp">\n',
-        '  <recv request="INVITE" crlf="true" rrs="true">\n'
-        '    <action>\n'
-        '      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="remote_party"/>\n'
-        '      <ereg regexp=".*" search_in="hdr" header="To:" assign_to="to_hdr"/>\n'
-        '      <ereg regexp=".*" search_in="hdr" header="Call-ID:" assign_to="callid"/>\n'
-        '    </action>\n'
-        '  </recv>\n',
+        _RECV_INVITE,
         _resp(100, "Trying", to_tag=False), _resp(180, "Ringing"),
         f'  <pause milliseconds="{ring_ms}"/>\n',
         answer,

@@ -154,19 +154,10 @@ def uas_scenario(*, ring_ms: int = 0, answer: bool = True, reject_code: int | No
     return "".join(x)
 
 
-def uac_scenario(*, target: str, from_user: str, headers: list[str] | None = None,
-                 talk_ms: int | None = 1000, cancel_after_ms: int | None = None,
-                 wait_bye: bool = False) -> str:
-    """Render a UAC scenario: one INVITE with extra ``headers`` (``"Name: value"``).
-
-    ``target``: the Request-URI user (the callee). Ends on any final response
-    (recorded) — a 2xx is ACKed, then BYE after ``talk_ms`` ms, or (``wait_bye``)
-    the peer's BYE is awaited. ``cancel_after_ms``: CANCEL after that long
-    instead of waiting for the answer.
-    """
-    extra = "".join(h + "\n" for h in (headers or []))
-    x = [_HEAD, '<scenario name="c2d-uac">\n']
-    x.append(f"""  <send retrans="500"><![CDATA[
+def invite(target: str, from_user: str, headers: list[str]) -> str:
+    """The ``<send>`` of a phone's INVITE to ``target`` with extra ``headers`` ("Name: value")."""
+    extra = "".join(h + "\n" for h in headers)
+    return f"""  <send retrans="500"><![CDATA[
 INVITE sip:{target}@[remote_ip]:[remote_port] SIP/2.0
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
 From: <sip:{from_user}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
@@ -179,7 +170,20 @@ Max-Forwards: 70
 Content-Length: [len]
 
 {_SDP}]]></send>
-""")
+"""
+
+
+def uac_scenario(*, target: str, from_user: str, headers: list[str] | None = None,
+                 talk_ms: int | None = 1000, cancel_after_ms: int | None = None,
+                 wait_bye: bool = False) -> str:
+    """Render a UAC scenario: one INVITE with extra ``headers`` (``"Name: value"``).
+
+    ``target``: the Request-URI user (the callee). Ends on any final response
+    (recorded) — a 2xx is ACKed, then BYE after ``talk_ms`` ms, or (``wait_bye``)
+    the peer's BYE is awaited. ``cancel_after_ms``: CANCEL after that long
+    instead of waiting for the answer.
+    """
+    x = [_HEAD, '<scenario name="c2d-uac">\n', invite(target, from_user, headers or [])]
     x.append('  <recv response="100" optional="true"/>\n')
     if cancel_after_ms is not None:
         x.append('  <recv response="180"/>\n')

@@ -7,6 +7,7 @@ calls without a codec translation path.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import pytest
@@ -38,16 +39,25 @@ def _connected_call(service, call_ref: str) -> str:
     return call_id
 
 
+@contextlib.contextmanager
+def _pjsip_added(asterisk, file: str, text: str):
+    """``text`` appended to ``file`` of the running Asterisk's PJSIP config, then taken out."""
+    conf = asterisk.root / "etc/asterisk" / file
+    saved = conf.read_text()
+    conf.write_text(saved + text)
+    asterisk.cli("module reload res_pjsip.so")
+    try:
+        yield
+    finally:
+        conf.write_text(saved)
+        asterisk.cli("module reload res_pjsip.so")
+
+
 @pytest.fixture
 def extra_endpoint(asterisk):
     """Add the HOLD_CUTTER endpoint to the running Asterisk; remove it after the test."""
-    conf = asterisk.root / "etc/asterisk/pjsip_site.conf"
-    saved = conf.read_text()
-    conf.write_text(saved + HOLD_CUTTER)
-    asterisk.cli("module reload res_pjsip.so")
-    yield
-    conf.write_text(saved)
-    asterisk.cli("module reload res_pjsip.so")
+    with _pjsip_added(asterisk, "pjsip_site.conf", HOLD_CUTTER):
+        yield
 
 
 @pytest.mark.admin_configs
@@ -97,14 +107,9 @@ contact=sip:127.0.0.1:{TRUNK_PORT}
 @pytest.fixture
 def rtp_timeout_trunk(asterisk):
     """RTP_TIMEOUT_TRUNK added to pjsip.conf of the running Asterisk; removed after the test."""
-    conf = asterisk.root / "etc/asterisk/pjsip.conf"
-    saved = conf.read_text()
-    conf.write_text(saved + RTP_TIMEOUT_TRUNK)
-    asterisk.cli("module reload res_pjsip.so")
-    assert "rtp-timeout-trunk" in asterisk.cli("pjsip show endpoint rtp-timeout-trunk")
-    yield "PJSIP/{number}@rtp-timeout-trunk"
-    conf.write_text(saved)
-    asterisk.cli("module reload res_pjsip.so")
+    with _pjsip_added(asterisk, "pjsip.conf", RTP_TIMEOUT_TRUNK):
+        assert "rtp-timeout-trunk" in asterisk.cli("pjsip show endpoint rtp-timeout-trunk")
+        yield "PJSIP/{number}@rtp-timeout-trunk"
 
 
 @pytest.mark.admin_configs

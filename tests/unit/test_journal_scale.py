@@ -71,8 +71,8 @@ def big(tmp_path_factory):
     journal.close()
 
 
-def _plans(journal: Journal, action) -> list[str]:
-    """The query plan of every SELECT the journal sends while ``action()`` runs."""
+def selects_sent(journal: Journal, action) -> list[tuple[str, object]]:
+    """(statement, parameters) of every SELECT the journal sends while ``action()`` runs."""
     sent = []
 
     def keep(conn, cursor, statement, parameters, context, executemany):
@@ -85,6 +85,12 @@ def _plans(journal: Journal, action) -> list[str]:
     finally:
         sa.event.remove(journal.engine, "before_cursor_execute", keep)
     assert sent
+    return sent
+
+
+def _plans(journal: Journal, action) -> list[str]:
+    """The query plan of every SELECT the journal sends while ``action()`` runs."""
+    sent = selects_sent(journal, action)
     out = []
     with journal.engine.connect() as conn:
         for statement, parameters in sent:

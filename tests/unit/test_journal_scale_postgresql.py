@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from platforma_c2d.store.journal import Journal
 from platforma_c2d.store.retention import Retention
-from tests.unit.test_journal_scale import CALLS, NOW
+from tests.unit.test_journal_scale import CALLS, NOW, selects_sent
 
 
 def _fill(url: str) -> None:
@@ -74,18 +74,7 @@ def big(postgres_server):
 def _plans(journal: Journal, action) -> list[dict]:
     """The executed plan (``EXPLAIN (ANALYZE, FORMAT JSON)``, its top node) of every
     SELECT the journal sends while ``action()`` runs."""
-    sent = []
-
-    def keep(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith("SELECT"):
-            sent.append((statement, parameters))
-
-    sa.event.listen(journal.engine, "before_cursor_execute", keep)
-    try:
-        action()
-    finally:
-        sa.event.remove(journal.engine, "before_cursor_execute", keep)
-    assert sent
+    sent = selects_sent(journal, action)
     out = []
     with journal.engine.connect() as conn:
         for statement, parameters in sent:
