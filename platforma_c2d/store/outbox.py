@@ -173,7 +173,8 @@ class Outbox:
             return len(rows)
 
     def due(self, now: float, busy: set[tuple[str, str]], limit: int = 100, *,
-            per_target: int | None = None, full: frozenset[str] | set[str] = frozenset()) -> list[dict]:
+            per_target: int | None = None, full: frozenset[str] | set[str] = frozenset(),
+            full_urls: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset()) -> list[dict]:
         """Deliveries to attempt now: for each (endpoint, call) its oldest pending one, if due.
 
         In order per call per endpoint: a later event waits until the one
@@ -182,8 +183,9 @@ class Outbox:
 
         So that one receiver's backlog cannot fill the page and hold back
         every other receiver (SPEC §10): ``full`` names endpoints that may
-        start nothing now (left out), and ``per_target`` keeps at most that
-        many rows per endpoint and URL (the oldest).
+        start nothing now (left out), ``full_urls`` (endpoint, URL prefix)
+        pairs likewise (calls' own URLs on one host), and ``per_target``
+        keeps at most that many rows per endpoint and URL (the oldest).
         """
         first = (sa.select(sa.func.min(deliveries.c.id).label("id"))
                  .where(deliveries.c.status == PENDING)
@@ -195,6 +197,9 @@ class Outbox:
                  .where(deliveries.c.next_at <= now))
         if full:
             heads = heads.where(deliveries.c.endpoint.notin_(sorted(full)))
+        for endpoint, prefix in sorted(full_urls):
+            heads = heads.where(~sa.and_(deliveries.c.endpoint == endpoint,
+                                         deliveries.c.url.startswith(prefix, autoescape=True)))
         if busy:
             heads = heads.where(sa.tuple_(deliveries.c.endpoint, deliveries.c.call_id).notin_(sorted(busy)))
         heads = heads.subquery()

@@ -146,8 +146,12 @@ class WebhookDelivery:
         if free <= 0:
             return
         cap = self.config.max_in_flight_per_endpoint
-        full = {t for t, n in self._per_target.items() if n >= cap and not t.startswith(CALLBACK + ":")}
-        for delivery in self.outbox.due(time.time(), set(self._in_flight), limit=free, per_target=cap, full=full):
+        at_cap = [t for t, n in self._per_target.items() if n >= cap]
+        full = {t for t in at_cap if not t.startswith(CALLBACK + ":")}
+        # A callback target is its URL's origin: every URL on that host, then "/".
+        full_urls = {(CALLBACK, t.split(":", 1)[1] + "/") for t in at_cap if t.startswith(CALLBACK + ":")}
+        for delivery in self.outbox.due(time.time(), set(self._in_flight), limit=free, per_target=cap,
+                                        full=full, full_urls=full_urls):
             target = self._target(delivery)
             if self._per_target[target] >= self.config.max_in_flight_per_endpoint:
                 continue

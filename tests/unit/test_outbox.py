@@ -147,3 +147,18 @@ def test_due_leaves_out_full_endpoints_and_keeps_a_few_rows_per_endpoint(journal
     assert [(r["endpoint"], r["call_id"]) for r in page] == [("good", other.id)]
     page = box.due(now, busy, limit=3, per_target=2)
     assert [r["call_id"] for r in page] == [stuck_calls[1].id, stuck_calls[2].id, other.id]
+
+
+def test_due_leaves_out_the_urls_of_a_full_host(journal):
+    """Calls' own URLs on one host share its place: once the host is full, none of them
+    is read, whatever its path; another host's URL is."""
+    calls = [a_call("1001") for _ in range(3)]
+    for call in calls:
+        journal.record(call, "placed")
+    box = Outbox(journal.engine)
+    urls = {calls[0].id: "http://crm_1.example:8080/hooks/a", calls[1].id: "http://crm_1.example:8080/hooks/b",
+            calls[2].id: "http://crmx1.example:8080/hooks/c"}     # '_' is no wildcard
+    box.fan_out(lambda ev, _cb: [("status_callback", urls[ev["call_id"]])])
+    page = box.due(2 ** 40, set(), limit=10, per_target=4,
+                   full_urls={("status_callback", "http://crm_1.example:8080/")})
+    assert [r["call_id"] for r in page] == [calls[2].id]

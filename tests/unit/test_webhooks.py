@@ -188,6 +188,40 @@ def test_a_stuck_receiver_with_a_backlog_of_many_calls_does_not_hold_back_anothe
         journal.close()
 
 
+def test_a_stuck_status_callback_host_with_many_calls_does_not_hold_back_an_endpoint(tmp_path):
+    """The same with calls' own status_callback URLs, one URL per call on one stuck host:
+    the host's share is full, its other calls wait, the configured endpoint does not."""
+    from platforma_c2d.store.outbox import add_callback
+
+    stuck, good = WebhookReceiver(free_port()).start(), WebhookReceiver(free_port()).start()
+    stuck.hang = True
+    journal = Journal(f"sqlite:///{tmp_path}/c.sqlite3")
+    config = WebhooksConfig(endpoints=(WebhookEndpoint(url=good.url, secret="s", name="good", agents=("1002",)),),
+                            callback_secret="cb", allowed_url_prefixes=(stuck.url + "/",),
+                            timeout_s=30.0, max_in_flight=8, max_in_flight_per_endpoint=2)
+    for i in range(20):
+        call = a_call("1001")
+        journal.record(call, "placed")
+        with journal.engine.begin() as conn:
+            add_callback(conn, call.id, f"{stuck.url}/{i}")
+    worker = WebhookDelivery(Outbox(journal.engine), config, Metrics(), poll_s=0.05)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while worker.outbox.backlog()[0] < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        call = a_call("1002")
+        journal.record(call, "placed")
+        got = good.wait(lambda evs: len(evs) >= 1, timeout=3)
+        assert [e["call"]["id"] for *_x, e in got] == [call.id]
+    finally:
+        worker.stop(timeout_s=1)
+        stuck.stop()
+        good.stop()
+        journal.close()
+
+
 def test_a_2xx_whose_body_never_ends_is_delivered_at_once_and_the_body_not_kept(tmp_path):
     """The answer's status decides; its body is read no further than a little (a receiver
     that sends a body without end neither holds the delivery nor fills the memory)."""
