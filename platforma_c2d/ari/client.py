@@ -141,19 +141,22 @@ class AriClient:
     # --- channels --------------------------------------------------------
     async def originate(self, *, endpoint: str, channel_id: str, app_args: str,
                         variables: dict[str, str], timeout_s: int,
-                        originator: str | None = None) -> dict:
+                        originator: str | None = None, other_channel_id: str | None = None) -> dict:
         """``POST /channels``: dial ``endpoint`` now; the channel enters our app when answered.
 
         Asterisk subscribes the app to the channel at once, so its ringing and
         hangup events arrive before StasisStart. An originated channel is
         Party A of its own CDR, so an unanswered leg still gets a CDR row.
         ``channel_id`` is chosen by us before the request (field report C01);
-        ``originator``: the channel this one is dialled for (shared linkedid).
+        ``originator``: the channel this one is dialled for (shared linkedid);
+        ``other_channel_id``: the id of ``;2`` when ``endpoint`` is a Local channel.
         """
         params = {"endpoint": endpoint, "app": self.app, "appArgs": app_args,
                   "channelId": channel_id, "timeout": timeout_s}
         if originator:
             params["originator"] = originator  # same linkedid in the CDRs
+        if other_channel_id:
+            params["otherChannelId"] = other_channel_id
         return await self.request("POST", "/channels", params=params, json={"variables": variables})
 
     async def hangup(self, channel_id: str, reason_code: int | None = None) -> bool:

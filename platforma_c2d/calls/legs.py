@@ -47,6 +47,23 @@ def confirm_playback_id(call_id: str) -> str:
     return f"{LEG_PREFIX}{call_id}-confirm"
 
 
+#: The id suffix of the second half (``;2``) of a leg's Local channel (ADR 0014).
+DIAL_HALF_SUFFIX = "-dial"
+
+
+def dial_half_id(channel_id: str) -> str:
+    """The id of the half of a leg's Local channel that runs the dialplan (``;2``)."""
+    return channel_id + DIAL_HALF_SUFFIX
+
+
+def leg_of_dial_half(object_id: str) -> str | None:
+    """The leg's channel id when ``object_id`` is the dialplan half of one of
+    our Local legs (``c2d-…-dial``); None otherwise."""
+    if is_ours(object_id) and object_id.endswith(DIAL_HALF_SUFFIX):
+        return object_id[: -len(DIAL_HALF_SUFFIX)]
+    return None
+
+
 def is_ours(object_id: str) -> bool:
     """Whether a channel or bridge id is one we chose (``c2d-…``), of any call or run."""
     return object_id.startswith(LEG_PREFIX)
@@ -77,7 +94,8 @@ class Originate:
     ``app_args``: the Stasis arguments (``c2d,<role>,<call id>``);
     ``variables``: set on the channel before it dials (JSON body, C10);
     ``timeout_s``: Asterisk's own limit (seconds; our ring timer comes
-    first); ``originator``: the channel whose ``linkedid`` the leg shares.
+    first); ``originator``: the channel whose ``linkedid`` the leg shares;
+    ``other_channel_id``: the id of a Local channel's ``;2`` (ADR 0014).
     """
 
     endpoint: str
@@ -86,11 +104,15 @@ class Originate:
     variables: dict[str, str]
     timeout_s: float
     originator: str | None = None
+    other_channel_id: str | None = None
 
     def kwargs(self) -> dict:
         """The keyword arguments of ``AriClient.originate``."""
-        return {"endpoint": self.endpoint, "channel_id": self.channel_id, "app_args": self.app_args,
-                "variables": self.variables, "timeout_s": self.timeout_s, "originator": self.originator}
+        out = {"endpoint": self.endpoint, "channel_id": self.channel_id, "app_args": self.app_args,
+               "variables": self.variables, "timeout_s": self.timeout_s, "originator": self.originator}
+        if self.other_channel_id:
+            out["other_channel_id"] = self.other_channel_id
+        return out
 
 
 def agent_endpoint(call: Call, dial: DialConfig) -> str:
@@ -131,8 +153,33 @@ def callee_originate(call: Call, dial: DialConfig) -> Originate:
     """
     variables = cdr_variables(call, "callee")
     variables.update(_as_clid(call.clid))
-    return Originate(endpoint=dial.trunk_endpoint.format(number=call.callee),
-                     channel_id=call.callee_leg.channel_id if call.callee_leg else callee_channel_id(call.id),
+    channel_id = call.callee_leg.channel_id if call.callee_leg else callee_channel_id(call.id)
+    endpoint = dial.trunk_endpoint.format(number=call.callee)
+    other = None
+    if dial.trunk_leg_context:
+        variables, endpoint, other = _through_dialplan(call, dial, variables, endpoint, channel_id)
+    return Originate(endpoint=endpoint, channel_id=channel_id,
                      app_args=f"c2d,callee,{call.id}", variables=variables,
                      timeout_s=dial.callee_ring_timeout_s + 5,
-                     originator=call.agent_leg.channel_id)
+                     originator=call.agent_leg.channel_id, other_channel_id=other)
+
+
+def _through_dialplan(call: Call, dial: DialConfig, variables: dict[str, str], endpoint: str,
+                      channel_id: str) -> tuple[dict[str, str], str, str]:
+    """A trunk leg as ``Local/<number>@<[dial] trunk_leg_context>/n`` (ADR 0014).
+
+    Both halves have the number as their extension from creation, so the
+    CDR row of ``;2``, which dials ``endpoint`` (``C2D_LEG_DIAL``), says
+    ``dst`` = the number, answered or not. ``;1`` (in the app) gets no row of
+    its own; ``;2`` tags its row with the ``C2D_LEG_*`` copies of the CDR
+    variables (Local copies channel variables from ``;1`` to ``;2``). The
+    caller ID and connected line stay on ``;1``: ``;2`` presents them to the trunk.
+    Returns (variables, endpoint, the id of ``;2``).
+    """
+    out = {"CDR_PROP(disable)": "1"}
+    out.update(variables)
+    for name, value in cdr_variables(call, "callee").items():
+        out["C2D_LEG_" + name[4:-1].upper()] = value      # CDR(call_ref) → C2D_LEG_CALL_REF
+    out["C2D_LEG_DIAL"] = endpoint
+    out["C2D_LEG_TIMEOUT"] = str(dial.callee_ring_timeout_s + 5)
+    return out, f"Local/{call.callee}@{dial.trunk_leg_context}/n", dial_half_id(channel_id)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from platforma_c2d.ari.client import AriClient
 from platforma_c2d.calls import causes
 from platforma_c2d.calls.engine import CallEngine
-from platforma_c2d.calls.legs import callee_channel_id, is_ours
+from platforma_c2d.calls.legs import callee_channel_id, is_ours, leg_of_dial_half
 from platforma_c2d.calls.model import Call, EndedBy, Leg, Origin, Reason, State
 
 if TYPE_CHECKING:   # the Stasis app imports the engine too; only its type is needed here
@@ -101,7 +101,7 @@ async def reconcile(engine: CallEngine, ari: AriClient, stasis: "StasisApp | Non
     live_channels = set(engine.by_channel)
     live_bridges = {c.bridge_id for c in engine.calls.values() if c.bridge_id}
     for chan_id in channels:
-        if is_ours(chan_id) and chan_id not in live_channels:
+        if is_ours(chan_id) and (leg_of_dial_half(chan_id) or chan_id) not in live_channels:
             await ari.hangup(chan_id)
     for bridge_id in bridges:
         if is_ours(bridge_id) and bridge_id not in live_bridges:

@@ -20,7 +20,7 @@ from platforma_c2d.ari.client import AriClient, AriError
 from platforma_c2d.calls import causes, sipheaders
 from platforma_c2d.calls.agi_follower import AgiFollower
 from platforma_c2d.calls.engine import CallEngine
-from platforma_c2d.calls.legs import is_ours
+from platforma_c2d.calls.legs import is_ours, leg_of_dial_half
 from platforma_c2d.calls.errors import C2DError
 from platforma_c2d.calls.model import Call, Leg, Origin, new_call_id
 from platforma_c2d.calls.policy import Policy
@@ -34,7 +34,10 @@ HEADER_CALL_REF = "X-Platforma-Call-Ref"
 #: The ARI event types the app acts on; Asterisk is asked to send only
 #: these (ChannelVarset alone was over half of the events of a call).
 EVENT_TYPES = ("StasisStart", "StasisEnd", "ChannelStateChange", "ChannelDestroyed",
-               "ChannelHangupRequest", "Dial", "ChannelDtmfReceived")
+               "ChannelHangupRequest", "Dial", "ChannelDtmfReceived", "ChannelUserevent")
+#: The UserEvent our trunk-leg context sends after Dial() (ADR 0014, extensions.conf).
+LEG_USEREVENT = "c2d-leg"
+_SIP_CODE = re.compile(r"\b([1-6][0-9][0-9])\b")
 
 _ENDPOINT_FROM_NAME = re.compile(r"^[A-Za-z]+/(.+)-[0-9a-f]+$")
 
@@ -102,6 +105,8 @@ class StasisApp:
         channel = (event.get("peer") if event.get("type") == "Dial" else event.get("channel")) or {}
         chan_id = channel.get("id", "")
         caller = (event.get("caller") or {}).get("id", "") if event.get("type") == "Dial" else ""
+        # The dialplan half of a leg's Local channel: in order with the leg's events.
+        chan_id = leg_of_dial_half(chan_id) or leg_of_dial_half(caller) or chan_id
         if caller and caller not in self.engine.by_channel and chan_id not in self.engine.by_channel:
             return caller   # a followed AGI channel's Dial: in order with its ChannelDestroyed
         call = self.engine.by_channel.get(chan_id)
@@ -129,6 +134,9 @@ class StasisApp:
             channel = event.get("peer") or {}
         chan_id = channel.get("id")
         if not chan_id:
+            return
+        if leg_of_dial_half(chan_id) or leg_of_dial_half((event.get("caller") or {}).get("id", "")):
+            await self._on_dial_half(event)
             return
         call = self.engine.by_channel.get(chan_id)
         leg = call.leg_by_channel(chan_id) if call else None
@@ -169,6 +177,19 @@ class StasisApp:
                 await self.engine.on_gone(call, leg, None)
             elif kind == "ChannelDestroyed":
                 await self.engine.on_gone(call, leg, event.get("cause"), event.get("tech_cause"))
+
+    async def _on_dial_half(self, event: dict) -> None:
+        """An event of ``;2`` of a leg's Local channel (ADR 0014). Only its report
+        of the trunk's final SIP code counts (``tech_cause`` does not cross the
+        Local channel); ``;1``, the leg itself, says the rest."""
+        if event.get("type") != "ChannelUserevent" or event.get("eventname") != LEG_USEREVENT:
+            return
+        leg_id = leg_of_dial_half((event.get("channel") or {}).get("id", ""))
+        call = self.engine.by_channel.get(leg_id or "")
+        leg = call.leg_by_channel(leg_id) if call else None
+        found = _SIP_CODE.search(str((event.get("userevent") or {}).get("sip_code", "")))
+        if leg is not None and found:
+            await self.engine.on_hangup_request(call, leg, None, int(found.group(1)))
 
     # ------------------------------------------------------------------
     # WebRTC / SIP header calls (SPEC §4)

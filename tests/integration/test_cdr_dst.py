@@ -81,3 +81,67 @@ def test_header_call_browser_row_names_agent_and_callee(header_call_rows):
 @ORIGINATED_DST
 def test_header_call_trunk_leg_row_names_the_dialled_number(header_call_rows):
     assert header_call_rows["callee"]["dst"] == CALLEE, header_call_rows["callee"]
+
+
+# --- [dial] trunk_leg_context: the callee leg through Local/<number>@c2d-trunk-leg/n ---------
+
+THROUGH_DIALPLAN = {"dial": {"trunk_leg_context": "c2d-trunk-leg"}}
+
+
+def trunk_leg_rows(asterisk, call_id: str, timeout: float = 10.0) -> list[dict]:
+    """The rows of ``call_id`` whose Party B is the trunk channel (the dialplan half's rows)."""
+    rows = asterisk.wait_cdr_rows(lambda r: r["c2d_call_id"] == call_id and r["c2d_leg"] == "callee",
+                                  timeout=timeout)
+    # wait a moment for a second (wrong) row, if Asterisk were to write one
+    return asterisk.wait_cdr_rows(lambda r: r["c2d_call_id"] == call_id and r["c2d_leg"] == "callee",
+                                  count=len(rows) + 1, timeout=1.0)
+
+
+@pytest.mark.admin_configs
+def test_rest_call_through_the_dialplan_trunk_row_has_number_and_clid(asterisk, make_service, sipp):
+    from tests.integration.test_identity import assert_trunk_names_only_callee_and_clid
+
+    service = make_service(THROUGH_DIALPLAN)
+    sipp("agent", AGENT_PORT, uas_scenario(ring_ms=200))
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=200, talk_ms=2500))
+    r = service.post_call({"agent": "1001", "callee": CALLEE, "outbound_id": CLID, "call_ref": "dst-3"})
+    assert r.status_code == 201, r.text
+    final = service.wait_state(r.json()["id"], "ended", timeout=20)
+    assert (final["reason"], final["ended_by"]) == ("completed", "callee"), final
+    assert final["duration_s"] >= 2, final
+    [row] = trunk_leg_rows(asterisk, final["id"])
+    assert (row["src"], row["dst"], row["call_ref"]) == (CLID, CALLEE, "dst-3"), row
+    assert row["dstchannel"].startswith("PJSIP/trunk-") and row["disposition"] == "ANSWERED", row
+    assert_trunk_names_only_callee_and_clid(trunk)       # ADR 0005 still holds
+
+
+@pytest.mark.admin_configs
+def test_header_call_through_the_dialplan_trunk_row_has_number_and_clid(asterisk, make_service, sipp):
+    service = make_service(THROUGH_DIALPLAN)
+    sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=200))
+    phone = sipp("phone", PHONE_PORT, uac_scenario(
+        target=CALLEE, from_user="2001", talk_ms=500,
+        headers=[f"X-Platforma-Outbound-ID: {CLID}", "X-Platforma-Call-Ref: dst-4"]),
+        uac_target="127.0.0.1:5060", calls=1)
+    assert phone.wait(timeout=20) == 0
+    [call] = service.http.get("/click2dial/calls").json()["calls"]
+    assert service.wait_state(call["id"], "ended")["reason"] == "completed"
+    [row] = trunk_leg_rows(asterisk, call["id"])
+    assert (row["src"], row["dst"], row["call_ref"]) == (CLID, CALLEE, "dst-4"), row
+    assert row["dstchannel"].startswith("PJSIP/trunk-"), row
+
+
+@pytest.mark.parametrize("code,reason,disposition", [(486, "callee_busy", "BUSY"),
+                                                     (503, "callee_unavailable", "CONGESTION")])
+def test_refused_trunk_leg_through_the_dialplan_keeps_its_cause_and_sip_code(
+        asterisk, make_service, sipp, code, reason, disposition):
+    service = make_service(THROUGH_DIALPLAN)
+    sipp("agent", AGENT_PORT, uas_scenario())
+    sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=200, reject_code=code))
+    r = service.post_call({"agent": "1001", "callee": CALLEE, "outbound_id": CLID, "call_ref": f"dst-{code}"})
+    final = service.wait_state(r.json()["id"], "ended", timeout=20)
+    assert (final["reason"], final["sip_code"]) == (reason, code), final
+    rows = trunk_leg_rows(asterisk, final["id"])
+    if asterisk.unanswered_cdrs:       # the trunk never answered: a row only with unanswered=yes
+        [row] = rows
+        assert (row["src"], row["dst"], row["disposition"]) == (CLID, CALLEE, disposition), row

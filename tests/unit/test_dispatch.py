@@ -41,3 +41,30 @@ def test_events_of_one_call_keep_their_order_and_calls_do_not_wait_for_each_othe
     asyncio.run(go())
     assert [n for n in seen if n.startswith("a")] == ["a1", "a2", "a3"]  # the callee's event waited
     assert seen.index("b1") < seen.index("a1") and seen.index("x1") < seen.index("a1")
+
+
+def test_the_dialplan_half_of_a_local_leg_reports_only_the_sip_code():
+    a = _call("a")
+    got: list[tuple] = []
+
+    async def on_hangup_request(call, leg, cause, sip_code=None):
+        got.append((call.id, leg.role, cause, sip_code))
+
+    engine = SimpleNamespace(by_channel={leg.channel_id: a for leg in a.legs()},
+                             on_hangup_request=on_hangup_request)
+    app = StasisApp(engine, ari=None, picker=None, policy=None)
+    half = {"id": "c2d-a-callee-dial"}
+    assert app._key({"type": "ChannelUserevent", "channel": half}) == "c2d-a-agent"   # in the call's order
+    assert app._key({"type": "Dial", "caller": half, "peer": {"id": "1700.5"}}) == "c2d-a-agent"
+
+    async def go():
+        for event in ({"type": "ChannelDestroyed", "channel": half, "cause": 16},
+                      {"type": "Dial", "caller": half, "peer": {"id": "1700.5"}, "dialstatus": "CONGESTION"},
+                      {"type": "ChannelUserevent", "eventname": "other", "channel": half,
+                       "userevent": {"sip_code": "SIP 486 Busy Here"}},
+                      {"type": "ChannelUserevent", "eventname": "c2d-leg", "channel": half,
+                       "userevent": {"sip_code": "SIP 503 Service Unavailable"}}):
+            await app.on_event(event)
+
+    asyncio.run(go())
+    assert got == [("a" * 32, "callee", None, 503)]

@@ -61,3 +61,22 @@ def test_auto_answer_goes_on_an_extensions_leg_only():
     (f"c2d-{CALL_ID}-agent", True), (f"c2d-{CALL_ID}", True), ("1700000000.12", False), ("PJSIP/c2d", False)])
 def test_our_channels_and_bridges_are_known_by_their_ids(object_id, ours):
     assert is_ours(object_id) is ours
+
+
+def test_a_trunk_leg_through_the_dialplan_is_a_local_channel_with_the_number_as_extension():
+    dial = DialConfig(trunk_leg_context="c2d-trunk-leg")
+    spec = callee_originate(call("1001", False), dial)
+    assert spec.endpoint == "Local/0215550100@c2d-trunk-leg/n"      # ADR 0014: dst = the number
+    assert spec.channel_id == f"c2d-{CALL_ID}-callee"
+    assert spec.other_channel_id == f"c2d-{CALL_ID}-callee-dial"
+    assert spec.kwargs()["other_channel_id"] == spec.other_channel_id
+    v = spec.variables
+    assert v["CDR_PROP(disable)"] == "1" and list(v)[0] == "CDR_PROP(disable)"   # ;1 has no row
+    assert v["C2D_LEG_DIAL"] == "PJSIP/0215550100@trunk"
+    assert v["C2D_LEG_TIMEOUT"] == str(dial.callee_ring_timeout_s + 5)
+    assert (v["C2D_LEG_CALL_REF"], v["C2D_LEG_C2D_CALL_ID"], v["C2D_LEG_C2D_LEG"]) == ("order-42", CALL_ID, "callee")
+    assert (v["C2D_LEG_C2D_AGENT"], v["C2D_LEG_C2D_CLID"]) == ("1001", "0215550199")
+    assert {k: v[k] for k in AS_CLID} == AS_CLID             # the trunk still sees only the CLID
+    straight = callee_originate(call("1001", False), DialConfig())
+    assert straight.other_channel_id is None and "other_channel_id" not in straight.kwargs()
+    assert "C2D_LEG_DIAL" not in straight.variables
