@@ -14,7 +14,9 @@ A placement or a cancellation that an instance cannot carry out itself
    resource, or the error an API client would get;
 3. the sender polls the row for the answer, until ``[cluster]
    command_timeout_s``; then a row still ``pending`` is marked ``expired``
-   (it is never run) and the sender answers 503.
+   (it is never run) and the sender answers 503. A row already ``taken`` is
+   being carried out: the sender waits ``grace_s`` more for its answer, so
+   a call placed is not answered 503.
 
 The worker runs no command older than that timeout, so a request that got
 its 503 is not carried out afterwards.
@@ -90,11 +92,13 @@ class CommandBus:
     """Sends commands to a node's active instance and waits for the answers (any thread).
 
     ``engine``: the store (PostgreSQL); ``timeout_s``: ``[cluster]
-    command_timeout_s``; ``poll_s``: seconds between two reads of the answer.
+    command_timeout_s``; ``grace_s``: seconds more for the answer of a command
+    the owner has taken (the owner's own bound on a request); ``poll_s``:
+    seconds between two reads of the answer.
     """
 
-    def __init__(self, engine: sa.Engine, timeout_s: float, poll_s: float = 0.02):
-        self.engine, self.timeout_s, self.poll_s = engine, timeout_s, poll_s
+    def __init__(self, engine: sa.Engine, timeout_s: float, grace_s: float = 0.0, poll_s: float = 0.02):
+        self.engine, self.timeout_s, self.grace_s, self.poll_s = engine, timeout_s, grace_s, poll_s
 
     def send(self, node: str, kind: str, payload: dict) -> dict:
         """Run command ``kind`` (``place``, ``cancel``) with ``payload`` on ``node``'s active
@@ -111,6 +115,7 @@ class CommandBus:
                     created_at=time.time())).inserted_primary_key[0]
                 conn.execute(sa.text("SELECT pg_notify(:ch, :node)"), {"ch": CHANNEL, "node": node})
             deadline = time.monotonic() + self.timeout_s
+            extended = False
             query = sa.select(commands.c.state, commands.c.result).where(commands.c.id == command_id)
             while True:
                 with self.engine.connect() as conn:
@@ -119,11 +124,13 @@ class CommandBus:
                     break
                 if time.monotonic() > deadline:
                     with self.engine.begin() as conn:
-                        conn.execute(commands.update().where(commands.c.id == command_id,
-                                                             commands.c.state == "pending")
-                                     .values(state="expired"))
-                    raise AsteriskUnavailable(f"node {node} did not answer in time; try again shortly",
-                                              {"node": node})
+                        expired = conn.execute(commands.update().where(commands.c.id == command_id,
+                                                                       commands.c.state == "pending")
+                                               .values(state="expired")).rowcount
+                    if expired or extended:
+                        raise AsteriskUnavailable(f"node {node} did not answer in time; try again shortly",
+                                                  {"node": node})
+                    deadline, extended = time.monotonic() + self.grace_s, True   # taken: being done
                 time.sleep(self.poll_s)
         except sa.exc.SQLAlchemyError as exc:
             raise AsteriskUnavailable("the store does not answer; try again shortly") from exc

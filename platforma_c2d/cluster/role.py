@@ -127,7 +127,8 @@ def cluster_service(runtime, service_args: tuple):
     name = instance_name(cfg.instance)
     holder: list[ClusterRole] = []
     service = ClusterCallService(*service_args, webhooks=runtime.webhooks,
-                                 bus=CommandBus(runtime.journal.engine, cfg.command_timeout_s),
+                                 bus=CommandBus(runtime.journal.engine, cfg.command_timeout_s,
+                                                grace_s=runtime.config.ari.request_timeout_s * 3 + 5),
                                  role=lambda: holder[0].role if holder else "standby", instance=name)
     runtime.service = service       # the role's command worker runs the service's commands
     holder.append(ClusterRole(runtime, name, lambda: runtime._thread.start()))

@@ -183,3 +183,24 @@ def test_check_says_whether_the_node_has_an_active_instance(store):
         ("WARN", "cluster.rules: no rule names node a: no REST call is placed through its Asterisk")]
     a1.lease.stop()
     assert cluster_report(loads_config("").cluster, "sqlite://") == []
+
+
+def test_a_command_taken_before_the_timeout_is_answered_not_503(store):
+    url, engine = store
+    a1 = Instance(url, "a", "a1")
+    assert wait_for(lambda: a1.lease.role == "active")
+
+    def slow(kind, payload):
+        time.sleep(1.0)            # the owner is placing the call (ARI requests) past the timeout
+        return {"placed": payload}
+
+    worker = CommandWorker(url, engine, "a", "a1", slow, timeout_s=0.5)
+    worker.start()
+    try:
+        assert CommandBus(engine, 0.5, grace_s=5.0).send("a", "place", {"agent": "1001"}) == \
+            {"placed": {"agent": "1001"}}
+        with pytest.raises(AsteriskUnavailable):       # the owner's own bound passed too: 503
+            CommandBus(engine, 0.5, grace_s=0.2).send("a", "place", {"agent": "1002"})
+    finally:
+        worker.stop()
+        a1.lease.stop()
