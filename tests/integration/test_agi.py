@@ -16,6 +16,7 @@ import pytest
 
 from platforma_c2d.store.journal import Journal
 from tests.bench.sipp import sip_user, uac_scenario, uas_scenario
+from tests.bench.service import AGI_SECRET
 from tests.integration.test_rest_calls import assert_trunk_never_saw
 
 PHONE_PORT, TRUNK_PORT = 5091, 5070
@@ -243,6 +244,21 @@ def test_agi_invalid_input_is_rejected_by_the_dialplan_and_nothing_reaches_the_t
     assert row["call_ref"] == cdr_ref and row["dstchannel"] == "", row
     time.sleep(0.3)
     assert trunk.received() == []
+
+
+def test_messages_log_says_why_a_call_was_refused_and_never_holds_the_shared_secret(asterisk, agi, sipp):
+    """SPEC §9, no secret in logs: Asterisk's messages.log (the shipped logger.conf) has the
+    dialplan's reasons, not the verbose lines that write every global variable's value and
+    every application's arguments (AGI() carries the FastAGI secret)."""
+    _svc, journal = agi
+    sipp("trunk", TRUNK_PORT, uas_scenario())
+    phone = dial(sipp, headers=[f"{OUT}: 99"], talk_ms=300)
+    assert final_responses(phone) == [403]
+    [call] = wait_calls(journal)
+    assert call["reason"] == "rejected", call
+    text = (asterisk.root / asterisk.logdir / "messages.log").read_text(errors="replace")
+    assert "Click2Dial rejected PJSIP/3001-" in text and "invalid-request (outbound_id)" in text
+    assert AGI_SECRET not in text
 
 
 @pytest.mark.parametrize("callee", ["12345", "021555010", "+27215550100", "02155501x0"])
