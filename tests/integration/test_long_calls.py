@@ -190,8 +190,55 @@ def _refreshed_in_time(messages: list) -> bool:
                and SESSION_EXPIRES_S / 3 < m.time - start < SESSION_EXPIRES_S for m in messages[1:])
 
 
+FORGETFUL_PORT, NO_TIMERS_PORT = 5083, 5084
+
+
+def _phone(name: str, port: int, extra: str = "") -> str:
+    """A phone endpoint of the browser path (context c2d-webrtc) on SIPp port ``port``."""
+    return f"""
+[{name}]
+type=endpoint
+context=c2d-webrtc
+disallow=all
+allow=ulaw
+send_connected_line=no
+aors={name}
+{extra}[{name}]
+type=aor
+contact=sip:{name}@127.0.0.1:{port}
+[{name}]
+type=identify
+endpoint={name}
+match=127.0.0.1:{port}
+"""
+
+
+@pytest.fixture
+def forgetful_phones(asterisk):
+    """Two phones that will never refresh a session timer: 2008 with Asterisk's
+    defaults, 2009 with ``timers=no`` (the remedy docs/configuration.md gives)."""
+    with _pjsip_added(asterisk, "pjsip.conf", _phone("2008", FORGETFUL_PORT)
+                      + _phone("2009", NO_TIMERS_PORT, "timers=no\n")):
+        yield
+
+
+def _phone_in(sipp, name: str, port: int, from_user: str, callee: str, ref: str, **kw):
+    """``from_user`` calls ``callee`` with Session-Expires: 90 and no refresher."""
+    return sipp(name, port, refreshing_uac_scenario(
+        target=callee, from_user=from_user, session_expires=SESSION_EXPIRES_S,
+        headers=["X-Platforma-Outbound-ID: 0215550199", f"X-Platforma-Call-Ref: {ref}"], **kw),
+        uac_target="127.0.0.1:5060", calls=1)
+
+
+def _answer(phone):
+    """The 200 OK to the phone's INVITE."""
+    [answer] = [m for m in phone.received() if m.status == 200 and "INVITE" in m.header("CSeq")[0]]
+    return answer
+
+
 @pytest.mark.admin_configs
-def test_calls_longer_than_the_session_timer_interval_are_refreshed_on_every_leg(asterisk, make_service, sipp):
+def test_calls_longer_than_the_session_timer_interval_are_refreshed_on_every_leg(
+        asterisk, make_service, sipp, forgetful_phones):
     # C34, both sides of Asterisk at once (the interval cannot be shorter:
     # Asterisk refuses a Session-Expires under 90 s; pjsip hangs up an
     # unrefreshed session at 60 s of 90):
@@ -199,15 +246,20 @@ def test_calls_longer_than_the_session_timer_interval_are_refreshed_on_every_leg
     #   Session-Expires: 90;refresher=uac, so Asterisk must refresh both legs;
     # * a phone (2001, the browser stand-in) that calls in with
     #   Session-Expires: 90 and no refresher, and refreshes as the answer
-    #   tells it (an UPDATE at 40 s and at 80 s), then hangs up at 100 s.
+    #   tells it (an UPDATE at 40 s and at 80 s), then hangs up at 110 s;
+    # * and, for what docs/configuration.md says of phones that never refresh:
+    #   2008 and 2009 call in the same way and never refresh, then hang up
+    #   at 75 s; 2009's endpoint has timers=no.
     agent = sipp("agent", AGENT_PORT, _with_session_timer(uas_scenario()))
     trunk = sipp("trunk", TRUNK_PORT, _with_session_timer(uas_scenario(ring_ms=200)))
     service = make_service()
     call_id = _connected_call(service, "timer-1")
-    phone = sipp("phone", PHONE_PORT, refreshing_uac_scenario(
-        target="0215550101", from_user="2001", session_expires=SESSION_EXPIRES_S,
-        headers=["X-Platforma-Outbound-ID: 0215550199", "X-Platforma-Call-Ref: timer-2"],
-        refresh_ms=40_000, refreshes=2, tail_ms=20_000), uac_target="127.0.0.1:5060", calls=1)
+    phone = _phone_in(sipp, "phone", PHONE_PORT, "2001", "0215550101", "timer-2",
+                      refresh_ms=40_000, refreshes=2, tail_ms=30_000)
+    forgetful = _phone_in(sipp, "forgetful", FORGETFUL_PORT, "2008", "0215550102", "timer-3",
+                          refresh_ms=1, refreshes=0, tail_ms=75_000)
+    no_timers = _phone_in(sipp, "no-timers", NO_TIMERS_PORT, "2009", "0215550103", "timer-4",
+                          refresh_ms=1, refreshes=0, tail_ms=75_000)
     time.sleep(SESSION_EXPIRES_S + 10)
 
     # The REST call: still up past the interval, both legs in the bridge,
@@ -216,10 +268,13 @@ def test_calls_longer_than_the_session_timer_interval_are_refreshed_on_every_leg
     assert [len(b["channels"]) for b in asterisk.bridges() if b["id"] == f"c2d-{call_id}"] == [2]
     [agent_dialog] = _dialogs(agent).values()
     assert _refreshed_in_time(agent_dialog), [(m.first_line, m.time) for m in agent_dialog]
-    trunk_dialogs = list(_dialogs(trunk).values())
-    assert len(trunk_dialogs) == 2 and all(_refreshed_in_time(d) for d in trunk_dialogs), \
-        [[m.first_line for m in d] for d in trunk_dialogs]
-    assert not agent.received("BYE") and not trunk.received("BYE")
+    trunk_dialogs = {d[0].first_line.split("sip:", 1)[1].split("@", 1)[0]: d for d in _dialogs(trunk).values()}
+    assert sorted(trunk_dialogs) == ["0215550100", "0215550101", "0215550102", "0215550103"]
+    assert all(_refreshed_in_time(d) for d in trunk_dialogs.values()), \
+        [[m.first_line for m in d] for d in trunk_dialogs.values()]
+    assert not agent.received("BYE")
+    assert not [m for n in ("0215550100", "0215550101") for m in trunk_dialogs[n] if m.method == "BYE"], \
+        {n: [(m.first_line, round(m.time - d[0].time, 1)) for m in d] for n, d in trunk_dialogs.items()}
     assert service.http.delete(f"/click2dial/calls/{call_id}").status_code in (200, 202, 204)
     final = service.wait_state(call_id, "ended", timeout=15)
     assert final["state"] == "ended" and final["duration_s"] >= SESSION_EXPIRES_S + 5, final
@@ -228,10 +283,25 @@ def test_calls_longer_than_the_session_timer_interval_are_refreshed_on_every_leg
     # "each side believed the other would refresh"); the phone, refresher as
     # told, had each refresh accepted; Asterisk never hung up on it.
     assert phone.wait(timeout=30) == 0, phone.messages()[-3:]
-    [answer] = [m for m in phone.received() if m.status == 200 and "INVITE" in m.header("CSeq")[0]]
+    answer = _answer(phone)
     assert answer.header("Session-Expires") == [f"{SESSION_EXPIRES_S};refresher=uac"], answer.text
     updates = [m for m in phone.received() if m.status == 200 and "UPDATE" in m.header("CSeq")[0]]
     assert len(updates) == 2 and not phone.received("BYE")
     [phone_call] = [c for c in service.http.get("/click2dial/calls").json()["calls"] if c["call_ref"] == "timer-2"]
     phone_call = service.wait_state(phone_call["id"], "ended", timeout=15)
     assert phone_call["reason"] == "completed" and phone_call["duration_s"] >= SESSION_EXPIRES_S + 5, phone_call
+
+    # The phone that never refreshes, though named the refresher, is hung up by
+    # Asterisk at two thirds of the interval (C34's fixed-length calls) ...
+    assert forgetful.wait(timeout=10) == 0 and no_timers.wait(timeout=10) == 0
+    answer = _answer(forgetful)
+    assert answer.header("Session-Expires") == [f"{SESSION_EXPIRES_S};refresher=uac"], answer.text
+    [bye] = forgetful.received("BYE")
+    assert 55 <= bye.time - answer.time <= 70, bye.time - answer.time
+    # ... and with timers=no on its endpoint Asterisk asks for no session
+    # timer and talks until the phone hangs up.
+    answer = _answer(no_timers)
+    assert not answer.header("Session-Expires") and not no_timers.received("BYE"), answer.text
+    calls = {c["call_ref"]: c for c in service.http.get("/click2dial/calls").json()["calls"]}
+    assert calls["timer-4"]["state"] == "ended" and calls["timer-4"]["duration_s"] >= 74, calls["timer-4"]
+    assert calls["timer-3"]["state"] == "ended" and calls["timer-3"]["duration_s"] < 70, calls["timer-3"]
