@@ -128,6 +128,7 @@ class Plan:
     max_setup_s: float       # "sustained": p99 of request → bridged at most this
     soak_s: float = 0        # then a run at half capacity, in two halves, for memory (0: none)
     floor: bool = True       # also ramp the ARI floor (bench/floor.py)
+    latency_rate: float = 0  # latency runs and soak at this rate, calls/s (0: half the service's capacity)
 
 
 FULL = Plan(step_s=8, start_rate=20, factor=2, refine=2, max_rate=640, talk_s=2.0,
@@ -867,7 +868,9 @@ def render(res: dict) -> str:
         if failed:
             worst = min(failed, key=lambda st: st["rate"])
             lines.append(f"{side}: the step at {fmt(worst['rate'])} calls/s failed: {worst['why']}.  ")
-    lines += ["", f"Set-up latency in ms at {fmt(rate)} calls/s (half of the service's capacity), "
+    why_rate = ("fixed by the plan" if (res.get("plan") or {}).get("latency_rate")
+                else "half of the service's capacity")
+    lines += ["", f"Set-up latency in ms at {fmt(rate)} calls/s ({why_rate}), "
               "the service and bare Asterisk at the same rate, interleaved:", "",
               "| path | phase | median | p95 | p99 | Asterisk median | p95 | p99 | added median | added p99 |",
               "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -1029,7 +1032,7 @@ async def run(plan: Plan, mode: str, profile: bool = False) -> dict:
         res["service"] = {"rate": await bench.phase_rate(bench.service)}
         cap_s = res["service"]["rate"]["capacity_cps"] or plan.start_rate / 2
         cap_b = res["asterisk"]["rate"]["capacity_cps"] or plan.start_rate / 2
-        lat_rate = max(1.0, cap_s / 2)
+        lat_rate = plan.latency_rate or max(1.0, cap_s / 2)
         conc_rate = max(5.0, round(0.8 * min(cap_s, cap_b), 1))
 
         log(f"latency at {lat_rate:.1f} calls/s: service and bare Asterisk, REST and header path, "
