@@ -240,6 +240,15 @@ class AriClient:
         await self.request("POST", f"/channels/{channel_id}/variable",
                            params={"variable": name, "value": value})
 
+    async def set_variables(self, channel_id: str, variables: dict[str, str]) -> None:
+        """``POST /channels/{id}/variables`` (Asterisk 22.10): several in one request.
+
+        Asterisk sets them in order and stops at the first it cannot set,
+        answering 400 (404: the channel is gone, or an Asterisk that
+        predates the request). Raises ``AriError`` / ``AriUnavailable``.
+        """
+        await self.request("POST", f"/channels/{channel_id}/variables", json={"variables": variables})
+
     async def channel(self, channel_id: str) -> dict | None:
         """``GET /channels/{id}``; None when the channel does not exist."""
         return await self.request("GET", f"/channels/{channel_id}", ok404=True)

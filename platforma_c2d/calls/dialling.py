@@ -13,7 +13,7 @@ import asyncio
 import logging
 from concurrent.futures import Future
 
-from platforma_c2d.ari.client import AriError
+from platforma_c2d.ari.client import AriError, AriUnavailable
 from platforma_c2d.calls import causes
 from platforma_c2d.calls.legs import (agent_channel_id, agent_originate, bridge_id_for, callee_channel_id,
                                       callee_originate, cdr_variables)
@@ -46,10 +46,21 @@ class Dialling:
         """Set the CDR variables of SPEC §5 on a channel we did not originate (a browser leg).
 
         Done at StasisStart, before anything is dialled (field report C22).
+        One request for all of them (``POST /channels/{id}/variables``,
+        Asterisk 22.10); when Asterisk refuses it (one variable it cannot
+        set, or an Asterisk that predates the request), each is set on its
+        own, so the others still land.
         """
+        variables = cdr_variables(call, role)
+        try:
+            await self.ari.set_variables(channel_id, variables)
+            return
+        except AriUnavailable:
+            raise
+        except AriError:
+            pass
         results = await asyncio.gather(
-            *(self.ari.set_variable(channel_id, name, value)
-              for name, value in cdr_variables(call, role).items()),
+            *(self.ari.set_variable(channel_id, name, value) for name, value in variables.items()),
             return_exceptions=True)  # independent requests: one round trip, not five
         for result in results:
             if isinstance(result, AriError):

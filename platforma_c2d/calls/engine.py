@@ -25,6 +25,7 @@ same teardown, which hangs up every leg and destroys the bridge, treating
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from concurrent.futures import Future
 
@@ -67,12 +68,22 @@ class CallEngine(Dialling, LegEvents):
         self.calls: dict[str, Call] = {}
         self.by_channel: dict[str, Call] = {}
         self._timers: dict[str, list[asyncio.TimerHandle]] = {}
+        #: calls registered and not yet ended, counted by agent and by token
+        #: (kept as calls start and end, so a new call's limits cost the same
+        #: whatever the number of live calls)
+        self._active: set[str] = set()
+        self._active_by_agent: collections.Counter[str] = collections.Counter()
+        self._active_by_token: collections.Counter[str] = collections.Counter()
 
     # ------------------------------------------------------------------
     # bookkeeping
     # ------------------------------------------------------------------
     def _register(self, call: Call) -> None:
         self.calls[call.id] = call
+        if not call.ended and call.id not in self._active:
+            self._active.add(call.id)
+            self._active_by_agent[call.agent] += 1
+            self._active_by_token[call.token_name] += 1
         for leg in call.legs():
             self.by_channel[leg.channel_id] = call
 
@@ -121,15 +132,23 @@ class CallEngine(Dialling, LegEvents):
 
     _ctx = staticmethod(call_context)
 
+    def _uncount(self, call: Call) -> None:
+        """``call`` is no longer active (it ended, or is forgotten)."""
+        if call.id in self._active:
+            self._active.discard(call.id)
+            for counter, key in ((self._active_by_agent, call.agent), (self._active_by_token, call.token_name)):
+                counter[key] -= 1
+                if counter[key] <= 0:
+                    del counter[key]
+
     def active_for_agent(self, agent: str) -> int:
-        """How many calls of ``agent`` are not yet ended."""
-        return sum(1 for c in self.calls.values() if c.agent == agent and not c.ended)
+        """How many calls of ``agent`` are not yet ended (kept count: no walk over the calls)."""
+        return self._active_by_agent.get(agent, 0)
 
     def active_calls(self, token_name: str | None = None) -> int:
         """How many calls are not yet ended: all of them, or (``token_name``
-        given) those placed with that token."""
-        return sum(1 for c in self.calls.values()
-                   if not c.ended and (token_name is None or c.token_name == token_name))
+        given) those placed with that token (kept counts)."""
+        return len(self._active) if token_name is None else self._active_by_token.get(token_name, 0)
 
     # ------------------------------------------------------------------
     # a call of an earlier run
@@ -195,6 +214,7 @@ class CallEngine(Dialling, LegEvents):
         if call.ended:
             return
         call.end(reason, by)
+        self._uncount(call)
         causes.note_outcome(call)
         for handle in self._timers.pop(call.id, []):
             handle.cancel()
@@ -222,6 +242,7 @@ class CallEngine(Dialling, LegEvents):
             self._forget(call)
 
     def _forget(self, call: Call) -> None:
+        self._uncount(call)
         self.calls.pop(call.id, None)
         for leg in call.legs():
             if self.by_channel.get(leg.channel_id) is call:

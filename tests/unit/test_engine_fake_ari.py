@@ -439,3 +439,41 @@ def test_a_browser_call_being_handled_during_a_reconnect_is_not_taken_twice(worl
     assert len(callee_posts) == 1, [r.query for r in script.originates()]
     calls, total = journal.list()
     assert total == 1 and calls[0]["origin"] == "webrtc"
+
+
+def test_active_counts_follow_calls_as_they_start_and_end(world):
+    """The per-agent and per-token limits read kept counts (no walk over every
+    live call): they match the calls not yet ended at every step, and come
+    back to zero when every call has ended, whichever way it ended."""
+    script, engine, stasis, _ = world
+
+    def walked(agent=None, token=None):
+        return sum(1 for c in engine.calls.values() if not c.ended
+                   and (agent is None or c.agent == agent) and (token is None or c.token_name == token))
+
+    def same():
+        for agent in ("1001", "1002"):
+            assert engine.active_for_agent(agent) == walked(agent=agent)
+        for token in ("crm", "dialer"):
+            assert engine.active_calls(token) == walked(token=token)
+        assert engine.active_calls() == walked()
+
+    async def go():
+        calls = []
+        for i, (agent, token) in enumerate([("1001", "crm"), ("1001", "dialer"), ("1002", "crm")]):
+            calls.append(await engine.start_rest_call(
+                validate_call_request({**BODY, "agent": agent, "call_ref": f"n{i}"}), "0215550199",
+                token_name=token))
+            same()
+        assert (engine.active_for_agent("1001"), engine.active_calls("crm"), engine.active_calls()) == (2, 2, 3)
+        await engine.cancel(calls[0])
+        same()
+        agent = calls[1].agent_leg.channel_id
+        await stasis.on_event(ev("ChannelDestroyed", agent, cause=17))   # the agent was busy
+        same()
+        await engine.cancel(calls[2])
+        await engine.cancel(calls[2])                                    # twice changes nothing
+        same()
+        return engine.active_calls(), engine.active_for_agent("1001"), engine.active_calls("crm")
+
+    assert script.run(go()) == (0, 0, 0)
