@@ -142,8 +142,9 @@ class Outbox:
             return conn.execute(sa.select(sa.func.max(events.c.id))).scalar() or 0
 
     # --- deliveries ------------------------------------------------------------
-    def fan_out(self, endpoints_for, batch: int = 500) -> int:
-        """Make the delivery rows of the events not yet fanned out; returns how many events.
+    def fan_out(self, endpoints_for, batch: int = 500) -> tuple[int, int]:
+        """Make the delivery rows of the events not yet fanned out; returns
+        ``(events fanned out, delivery rows made)``.
 
         ``endpoints_for(event_row, callback_url)`` returns ``[(endpoint name, url), ...]``
         for one event (``callback_url``: the call's ``status_callback`` or None). The rows
@@ -162,7 +163,7 @@ class Outbox:
                                                               call_callbacks.c.call_id == events.c.call_id))
                                 .where(events.c.id > cursor).order_by(events.c.id).limit(batch)).mappings().all()
             if not rows:
-                return 0
+                return 0, 0
             new = [{"event_id": r["id"], "call_id": r["call_id"], "endpoint": name, "url": url,
                     "status": PENDING, "attempts": 0, "created_at": now, "next_at": now, "last_error": ""}
                    for r in rows for name, url in endpoints_for(r, r["callback_url"])]
@@ -170,7 +171,7 @@ class Outbox:
                 conn.execute(deliveries.insert(), new)
             conn.execute(outbox_cursor.update().where(outbox_cursor.c.name == "fan_out")
                          .values(event_id=rows[-1]["id"]))
-            return len(rows)
+            return len(rows), len(new)
 
     def due(self, now: float, busy: set[tuple[str, str]], limit: int = 100, *,
             per_target: int | None = None, full: frozenset[str] | set[str] = frozenset(),

@@ -72,6 +72,10 @@ class WebhookDelivery:
         self._in_flight: dict[tuple[str, str], asyncio.Task] = {}
         self._per_target: collections.Counter[str] = collections.Counter()
         self._stopping = threading.Event()
+        #: whether a pending delivery may be in the store: true at start, when a
+        #: fan-out makes rows, and when the backlog (read every second) is not
+        #: empty; while false, no pass looks for due deliveries
+        self._maybe_pending = True
         self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
 
     def start(self) -> None:
@@ -122,10 +126,12 @@ class WebhookDelivery:
             while not self._stopping.is_set():
                 created = 0
                 try:
-                    created = self.outbox.fan_out(self.targets)
+                    created, rows = self.outbox.fan_out(self.targets)
                     if created:
                         self.metrics.events.inc(created)
-                    self._start_due(session)
+                    self._maybe_pending = self._maybe_pending or rows > 0
+                    if self._maybe_pending:
+                        self._start_due(session)
                     if time.monotonic() >= next_gauge:
                         self._measure()
                         next_gauge = time.monotonic() + 1.0
@@ -207,6 +213,9 @@ class WebhookDelivery:
 
     def _measure(self) -> None:
         pending, oldest_s = self.outbox.backlog()
+        # Nothing pending and nothing in flight: the passes stop asking for due rows
+        # until a fan-out makes some (or another writer's rows show in the backlog).
+        self._maybe_pending = pending > 0 or bool(self._in_flight)
         self.metrics.webhook_pending.set(pending)
         self.metrics.webhook_oldest.set(oldest_s)
         now = time.monotonic()

@@ -16,7 +16,7 @@ from platforma_c2d.http import create_app
 from platforma_c2d.metrics import Metrics
 from platforma_c2d.runtime import Runtime
 from platforma_c2d.store.journal import Journal
-from platforma_c2d.store.outbox import Outbox
+from platforma_c2d.store.outbox import PENDING, Outbox, deliveries
 from platforma_c2d.webhooks.callback import check_status_callback
 from platforma_c2d.webhooks.delivery import WebhookDelivery, backoff_s
 from platforma_c2d.webhooks.signature import sign, verify
@@ -128,6 +128,35 @@ def test_worker_delivers_each_event_signed_in_order_to_the_endpoints_that_want_i
         assert headers["x-platforma-event-id"] == str(ended["id"]) and headers["content-type"] == "application/json"
         assert metrics.events._value.get() == 3
         assert worker.health() == {"pending": 0, "oldest_pending_s": 0.0, "backlog_growing": False}
+    finally:
+        worker.stop()
+        receiver.stop()
+        journal.close()
+
+
+def test_a_worker_idle_for_a_while_still_delivers_new_events_and_rows_another_worker_made(tmp_path):
+    """Once nothing is pending the passes stop looking for due deliveries; a new
+    call's events, and a pending row that this worker did not make (another
+    instance's fan-out), are delivered all the same."""
+    receiver = WebhookReceiver(free_port()).start()
+    journal = Journal(f"sqlite:///{tmp_path}/c.sqlite3")
+    config = WebhooksConfig(endpoints=(WebhookEndpoint(url=receiver.url, secret="s", name="crm"),))
+    outbox = Outbox(journal.engine)
+    worker = WebhookDelivery(outbox, config, Metrics(), poll_s=0.05)
+    worker.start()
+    try:
+        time.sleep(1.5)                              # idle: nothing pending, the backlog read says so
+        journal.record(a_call(), "placed")
+        assert len(receiver.wait(lambda evs: len(evs) >= 1, timeout=5)) == 1
+        time.sleep(1.5)
+        # A pending row this worker did not make: another instance's, sending event 1 again.
+        with journal.engine.begin() as conn:
+            conn.execute(deliveries.insert().values(
+                event_id=1, call_id=receiver.events()[0][2]["call"]["id"], endpoint="crm", url=receiver.url,
+                status=PENDING, attempts=0, created_at=time.time(), next_at=time.time(), last_error=""))
+        got = receiver.wait(lambda evs: len(evs) >= 2, timeout=5)
+        assert [e["id"] for *_x, e in got] == [1, 1]
+        assert outbox.backlog() == (0, 0.0)
     finally:
         worker.stop()
         receiver.stop()
