@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING
 
 from platforma_c2d.agi.scripts import final_outcome
 from platforma_c2d.ari.client import AriClient, AriError
-from platforma_c2d.calls.model import Call, Leg, Origin, Reason
+from platforma_c2d.calls.errors import AsteriskUnavailable
+from platforma_c2d.calls.model import Call, EndedBy, Leg, Origin, Reason, State
+from platforma_c2d.calls.recovery import call_from_row
 from platforma_c2d.store.journal import Journal
 
 if TYPE_CHECKING:   # the engine is only passed through
@@ -145,3 +147,38 @@ class AgiFollower:
                         continue
                     # the channel went in the meantime: end the call below
             await asyncio.to_thread(self.end, chan_id, "", "", "", "")
+
+
+async def cancel_agi_call(journal: Journal, ari: AriClient, row: dict, wait_s: float = 3.0) -> None:
+    """``DELETE`` of an open FastAGI call, on the telephony thread: its hangup handler ends it ``cancelled``.
+
+    The dialplan, not the service, owns an AGI call: the outcome
+    (``cancelled``, by ``api``) is noted in the journal, the channel
+    (``row["agent_channel"]``, its ARI id) is hung up, and the
+    ``click2dial-hangup`` handler ends the call with that reason and its
+    talk time. If the handler has not within ``wait_s`` seconds, the call is
+    ended here. Journal reads and writes run off the loop. Raises
+    ``AsteriskUnavailable`` (503) when Asterisk does not hang the channel
+    up (the outcome noted is taken back: the call goes on).
+    """
+    call_id = row["id"]
+    if not await asyncio.to_thread(journal.mark_outcome, call_id, Reason.CANCELLED.value,
+                                   "cancel requested through the API", by=EndedBy.API.value):
+        return  # ended meanwhile
+    try:
+        await ari.hangup(row["agent_channel"])
+    except AriError as exc:
+        # Not hung up: the call goes on, and must not end "cancelled".
+        await asyncio.to_thread(journal.mark_outcome, call_id, None,
+                                "cancel failed: the channel could not be hung up")
+        raise AsteriskUnavailable("Asterisk did not hang the call up; try again shortly") from exc
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    while loop.time() < deadline:
+        if (await asyncio.to_thread(journal.get_row, call_id))["state"] == State.ENDED.value:
+            return
+        await asyncio.sleep(0.05)
+    call = call_from_row(await asyncio.to_thread(journal.get_row, call_id), {})
+    call.end(Reason.CANCELLED, EndedBy.API)
+    await asyncio.to_thread(journal.end_if_open, call,
+                            "cancelled through the API; the hangup handler did not report")

@@ -51,18 +51,19 @@ class CallEngine(Dialling, LegEvents):
     """Owns every active call; turns ARI events into state changes.
 
     ``ari``: the REST client; ``journal``: the store, written at every
-    change through ``writer`` (its writing thread; one is started when none
-    is given) — a new call is on disk before the API answers and before its
-    callee is dialled, an ended one before ``cancel``/``teardown`` return;
+    change through ``writer`` (its writing thread, started and closed by
+    whoever built it — the composition root) — a new call is on disk before
+    the API answers and before its callee is dialled, an ended one before
+    ``cancel``/``teardown`` return;
     ``dial``: ``[dial]`` config; ``metrics``: counters; ``pacer``: the
     trunk's call rate and carrier holds (SPEC §3.8; none given: no pacing).
     All methods run on the engine's event loop.
     """
 
     def __init__(self, ari: AriClient, journal: Journal, dial: DialConfig, metrics: Metrics,
-                 writer: JournalWriter | None = None, pacer: TrunkPacer | None = None):
+                 writer: JournalWriter, pacer: TrunkPacer | None = None):
         self.ari, self.journal, self.dial, self.metrics = ari, journal, dial, metrics
-        self.writer = writer or JournalWriter(journal)
+        self.writer = writer
         self.recorder = Recorder(self.writer, metrics)
         self.pacer = pacer or TrunkPacer(hold_after_503_s=0.0)
         self.calls: dict[str, Call] = {}

@@ -9,34 +9,25 @@ straight to the journal. Raises ``C2DError`` subclasses, never HTTP objects.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
-import time
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from platforma_c2d import rules
-from platforma_c2d.ari.client import AriError
+from platforma_c2d.calls.agi_follower import cancel_agi_call
 from platforma_c2d.calls.engine import CallEngine
-from platforma_c2d.calls.errors import (AgentBusy, AsteriskUnavailable, C2DError, Forbidden,
-                                        IdempotencyConflict, InvalidRequest, NoSuchCall, NotCancellable,
-                                        TooManyCalls)
-from platforma_c2d.calls.model import EndedBy, Origin, Reason, State, new_call_id, utcnow
+from platforma_c2d.calls.errors import (AsteriskUnavailable, C2DError, Forbidden, InvalidRequest, NoSuchCall,
+                                        NotCancellable)
+from platforma_c2d.calls.model import Origin, State
+from platforma_c2d.calls.placing import PlaceRequest, Placer
 from platforma_c2d.calls.policy import Policy
-from platforma_c2d.calls.recovery import call_from_row
 from platforma_c2d.clid.picker import ClidPicker
 from platforma_c2d.config import Config
 from platforma_c2d.contract import TOTAL_COUNT_MAX
 from platforma_c2d.store.journal import Journal
-from platforma_c2d.webhooks.callback import check_status_callback
 
 log = logging.getLogger("platforma_c2d.api")
-
-#: Seconds a client is asked to wait after ``too-many-calls``.
-RETRY_AFTER_CAP_S = 5
-
 
 
 @dataclass(frozen=True)
@@ -67,7 +58,11 @@ class ListQuery:
 
 
 class CallService:
-    """Place, read, list and cancel calls.
+    """Place, read, list and cancel calls, from the HTTP threads (decision 0002).
+
+    Holds no call state: what touches calls runs on the telephony thread
+    (``engine``, the :class:`Placer`, the AGI cancel), handed over by
+    :meth:`_run`; reads go to the journal.
 
     ``loop``: the engine's running event loop (another thread);
     ``is_connected``: returns whether the ARI event socket is up now;
@@ -80,9 +75,7 @@ class CallService:
         self.loop, self.is_connected, self.picker = loop, is_connected, picker
         self.webhooks = webhooks
         self._timeout = config.ari.request_timeout_s * 3 + 5
-        #: (token name, Idempotency-Key) -> (call id, request hash) of calls
-        #: being placed now, not yet committed (telephony thread only)
-        self._placing: dict[tuple[str, str], tuple[str, str]] = {}
+        self.placer = Placer(engine, journal, config.limits, is_connected)
 
     def _settled(self) -> None:
         """Wait until every state change made so far is committed, so a read shows it.
@@ -102,38 +95,24 @@ class CallService:
             raise AsteriskUnavailable("Asterisk did not answer in time") from exc
 
     # ------------------------------------------------------------------
-    def place_call(self, body: object, caller: Caller = Caller(),
+    def place_call(self, request: PlaceRequest, caller: Caller = Caller(),
                    idempotency_key: str | None = None) -> tuple[dict, bool]:
-        """Validate and place a REST call; returns (call resource, replayed).
+        """Place a REST call; returns (call resource, replayed).
 
-        ``body``: the decoded JSON body. ``replayed`` is True when the same
-        ``idempotency_key`` and body were seen within the window: the first
-        call is returned and nothing is dialled. Raises ``InvalidRequest``
-        (400), ``Forbidden``/``ClidNotAllowed``/``DestinationNotAllowed``
-        (403), ``AgentBusy`` (409), ``IdempotencyConflict`` (422),
-        ``TooManyCalls`` (429, :func:`check_call_caps`),
-        ``AsteriskUnavailable`` (503).
+        ``request``: the body as the HTTP layer loaded it
+        (:func:`~platforma_c2d.calls.placing.load_place_request`).
+        ``replayed`` is True when the same ``idempotency_key`` and body were
+        seen within the window: the first call is returned and nothing is
+        dialled. Raises ``Forbidden``/``ClidNotAllowed``/``DestinationNotAllowed``
+        (403), ``InvalidRequest`` (400, no CLID can be chosen), ``AgentBusy``
+        (409), ``IdempotencyConflict`` (422), ``TooManyCalls`` (429,
+        :func:`~platforma_c2d.calls.placing.check_call_caps`), ``AsteriskUnavailable`` (503).
         """
-        callback, bad = None, {}
-        if isinstance(body, dict) and "status_callback" in body:
-            try:
-                callback = check_status_callback(body["status_callback"],
-                                                 self.config.webhooks.allowed_url_prefixes)
-            except ValueError as exc:
-                bad["status_callback"] = str(exc)
-        try:
-            req = rules.validate_call_request(body)
-        except rules.ValidationError as exc:
-            raise InvalidRequest("the request breaks the Click2Dial input rules",
-                                 {"fields": {**exc.errors, **bad}}) from None
-        if bad:
-            raise InvalidRequest("the request breaks the Click2Dial input rules", {"fields": bad})
+        req = request.call
         if caller.agents and req.agent not in caller.agents:
             raise Forbidden("this token may not place calls for this agent",
                             {"fields": {"agent": "this token may not place calls for this agent"}},
                             hint=f"the token's [[auth.token]] agents do not include {req.agent}")
-        request_hash = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"))
-                                      .encode()).hexdigest()
         self.policy.check(req)
         if not self.is_connected() and not idempotency_key:
             # Fail fast; with a key, a replay of a placed call is still answered.
@@ -143,46 +122,8 @@ class CallService:
             choice = self.picker.choose(req, caller.name)
         except rules.RuleError as exc:
             raise InvalidRequest("no caller ID can be chosen", {"fields": {exc.field: exc.message}}) from None
-        clid = choice.clid
-        limit = self.config.limits.max_active_calls_per_agent
-
-        async def place() -> tuple[dict, bool]:
-            # On the telephony thread: two requests with one key cannot both dial.
-            key = (caller.name, idempotency_key or "")
-            if idempotency_key:
-                placing = self._placing.get(key)
-                if placing is not None:  # the same key, a moment ago: its record is on its way
-                    await self.engine.flush()
-                    first = self.journal.get_row(placing[0])
-                else:
-                    since = utcnow() - timedelta(seconds=self.config.limits.idempotency_window_s)
-                    first = self.journal.find_idempotent(caller.name, idempotency_key, since)
-                if first is not None:
-                    if first["request_hash"] != request_hash:
-                        raise IdempotencyConflict("this Idempotency-Key was used with another body",
-                                                  {"idempotency_key": idempotency_key[:80]})
-                    return self.journal.get(first["id"]), True
-            if not self.is_connected():
-                raise AsteriskUnavailable("the PBX is not connected; try again shortly")
-            if limit and self.engine.active_for_agent(req.agent) >= limit:
-                raise AgentBusy("the agent already has an active call",
-                                {"agent": req.agent, "max_active_calls": limit})
-            check_call_caps(self.engine, self.config.limits, caller.name)
-            call_id = new_call_id()
-            if idempotency_key:
-                self._placing[key] = (call_id, request_hash)
-            try:
-                call = await self.engine.start_rest_call(req, clid, call_id=call_id, token_name=caller.name,
-                                                         idempotency_key=idempotency_key,
-                                                         request_hash=request_hash,
-                                                         status_callback=callback)
-            finally:
-                if self._placing.get(key, ("",))[0] == call_id:
-                    del self._placing[key]  # committed now (or failed): the journal knows
-            return call.to_dict(), False
-
         try:
-            result = self._run(place())
+            result = self._run(self.placer.place(request, choice.clid, caller.name, idempotency_key))
         except BaseException:
             self.picker.release(choice)
             raise
@@ -285,16 +226,12 @@ class CallService:
             return current
         return self.get_call(call_id, caller)
 
-    def _cancel_agi_call(self, call_id: str, wait_s: float = 3.0) -> None:
-        """Hang up a FastAGI call's channel; its hangup handler journals it ``cancelled``.
+    def _cancel_agi_call(self, call_id: str) -> None:
+        """Hang up a FastAGI call's channel; its hangup handler journals it ``cancelled``
+        (:func:`~platforma_c2d.calls.agi_follower.cancel_agi_call`, on the telephony thread).
 
-        The dialplan, not the service, owns an AGI call: the outcome
-        (``cancelled``) is noted in the journal, the channel (its ARI id is
-        journalled) is hung up, and the ``click2dial-hangup`` handler ends
-        the call with that reason and its talk time. If the handler has not
-        within ``wait_s`` seconds, the call is ended here. Raises
-        ``NotCancellable`` (409) for a call journalled without its channel,
-        ``AsteriskUnavailable`` (503) while ARI is down.
+        Raises ``NotCancellable`` (409) for a call journalled without its
+        channel, ``AsteriskUnavailable`` (503) while ARI is down.
         """
         row = self.journal.get_row(call_id)
         if not row or row["state"] == State.ENDED.value:
@@ -304,23 +241,7 @@ class CallService:
                                  "it cannot be hung up from here", {"id": call_id})
         if not self.is_connected():
             raise AsteriskUnavailable("the PBX is not connected; try again shortly")
-        if not self.journal.mark_outcome(call_id, Reason.CANCELLED.value, "cancel requested through the API",
-                                         by=EndedBy.API.value):
-            return  # ended meanwhile
-        try:
-            self._run(self.engine.ari.hangup(row["agent_channel"]))
-        except (AriError, AsteriskUnavailable) as exc:
-            # Not hung up: the call goes on, and must not end "cancelled".
-            self.journal.mark_outcome(call_id, None, "cancel failed: the channel could not be hung up")
-            raise AsteriskUnavailable("Asterisk did not hang the call up; try again shortly") from exc
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            if self.journal.get_row(call_id)["state"] == State.ENDED.value:
-                return
-            time.sleep(0.05)
-        call = call_from_row(self.journal.get_row(call_id), {})
-        call.end(Reason.CANCELLED, EndedBy.API)
-        self.journal.end_if_open(call, "cancelled through the API; the hangup handler did not report")
+        self._run(cancel_agi_call(self.journal, self.engine.ari, row))
 
     def health(self) -> dict:
         """``{"status": "ok"|"degraded", "ari_connected": bool, "store_writable": bool}``, and
@@ -342,20 +263,3 @@ def _plausible_id(call_id: str) -> bool:
 
 
 __all__ = ["CallService", "Caller", "C2DError"]
-
-
-def check_call_caps(engine, limits, token_name: str) -> None:
-    """Refuse a new API call when ``[limits] max_active_calls`` calls are up
-    in the service, or ``max_active_calls_per_token`` calls placed with
-    ``token_name`` (0 = no cap). Counts the engine's calls not yet ended
-    (REST and browser calls; FastAGI calls are the dialplan's). Raises
-    :class:`TooManyCalls` (429, ``Retry-After``), whose id the rejected-
-    requests metric counts. Run on the telephony thread."""
-    for scope, cap, active in (
-            ("service", limits.max_active_calls, lambda: engine.active_calls()),
-            ("token", limits.max_active_calls_per_token, lambda: engine.active_calls(token_name))):
-        if cap and active() >= cap:
-            raise TooManyCalls(f"{cap} calls are up already for this {scope}; try again when one ends",
-                               {"scope": scope, "max_active_calls": cap},
-                               headers={"Retry-After": str(RETRY_AFTER_CAP_S)},
-                               hint=f"[limits] max_active_calls{'_per_token' if scope == 'token' else ''}")

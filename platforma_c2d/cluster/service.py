@@ -17,10 +17,10 @@ import dataclasses
 
 import sqlalchemy as sa
 
-from platforma_c2d import rules
 from platforma_c2d.calls.errors import AsteriskUnavailable, InvalidRequest
 from platforma_c2d.calls.model import Origin, State
-from platforma_c2d.calls.service import Caller, CallService, check_call_caps
+from platforma_c2d.calls.placing import PlaceRequest, check_call_caps, load_place_request
+from platforma_c2d.calls.service import Caller, CallService
 from platforma_c2d.cluster.commands import CommandBus
 from platforma_c2d.cluster.registrations import registered_node
 from platforma_c2d.cluster.routing import node_for_agent
@@ -86,18 +86,14 @@ class ClusterCallService(CallService):
     def _here(self, node: str | None) -> bool:
         return node is None or (node == self.cluster.node and self.role() == "active")
 
-    def place_call(self, body: object, caller: Caller = Caller(),
+    def place_call(self, request: PlaceRequest, caller: Caller = Caller(),
                    idempotency_key: str | None = None) -> tuple[dict, bool]:
         """Place a REST call on its agent's node; see :meth:`CallService.place_call`."""
-        try:
-            req = rules.validate_call_request(body)
-        except rules.ValidationError:
-            return super().place_call(body, caller, idempotency_key)    # 400, naming each field
-        node = self.node_of(req.agent)
+        node = self.node_of(request.call.agent)
         if self._here(node):
             self._check_caps(caller)
-            return super().place_call(body, caller, idempotency_key)
-        answer = self.bus.send(node, "place", {"body": body, "caller": dataclasses.asdict(caller),
+            return super().place_call(request, caller, idempotency_key)
+        answer = self.bus.send(node, "place", {"body": request.body, "caller": dataclasses.asdict(caller),
                                                "key": idempotency_key})
         return answer["call"], answer["replayed"]
 
@@ -120,7 +116,8 @@ class ClusterCallService(CallService):
         caller = Caller(payload["caller"]["name"], tuple(payload["caller"]["agents"]))
         if kind == "place":
             self._check_caps(caller)
-            call, replayed = CallService.place_call(self, payload["body"], caller, payload["key"])
+            request = load_place_request(payload["body"], self.config.webhooks.allowed_url_prefixes)
+            call, replayed = CallService.place_call(self, request, caller, payload["key"])
             return {"call": call, "replayed": replayed}
         if kind == "cancel":
             return {"call": CallService.cancel_call(self, payload["id"], caller)}

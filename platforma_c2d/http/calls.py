@@ -7,6 +7,7 @@ import json
 from flask import Blueprint, current_app, jsonify, request
 
 from platforma_c2d.calls.errors import InvalidJson, InvalidRequest, UnsupportedMediaType
+from platforma_c2d.calls.placing import load_place_request
 from platforma_c2d.contract import TOTAL_COUNT_MAX
 from platforma_c2d.http.cors import is_preflight
 from platforma_c2d.http.openapi import openapi_document
@@ -88,7 +89,8 @@ def place_call():
     key = request.headers.get("Idempotency-Key")
     if key is not None and not (0 < len(key) <= 200 and key.isprintable() and key.isascii()):
         raise InvalidRequest("bad Idempotency-Key", {"fields": {"Idempotency-Key": "1-200 printable ASCII characters"}})
-    call, replayed = _service().place_call(body, request.environ["c2d.caller"], key)
+    loaded = load_place_request(body, current_app.extensions["c2d.config"].webhooks.allowed_url_prefixes)
+    call, replayed = _service().place_call(loaded, request.environ["c2d.caller"], key)
     resp = jsonify(call)
     resp.status_code = 201
     resp.headers["Location"] = f"/click2dial/calls/{call['id']}"

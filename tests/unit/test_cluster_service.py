@@ -9,6 +9,7 @@ import pytest
 from platforma_c2d.calls import errors
 from platforma_c2d.calls.model import Call, EndedBy, Origin, Reason
 from platforma_c2d.calls.service import Caller
+from platforma_c2d.calls.placing import load_place_request
 from platforma_c2d.cluster.commands import error_from_dict, error_to_dict
 from platforma_c2d.config import loads_config
 from platforma_c2d.http import create_app
@@ -59,7 +60,7 @@ def test_placements_and_cancellations_go_to_the_call_s_node(runtime):
     service = runtime.service
     placed = {**BODY, "id": "c" * 32}
     service.bus = RecordingBus({"call": placed, "replayed": True})
-    call, replayed = service.place_call(BODY, idempotency_key="k-1")
+    call, replayed = service.place_call(load_place_request(BODY, ()), idempotency_key="k-1")
     assert (call, replayed) == (placed, True)
     assert service.bus.sent == [("b", "place", {"body": BODY, "caller": {"name": "", "agents": ()},
                                                 "key": "k-1"})]
@@ -111,7 +112,7 @@ def test_call_caps_count_the_calls_of_every_node(postgres_server):
             journals[node].record(call, "up")
         rt.service.role = lambda: "active"     # node a's active instance, placing for agent 1001
         with pytest.raises(errors.TooManyCalls) as err:
-            rt.service.place_call({**BODY, "agent": "1001"}, Caller("crm"))
+            rt.service.place_call(load_place_request({**BODY, "agent": "1001"}, ()), Caller("crm"))
         assert err.value.details == {"scope": "token", "max_active_calls": 2}
         with pytest.raises(errors.TooManyCalls):        # the same, as a command from another instance
             rt.service.run_command("place", {"body": {**BODY, "agent": "1001"}, "key": None,
@@ -120,7 +121,7 @@ def test_call_caps_count_the_calls_of_every_node(postgres_server):
                                   outbound_id="0215550199", clid="0215550199", call_ref="",
                                   token_name="third"), "up")
         with pytest.raises(errors.TooManyCalls) as err:   # three REST and browser calls in the cluster
-            rt.service.place_call({**BODY, "agent": "1001"}, Caller("other"))
+            rt.service.place_call(load_place_request({**BODY, "agent": "1001"}, ()), Caller("other"))
         assert err.value.details == {"scope": "service", "max_active_calls": 3}
         for journal in journals.values():
             journal.close()

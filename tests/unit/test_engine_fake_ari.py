@@ -28,7 +28,7 @@ from platforma_c2d.config import ClidConfig, DialConfig, PolicyConfig
 from platforma_c2d.store.clids import ClidStore
 from platforma_c2d.metrics import Metrics
 from platforma_c2d.rules import validate_call_request
-from platforma_c2d.store.journal import Journal
+from platforma_c2d.store.journal import Journal, JournalWriter
 
 BODY = {"agent": "1001", "callee": "0215550100", "outbound_id": "0215550199", "call_ref": "ord-42"}
 
@@ -133,7 +133,7 @@ def world(tmp_path):
     script.clients.append(ari)
     journal = Journal(f"sqlite:///{tmp_path}/calls.sqlite3")
     dial = DialConfig(agent_ring_timeout_s=1, callee_ring_timeout_s=1, tone_s=0)
-    engine = CallEngine(ari, journal, dial, Metrics())
+    engine = CallEngine(ari, journal, dial, Metrics(), JournalWriter(journal))
     picker = ClidPicker(ClidConfig(), ClidStore(journal.engine))
     stasis = StasisApp(engine, ari, picker, Policy(ClidConfig(), PolicyConfig()))
     serve = script.run
