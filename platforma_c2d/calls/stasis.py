@@ -227,13 +227,20 @@ class StasisApp:
         agent = match.group(1) if match else ""
         callee = (channel.get("dialplan") or {}).get("exten", "")
         try:
-            # A header given twice is refused (a proxy that checked the other
-            # copy must not be bypassed; REST refuses duplicate keys too), and
-            # so is one too long to read whole (SPEC §4).
-            (outbound_id, out_problem), (call_ref, ref_problem) = await sipheaders.read(
-                self.ari, chan_id, (HEADER_OUTBOUND_ID, HEADER_CALL_REF))
-            problems = {field: problem for field, problem in (
-                ("outbound_id", out_problem), ("call_ref", ref_problem)) if problem}
+            if channel.get("name", "").startswith("PJSIP/"):
+                # A header given twice is refused (a proxy that checked the other
+                # copy must not be bypassed; REST refuses duplicate keys too), and
+                # so is one too long to read whole (SPEC §4).
+                (outbound_id, out_problem), (call_ref, ref_problem) = await sipheaders.read(
+                    self.ari, chan_id, (HEADER_OUTBOUND_ID, HEADER_CALL_REF))
+                problems = {field: problem for field, problem in (
+                    ("outbound_id", out_problem), ("call_ref", ref_problem)) if problem}
+            else:
+                # A Local channel (a transfer, a dialplan of the PBX's own) has no
+                # SIP headers and is no agent's phone: refused without reading any
+                # (each read would be an ERROR line in Asterisk's log).
+                outbound_id = call_ref = None
+                problems = {"agent": "not a SIP phone's channel: only phones place header calls"}
         except AriError as exc:
             log.warning("cannot read the X-Platforma headers of %s: %s", chan_id, exc)
             await self.ari.hangup(chan_id, reason_code=causes.CAUSE_CONGESTION)

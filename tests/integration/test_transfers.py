@@ -92,3 +92,22 @@ def test_a_blind_transfer_by_the_phone_is_refused_and_the_call_goes_on(asterisk,
     # Nothing was dialled for the transfer: one INVITE to the customer, none to 0215550111.
     assert [m.first_line for m in trunk.received("INVITE")] == ["INVITE sip:0215550100@127.0.0.1:5070 SIP/2.0"]
     assert [c["id"] for c in service.http.get("/click2dial/calls").json()["calls"]] == [call["id"]]
+
+
+def test_a_local_channel_handed_to_the_app_is_refused_without_errors_in_asterisks_log(asterisk, service):
+    """What a transfer carried out on an administrator's phone (or a dialplan of their own)
+    hands the app: a Local channel. No phone, no SIP headers: refused and journalled, and
+    Asterisk is asked for no header it cannot read (each such read is an ERROR line)."""
+    before = asterisk.log_path.stat().st_size
+    r = asterisk.ari.post("/channels", params={"endpoint": "Local/0215550100@c2d-webrtc",
+                                               "context": "c2d-no-route", "extension": "s", "priority": 1})
+    assert r.status_code == 200, r.text
+    deadline = time.monotonic() + 10
+    while not (calls := service.http.get("/click2dial/calls").json()["calls"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [(c["origin"], c["reason"], c["callee"]) for c in calls] == [("webrtc", "rejected", "0215550100")]
+    asterisk.wait_idle()
+    with open(asterisk.log_path, "rb") as log:
+        log.seek(before)
+        text = log.read().decode(errors="replace")
+    assert "requires a PJSIP channel" not in text, text[-2000:]
