@@ -96,7 +96,7 @@ class Runtime:
         asyncio.set_event_loop(self.loop)
         capture = None
         if self.config.trunk.hep_listen:
-            self.pacer.refusals = RetryAfterLog()
+            self.pacer.use_capture(RetryAfterLog())
             try:
                 capture = self.loop.run_until_complete(
                     hep.listen(*split_listen(self.config.trunk.hep_listen), self.pacer.refusals))

@@ -113,20 +113,26 @@ class RetryAfterLog:
         self.keep_s = keep_s
         self.clock = clock
         self._seen: collections.OrderedDict[str, tuple[float, float | None]] = collections.OrderedDict()
+        #: Asked first with each refusal; True when it dealt with it (a capture
+        #: that came after the leg's hangup report, see TrunkPacer.use_capture).
+        self.late: Callable[[str, float | None], bool] | None = None
 
     def note(self, number: str, retry_after_s: float | None) -> None:
         """Asterisk received a 503 to an INVITE to ``number``, with this Retry-After (or None)."""
+        if self.late is not None and self.late(number, retry_after_s):
+            return
         self._seen.pop(number, None)
         self._seen[number] = (self.clock(), retry_after_s)
         while len(self._seen) > MAX_KEPT:
             self._seen.popitem(last=False)
 
-    def take(self, number: str) -> float | None:
-        """The Retry-After of the latest 503 to ``number`` within ``keep_s``, once; else None."""
+    def take(self, number: str) -> tuple[bool, float | None]:
+        """``(seen, retry_after_s)`` of the latest 503 to ``number`` within ``keep_s``, once:
+        ``(False, None)`` when the capture has not reported one (yet)."""
         seen = self._seen.pop(number, None)
         if seen is None or self.clock() - seen[0] > self.keep_s:
-            return None
-        return seen[1]
+            return False, None
+        return True, seen[1]
 
 
 class _Capture(asyncio.DatagramProtocol):

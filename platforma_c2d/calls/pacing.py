@@ -22,9 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
 
 
 class TrunkBusy(Exception):
@@ -63,7 +66,10 @@ class TrunkPacer:
         self.clock = clock
         self.on_waiting = on_waiting or (lambda n: None)
         self.held_until = 0.0
-        self.refusals = None   # a hep.RetryAfterLog when [trunk] hep_listen is set
+        self.refusals = None   # a hep.RetryAfterLog when [trunk] hep_listen is set (use_capture)
+        # Refusals held for hold_after_503_s before the capture reported them:
+        # number → (when, held_until before, held_until after).
+        self._unconfirmed: dict[str, tuple[float, float, float]] = {}
         self._next_free = 0.0
         self._queue: collections.deque[_Ticket] = collections.deque()
         self._wake: asyncio.Event | None = None
@@ -137,21 +143,50 @@ class TrunkPacer:
         if place is not None:
             await self.wait(place)
 
+    def use_capture(self, refusals) -> None:
+        """Read the carrier's Retry-After from ``refusals`` (a :class:`hep.RetryAfterLog`)."""
+        self.refusals = refusals
+        refusals.late = self._late_refusal
+
     def hold_after_503(self, number: str) -> tuple[float, str]:
         """The carrier refused the leg to ``number`` with 503: hold the trunk.
 
         For the carrier's ``Retry-After`` when Asterisk's capture reported
         one (:attr:`refusals`, :mod:`platforma_c2d.calls.hep`), else for
-        ``hold_after_503_s``. Returns ``(seconds, where from)`` for the
+        ``hold_after_503_s`` — until the capture, if it comes a little after
+        the leg's hangup report (a busy Asterisk), says otherwise
+        (:meth:`_late_refusal`). Returns ``(seconds, where from)`` for the
         journal; ``(0, ...)``: no hold."""
-        said = self.refusals.take(number) if self.refusals is not None else None
+        seen, said = self.refusals.take(number) if self.refusals is not None else (False, None)
         if said is not None:
             seconds, source = said, "the carrier's Retry-After"
         else:
             seconds, source = self.hold_after_503_s, "[trunk] hold_after_503_s"
+        before = self.held_until
         if seconds > 0:
             self.hold(seconds)
+        if self.refusals is not None and not seen:
+            now = self.clock()
+            self._unconfirmed = {n: u for n, u in self._unconfirmed.items() if now - u[0] <= self.refusals.keep_s}
+            self._unconfirmed[number] = (now, before, self.held_until)
         return seconds, source
+
+    def _late_refusal(self, number: str, retry_after_s: float | None) -> bool:
+        """The capture of a refusal already held for ``hold_after_503_s``: hold for the
+        carrier's Retry-After instead, counted from the refusal (shorter or longer),
+        unless another refusal moved the hold since. True when it was such a refusal."""
+        found = self._unconfirmed.pop(number, None)
+        if found is None or self.refusals is None or self.clock() - found[0] > self.refusals.keep_s:
+            return False
+        at, before, fallback_until = found
+        if retry_after_s is not None:
+            wanted = max(before, at + retry_after_s)
+            self.held_until = wanted if self.held_until == fallback_until else max(self.held_until, wanted)
+            log.info("carrier's Retry-After for %s came after its hangup report: trunk held %.1f s "
+                     "from the refusal instead of %g s", number, self.held_until - at, self.hold_after_503_s)
+            if self._wake is not None:
+                self._wake.set()
+        return True
 
     def hold(self, seconds: float) -> None:
         """The carrier refused a leg with 503: no new leg for ``seconds`` (its Retry-After)."""

@@ -66,10 +66,10 @@ def test_a_refusal_is_taken_once_and_only_while_fresh():
     log = RetryAfterLog(keep_s=30, clock=lambda: now[0])
     log.note("0215550101", 6.0)
     log.note("0215550102", 8.0)
-    assert log.take("0215550101") == 6.0
-    assert log.take("0215550101") is None
+    assert log.take("0215550101") == (True, 6.0)
+    assert log.take("0215550101") == (False, None)
     now[0] += 31
-    assert log.take("0215550102") is None
+    assert log.take("0215550102") == (False, None)
 
 
 def test_the_pacer_holds_for_the_carriers_retry_after_else_for_the_configured_hold():
@@ -78,7 +78,7 @@ def test_the_pacer_holds_for_the_carriers_retry_after_else_for_the_configured_ho
     assert pacer.hold_after_503("0215550101") == (30.0, "[trunk] hold_after_503_s")
     assert pacer.held_until == 30.0
     pacer = TrunkPacer(hold_after_503_s=30.0, clock=lambda: now[0])
-    pacer.refusals = RetryAfterLog(clock=lambda: now[0])
+    pacer.use_capture(RetryAfterLog(clock=lambda: now[0]))
     pacer.refusals.note("0215550101", 6.0)
     pacer.refusals.note("0215550103", None)
     assert pacer.hold_after_503("0215550101") == (6.0, "the carrier's Retry-After")
@@ -102,4 +102,46 @@ def test_the_listener_reads_refusals_from_udp_datagrams():
             await asyncio.sleep(0.01)
         transport.close()
         return log.take("0215550101")
-    assert asyncio.run(run()) == 6.0
+    assert asyncio.run(run()) == (True, 6.0)
+
+
+def test_a_capture_that_comes_after_the_hangup_report_sets_the_hold_from_the_refusal():
+    # A busy Asterisk: the leg's hangup report reached the engine before the
+    # capture of the 503. The fallback hold (30 s) applies at once, then the
+    # carrier's own 6 s, counted from the refusal, replace it.
+    now = [100.0]
+    pacer = TrunkPacer(hold_after_503_s=30.0, clock=lambda: now[0])
+    pacer.use_capture(RetryAfterLog(clock=lambda: now[0]))
+    assert pacer.hold_after_503("0215550101") == (30.0, "[trunk] hold_after_503_s")
+    assert pacer.held_until == 130.0
+    now[0] += 0.5
+    pacer.refusals.note("0215550101", 6.0)
+    assert pacer.held_until == 106.0
+    assert pacer.refusals.take("0215550101") == (False, None)     # used, not kept for a later leg
+    # Longer than the fallback: longer it is.
+    pacer.hold_after_503("0215550102")
+    pacer.refusals.note("0215550102", 90.0)
+    assert pacer.held_until == 100.5 + 90.0
+    # A late capture without Retry-After keeps the fallback; one of a number
+    # never refused, or too late, is kept for its own leg.
+    pacer.hold_after_503("0215550103")
+    held = pacer.held_until
+    pacer.refusals.note("0215550103", None)
+    assert pacer.held_until == held
+    pacer.hold_after_503("0215550104")
+    now[0] += 31
+    pacer.refusals.note("0215550104", 5.0)
+    pacer.refusals.note("0215550105", 5.0)
+    assert pacer.refusals.take("0215550104") == (True, 5.0) and pacer.refusals.take("0215550105") == (True, 5.0)
+
+
+def test_a_late_capture_never_shortens_a_hold_another_refusal_made_since():
+    now = [0.0]
+    pacer = TrunkPacer(hold_after_503_s=10.0, clock=lambda: now[0])
+    pacer.use_capture(RetryAfterLog(clock=lambda: now[0]))
+    pacer.hold_after_503("0215550101")              # held to 10 (fallback)
+    now[0] = 1.0
+    pacer.refusals.note("0215550102", 20.0)
+    pacer.hold_after_503("0215550102")              # the carrier's 20 s: held to 21
+    pacer.refusals.note("0215550101", 2.0)          # late, and shorter: 21 stays
+    assert pacer.held_until == 21.0
