@@ -99,7 +99,8 @@ class Runtime:
             self.pacer.use_capture(RetryAfterLog())
             try:
                 capture = self.loop.run_until_complete(
-                    hep.listen(*split_listen(self.config.trunk.hep_listen), self.pacer.refusals))
+                    hep.listen(*split_listen(self.config.trunk.hep_listen), self.pacer.refusals,
+                               hep.asterisk_addresses(self.config.ari.url)))
             except OSError as exc:
                 log.error("[trunk] hep_listen %s: cannot listen (%s); a carrier's 503 holds the "
                           "trunk for [trunk] hold_after_503_s", self.config.trunk.hep_listen, exc)

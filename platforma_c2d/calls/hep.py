@@ -20,19 +20,24 @@ long when the leg to that number ends refused with 503. Without a capture
 (HEP off, or a 503 without ``Retry-After``) the hold is ``[trunk]
 hold_after_503_s``.
 
-The listener should bind loopback (Asterisk on the same host): anyone who
-can send it UDP can make the trunk wait, though only after a real refusal
-of that number and never longer than :data:`MAX_RETRY_AFTER_S`.
+HEP carries no authentication, so the listener takes datagrams only from
+the addresses it is given (loopback and the Asterisk host of ``[ari] url``,
+:func:`listen`) and drops the rest; it should bind loopback (Asterisk on
+the same host). Even a forged capture only lengthens the hold after a real
+refusal of that number, and never past :data:`MAX_RETRY_AFTER_S`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import ipaddress
 import logging
 import re
+import socket
 import struct
 import time
+import urllib.parse
 import zlib
 from collections.abc import Callable
 
@@ -136,10 +141,18 @@ class RetryAfterLog:
 
 
 class _Capture(asyncio.DatagramProtocol):
-    def __init__(self, refusals: RetryAfterLog):
+    def __init__(self, refusals: RetryAfterLog, senders: frozenset[str] | None):
         self.refusals = refusals
+        self.senders = senders
+        self.dropped = 0
 
     def datagram_received(self, data: bytes, addr) -> None:
+        if self.senders is not None and not _allowed(addr[0], self.senders):
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                log.warning("HEP capture: dropped %d datagram(s) from addresses other than Asterisk's "
+                            "(the last from %s)", self.dropped, addr[0])
+            return
         payload = hep3_payload(data)
         found = refusal(payload) if payload else None
         if found is not None:
@@ -148,13 +161,42 @@ class _Capture(asyncio.DatagramProtocol):
                      "absent" if found[1] is None else f"{found[1]:g} s")
 
 
-async def listen(host: str, port: int, refusals: RetryAfterLog) -> asyncio.DatagramTransport:
+def _allowed(address: str, senders: frozenset[str]) -> bool:
+    """True when ``address`` (a datagram's source IP) is loopback or one of ``senders``."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if getattr(ip, "ipv4_mapped", None) is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback or str(ip) in senders
+
+
+def asterisk_addresses(ari_url: str) -> frozenset[str]:
+    """The IP addresses of the Asterisk host named in ``ari_url`` (``[ari] url``).
+
+    A host name is resolved once, at start; an unresolvable name gives an
+    empty set (only loopback is then taken). Never raises."""
+    host = urllib.parse.urlsplit(ari_url).hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
+    except (OSError, UnicodeError):
+        return frozenset()
+    return frozenset(str(ipaddress.ip_address(info[4][0].split("%", 1)[0])) for info in infos)
+
+
+async def listen(host: str, port: int, refusals: RetryAfterLog,
+                 senders: frozenset[str] | None = frozenset()) -> asyncio.DatagramTransport:
     """Receive Asterisk's HEPv3 capture on UDP ``host``:``port`` into ``refusals``.
 
-    Must run on the telephony loop; close the returned transport to stop.
-    Raises OSError when the address cannot be bound."""
+    ``senders``: the source addresses taken besides loopback (the Asterisk
+    host, :func:`asterisk_addresses`); datagrams from anywhere else are
+    dropped and counted in a warning (HEP is unauthenticated). ``None``
+    takes every source (tests only). Must run on the telephony loop; close
+    the returned transport to stop. Raises OSError when the address cannot
+    be bound."""
     loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(lambda: _Capture(refusals),
+    transport, _ = await loop.create_datagram_endpoint(lambda: _Capture(refusals, senders),
                                                        local_addr=(host, port))
     log.info("reading the carrier's Retry-After from Asterisk's HEP capture on %s:%d", host, port)
     return transport

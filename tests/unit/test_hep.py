@@ -145,3 +145,25 @@ def test_a_late_capture_never_shortens_a_hold_another_refusal_made_since():
     pacer.hold_after_503("0215550102")              # the carrier's 20 s: held to 21
     pacer.refusals.note("0215550101", 2.0)          # late, and shorter: 21 stays
     assert pacer.held_until == 21.0
+
+
+def test_a_capture_from_an_address_other_than_asterisks_is_dropped():
+    # HEP has no authentication: a forged refusal from elsewhere on the
+    # network must not lengthen the trunk's hold.
+    from platforma_c2d.calls.hep import _Capture
+    log = RetryAfterLog()
+    capture = _Capture(log, frozenset({"192.0.2.10"}))
+    capture.datagram_received(_captured(REFUSAL), ("198.51.100.66", 9060))
+    assert log.take("0215550101") == (False, None)
+    assert capture.dropped == 1
+    capture.datagram_received(_captured(REFUSAL), ("192.0.2.10", 9060))       # the Asterisk host
+    assert log.take("0215550101") == (True, 6.0)
+    capture.datagram_received(_captured(REFUSAL), ("::ffff:127.0.0.1", 9060))  # loopback, mapped
+    assert log.take("0215550101") == (True, 6.0)
+
+
+def test_the_asterisk_host_is_read_from_the_ari_url():
+    from platforma_c2d.calls.hep import asterisk_addresses
+    assert asterisk_addresses("http://192.0.2.10:8088/") == {"192.0.2.10"}
+    assert asterisk_addresses("https://[2001:db8::1]:8089") == {"2001:db8::1"}
+    assert asterisk_addresses("http://no-such-host.invalid:8088") == frozenset()
