@@ -27,7 +27,8 @@ from platforma_c2d.config import Config
 from platforma_c2d.config.checks import split_listen
 from platforma_c2d.metrics import Metrics
 from platforma_c2d.store.clids import ClidStore
-from platforma_c2d.store.journal import Journal, JournalWriter
+from platforma_c2d.store.journal import Journal
+from platforma_c2d.store.writer import JournalWriter
 from platforma_c2d.store.retention import Retention, RetentionThread
 from platforma_c2d.store.outbox import Outbox
 from platforma_c2d.webhooks.delivery import WebhookDelivery

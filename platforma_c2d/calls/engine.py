@@ -39,7 +39,8 @@ from platforma_c2d.calls.recorder import Recorder, call_context
 from platforma_c2d.calls.pacing import TrunkPacer
 from platforma_c2d.config import DialConfig
 from platforma_c2d.metrics import Metrics
-from platforma_c2d.store.journal import Journal, JournalWriter
+from platforma_c2d.store.journal import Journal
+from platforma_c2d.store.writer import JournalWriter
 
 log = logging.getLogger("platforma_c2d.calls")
 

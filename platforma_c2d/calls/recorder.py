@@ -16,7 +16,7 @@ from concurrent.futures import Future
 
 from platforma_c2d.calls.model import Call
 from platforma_c2d.metrics import Metrics
-from platforma_c2d.store.journal import JournalWriter
+from platforma_c2d.store.writer import JournalWriter
 
 log = logging.getLogger("platforma_c2d.calls")
 

@@ -9,10 +9,11 @@ lock). The checks here run with the other cross-key checks of the loader.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from platforma_c2d.config.checks import _in_range
+from platforma_c2d.config.fields import option as _key   # a [cluster] key: the metadata of every section's keys
 
 NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 #: ``PATTERN=NODE``: a shell-style pattern of agents (``*``, ``?``, ``[0-9]``) and a node name.
@@ -21,11 +22,6 @@ AGENTS_BY = ("rules", "registration")
 _NAME = "1-32 letters, digits, _ . -"
 
 
-def _key(default: Any, kind: str, desc: str, ok=None, *, item_ok=None, item_desc: str = "") -> Any:
-    """A ``[cluster]`` key for the config loader (the same metadata as every section's keys)."""
-    meta = dict(kind=kind, desc=desc, ok=ok, item_ok=item_ok, item_desc=item_desc,
-                secret=False, show=None, norm=None)
-    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +32,8 @@ from platforma_c2d.config.checks import (
     mask_url,
     split_listen,
 )
+from platforma_c2d.config.fields import HOUR_S, _FSECONDS, _RING_SECONDS, _SECONDS, _fseconds, _seconds
+from platforma_c2d.config.fields import option as _opt
 from platforma_c2d.config.pools import ClidPoolConfig
 from platforma_c2d.cluster.config import ClusterConfig
 
@@ -40,32 +41,6 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("json", "text")
 
 
-def _opt(
-    default: Any,
-    kind: str,
-    desc: str,
-    ok: Callable[[Any], bool] | None = None,
-    *,
-    item_ok: Callable[[str], bool] | None = None,
-    item_desc: str = "",
-    secret: bool = False,
-    show: Callable[[Any], str] | None = None,
-    norm: Callable[[Any], Any] | None = None,
-) -> Any:
-    """A config key: its default, its kind (str, int, float, bool, strs),
-    what it must be (``desc``, for messages), its checks and handling."""
-    meta = dict(kind=kind, desc=desc, ok=ok, item_ok=item_ok, item_desc=item_desc,
-                secret=secret, show=show, norm=norm)
-    return field(default=default, repr=not secret, metadata=meta)
-
-
-YEAR_S = 31_536_000
-HOUR_S = 3_600
-_SECONDS = f"a positive integer (seconds, at most {YEAR_S}: a year)"
-_FSECONDS = f"a positive number (seconds, at most {HOUR_S})"
-_RING_SECONDS = f"a positive integer (seconds, at most {HOUR_S})"
-_seconds = _in_range(0, YEAR_S)
-_fseconds = _in_range(0, HOUR_S)
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,7 @@ import copy
 import functools
 
 from platforma_c2d import contract, rules
-from platforma_c2d.config.pools import FALLBACKS, POLICIES
-from platforma_c2d.http import examples, openapi_pages
+from platforma_c2d.http import examples, openapi_clids, openapi_pages
 from platforma_c2d.http.openapi_events import event_paths, event_schemas, event_webhooks
 
 _JSON = "application/json"
@@ -222,7 +221,7 @@ def _schemas() -> dict:
                                        "and no real call is ever placed."},
         },
     }
-    schemas.update(_clid_schemas())
+    schemas.update(openapi_clids.schemas(_ref))
     schemas.update(event_schemas())
     return schemas
 
@@ -352,71 +351,6 @@ def _calls_paths() -> dict:
     }
 
 
-def _clid_schemas() -> dict:
-    """Schemas of ``GET /click2dial/clids`` (SPEC §12)."""
-    nullable_iso = {"type": ["string", "null"], "format": "date-time"}
-    return {
-        "ClidNumber": {
-            "type": "object",
-            "required": ["number", "calls_today", "recent_calls", "answer_rate", "rested_until"],
-            "properties": {
-                "number": {"type": "string", "pattern": f"^(?:{rules.CLID_NUMBER_RE.pattern})$"},
-                "calls_today": {"type": "integer", "minimum": 0,
-                                "description": "Calls that presented this number today (UTC day)."},
-                "recent_calls": {"type": "integer", "minimum": 0,
-                                 "description": "Its recent calls that count for its health: answered, "
-                                                "or refused or unanswered at the callee's side (at most "
-                                                "the last 20 since its last rest)."},
-                "answer_rate": {"type": ["number", "null"], "minimum": 0, "maximum": 1,
-                                "description": "Share of those recent calls that were answered; null "
-                                               "with none."},
-                "rested_until": {**nullable_iso,
-                                 "description": "While the number is rested for poor health: until "
-                                                "when it is not drawn (still usable as an explicit "
-                                                "outbound_id); else null."},
-            },
-        },
-        "ClidPool": {
-            "type": "object",
-            "required": ["name", "policy", "fallback", "numbers"],
-            "properties": {
-                "name": {"type": "string", "description": "The pool's name (`default` is `[clid] pool`)."},
-                "policy": {"type": "string", "enum": list(POLICIES)},
-                "fallback": {"type": ["string", "null"], "enum": [*FALLBACKS, None],
-                             "description": "For `sticky` and `area`: how a new callee, or one sharing "
-                                            "no area, is served; else null."},
-                "numbers": {"type": "array", "items": _ref("ClidNumber"),
-                            "description": "In configuration (round-robin) order."},
-            },
-        },
-        "ClidPools": {
-            "type": "object",
-            "required": ["pools"],
-            "properties": {"pools": {"type": "array", "items": _ref("ClidPool")}},
-        },
-    }
-
-
-def _clid_paths() -> dict:
-    """``GET /click2dial/clids`` (SPEC §12)."""
-    return {
-        f"{P}/clids": {
-            "get": {
-                "operationId": "listClids",
-                "tags": ["clids"],
-                "summary": "CLID pools, their policies and each number's use and health",
-                "description": "Every configured pool in configuration order, read from the store "
-                               "(the same for every instance sharing it).",
-                "responses": {
-                    "200": {"description": "The pools.",
-                            "content": _json(_ref("ClidPools"))},
-                    "401": _R401, "429": _R429, "503": _R503, "default": _RDEFAULT,
-                },
-            },
-        },
-    }
-
-
 def _open_paths() -> dict:
     return {
         f"{P}/openapi.json": {"get": {
@@ -466,7 +400,8 @@ def _document() -> dict:
             {"name": "events", "description": "Call events: the stream, and the webhook receivers implement."},
         ],
         "security": [{"bearerAuth": []}],
-        "paths": {**_calls_paths(), **_clid_paths(), **_open_paths(), **openapi_pages.paths(_ref, _R401, _R429),
+        "paths": {**_calls_paths(), **openapi_clids.paths(_ref, _json, _R401, _R429, _R503, _RDEFAULT),
+                  **_open_paths(), **openapi_pages.paths(_ref, _R401, _R429),
                   **event_paths(_errors("A bad cursor or filter.", "invalid-query"), _R401, _R429, _R503_STREAMS)},
         "webhooks": event_webhooks(),
         "components": {

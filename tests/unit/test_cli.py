@@ -137,7 +137,7 @@ def _states(out: str) -> list[str]:
 
 
 def test_call_shows_a_state_shorter_than_a_poll_from_the_history(capsys):
-    from platforma_c2d.cli import _show_states
+    from platforma_c2d.cli_call import _show_states
 
     history = {"id": "c" * 32, "states": [
         {"state": "dialing_agent", "at": "2026-11-30T09:30:00.120Z", "reason": None},
@@ -152,7 +152,7 @@ def test_call_shows_a_state_shorter_than_a_poll_from_the_history(capsys):
 
 
 def test_call_never_repeats_or_reorders_states_when_the_history_fails_once(capsys):
-    from platforma_c2d.cli import _show_states
+    from platforma_c2d.cli_call import _show_states
 
     full = {"id": "c" * 32, "states": [{"state": s, "at": None, "reason": None}
                                        for s in ("dialing_agent", "dialing_callee", "connected", "ended")]}
@@ -239,7 +239,7 @@ def test_call_refuses_a_token_on_the_command_line_and_reads_env_or_file(tmp_path
     """A token in argv is in every local user's process list (ps): refused."""
     res = run("call", "1001", "0215550100", "--token", "s3cret", "--url", "http://127.0.0.1:9")
     assert res.returncode == 2 and "process list" in res.stderr and "s3cret" not in res.stderr
-    from platforma_c2d.cli import bearer_token
+    from platforma_c2d.cli_call import bearer_token
     path = tmp_path / "token"
     path.write_text("from-file\nsecond line\n")
     assert bearer_token(None, str(path), {"PLATFORMA_C2D_TOKEN": "from-env"}) == "from-file"

@@ -28,7 +28,8 @@ from platforma_c2d.config import ClidConfig, DialConfig, PolicyConfig
 from platforma_c2d.store.clids import ClidStore
 from platforma_c2d.metrics import Metrics
 from platforma_c2d.rules import validate_call_request
-from platforma_c2d.store.journal import Journal, JournalWriter
+from platforma_c2d.store.journal import Journal
+from platforma_c2d.store.writer import JournalWriter
 
 BODY = {"agent": "1001", "callee": "0215550100", "outbound_id": "0215550199", "call_ref": "ord-42"}
 

@@ -8,7 +8,8 @@ import pytest
 import sqlalchemy as sa
 
 from platforma_c2d.calls.model import Call, Origin, Reason, State, new_call_id
-from platforma_c2d.store.journal import Journal, JournalWriter
+from platforma_c2d.store.journal import Journal
+from platforma_c2d.store.writer import JournalWriter
 
 
 @pytest.fixture()

@@ -9,7 +9,8 @@ import threading
 import pytest
 
 from platforma_c2d.calls.model import Call, Origin, Reason, State, new_call_id
-from platforma_c2d.store.journal import Journal, JournalWriter
+from platforma_c2d.store.journal import Journal
+from platforma_c2d.store.writer import JournalWriter
 from platforma_c2d.store import outbox
 from platforma_c2d.store.outbox import Outbox, event_dict
 
