@@ -213,9 +213,12 @@ class Outbox:
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
-    def delivered(self, delivery_id: int) -> None:
-        """A 2xx came back: the delivery is done."""
-        self._set(delivery_id, status=DELIVERED, attempts=deliveries.c.attempts + 1, last_error="")
+    def delivered(self, *delivery_ids: int) -> None:
+        """A 2xx came back for each of these deliveries: they are done (one transaction)."""
+        if delivery_ids:
+            with self.engine.begin() as conn:
+                conn.execute(deliveries.update().where(deliveries.c.id.in_(delivery_ids))
+                             .values(status=DELIVERED, attempts=deliveries.c.attempts + 1, last_error=""))
 
     def retry(self, delivery_id: int, next_at: float, error: str) -> None:
         """The attempt failed: try again at ``next_at`` (Unix seconds)."""

@@ -76,6 +76,10 @@ class WebhookDelivery:
         #: fan-out makes rows, and when the backlog (read every second) is not
         #: empty; while false, no pass looks for due deliveries
         self._maybe_pending = True
+        #: delivered (a 2xx came back), not yet marked in the store: (row id, (endpoint,
+        #: call id), target). Marked together at the next pass, in one transaction; the
+        #: pair stays in flight until then, so its next event never overtakes the mark.
+        self._marks: list[tuple[int, tuple[str, str], str]] = []
         self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
 
     def start(self) -> None:
@@ -126,6 +130,7 @@ class WebhookDelivery:
             while not self._stopping.is_set():
                 created = 0
                 try:
+                    self._write_marks()
                     created, rows = self.outbox.fan_out(self.targets)
                     if created:
                         self.metrics.events.inc(created)
@@ -146,6 +151,25 @@ class WebhookDelivery:
                     self._wake.clear()
             if self._in_flight:
                 await asyncio.wait(list(self._in_flight.values()), timeout=self.config.timeout_s)
+            try:
+                self._write_marks()
+            except Exception:  # noqa: BLE001 - not marked: sent again after the restart (at least once)
+                log.exception("webhook deliveries not marked delivered")
+
+    def _write_marks(self) -> None:
+        """Mark the deliveries answered 2xx since the last pass as delivered, in one transaction,
+        then let their (endpoint, call) pairs go on. Raises the store's error (kept for the next pass)."""
+        if not self._marks:
+            return
+        marks, self._marks = self._marks, []
+        try:
+            self.outbox.delivered(*(delivery_id for delivery_id, _key, _target in marks))
+        except Exception:
+            self._marks = marks + self._marks
+            raise
+        for _id, key, target in marks:
+            self._release(key, target)
+            self.metrics.webhook_delivered.labels(key[0]).inc()
 
     def _start_due(self, session: aiohttp.ClientSession) -> None:
         free = self.config.max_in_flight - len(self._in_flight)
@@ -170,18 +194,27 @@ class WebhookDelivery:
     def _done(self, key: tuple[str, str], target: str, task: asyncio.Task) -> None:
         if not task.cancelled() and task.exception() is not None:   # the store failed: tried again later
             log.error("webhook delivery not recorded: %r", task.exception(), extra={"endpoint": key[0]})
+        elif not task.cancelled() and task.result() is not None:    # delivered: marked at the next pass
+            self._marks.append((task.result(), key, target))
+            self._wake.set()
+            return
+        self._release(key, target)
+
+    def _release(self, key: tuple[str, str], target: str) -> None:
+        """The pair's attempt is over and recorded: its next delivery may start."""
         self._in_flight.pop(key, None)
         self._per_target[target] -= 1
         self._wake.set()
 
-    async def _attempt(self, session: aiohttp.ClientSession, delivery: dict) -> None:
-        """POST one delivery and record its outcome in the store."""
+    async def _attempt(self, session: aiohttp.ClientSession, delivery: dict) -> int | None:
+        """POST one delivery and record its outcome in the store; returns the row's id when a
+        2xx came back (marked delivered by the next pass, with the others: ``_write_marks``)."""
         name = delivery["endpoint"]
         secret = self._secret(delivery)
         if secret is None:
             await asyncio.to_thread(self.outbox.give_up, delivery["id"], "endpoint not configured")
             self.metrics.webhook_given_up.labels(name).inc()
-            return
+            return None
         body = event_json({"id": delivery["event_id"], "type": delivery["type"],
                            "at": delivery["at"], "call": delivery["call"]})
         headers = {"Content-Type": "application/json", HEADER_EVENT_ID: str(delivery["event_id"]),
@@ -196,20 +229,19 @@ class WebhookDelivery:
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
             error = f"{type(exc).__name__}: {exc}"[:200] if str(exc) else type(exc).__name__
         if error is None:
-            await asyncio.to_thread(self.outbox.delivered, delivery["id"])
-            self.metrics.webhook_delivered.labels(name).inc()
-            return
+            return delivery["id"]
         attempts = delivery["attempts"] + 1
         if time.time() - delivery["created_at"] >= self.config.retry_for_s:
             await asyncio.to_thread(self.outbox.give_up, delivery["id"], error)
             self.metrics.webhook_given_up.labels(name).inc()
             log.warning("webhook delivery given up after %d attempts: %s", attempts, error,
                         extra={"call_id": delivery["call_id"], "endpoint": name})
-            return
+            return None
         await asyncio.to_thread(self.outbox.retry, delivery["id"], time.time() + backoff_s(attempts), error)
         self.metrics.webhook_retries.labels(name).inc()
         log.info("webhook delivery failed (attempt %d): %s", attempts, error,
                  extra={"call_id": delivery["call_id"], "endpoint": name})
+        return None
 
     def _measure(self) -> None:
         pending, oldest_s = self.outbox.backlog()
