@@ -4,8 +4,14 @@
   turned into a :class:`PlaceRequest` (the SPEC §1 rules, the call's own
   ``status_callback``), or a 400 naming every bad field. Pure: no call
   state, no I/O.
+* :func:`claim_key` — on an HTTP thread, before the call is handed over:
+  the ``Idempotency-Key`` claimed in the store (``store/idempotency.py``),
+  so that of two requests with one key at the same moment, on one
+  instance or on two instances of a cluster, one dials and the other
+  replays its call (or gets 422); :func:`release_key` gives it back when
+  nothing was placed.
 * :class:`Placer` — on the telephony thread: the ``Idempotency-Key``
-  lookup, the limits and the engine's start, in one step with no ``await``
+  lookup (of calls journalled before keys were claimed), the limits and the engine's start, in one step with no ``await``
   between the lookup and the submission of the new call, so that two
   requests with one key cannot both dial. It holds the calls being placed
   now (call state: only this thread touches it).
@@ -15,16 +21,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Callable
+
+import sqlalchemy as sa
 
 from platforma_c2d import rules
 from platforma_c2d.calls.errors import (AgentBusy, AsteriskUnavailable, IdempotencyConflict, InvalidRequest,
                                         TooManyCalls)
 from platforma_c2d.calls.model import new_call_id, utcnow
 from platforma_c2d.config import LimitsConfig
+from platforma_c2d.store import idempotency
 from platforma_c2d.webhooks.callback import check_status_callback
+
+log = logging.getLogger("platforma_c2d.api")
 
 #: Seconds a client is asked to wait after ``too-many-calls``.
 RETRY_AFTER_CAP_S = 5
@@ -74,6 +87,52 @@ def load_place_request(body: object, allowed_url_prefixes: tuple[str, ...]) -> P
     return PlaceRequest(call=req, status_callback=callback, request_hash=request_hash(body), body=body)
 
 
+def claim_key(journal, limits: LimitsConfig, token_name: str, key: str, call_id: str, request_hash: str,
+              timeout_s: float) -> dict | None:
+    """Claim ``key`` of ``token_name`` in the store for the call ``call_id`` (SPEC §2, §11).
+
+    Returns None when this request is to place the call; the first call's
+    resource when the key was claimed within ``[limits] idempotency_window_s``
+    with the same ``request_hash`` (waiting, up to ``timeout_s`` seconds, until
+    the instance placing it has journalled it). Raises ``IdempotencyConflict``
+    (422) for another body, ``AsteriskUnavailable`` (503) when the store does
+    not answer or the first call is not journalled in time. Runs on an HTTP thread.
+    """
+    since = utcnow() - timedelta(seconds=limits.idempotency_window_s)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            held = idempotency.claim(journal.engine, token_name, key, call_id, request_hash, since)
+            if held.call_id == call_id:
+                return None
+            if held.request_hash != request_hash:
+                raise IdempotencyConflict("this Idempotency-Key was used with another body",
+                                          {"idempotency_key": key[:80]})
+            while True:   # the same body: the first call, once it is journalled
+                first = journal.get(held.call_id)
+                if first is not None:
+                    return first
+                if idempotency.holder(journal.engine, token_name, key) != held:
+                    break   # given back (nothing was dialled): claim it again
+                if time.monotonic() > deadline:
+                    raise AsteriskUnavailable("the call with this Idempotency-Key is still being placed; "
+                                              "try again shortly")
+                time.sleep(0.05)
+    except sa.exc.SQLAlchemyError as exc:
+        raise AsteriskUnavailable("the store does not answer; try again shortly") from exc
+
+
+def release_key(journal, token_name: str, key: str, call_id: str) -> None:
+    """Give back the claim of ``key`` made for ``call_id`` when no call of that id is
+    journalled (refused, or a replay of an older call). Runs on an HTTP thread;
+    a store error is logged (the claim then lapses with its window)."""
+    try:
+        if journal.get(call_id) is None:
+            idempotency.release(journal.engine, token_name, key, call_id)
+    except sa.exc.SQLAlchemyError:
+        log.warning("an Idempotency-Key claim was not given back; it lapses with its window")
+
+
 def check_call_caps(engine, limits: LimitsConfig, token_name: str) -> None:
     """Refuse a new API call when ``[limits] max_active_calls`` calls are up
     in the service, or ``max_active_calls_per_token`` calls placed with
@@ -106,8 +165,9 @@ class Placer:
         self._placing: dict[tuple[str, str], tuple[str, str]] = {}
 
     async def place(self, request: PlaceRequest, clid: str, token_name: str,
-                    idempotency_key: str | None) -> tuple[dict, bool]:
-        """Place ``request`` with ``clid``; returns (call resource, replayed).
+                    idempotency_key: str | None, call_id: str | None = None) -> tuple[dict, bool]:
+        """Place ``request`` with ``clid`` as the call ``call_id`` (a new id when None);
+        returns (call resource, replayed).
 
         A replay of ``idempotency_key`` (same token, within ``[limits]
         idempotency_window_s``, the same body) returns the first call and
@@ -138,7 +198,7 @@ class Placer:
             raise AgentBusy("the agent already has an active call",
                             {"agent": req.agent, "max_active_calls": limit})
         check_call_caps(self.engine, self.limits, token_name)
-        call_id = new_call_id()
+        call_id = call_id or new_call_id()
         if idempotency_key:
             self._placing[key] = (call_id, request.request_hash)
         try:

@@ -19,8 +19,8 @@ from platforma_c2d.calls.agi_follower import cancel_agi_call
 from platforma_c2d.calls.engine import CallEngine
 from platforma_c2d.calls.errors import (AsteriskUnavailable, C2DError, Forbidden, InvalidRequest, NoSuchCall,
                                         NotCancellable)
-from platforma_c2d.calls.model import Origin, State
-from platforma_c2d.calls.placing import PlaceRequest, Placer
+from platforma_c2d.calls.model import Origin, State, new_call_id
+from platforma_c2d.calls.placing import PlaceRequest, Placer, claim_key, release_key
 from platforma_c2d.calls.policy import Policy
 from platforma_c2d.clid.picker import ClidPicker
 from platforma_c2d.config import Config
@@ -122,13 +122,28 @@ class CallService:
             choice = self.picker.choose(req, caller.name)
         except rules.RuleError as exc:
             raise InvalidRequest("no caller ID can be chosen", {"fields": {exc.field: exc.message}}) from None
+        call_id = new_call_id()
+        if idempotency_key:
+            try:   # in the store, before anything is dialled: one call per key cluster-wide
+                first = claim_key(self.journal, self.config.limits, caller.name, idempotency_key, call_id,
+                                  request.request_hash, self._timeout)
+            except BaseException:
+                self.picker.release(choice)
+                raise
+            if first is not None:
+                self.picker.release(choice)   # a replay: nothing is dialled with it
+                return first, True
         try:
-            result = self._run(self.placer.place(request, choice.clid, caller.name, idempotency_key))
+            result = self._run(self.placer.place(request, choice.clid, caller.name, idempotency_key, call_id))
         except BaseException:
             self.picker.release(choice)
+            if idempotency_key:
+                release_key(self.journal, caller.name, idempotency_key, call_id)
             raise
         if result[1]:
             self.picker.release(choice)   # a replay: nothing was dialled with it
+            if idempotency_key:   # of a call journalled before keys were claimed
+                release_key(self.journal, caller.name, idempotency_key, call_id)
         return result
 
     def clid_pools(self) -> list[dict]:

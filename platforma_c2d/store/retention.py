@@ -3,7 +3,8 @@
 Every call and every change of state is journalled (SPEC §9); a contact
 centre makes thousands a day. :class:`Retention` removes calls that ended
 more than ``retention_days`` ago, with their history (``call_events``),
-their stored events and finished webhook deliveries (``store/outbox.py``),
+their stored events and finished webhook deliveries (``store/outbox.py``)
+and Idempotency-Key claims as old (``store/idempotency.py``),
 in small batches, each its own short transaction, from a thread of its own
 (:class:`RetentionThread`): the journal's writer waits at most one batch
 for the database, never for the whole purge.
@@ -22,6 +23,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from platforma_c2d.calls.model import iso, utcnow
+from platforma_c2d.store import idempotency
 from platforma_c2d.store.journal import call_events, calls
 from platforma_c2d.store.outbox import PENDING, call_callbacks, deliveries, events, outbox_cursor
 
@@ -63,6 +65,7 @@ class Retention:
                 query = query.where(~sa.exists().where(events.c.call_id == calls.c.id,
                                                        events.c.id > cursor))
             ids = conn.execute(query.order_by(calls.c.ended_at).limit(self.batch)).scalars().all()
+            idempotency.purge(conn, cutoff)   # claims as old as the calls removed
             if not ids:
                 return 0
             for table in (call_events, events, deliveries, call_callbacks):

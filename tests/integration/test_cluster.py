@@ -10,7 +10,9 @@ give agents 1001 and 1003 to node A, 1002 and 1004 to node B.
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -139,6 +141,50 @@ def test_a_call_placed_on_node_a_for_an_agent_of_node_b_is_dialled_by_node_b(nod
     assert len(trunk.received("INVITE")) == 1 and len(agent.received("INVITE")) == 1
     history = b1.http.get(f"/click2dial/calls/{call['id']}/history").json()
     assert [h["state"] for h in history["states"]] == ["dialing_agent", "dialing_callee", "connected", "ended"]
+
+
+def post_at_once(posts: list) -> list:
+    """Send ``(instance, body, key)`` POSTs at the same moment, one thread each; their responses."""
+    barrier = threading.Barrier(len(posts))
+
+    def send(svc, body, key):
+        barrier.wait()
+        return svc.post_call(body, headers={"Idempotency-Key": key})
+
+    with ThreadPoolExecutor(len(posts)) as pool:
+        return list(pool.map(lambda p: send(*p), posts))
+
+
+def test_one_idempotency_key_sent_at_once_through_both_nodes_places_one_call(nodes, cluster, sipp):
+    a1 = cluster("a", "a1", wait_role="active")
+    b1 = cluster("b", "b1", wait_role="active")
+    phones = [sipp("agent-a", AGENT_PORT["1001"], uas_scenario(answer=False), host=ADDRESS["a"]),
+              sipp("agent-b", AGENT_PORT["1002"], uas_scenario(answer=False), host=ADDRESS["b"])]
+    # Two bodies (agents of two nodes), one key: one call, the other request 422.
+    answers = post_at_once([(a1, call_body("1001", "race-1"), "race-key"),
+                            (b1, call_body("1002", "race-1"), "race-key")])
+    assert sorted(r.status_code for r in answers) == [201, 422], [r.text for r in answers]
+    placed = next(r.json() for r in answers if r.status_code == 201)
+    refused = next(r.json() for r in answers if r.status_code == 422)
+    assert refused["error"] == "idempotency-key-reused"
+    # One body, one key, through both instances at once: one call, the other answer its replay
+    # (for the agent whose phone is still free).
+    free = "1002" if placed["agent"] == "1001" else "1001"
+    again = post_at_once([(a1, call_body(free, "race-2"), "race-key-2"),
+                          (b1, call_body(free, "race-2"), "race-key-2")])
+    assert [r.status_code for r in again] == [201, 201], [r.text for r in again]
+    assert again[0].json()["id"] == again[1].json()["id"]
+    assert sorted(r.headers.get("Idempotent-Replayed", "") for r in again) == ["", "true"]
+    ids = {placed["id"], again[0].json()["id"]}
+    listed = a1.http.get("/click2dial/calls", params={"call_ref": "race-1"}).json()["calls"]
+    listed += a1.http.get("/click2dial/calls", params={"call_ref": "race-2"}).json()["calls"]
+    assert {c["id"] for c in listed} == ids
+    for call_id in ids:
+        assert a1.http.delete(f"/click2dial/calls/{call_id}").status_code == 200
+    for call_id in ids:
+        assert b1.wait_state(call_id, "ended")["state"] == "ended"
+    # What the phones saw: one INVITE for each call placed, none for the refused or replayed.
+    assert [len(p.received("INVITE")) for p in phones] == [1, 1]
 
 
 def test_a_browser_call_on_node_a_is_seen_from_node_b(nodes, cluster, sipp):
