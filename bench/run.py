@@ -41,7 +41,6 @@ import platform
 import re
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -51,11 +50,14 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from bench.floor import AriFloor
 from bench.httpclient import HttpError, HttpPool
 from bench.observer import Observer
 from bench.procstat import cpu_seconds, memory_kb
 from bench.receiver import Receiver
+from platforma_c2d.store.journal import calls
 from tests.bench.asterisk import ARI_PASSWORD, ARI_USER, OVERLAY_DIR, AsteriskBench
 from tests.bench.root import ensure_root
 from tests.bench.service import ServiceProcess
@@ -99,6 +101,9 @@ type=identify
 endpoint={BASE_PHONE}
 match=127.0.0.1:{BASE_PHONE_PORT}
 """
+
+#: ``--store``: the journal's URL (None: the SQLite file in the service's directory)
+STORE: dict[str, str | None] = {"url": None}
 
 SERVICE_OVERRIDES = {
     "limits": {"max_active_calls_per_agent": 100000, "max_active_calls": 0,
@@ -287,7 +292,7 @@ class Bench:
         shutil.rmtree(self.root / "tmp/c2d-bench", ignore_errors=True)
 
     async def start_service(self) -> None:
-        self.svc = ServiceProcess(self.workdir / "service", SERVICE_OVERRIDES)
+        self.svc = ServiceProcess(self.workdir / "service", SERVICE_OVERRIDES, store_url=STORE["url"])
         await asyncio.to_thread(self.svc.start)
         host, port = self.svc.url.split("//", 1)[1].rsplit(":", 1)
         self.service = Service(HttpPool(host, int(port), max_conns=32), self.svc)
@@ -405,22 +410,22 @@ class Bench:
     def journal_reasons(self, recs: list[CallRec], wait_s: float = 5.0) -> dict[str, str | None]:
         """The service journal's reason for each call id (waits for them to end)."""
         ids = [r.call_id for r in recs if r.call_id]
-        db = self.svc.db
         deadline = time.time() + wait_s
-        while True:
-            got: dict[str, str | None] = {}
-            con = sqlite3.connect(str(db), timeout=10)
-            try:
-                for i in range(0, len(ids), 500):
-                    chunk = ids[i:i + 500]
-                    q = f"SELECT id, state, reason FROM calls WHERE id IN ({','.join('?' * len(chunk))})"
-                    for cid, state, reason in con.execute(q, chunk):
-                        got[cid] = reason if state == "ended" else None
-            finally:
-                con.close()
-            if all(got.get(i) for i in ids) or time.time() > deadline:
-                return got
-            time.sleep(0.3)
+        engine = sa.create_engine(self.svc.store_url)     # SQLite file or PostgreSQL (--store)
+        try:
+            while True:
+                got: dict[str, str | None] = {}
+                with engine.connect() as con:
+                    for i in range(0, len(ids), 500):
+                        rows = con.execute(sa.select(calls.c.id, calls.c.state, calls.c.reason)
+                                           .where(calls.c.id.in_(ids[i:i + 500])))
+                        for cid, state, reason in rows:
+                            got[cid] = reason if state == "ended" else None
+                if all(got.get(i) for i in ids) or time.time() > deadline:
+                    return got
+                time.sleep(0.3)
+        finally:
+            engine.dispose()
 
     # --- one step: place, drain, judge ---------------------------------
     async def step(self, subject, rate: float, n: int, talk_s: float, label: str,
@@ -1104,6 +1109,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--webhook", action="store_true",
                    help="events on: the service delivers every call event to one local webhook "
                         "receiver that answers 204 (bench/receiver.py)")
+    p.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite",
+                   help="the service's journal: its SQLite file (the default), or a database of a "
+                        "PostgreSQL server started for the run (tests/bench/postgres.py)")
     p.add_argument("--from-json", metavar="FILE",
                    help="do not run: print the table of an earlier run's JSON (with --update-docs: "
                         "put it into docs/performance.md)")
@@ -1127,6 +1135,13 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"--set: no plan field {key!r} (fields: {', '.join(Plan.__dataclass_fields__)})")
         setattr(plan, key, json.loads(value))
         mode += f" {key}={value}"
+    postgres = None
+    if args.store == "postgresql":
+        from tests.bench.postgres import PostgresServer
+
+        postgres = PostgresServer().start()
+        STORE["url"] = postgres.new_database("bench")
+        mode += " store=postgresql"
     receiver = None
     if args.webhook:
         receiver = Receiver().start()
@@ -1137,6 +1152,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if receiver is not None:
             receiver.stop()
+        if postgres is not None:
+            postgres.stop()
     if receiver is not None:
         res["webhook"] = {"received": receiver.received}
         print(f"webhook receiver: {receiver.received} events delivered")
