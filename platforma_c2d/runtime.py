@@ -64,7 +64,8 @@ class Runtime:
         self.picker = ClidPicker(config.clid, ClidStore(self.journal.engine),
                                  registry=self.metrics.registry)
         self.stasis = StasisApp(self.engine, self.ari, self.picker, self.policy,
-                                config.limits.max_active_calls_per_agent)
+                                config.limits.max_active_calls_per_agent,
+                                config.limits.max_active_calls)
         self.events = EventStream(a.url, a.username, a.password, a.app, self.stasis.dispatch,
                                   self._connected, self._disconnected, a.reconnect_max_backoff_s)
         self.loop = asyncio.new_event_loop()

@@ -38,13 +38,14 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from platforma_c2d import rules
+from platforma_c2d.agi.limits import check_agi_limits
 from platforma_c2d.agi.trust import check_secret, read_identity
 from platforma_c2d.calls import sipheaders
 from platforma_c2d.calls.errors import C2DError
 from platforma_c2d.calls.model import Call, EndedBy, Leg, Origin, Reason, State, new_call_id
 from platforma_c2d.calls.policy import Policy
 from platforma_c2d.clid.picker import ClidPicker
-from platforma_c2d.config import DialConfig
+from platforma_c2d.config import DialConfig, LimitsConfig
 from platforma_c2d.store.journal import Journal
 
 log = logging.getLogger("platforma_c2d.agi")
@@ -213,14 +214,17 @@ class AgiScripts:
     ``follow``: called with an accepted call's channel id (UNIQUEID) before
     ``C2D_STATUS=OK``, so that the service follows the channel to its end
     (:class:`~platforma_c2d.agi.follow.ChannelFollow.subscribe`; ``None``:
-    only the hangup script ends calls). Methods take an :class:`~platforma_c2d.agi.channel.AgiChannel` and are
+    only the hangup script ends calls); ``limits``: ``[limits]``, whose
+    per-agent and service caps an AGI call obeys like any other (``None``:
+    none). Methods take an :class:`~platforma_c2d.agi.channel.AgiChannel` and are
     safe to call from many threads at once.
     """
 
     def __init__(self, journal: Journal, picker: ClidPicker, policy: Policy,
                  dial: DialConfig | None = None, secret: str = "",
-                 follow: Callable[[str], bool] | None = None):
+                 follow: Callable[[str], bool] | None = None, limits: LimitsConfig | None = None):
         self.journal, self.picker, self.policy = journal, picker, policy
+        self.limits = limits
         self.follow = follow
         self.dial = dial or DialConfig()
         self.secret = secret
@@ -309,6 +313,8 @@ class AgiScripts:
             req = rules.validate_fields(agent=agent, callee=callee, outbound_id=outbound_id,
                                         call_ref=call_ref)
             self.policy.check(req)
+            if self.limits is not None:
+                check_agi_limits(self.journal.engine, self.limits, req.agent)
             clid = self.picker.choose(req).clid
         except (rules.ValidationError, rules.RuleError, C2DError) as exc:
             return self._refuse(agi, call, exc, call_ref)

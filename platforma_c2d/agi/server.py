@@ -132,7 +132,8 @@ def build_server(cfg: Config, journal: Journal) -> AgiServer:
     the listening socket; raises ``OSError`` when that fails."""
     picker = ClidPicker(cfg.clid, ClidStore(journal.engine))
     scripts = AgiScripts(journal, picker, Policy(cfg.clid, cfg.policy), dial=cfg.dial,
-                         secret=cfg.agi.secret, follow=ChannelFollow(cfg.ari).subscribe)
+                         secret=cfg.agi.secret, follow=ChannelFollow(cfg.ari).subscribe,
+                         limits=cfg.limits)
     return AgiServer((cfg.agi.host, cfg.agi.port), scripts,
                      max_connections=cfg.agi.max_connections,
                      read_timeout_s=cfg.agi.read_timeout_s)

@@ -53,13 +53,15 @@ class StasisApp:
 
     ``engine``: the call engine; ``ari``: REST client; ``picker``: chooses
     the CLID of header calls (SPEC §12); ``policy``: allowed CLIDs and
-    destinations; ``max_per_agent``: active calls per agent (0: no limit).
+    destinations; ``max_per_agent``: active calls per agent (0: no limit);
+    ``max_active_calls``: calls up at once in the service, REST and browser
+    calls alike (``[limits] max_active_calls``; 0: no cap).
     """
 
     def __init__(self, engine: CallEngine, ari: AriClient, picker: ClidPicker, policy: Policy,
-                 max_per_agent: int = 0):
+                 max_per_agent: int = 0, max_active_calls: int = 0):
         self.engine, self.ari, self.picker, self.policy = engine, ari, picker, policy
-        self.max_per_agent = max_per_agent
+        self.max_per_agent, self.max_active_calls = max_per_agent, max_active_calls
         self._tails: dict[str, asyncio.Task] = {}
         #: browser channels taken by ``adopt`` whose StasisStart may still be queued
         self._adopted: set[str] = set()
@@ -260,6 +262,10 @@ class StasisApp:
             if self.max_per_agent and self.engine.active_for_agent(req.agent) >= self.max_per_agent:
                 self.picker.release(choice)
                 raise C2DError("agent has too many active calls", {"agent": "busy"})
+            if self.max_active_calls and self.engine.active_calls() >= self.max_active_calls:
+                self.picker.release(choice)
+                raise C2DError("too many calls up", {"limits": f"{self.max_active_calls} calls are up "
+                                                               "already ([limits] max_active_calls)"})
             clid = choice.clid
         except (rules.ValidationError, rules.RuleError, C2DError) as exc:
             fields = exc.errors if isinstance(exc, rules.ValidationError) else (

@@ -11,7 +11,10 @@ from __future__ import annotations
 import hashlib
 import time
 
-from tests.bench.sipp import uas_scenario
+import pytest
+
+from platforma_c2d.store.journal import Journal
+from tests.bench.sipp import uac_scenario, uas_scenario
 
 TRUNK_PORT = 5070
 TOKEN_A, TOKEN_B = "leaked-token-of-crm-a", "token-of-crm-b"
@@ -60,3 +63,65 @@ def test_calls_past_the_per_token_and_service_caps_are_429_and_never_dialled(
     for call in [*placed[1:], other, again]:
         svc.http.delete(f"/click2dial/calls/{call.json()['id']}", headers=a if call is not other else b)
 
+
+
+# --------------------------------------------------------------------------
+# Every way in obeys the caps: browser (header) calls and FastAGI calls
+# --------------------------------------------------------------------------
+
+PHONE_PORT, AGI_PHONE_PORT = 5081, 5091
+
+
+def finals_of(phone, count: int, timeout: float = 20.0) -> list[int]:
+    """The final response codes the phone got to its INVITEs, sorted (waits for ``count``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = sorted(m.status for m in phone.messages()
+                       if m.direction == "received" and (m.status or 0) >= 200
+                       and "INVITE" in (m.header("CSeq") or [""])[0])
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+def refusal_details(journal: Journal) -> list[str]:
+    """The last journal detail of each refused (``rejected``) call."""
+    calls, _total = journal.list(limit=50)
+    return [journal.events(c["id"])[-1]["detail"] for c in calls if c["reason"] == "rejected"]
+
+
+def test_a_header_call_past_the_service_cap_is_refused_403_and_never_dialled(
+        asterisk, make_service, sipp):
+    """A browser phone's second call while ``max_active_calls`` (1) calls are up:
+    the phone gets 403, the trunk sees one INVITE, the journal says why."""
+    svc = make_service({"limits": {"max_active_calls": 1, "max_active_calls_per_agent": 5}})
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=200))
+    phone = sipp("phone", PHONE_PORT, uac_scenario(target="0215550100", from_user="2001", talk_ms=4000),
+                 uac_target="127.0.0.1:5060", calls=2, rate=1)
+    assert finals_of(phone, 2) == [200, 403]
+    assert len(trunk.received("INVITE")) == 1
+    [detail] = refusal_details(Journal(svc.store_url))
+    assert "max_active_calls" in detail, detail
+
+
+@pytest.mark.parametrize("limits, refused_as", [
+    ({"max_active_calls_per_agent": 1}, "agent-busy"),
+    ({"max_active_calls_per_agent": 5, "max_active_calls": 1}, "too-many-calls"),
+])
+def test_a_fastagi_call_past_the_per_agent_limit_or_the_cap_is_refused_403(
+        asterisk, make_service, sipp, limits, refused_as):
+    """The dialplan's second call of agent 3001 while its first is up: the
+    FastAGI server refuses it (the dialplan answers 403), nothing more reaches
+    the trunk, the journal names the limit."""
+    svc = make_service({"limits": limits}, command="agi")
+    deadline = time.monotonic() + 15
+    while "FastAGI listening" not in svc.log_path.read_text(errors="replace"):
+        assert svc.proc.poll() is None and time.monotonic() < deadline, svc.tail_log()
+        time.sleep(0.05)
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=200))
+    phone = sipp("phone", AGI_PHONE_PORT, uac_scenario(target="0215550100", from_user="3001", talk_ms=4000),
+                 uac_target="127.0.0.1:5060", calls=2, rate=1)
+    assert finals_of(phone, 2) == [200, 403]
+    assert len(trunk.received("INVITE")) == 1
+    [detail] = refusal_details(Journal(svc.store_url))
+    assert detail.startswith(f"refused ({refused_as}"), detail
