@@ -146,10 +146,11 @@ class CallService:
                 release_key(self.journal, caller.name, idempotency_key, call_id)
         return result
 
-    def clid_pools(self) -> list[dict]:
+    def clid_pools(self, caller: Caller = Caller()) -> list[dict]:
         """The CLID pools, their policies and each number's use and health (SPEC §12,
-        ``GET /click2dial/clids``); see :meth:`ClidPicker.report`."""
-        return self.picker.report()
+        ``GET /click2dial/clids``); see :meth:`ClidPicker.report`. A token limited
+        to some agents sees only the pools its agents draw from."""
+        return self.picker.report(agents=caller.agents, token=caller.name)
 
     def get_call(self, call_id: str, caller: Caller = Caller()) -> dict:
         """The call resource of ``call_id``; raises ``NoSuchCall``.

@@ -119,10 +119,17 @@ class ClidPicker:
         if pool is not None and choice.drawn:
             self._safely(self.store.release, pool, choice.clid, self.clock())
 
-    def report(self, now: datetime | None = None) -> list[dict]:
-        """Every pool and its numbers, as ``GET /click2dial/clids`` shows them
-        (:meth:`ClidStore.report`)."""
-        return self.store.report(self.pools.pools, now or self.clock())
+    def report(self, now: datetime | None = None, *, agents: tuple[str, ...] = (),
+               token: str = "") -> list[dict]:
+        """The pools and their numbers, as ``GET /click2dial/clids`` shows them
+        (:meth:`ClidStore.report`): every pool, or (``agents`` given: a token
+        limited to them, named ``token``) only the pools those agents' calls
+        through that token draw ``random`` from."""
+        pools = self.pools.pools
+        if agents:
+            drawn = {id(p) for p in (self.pools.for_caller(a, token) for a in agents) if p is not None}
+            pools = [p for p in pools if id(p) in drawn]
+        return self.store.report(pools, now or self.clock())
 
     def _safely(self, fn, *args) -> None:
         try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, jsonify, request
 
 from platforma_c2d.http.calls import _authenticate
 
@@ -12,4 +12,5 @@ bp.before_request(_authenticate)   # the same bearer token and rate limit as /ca
 
 @bp.get("/clids")
 def list_clids():
-    return jsonify({"pools": current_app.extensions["c2d.service"].clid_pools()})
+    service = current_app.extensions["c2d.service"]
+    return jsonify({"pools": service.clid_pools(request.environ["c2d.caller"])})

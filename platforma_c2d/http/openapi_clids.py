@@ -64,7 +64,8 @@ def paths(_ref, _json, _R401: dict, _R429: dict, _R503: dict, _RDEFAULT: dict) -
                 "tags": ["clids"],
                 "summary": "CLID pools, their policies and each number's use and health",
                 "description": "Every configured pool in configuration order, read from the store "
-                               "(the same for every instance sharing it).",
+                               "(the same for every instance sharing it). A token limited to "
+                               "some agents sees only the pools its agents draw from.",
                 "responses": {
                     "200": {"description": "The pools.",
                             "content": _json(_ref("ClidPools"))},

@@ -154,3 +154,35 @@ def test_a_number_the_carrier_refuses_is_rested_and_no_longer_presented(asterisk
     # Still usable when asked for explicitly.
     r = service.post_call({"agent": "1001", "callee": "0215550100", "outbound_id": NUMBERS[0]})
     assert service.wait_state(r.json()["id"], "ended", timeout=15)["clid"] == NUMBERS[0]
+
+
+def test_a_token_limited_to_agents_sees_only_the_pools_its_agents_draw_from(asterisk, make_service):
+    """``GET /click2dial/clids`` through the real HTTP API: a token limited to
+    some agents sees the pools (and so the numbers) those agents draw from
+    through it — by agent, by token, or the pool for everyone else — and no
+    other; a token without agents sees every pool."""
+    import hashlib
+
+    def sha(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    tokens = {"crm-a": ["1002"], "crm-b": ["3001"], "crm-c": ["4001"]}
+    service = make_service({
+        "auth": {"tokens_sha256": [sha("admin-token")],
+                 "token": [{"sha256": sha(f"{name}-token"), "name": name, "agents": agents}
+                           for name, agents in tokens.items()]},
+        "clid": {"default": "0115550000", "pool": [], "pools": [
+            {"name": "sales", "numbers": ["0215550101"], "agents": ["10*"]},
+            {"name": "support", "numbers": ["0215550201"], "agents": ["2001"]},
+            {"name": "crm", "numbers": ["0215550301"], "tokens": ["crm-b"]},
+            {"name": "everyone", "numbers": ["0215550401"]}]}})
+
+    def seen(token: str) -> list[tuple[str, list[str]]]:
+        r = service.http.get("/click2dial/clids", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200, r.text
+        return [(p["name"], [n["number"] for n in p["numbers"]]) for p in r.json()["pools"]]
+
+    assert seen("crm-a-token") == [("sales", ["0215550101"])]
+    assert seen("crm-b-token") == [("crm", ["0215550301"])]
+    assert seen("crm-c-token") == [("everyone", ["0215550401"])]
+    assert [name for name, _ in seen("admin-token")] == ["sales", "support", "crm", "everyone"]
