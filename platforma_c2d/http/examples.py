@@ -73,6 +73,7 @@ ERRORS: dict[str, dict] = {
     "not-found": _error("not-found", f"no route /click2dial/nope; the routes are in {contract.PREFIX}/openapi.json"),
     "method-not-allowed": _error("method-not-allowed", "PATCH is not taken by /click2dial/calls; it takes GET, POST",
                                  {"allowed": ["GET", "POST"]}),
+    "request-too-large": _error("request-too-large", contract.ERRORS["request-too-large"].meaning),
     "agent-busy": _error("agent-busy", "the agent already has an active call",
                          {"agent": "1001", "max_active_calls": 1}),
     "not-cancellable": _error("not-cancellable", "this FastAGI call was journalled without its channel; "

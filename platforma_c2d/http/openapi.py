@@ -280,11 +280,9 @@ def _calls_paths() -> dict:
                     "403": _errors("Not allowed: this agent for this token, this outbound ID, or this number.",
                                    "forbidden", "clid-not-allowed", "destination-not-allowed"),
                     "409": _errors("The agent already has the maximum number of active calls.", "agent-busy"),
-                    "413": {"description": (
-                        f"The body is {contract.MAX_BODY_BYTES // 1024} KiB or larger. The HTTP server refuses it "
-                        "before the service reads it, as `text/plain` (`exceeds max_body of 65536`)."),
-                        "content": {"text/plain": {"schema": {"type": "string"},
-                                                   "example": "exceeds max_body of 65536"}}},
+                    "413": _errors(f"The body is {contract.MAX_BODY_BYTES // 1024} KiB or larger; refused before "
+                                   "it is read (from its `Content-Length`), before the token is checked.",
+                                   "request-too-large"),
                     "415": _errors("The body is not declared `application/json`.", "unsupported-media-type"),
                     "422": _errors("The Idempotency-Key was used before with a different body.",
                                    "idempotency-key-reused"),

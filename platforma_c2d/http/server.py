@@ -15,18 +15,25 @@ Here:
   must bring its first request within that time; otherwise the connection
   is closed (checked every second);
 * ``[http] idle_timeout_s`` (waitress ``channel_timeout``): a keep-alive
-  connection with nothing to do is closed after that long.
+  connection with nothing to do is closed after that long;
+* a body over the limit is refused by waitress before it is read (from its
+  ``Content-Length``, or as a chunked body grows past it) with the API's own
+  JSON error, 413 ``request-too-large`` (SPEC §2), not waitress' text.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import types
 
 import waitress
 from waitress.channel import HTTPChannel
+from waitress.task import ErrorTask
+from waitress.utilities import RequestEntityTooLarge
 
+from platforma_c2d import contract
 from platforma_c2d.config import HttpConfig
 
 log = logging.getLogger("platforma_c2d.http")
@@ -35,10 +42,39 @@ log = logging.getLogger("platforma_c2d.http")
 CHECK_INTERVAL_S = 1
 
 
+def too_large_body() -> bytes:
+    """The JSON body of 413 ``request-too-large`` (SPEC §2 error shape), as the
+    application's own guard words it."""
+    return json.dumps({"error": "request-too-large", "message": contract.ERRORS["request-too-large"].meaning,
+                       "details": {}}).encode()
+
+
+class _JsonErrorTask(ErrorTask):
+    """waitress' answer to a request it refuses itself: a body over the limit
+    becomes the API's JSON 413 (the body is never read); other refusals
+    (malformed requests) keep waitress' text."""
+
+    def execute(self) -> None:
+        """Write the error response (waitress); the connection closes after it."""
+        if not isinstance(self.request.error, RequestEntityTooLarge):
+            super().execute()
+            return
+        body = too_large_body()
+        self.status = f"413 {RequestEntityTooLarge.reason}"
+        self.response_headers.extend([("Content-Type", "application/json"),
+                                      (contract.API_VERSION_HEADER, contract.API_VERSION)])
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
 class _DeadlineChannel(HTTPChannel):
     """A waitress channel that remembers since when its current request is
     incomplete (``pending_since``, ``time.time()`` seconds; ``None`` while
-    it has no incomplete request)."""
+    it has no incomplete request), and answers a body over the limit with
+    JSON (:class:`_JsonErrorTask`)."""
+
+    error_task_class = _JsonErrorTask
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

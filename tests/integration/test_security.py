@@ -216,11 +216,34 @@ def test_refused_requests_are_in_the_log_with_the_token_name(asterisk, make_serv
     assert OTHER not in log and TOKEN not in log
 
 
+TOO_LARGE = {"error": "request-too-large", "message": "the body is larger than 64 KiB", "details": {}}
+
+
 def test_a_body_over_64_kib_is_refused_before_it_is_read(asterisk, service):
     r = service.http.post("/click2dial/calls", content=b"{" + b" " * (2 * 1024 * 1024) + b"}",
                           headers={"Content-Type": "application/json"})
     assert r.status_code == 413
+    assert r.headers["Content-Type"] == "application/json" and r.json() == TOO_LARGE
     assert service.http.get("/click2dial/calls").json()["total"] == 0
+
+
+def test_a_declared_body_over_64_kib_gets_the_json_413_before_any_of_it_is_sent(asterisk, service):
+    """The answer comes from the headers alone: the server never waits for
+    (nor reads) the 100 MB it was promised."""
+    import json
+    import socket
+
+    host, port = service.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(b"POST /click2dial/calls HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 100000000\r\n\r\n{")
+        answer = b""
+        while chunk := sock.recv(65536):   # the server closes after its answer
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 "), head
+    assert b"\r\ncontent-type: application/json" in head.lower(), head
+    assert json.loads(body) == TOO_LARGE
 
 
 def test_policy_refused_callee_on_the_header_path_is_403(asterisk, make_service, sipp):

@@ -99,6 +99,9 @@ def _provoke(name, client, runtime):
     if name == "not-cancellable":
         _journal_call(runtime, examples.CALL_ID, origin=Origin.AGI)
         return client.delete(f"/click2dial/calls/{examples.CALL_ID}", headers=_auth())
+    if name == "request-too-large":   # the application's own guard; the HTTP server's: below
+        return client.post("/click2dial/calls", data=b"{" + b" " * contract.MAX_BODY_BYTES + b"}",
+                           content_type="application/json", headers=_auth())
     if name == "unsupported-media-type":
         return client.post("/click2dial/calls", data=b"agent=1001", content_type="text/plain", headers=_auth())
     if name == "idempotency-key-reused":
@@ -181,3 +184,11 @@ def test_a_real_call_list_and_history_have_the_examples_shape(client, runtime, d
     assert [s["state"] for s in history["states"]] == [s["state"] for s in examples.CALL_HISTORY["states"]]
     _validator(doc, "CallHistory").validate(history)
     assert json.loads(json.dumps(real)) == real
+
+
+def test_the_http_servers_own_413_is_the_documented_json_error():
+    """waitress answers a body over the limit before the application sees it
+    (tests/integration/test_security.py): with the same body as the example."""
+    from platforma_c2d.http.server import too_large_body
+
+    assert json.loads(too_large_body()) == examples.ERRORS["request-too-large"]
