@@ -118,6 +118,11 @@ def resume_plan(call: Call, bridges: dict | set) -> ResumePlan:
         if callee is None or callee.gone:
             return ResumePlan(Ending(Reason.FAILED, "the agent had answered before the restart"))
         answered, state = True, State.DIALING_CALLEE
+    elif state is State.DIALING_AGENT and callee is not None and not callee.gone:
+        # A callee leg is there, so the agent had answered, and has hung up
+        # since (its leg is gone): the record of the answer never reached the
+        # disk (a store slower to commit than Asterisk is to dial).
+        answered, state = True, State.DIALING_CALLEE
     if state is State.DIALING_CALLEE and (callee is None or callee.gone):
         # Whatever happened to the callee happened while we were away (it
         # may even have answered): never dial the customer twice.
