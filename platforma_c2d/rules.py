@@ -424,3 +424,10 @@ def validate_fields(
         _SKIP if outbound_id is None else outbound_id,
         {"call_ref": call_ref},
     )
+
+
+def journal_text(value: str, limit: int) -> str:
+    """An input value as it may be journalled before (or without) passing the rules:
+    ASCII-escaped, no control characters, at most ``limit`` characters (the journal
+    shows what was asked, never raw). Used by every way in."""
+    return ascii(value)[1:-1][:limit]

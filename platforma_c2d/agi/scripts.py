@@ -44,17 +44,16 @@ from platforma_c2d.calls import sipheaders
 from platforma_c2d.calls.errors import C2DError
 from platforma_c2d.calls.model import Call, EndedBy, Leg, Origin, Reason, State, new_call_id
 from platforma_c2d.calls.policy import Policy
+from platforma_c2d.calls.sipheaders import HEADER_CALL_REF, HEADER_OUTBOUND_ID, agent_from_channel_name
 from platforma_c2d.clid.picker import ClidPicker
 from platforma_c2d.config import DialConfig, LimitsConfig
+from platforma_c2d.rules import journal_text
 from platforma_c2d.store.journal import Journal
 
 log = logging.getLogger("platforma_c2d.agi")
 
 SCRIPT_CHECK = "click2dial"
 SCRIPT_HANGUP = "click2dial-hangup"
-
-HEADER_OUTBOUND_ID = "X-Platforma-Outbound-ID"
-HEADER_CALL_REF = "X-Platforma-Call-Ref"
 
 # C2D_STATUS values besides the C2DError ids (clid-not-allowed, ...).
 STATUS_OK = "OK"
@@ -73,7 +72,6 @@ DIALSTATUS_REASONS = {
     "CANCEL": Reason.CANCELLED,
 }
 
-_CHANNEL_NAME = re.compile(r"[A-Za-z0-9]+/([^/]+)-[0-9a-f]+")
 _CALL_ID = re.compile(r"[0-9a-f]{32}")
 _FIELD_NAME = re.compile(r"[a-z_]{1,20}")
 _CAUSE_NORMAL_CLEARING = 16
@@ -90,13 +88,6 @@ def script_name(env: dict[str, str]) -> str:
     a ``?query``; ``""`` when absent."""
     path = env.get("agi_network_script", "")
     return path.split("?", 1)[0].strip("/")
-
-
-def agent_from_channel_name(name: str) -> str:
-    """The endpoint part of a channel name (``"PJSIP/3001-0000002a"`` ->
-    ``"3001"``); ``""`` when ``name`` is not ``TECH/endpoint-hex``."""
-    match = _CHANNEL_NAME.fullmatch(name)
-    return match.group(1) if match else ""
 
 
 def status_for(exc: Exception) -> tuple[str, dict[str, str]]:
@@ -189,12 +180,6 @@ def answered_seconds(answered_time_ms: str, answered_time: str) -> float | None:
         if re.fullmatch(r"[0-9]{1,9}", text or ""):
             return int(text) / scale
     return None
-
-
-def journal_text(value: str, limit: int) -> str:
-    """A refused value as it may be journalled: ASCII-escaped, at most
-    ``limit`` characters (the journal shows what was asked, never raw)."""
-    return ascii(value)[1:-1][:limit]
 
 
 # --------------------------------------------------------------------------

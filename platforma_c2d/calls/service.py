@@ -27,7 +27,7 @@ from platforma_c2d.config import Config
 from platforma_c2d.contract import TOTAL_COUNT_MAX
 from platforma_c2d.store.journal import Journal
 
-log = logging.getLogger("platforma_c2d.api")
+log = logging.getLogger("platforma_c2d.service")
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,23 @@ only for a header that request cannot settle, every function one by one.
 from __future__ import annotations
 
 import asyncio
+import re
+
+#: The headers a phone's INVITE carries (SPEC §4), for the Stasis app and the FastAGI scripts alike.
+HEADER_OUTBOUND_ID = "X-Platforma-Outbound-ID"
+HEADER_CALL_REF = "X-Platforma-Call-Ref"
 
 ALL_HEADERS = "PJSIP_HEADERS()"
+
+_CHANNEL_NAME = re.compile(r"[A-Za-z0-9]+/([^/]+)-[0-9a-f]+")
+
+
+def agent_from_channel_name(name: str) -> str:
+    """The calling endpoint, the agent of a phone's call (SPEC §4): the endpoint part of a
+    channel name (``"PJSIP/3001-0000002a"`` -> ``"3001"``); ``""`` when ``name`` is not
+    ``TECH/endpoint-hex`` (a Local channel, say)."""
+    match = _CHANNEL_NAME.fullmatch(name)
+    return match.group(1) if match else ""
 
 
 def functions(name: str) -> tuple[str, str, str]:

@@ -28,8 +28,6 @@ from platforma_c2d.clid.picker import ClidPicker
 
 log = logging.getLogger("platforma_c2d.stasis")
 
-HEADER_OUTBOUND_ID = "X-Platforma-Outbound-ID"
-HEADER_CALL_REF = "X-Platforma-Call-Ref"
 
 #: The ARI event types the app acts on; Asterisk is asked to send only
 #: these (ChannelVarset alone was over half of the events of a call).
@@ -38,14 +36,6 @@ EVENT_TYPES = ("StasisStart", "StasisEnd", "ChannelStateChange", "ChannelDestroy
 #: The UserEvent our trunk-leg context sends after Dial() (ADR 0014, extensions.conf).
 LEG_USEREVENT = "c2d-leg"
 _SIP_CODE = re.compile(r"\b([1-6][0-9][0-9])\b")
-
-_ENDPOINT_FROM_NAME = re.compile(r"^[A-Za-z]+/(.+)-[0-9a-f]+$")
-
-
-def _printable(value: object, limit: int = 16) -> str:
-    """A value safe to journal: ASCII, no control characters, at most ``limit`` characters."""
-    text = ascii(value)[1:-1] if isinstance(value, str) else ascii(value)
-    return text[:limit]
 
 
 class StasisApp:
@@ -225,8 +215,7 @@ class StasisApp:
         callee) or 403 (bad or unauthorised outbound_id / call_ref).
         """
         chan_id = channel["id"]
-        match = _ENDPOINT_FROM_NAME.match(channel.get("name", ""))
-        agent = match.group(1) if match else ""
+        agent = sipheaders.agent_from_channel_name(channel.get("name", ""))
         callee = (channel.get("dialplan") or {}).get("exten", "")
         try:
             if channel.get("name", "").startswith("PJSIP/"):
@@ -234,7 +223,7 @@ class StasisApp:
                 # copy must not be bypassed; REST refuses duplicate keys too), and
                 # so is one too long to read whole (SPEC §4).
                 (outbound_id, out_problem), (call_ref, ref_problem) = await sipheaders.read(
-                    self.ari, chan_id, (HEADER_OUTBOUND_ID, HEADER_CALL_REF))
+                    self.ari, chan_id, (sipheaders.HEADER_OUTBOUND_ID, sipheaders.HEADER_CALL_REF))
                 problems = {field: problem for field, problem in (
                     ("outbound_id", out_problem), ("call_ref", ref_problem)) if problem}
             else:
@@ -247,9 +236,9 @@ class StasisApp:
             log.warning("cannot read the X-Platforma headers of %s: %s", chan_id, exc)
             await self.ari.hangup(chan_id, reason_code=causes.CAUSE_CONGESTION)
             return None
-        call = Call(id=new_call_id(), origin=Origin.WEBRTC, agent=_printable(agent),
-                    callee=_printable(callee), outbound_id=_printable(outbound_id or ""),
-                    clid="", call_ref=_printable(call_ref or "", rules.CALL_REF_MAX))
+        call = Call(id=new_call_id(), origin=Origin.WEBRTC, agent=rules.journal_text(agent, 16),
+                    callee=rules.journal_text(callee, 16), outbound_id=rules.journal_text(outbound_id or "", 16),
+                    clid="", call_ref=rules.journal_text(call_ref or "", rules.CALL_REF_MAX))
         call.agent_leg = Leg("agent", chan_id, started=True, up=False)
         try:
             if problems:
@@ -297,4 +286,4 @@ class StasisApp:
         return call
 
 
-__all__ = ["StasisApp", "HEADER_OUTBOUND_ID", "HEADER_CALL_REF"]
+__all__ = ["StasisApp"]
