@@ -19,6 +19,7 @@ from platforma_c2d.cli_call import cmd_call
 from platforma_c2d.cli_events import add_events_parser
 from platforma_c2d.clid.pools import all_pools
 from platforma_c2d.config import Config, ConfigError, load_config
+from platforma_c2d.config.checks import trunk_of
 from platforma_c2d.hardening import (ARI_SAMPLE_FAILURE, SAMPLE_ARI_PASSWORD,
                                      ari_on_browser_listeners, open_door_findings,
                                      sample_secret_findings)
@@ -117,19 +118,6 @@ def cmd_agi(args) -> int:
     cfg = _load(args.config)
     setup_logging(cfg.log.level, cfg.log.format)
     return serve_agi(cfg)
-
-
-def trunk_of(dial_string: str) -> tuple[str, str]:
-    """The (technology, endpoint name) a ``[dial] trunk_endpoint`` dials through.
-
-    ``PJSIP/{number}@trunk`` → ("PJSIP", "trunk");
-    ``PJSIP/trunk/sip:{number}@host:port`` → ("PJSIP", "trunk");
-    the name is "" when the string names none (``PJSIP/{number}``).
-    """
-    tech, _, rest = dial_string.replace("{number}", "").partition("/")
-    if "/" in rest:
-        return tech, rest.split("/", 1)[0]
-    return tech, (rest.split("@", 1)[1] if "@" in rest else rest)
 
 
 def _check_modules(http, report: dict[str, list[str]], hep_listen: str = "") -> None:

@@ -125,3 +125,16 @@ def mask_url(url: str) -> str:
     userinfo, host = m[2].rsplit("@", 1)
     user = userinfo.split(":", 1)[0] + ":" + MASK if ":" in userinfo else MASK
     return f"{m[1]}{user}@{host}{m[3]}"
+
+
+def trunk_of(dial_string: str) -> tuple[str, str]:
+    """The (technology, endpoint name) a ``[dial] trunk_endpoint`` dials through.
+
+    ``PJSIP/{number}@trunk`` → ("PJSIP", "trunk");
+    ``PJSIP/trunk/sip:{number}@host:port`` → ("PJSIP", "trunk");
+    the name is "" when the string names none (``PJSIP/{number}``).
+    """
+    tech, _, rest = dial_string.replace("{number}", "").partition("/")
+    if "/" in rest:
+        return tech, rest.split("/", 1)[0]
+    return tech, (rest.split("@", 1)[1] if "@" in rest else rest)

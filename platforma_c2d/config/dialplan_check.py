@@ -185,7 +185,7 @@ def check_dialplan(http, cfg, agents: list[str], rx_command: str | None) -> list
     Reads every PJSIP endpoint named after an extension (at most 500) and
     its ``context``; the trunk is left out.
     """
-    from platforma_c2d.cli import trunk_of
+    from platforma_c2d.config.checks import trunk_of
     from platforma_c2d.rules import is_extension
 
     show = cli_runner(rx_command)
