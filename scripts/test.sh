@@ -3,7 +3,7 @@
 # bench with SIPp peers, and the real-browser WebRTC test.
 # Unless the arguments name tests (a path), the tests marked admin_configs
 # then run a second time on the administrator-style Asterisk configs
-# (C2D_BENCH_CONFIGS=admin), and the tests named in
+# (C2D_BENCH_CONFIGS=admin), and the test files listed in
 # tests/postgresql-suite.txt on PostgreSQL as the store
 # (C2D_BENCH_STORE=postgresql). Options alone (-q, -p ...) keep both passes.
 # Installs what it needs first (scripts/setup.sh). Extra arguments go to pytest.
@@ -27,13 +27,12 @@ if [ $whole -eq 1 ] && [ -z "${C2D_BENCH_CONFIGS:-}" ]; then
     C2D_BENCH_CONFIGS=admin .venv/bin/python -m pytest -q -p no:cacheprovider -rfE -m admin_configs tests/integration || status=1
 fi
 if [ $whole -eq 1 ] && [ -z "${C2D_BENCH_STORE:-}" ]; then
-    # The single-node suite's key promises on PostgreSQL as the store: REST,
-    # WebRTC, FastAGI, restarts and events, each service on a database of a
-    # PostgreSQL server started once for this run (tests/bench/postgres.py).
+    # The single-node suite's files that touch the store, on PostgreSQL as the
+    # store: placing, browser and FastAGI calls, keys, caps, pools, recovery
+    # and events, each service on a database of a PostgreSQL server started
+    # once for this run (tests/bench/postgres.py).
     C2D_BENCH_STORE=postgresql .venv/bin/python -m pytest -q -p no:cacheprovider -rfE \
-        tests/integration/test_rest_calls.py tests/integration/test_webrtc_headers.py \
-        tests/integration/test_agi.py tests/integration/test_resilience.py tests/integration/test_events.py \
-        -k "$(cat tests/postgresql-suite.txt | grep -v '^#' | paste -sd' ' | sed 's/ / or /g')" || status=1
+        $(grep -v '^#' tests/postgresql-suite.txt) || status=1
 fi
 .venv/bin/python - <<'PY' || status=1
 import sys

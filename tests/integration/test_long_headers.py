@@ -32,7 +32,7 @@ def test_browser_call_with_an_unreadable_header_is_refused_403(asterisk, service
     assert test_webrtc_headers.final_response(phone) == 403
     call = test_webrtc_headers.only_call(service)
     assert call["state"] == "ended" and call["reason"] == "rejected" and call["call_ref"] == ""
-    detail = Journal(f"sqlite:///{service.db}").events(call["id"])[-1]["detail"]
+    detail = Journal(service.store_url).events(call["id"])[-1]["detail"]
     assert detail == f"refused (cause 21): {why}", detail
     time.sleep(0.3)
     assert trunk.received() == []

@@ -7,11 +7,13 @@ any INVITE that comes sooner than its limit after the last one it took
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import sqlalchemy as sa
+
+from platforma_c2d.store.journal import call_events
 
 from tests.bench.carrier import carrier_scenario
 from tests.bench.sipp import uas_scenario
@@ -40,19 +42,27 @@ def _wait_ended(service, ids: list[str], timeout: float) -> dict[str, dict]:
         time.sleep(0.2)
 
 
+def _read(service, query):
+    """Run ``query`` on the service's journal (its SQLite file or its PostgreSQL database)."""
+    engine = sa.create_engine(service.store_url)
+    try:
+        with engine.connect() as db:
+            return db.execute(query).all()
+    finally:
+        engine.dispose()
+
+
 def _details(service, call_id: str) -> list[str]:
     """What the journal says happened to a call, one line per change."""
-    with sqlite3.connect(service.db) as db:
-        return [row[0] for row in db.execute(
-            "SELECT detail FROM call_events WHERE call_id = ? ORDER BY id", (call_id,))]
+    return [row[0] for row in _read(service, sa.select(call_events.c.detail)
+                                    .where(call_events.c.call_id == call_id).order_by(call_events.c.id))]
 
 
 def _dialled_at(service, call_id: str) -> int:
     """The place of the call's "agent answered; dialling the callee" record in the
     journal (records are written in the order the engine made them)."""
-    with sqlite3.connect(service.db) as db:
-        return db.execute("SELECT min(id) FROM call_events WHERE call_id = ? AND state = 'dialing_callee'",
-                          (call_id,)).fetchone()[0]
+    return _read(service, sa.select(sa.func.min(call_events.c.id))
+                 .where(call_events.c.call_id == call_id, call_events.c.state == "dialing_callee"))[0][0]
 
 
 def test_a_burst_of_calls_goes_to_the_carrier_at_its_rate_in_order_and_bounded(asterisk, make_service, sipp):
