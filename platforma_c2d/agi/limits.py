@@ -2,17 +2,21 @@
 
 The FastAGI server is a process of its own, without the service's count of
 live calls; it counts the calls not yet ended in the journal it shares with
-the service (REST, browser and FastAGI calls alike), so that an agent with
-a call up cannot start another through the dialplan past
-``max_active_calls_per_agent``, and the dialplan cannot pass
-``max_active_calls``.
+the service (REST, browser and FastAGI calls alike), so that the dialplan
+cannot pass ``max_active_calls``.
+
+``max_active_calls_per_agent`` is not applied to FastAGI calls: a phone of
+a dialplan-only PBX may have several lines, and SPEC §6 asks for a burst of
+calls through the dialplan (a hundred at once, from one endpoint as well)
+to be served; a PBX that wants a per-device limit has the dialplan's own
+(``GROUP()``/``GROUP_COUNT()`` before ``AGI()``).
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-from platforma_c2d.calls.errors import AgentBusy, TooManyCalls
+from platforma_c2d.calls.errors import TooManyCalls
 from platforma_c2d.calls.model import State
 from platforma_c2d.config import LimitsConfig
 from platforma_c2d.store.journal import calls as calls_table
@@ -31,17 +35,11 @@ def open_calls(engine: sa.Engine, agent: str | None = None) -> int:
         return conn.execute(query).scalar_one()
 
 
-def check_agi_limits(engine: sa.Engine, limits: LimitsConfig, agent: str) -> None:
-    """Refuse a FastAGI call of ``agent`` when the agent already has
-    ``[limits] max_active_calls_per_agent`` calls up (:class:`AgentBusy`,
-    ``agent-busy``) or ``max_active_calls`` calls are up in all (:class:`TooManyCalls`,
-    ``too-many-calls``); 0 = no limit. The dialplan refuses either like any
-    other refusal (SIP 403). Raises ``sqlalchemy.exc.SQLAlchemyError``."""
-    per_agent = limits.max_active_calls_per_agent
-    if per_agent and open_calls(engine, agent) >= per_agent:
-        raise AgentBusy("the agent already has an active call",
-                        {"agent": f"already has {per_agent} active call(s) "
-                                  "([limits] max_active_calls_per_agent)"})
+def check_agi_limits(engine: sa.Engine, limits: LimitsConfig) -> None:
+    """Refuse a FastAGI call when ``[limits] max_active_calls`` calls of any
+    origin are up in all (:class:`TooManyCalls`, ``too-many-calls``); 0 = no
+    cap. The dialplan refuses it like any other refusal (SIP 403). Raises
+    ``sqlalchemy.exc.SQLAlchemyError``."""
     cap = limits.max_active_calls
     if cap and open_calls(engine) >= cap:
         raise TooManyCalls(f"{cap} calls are up already; try again when one ends",

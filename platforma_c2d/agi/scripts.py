@@ -200,8 +200,8 @@ class AgiScripts:
     ``C2D_STATUS=OK``, so that the service follows the channel to its end
     (:class:`~platforma_c2d.agi.follow.ChannelFollow.subscribe`; ``None``:
     only the hangup script ends calls); ``limits``: ``[limits]``, whose
-    per-agent and service caps an AGI call obeys like any other (``None``:
-    none). Methods take an :class:`~platforma_c2d.agi.channel.AgiChannel` and are
+    ``max_active_calls`` an AGI call obeys like any other (``None``: none;
+    the per-agent limit is the dialplan's, :mod:`platforma_c2d.agi.limits`). Methods take an :class:`~platforma_c2d.agi.channel.AgiChannel` and are
     safe to call from many threads at once.
     """
 
@@ -299,7 +299,7 @@ class AgiScripts:
                                         call_ref=call_ref)
             self.policy.check(req)
             if self.limits is not None:
-                check_agi_limits(self.journal.engine, self.limits, req.agent)
+                check_agi_limits(self.journal.engine, self.limits)
             clid = self.picker.choose(req).clid
         except (rules.ValidationError, rules.RuleError, C2DError) as exc:
             return self._refuse(agi, call, exc, call_ref)
