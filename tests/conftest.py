@@ -79,7 +79,9 @@ def make_service(request, asterisk, workdir):
 
     def make(overrides=None, command="serve", start=True, name=None):
         where = workdir / (name or f"{command}{len(started)}")
-        store_url = server.database_for(str(where)) if server is not None else None
+        # Keyed by the test too: two tests of one name in two files share a
+        # work directory (emptied for each), and must not share a database.
+        store_url = server.database_for(f"{request.node.nodeid}::{where}") if server is not None else None
         svc = ServiceProcess(where, overrides, command, store_url=store_url)
         started.append(svc)
         return svc.start() if start else svc
