@@ -44,10 +44,11 @@ def sample_secret_findings(cfg: Config) -> tuple[list[str], list[str]]:
     if not cfg.agi.secret:
         warnings.append("agi.secret: not set: any process that reaches the FastAGI port can "
                         "journal calls and end AGI calls; set one, and the same as "
-                        "C2D_AGI_SECRET in extensions.conf")
+                        "the AstDB entry c2d/agi_secret of Asterisk")
     elif cfg.agi.secret == SAMPLE_AGI_SECRET:
         warnings.append("agi.secret: the shipped sample 'change-me-agi' is in use; set a "
-                        "secret of your own here and as C2D_AGI_SECRET in extensions.conf")
+                        "secret of your own here and as the AstDB entry c2d/agi_secret "
+                        "(asterisk -rx 'database put c2d agi_secret ...')")
     return failures, warnings
 
 

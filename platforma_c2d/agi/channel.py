@@ -259,6 +259,18 @@ class AgiChannel(AGI):
         """
         return self.get_full_variable("${" + name + "}")
 
+    def database_get(self, family: str, key: str) -> str | None:
+        """``DATABASE GET family key``: the AstDB value, ``None`` when the key
+        is not there. ``family``, ``key``: literals of this package (no
+        space or quote). Asterisk neither logs this command nor keeps the
+        value in a channel variable (the ``DB()`` function would set
+        ``DB_RESULT``), so a secret read this way stays out of its logs
+        (docs/decisions/0016-agi-secret-in-astdb.md). Raises pyst2
+        ``AGIError`` / ``AgiClosed``.
+        """
+        code, value = self.execute("DATABASE GET", family, key)["result"]
+        return value if code == "1" else None
+
     def set(self, name: str, value: str) -> None:
         """``SET VARIABLE name value``.
 

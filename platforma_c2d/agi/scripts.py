@@ -194,8 +194,8 @@ class AgiScripts:
     CLID (default, or drawn from the agent's pool, SPEC §12); ``policy``:
     allowed CLIDs and destinations; ``dial``: ``[dial]``, whose callee ring timeout and maximum
     call duration are handed to the dialplan's ``Dial()`` (defaults when
-    ``None``); ``secret``: ``[agi] secret``, the shared secret every
-    session must give as its first ``AGI()`` argument (``""``: none asked);
+    ``None``); ``secret``: ``[agi] secret``, the shared secret the peer of
+    every session must hold in AstDB ``c2d/agi_secret`` (``""``: none asked);
     ``follow``: called with an accepted call's channel id (UNIQUEID) before
     ``C2D_STATUS=OK``, so that the service follows the channel to its end
     (:class:`~platforma_c2d.agi.follow.ChannelFollow.subscribe`; ``None``:
@@ -220,7 +220,7 @@ class AgiScripts:
         ``C2D_STATUS=unknown-script`` (nothing is journalled). Raises
         :class:`~platforma_c2d.agi.trust.AgiRefused` for a session without
         the secret, or whose channel and environment disagree."""
-        check_secret(agi.env, self.secret)
+        check_secret(agi, self.secret)
         name = script_name(agi.env)
         if name == SCRIPT_CHECK:
             return self.check_call(agi)

@@ -15,10 +15,14 @@ environment early. Hence three rules, here:
   call is: :func:`read_identity` reads the channel's name, technology,
   endpoint, unique id and extension from Asterisk with ``GET FULL
   VARIABLE`` and refuses a session whose environment says otherwise.
-* :func:`check_secret` authenticates the session: the dialplan passes the
-  shared secret ``[agi] secret`` as the first ``AGI()`` argument
-  (``agi_arg_1``), compared in constant time. Without it any local process
-  could write calls into the journal or end AGI calls.
+* :func:`check_secret` authenticates the session: before anything is
+  trusted the server asks the peer for Asterisk's AstDB entry
+  ``c2d/agi_secret`` (``DATABASE GET``) and compares it in constant time
+  with ``[agi] secret``. Only the Asterisk whose administrator stored the
+  secret can answer; any other local process that connects cannot, so it
+  can neither write calls into the journal nor end AGI calls. The secret
+  is never in the dialplan or an ``AGI()`` argument, which Asterisk writes
+  to its verbose logs (docs/decisions/0016-agi-secret-in-astdb.md).
 * Answers to commands are read strictly (``AgiChannel.get_result``) and a
   session ends with a check that both sides are still in step
   (``AgiChannel.check_in_step``): a value with a newline cannot answer a
@@ -44,8 +48,9 @@ ENVIRONMENT_KEYS = (
 #: Keys that must be present: every key above.
 REQUIRED_KEYS = frozenset(ENVIRONMENT_KEYS)
 _ARG_KEY = re.compile(r"agi_arg_[1-9][0-9]{0,2}")
-#: The AGI() argument that carries the shared secret.
-SECRET_KEY = "agi_arg_1"
+#: Where Asterisk keeps the shared secret: AstDB family and key
+#: (``asterisk -rx 'database put c2d agi_secret <secret>'``).
+ASTDB_FAMILY, ASTDB_KEY = "c2d", "agi_secret"
 #: The sample secret shipped in asterisk_conf/extensions.conf and the sample TOML.
 SAMPLE_SECRET = "change-me-agi"
 
@@ -94,20 +99,41 @@ def parse_environment(lines: list[str]) -> dict[str, str]:
     return env
 
 
-def check_secret(env: dict[str, str], secret: str) -> None:
-    """Refuse a session without the shared secret.
+def check_secret(agi, secret: str) -> None:
+    """Refuse a session whose peer cannot show the shared secret.
 
+    ``agi``: an ``AgiChannel`` (``env``, ``database_get(family, key)``);
     ``secret``: ``[agi] secret``; empty means no secret is asked for (the
-    session passes; ``check`` warns). Otherwise ``env[agi_arg_1]`` must
-    equal it, compared in constant time (:func:`hmac.compare_digest`).
-    Raises :class:`AgiRefused`.
+    session passes, nothing is sent; ``check`` warns). Otherwise:
+
+    * an ``AGI()`` argument equal to the secret (the form of earlier
+      versions) is refused without asking anything: Asterisk has written
+      that argument to its verbose logs, so the secret must be changed and
+      moved to AstDB;
+    * the peer is sent ``DATABASE GET c2d agi_secret`` and its answer must
+      equal ``secret``, compared in constant time
+      (:func:`hmac.compare_digest`). A peer that is not our Asterisk, or an
+      Asterisk whose AstDB lacks the key or holds another value, is refused.
+
+    Raises :class:`AgiRefused` (its text never holds either value), pyst2
+    ``AGIError`` / ``AgiClosed`` when the command fails.
     """
     if not secret:
         return
-    given = env.get(SECRET_KEY, "")
-    if not hmac.compare_digest(given.encode("utf-8"), secret.encode("utf-8")):
-        raise AgiRefused("wrong or missing secret (the first AGI() argument must be "
-                         "[agi] secret)")
+    wanted = secret.encode("utf-8")
+    for key, value in agi.env.items():
+        if _ARG_KEY.fullmatch(key) and hmac.compare_digest(value.encode("utf-8"), wanted):
+            raise AgiRefused(f"the secret was given as an AGI() argument ({key}), which Asterisk "
+                             "writes to its logs: remove it from the dialplan, change [agi] "
+                             "secret and store the new one in AstDB "
+                             f"({ASTDB_FAMILY}/{ASTDB_KEY}, docs/security.md)")
+    held = agi.database_get(ASTDB_FAMILY, ASTDB_KEY)
+    if held is None:
+        raise AgiRefused(f"the peer has no AstDB {ASTDB_FAMILY}/{ASTDB_KEY} (not our Asterisk, "
+                         f"or the secret was never stored: asterisk -rx 'database put "
+                         f"{ASTDB_FAMILY} {ASTDB_KEY} <[agi] secret>')")
+    if not hmac.compare_digest(held.encode("utf-8"), wanted):
+        raise AgiRefused(f"the peer's AstDB {ASTDB_FAMILY}/{ASTDB_KEY} is not [agi] secret")
 
 
 @dataclass(frozen=True)

@@ -294,7 +294,7 @@ class AgiConfig(_Listener):
     max_connections: int = _opt(256, "int", "a positive integer (connections, at most 100000)",
                                 _in_range(0, 100_000))
     read_timeout_s: float = _opt(10.0, "float", _FSECONDS, _fseconds)
-    # The first AGI() argument of every session must equal it (docs/security.md).
+    # Asterisk's AstDB c2d/agi_secret must equal it; asked on every session (docs/security.md).
     secret: str = _opt(
         "", "str", "8-200 characters of A-Z a-z 0-9 . _ ~ + / = - (\"\" = none asked)",
         lambda v: v == "" or re.fullmatch(r"[A-Za-z0-9._~+/=-]{8,200}", v) is not None,

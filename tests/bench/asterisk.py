@@ -46,6 +46,10 @@ ADMIN_DIR = Path(__file__).resolve().parent / "admin_conf"
 # Files of asterisk_conf/ that an administrator merges into an existing PBX as they are.
 ADMIN_MERGED = ("cdr_custom.conf",)
 CONFIG_SETS = ("ours", "admin")
+#: The FastAGI shared secret of the bench ([agi] secret of tests/bench/service.py),
+#: stored in Asterisk's database at each start as an administrator does
+#: (docs/security.md): never in a config file Asterisk logs.
+AGI_SECRET = "bench-agi-secret-7f3a9c"
 
 
 def config_set() -> str:
@@ -238,6 +242,7 @@ class AsteriskBench:
                     self.cli("core waitfullybooted")
                     eps = self.ari.get("/endpoints/PJSIP")
                     if eps.status_code == 200 and any(e["resource"] == "trunk" for e in eps.json()):
+                        self.put_agi_secret(AGI_SECRET)
                         return
             except httpx.HTTPError:
                 pass
@@ -294,6 +299,17 @@ class AsteriskBench:
         if res.returncode != 0:
             raise RuntimeError(f"asterisk -rx {command!r}: {res.stderr.strip()}")
         return res.stdout
+
+    def put_agi_secret(self, secret: str | None) -> None:
+        """Store ``secret`` as AstDB ``c2d/agi_secret`` (the FastAGI shared
+        secret), or delete the key for ``None``. Raises ``RuntimeError``
+        when the CLI fails."""
+        if secret is None:
+            self.cli("database del c2d agi_secret")
+        else:
+            out = self.cli(f"database put c2d agi_secret {secret}")
+            if "Updated database successfully" not in out:
+                raise RuntimeError(f"database put c2d agi_secret: {out.strip()}")
 
     def tail_log(self, lines: int = 40) -> str:
         """The last ``lines`` lines of Asterisk's console output."""

@@ -20,9 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.bench.asterisk import ARI_PASSWORD, ARI_URL, ARI_USER
-
-AGI_SECRET = "bench-agi-secret-7f3a9c"
+from tests.bench.asterisk import AGI_SECRET, ARI_PASSWORD, ARI_URL, ARI_USER
 
 DEFAULTS = {
     "ari": {"url": ARI_URL, "username": ARI_USER, "password": ARI_PASSWORD, "app": "click2dial",
@@ -33,7 +31,7 @@ DEFAULTS = {
     "clid": {"default": "0115550000", "pool": ["0115550001", "0115550002"]},
     "limits": {"max_active_calls_per_agent": 1, "writes_per_minute": 0, "reads_per_minute": 0},
     "log": {"level": "DEBUG", "format": "json"},
-    # The secret of tests/bench/overlay/extensions_local.conf (C2D_AGI_SECRET).
+    # The secret the bench's Asterisk holds in AstDB (c2d/agi_secret).
     "agi": {"listen": "127.0.0.1:4573", "secret": AGI_SECRET},
 }
 

@@ -261,6 +261,98 @@ def test_messages_log_says_why_a_call_was_refused_and_never_holds_the_shared_sec
     assert AGI_SECRET not in text
 
 
+# --------------------------------------------------------------------------
+# the shared secret: held in Asterisk's AstDB, asked for on the connection
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.admin_configs
+@pytest.mark.parametrize("held", [None, "wrong-agi-secret-0000"], ids=["missing", "wrong"])
+def test_agi_call_is_refused_when_asterisks_astdb_lacks_the_secret(asterisk, agi, sipp, held):
+    """AstDB c2d/agi_secret missing or not [agi] secret: the session is untrusted
+    (403), nothing is journalled and the trunk sees nothing."""
+    svc, journal = agi
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
+    asterisk.put_agi_secret(held)
+    try:
+        phone = dial(sipp, headers=[f"{OUT}: 0215550199", f"{REF}: no-secret"])
+        assert final_responses(phone) == [403]
+        phone.wait(timeout=10)
+    finally:
+        asterisk.put_agi_secret(AGI_SECRET)
+    time.sleep(0.3)
+    assert trunk.received() == [] and journal.list(limit=5)[0] == []
+    log = svc.log_path.read_text(errors="replace")
+    assert "refused: the peer" in log and "c2d/agi_secret" in log, svc.tail_log()
+    assert AGI_SECRET not in log and "wrong-agi-secret-0000" not in log
+    # The same Asterisk with the secret back: calls pass again.
+    assert final_responses(dial(sipp, talk_ms=200)) == [200]
+
+
+@pytest.mark.admin_configs
+def test_a_fake_fastagi_client_that_cannot_answer_the_challenge_is_refused(asterisk, agi):
+    """A local process that connects with a valid-looking environment is asked for
+    AstDB c2d/agi_secret; whatever it answers that is not the secret, or if it
+    stays silent, it gets nothing and nothing is journalled."""
+    svc, journal = agi
+    env = {"agi_network": "yes", "agi_network_script": "click2dial",
+           "agi_request": "agi://127.0.0.1:4573/click2dial", "agi_channel": "PJSIP/3001-00000001",
+           "agi_language": "en", "agi_type": "PJSIP", "agi_uniqueid": "1796624930.7",
+           "agi_version": "22.1.0", "agi_callerid": "3001", "agi_calleridname": "unknown",
+           "agi_callingpres": "0", "agi_callingani2": "0", "agi_callington": "0",
+           "agi_callingtns": "0", "agi_dnid": "0215550100", "agi_rdnis": "unknown",
+           "agi_context": "c2d-agi-call", "agi_extension": "0215550100", "agi_priority": "3",
+           "agi_enhanced": "0.0", "agi_accountcode": "", "agi_threadid": "1"}
+    hello = ("".join(f"{k}: {v}\n" for k, v in env.items()) + "\n").encode()
+    for answer in (b"200 result=0\n", b"200 result=1 (guess)\n", b"510 Invalid or unknown command\n"):
+        with socket.create_connection(AGI_ADDRESS, timeout=5) as conn:
+            conn.sendall(hello)
+            assert conn.recv(200) == b"DATABASE GET c2d agi_secret\n"
+            conn.sendall(answer)
+            rest = b""
+            while chunk := conn.recv(200):
+                rest += chunk
+            # At most the refusal for the dialplan; never a question about the call.
+            assert rest in (b"", b'SET VARIABLE "C2D_STATUS" "untrusted-session"\n'), rest
+    time.sleep(0.3)
+    assert journal.list(limit=5)[0] == []
+    assert svc.log_path.read_text(errors="replace").count("refused") >= 2, svc.tail_log()
+
+
+@pytest.mark.admin_configs
+def test_the_secret_is_nowhere_in_asterisks_verbose_5_log_after_calls_and_a_reload(
+        asterisk, agi, sipp):
+    """An administrator's Asterisk that writes verbose 5 to a file (FreePBX's
+    'full' log): after an accepted call, a refused one and a dialplan reload the
+    file has every executed application with its arguments, and not the secret."""
+    _svc, journal = agi
+    logfile = asterisk.root / asterisk.logdir / "c2d-full-verbose5"
+    logfile.unlink(missing_ok=True)
+    asterisk.cli("logger add channel c2d-full-verbose5 notice,warning,error,verbose(5)")
+    asterisk.cli("core set verbose 5")
+    try:
+        sipp("trunk", TRUNK_PORT, uas_scenario())
+        phone = dial(sipp, headers=[f"{REF}: in-log"], talk_ms=300)
+        assert final_responses(phone) == [200]
+        phone.wait(timeout=20)
+        phone = dial(sipp, headers=[f"{OUT}: 99"])
+        assert final_responses(phone) == [403]
+        phone.wait(timeout=20)
+        wait_calls(journal, count=2)
+        asterisk.cli("dialplan reload")
+        time.sleep(1.0)
+    finally:
+        asterisk.cli("core set verbose 3")
+        asterisk.cli("logger remove channel c2d-full-verbose5")
+    text = logfile.read_text(errors="replace")
+    # The file is the verbose log that would have carried an argument: the AGI() lines are in it.
+    assert 'AGI("PJSIP/3001-' in text and "agi://127.0.0.1:4573/click2dial" in text, text[-2000:]
+    assert "AGI Script agi://127.0.0.1:4573/click2dial completed" in text, text[-2000:]
+    for f in (asterisk.root / asterisk.logdir).rglob("*"):
+        if f.is_file():
+            assert AGI_SECRET not in f.read_text(errors="replace"), f
+
+
 @pytest.mark.parametrize("callee", ["12345", "021555010", "+27215550100", "02155501x0"])
 def test_agi_number_outside_the_callee_formats_is_refused_404_before_the_agi(
         asterisk, agi, sipp, callee):

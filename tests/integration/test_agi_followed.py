@@ -20,14 +20,10 @@ from tests.integration.test_agi import TRUNK_PORT, dial, final_responses, start_
 
 pytestmark = pytest.mark.admin_configs
 
-# The administrator's AGI() line gives no secret.
-NO_SECRET = {"agi": {"secret": ""}}
-
-
 def agi_and_service(make_service, name):
     """``agi`` and ``serve`` sharing one journal (``serve`` connected to ARI first)."""
-    make_service(NO_SECRET, name=name)
-    return start_agi_named(make_service, name, NO_SECRET)
+    make_service(name=name)
+    return start_agi_named(make_service, name)
 
 
 def test_agi_calls_end_in_the_journal_with_their_outcome(asterisk, make_service, sipp):
@@ -71,7 +67,7 @@ def test_agi_calls_of_a_time_without_the_service_are_ended_or_followed_when_it_c
     """The service was not running: a call that ended meanwhile is ended
     ``failed`` when it connects (its outcome was lost), a call still up is
     followed from then on and ends ``completed``."""
-    _agi, journal = start_agi_named(make_service, "later", NO_SECRET)
+    _agi, journal = start_agi_named(make_service, "later")
     trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
     short = dial(sipp, callee="0215550101", talk_ms=300)
     assert short.wait(timeout=20) == 0
@@ -83,7 +79,7 @@ def test_agi_calls_of_a_time_without_the_service_are_ended_or_followed_when_it_c
     admin = asterisk.configs == "admin"   # no hangup handler of ours: both are left open
     before = {c["callee"]: c["state"] for c in
               wait_calls(journal, count=2 if admin else 1, state="dialing_callee")}
-    make_service(NO_SECRET, name="later")              # reconciles on connect
+    make_service(name="later")              # reconciles on connect
     assert long.wait(timeout=20) == 0
     calls = {c["callee"]: c for c in wait_calls(journal, count=2)}
     if admin:

@@ -45,10 +45,12 @@ class FakeAsterisk(threading.Thread):
     send an asynchronous ``HANGUP`` line before the answer to that command
     number (0-based). ``drop_on_set``: close the connection instead of
     answering the first SET VARIABLE (Asterisk gone mid-session).
+    ``astdb``: what DATABASE GET answers, ``{"family/key": value}``.
     """
 
-    def __init__(self, sock, env, variables, hangup_after=None, drop_on_set=False):
+    def __init__(self, sock, env, variables, hangup_after=None, drop_on_set=False, astdb=None):
         super().__init__(daemon=True)
+        self.astdb = dict(astdb or {})
         self.sock, self.env, self.variables = sock, env, dict(variables)
         self.hangup_after = hangup_after
         self.drop_on_set = drop_on_set
@@ -80,7 +82,11 @@ class FakeAsterisk(threading.Thread):
                 get_full = re.fullmatch(r'GET FULL VARIABLE "\$\{([^"]*)\}"', line)
                 put = re.fullmatch(r'SET VARIABLE "([^"]*)" "([^"]*)"', line)
                 echo = re.fullmatch(r'GET FULL VARIABLE "([0-9a-f]+)"', line)
-                if get:
+                dbget = re.fullmatch(r"DATABASE GET (\S+) (\S+)", line)
+                if dbget:
+                    held = self.astdb.get(f"{dbget.group(1)}/{dbget.group(2)}")
+                    f.write(b"200 result=0\n" if held is None else f"200 result=1 ({held})\n".encode())
+                elif get:
                     # Asterisk reads into 1,024 bytes: a longer function value is lost.
                     value = self.variables.get(get.group(1), "")
                     if len(value) > 1023:

@@ -71,12 +71,40 @@ def test_a_forged_environment_is_refused(field, value, why):
         parse_environment(raw)
 
 
-def test_the_secret_is_compared_whole():
-    check_secret(agi_env(secret=SECRET), SECRET)
-    check_secret(agi_env(), "")                      # none asked
-    for given in (None, "", SECRET[:-1], SECRET + "x", SECRET.upper()):
-        with pytest.raises(AgiRefused, match="secret"):
-            check_secret(agi_env(secret=given), SECRET)
+#: Our Asterisk: the administrator stored the secret in AstDB.
+OURS = {"astdb": {"c2d/agi_secret": SECRET}}
+
+
+class _Peer:
+    """What check_secret asks of a session: its environment and AstDB."""
+
+    def __init__(self, env, astdb):
+        self.env, self.astdb, self.asked = env, astdb, []
+
+    def database_get(self, family, key):
+        self.asked.append(f"{family}/{key}")
+        return self.astdb.get(f"{family}/{key}")
+
+
+def test_the_secret_is_asked_of_the_peers_astdb_and_compared_whole():
+    check_secret(_Peer(agi_env(), {"c2d/agi_secret": SECRET}), SECRET)
+    nothing_asked = _Peer(agi_env(), {})
+    check_secret(nothing_asked, "")                   # none asked
+    assert nothing_asked.asked == []
+    for held in (None, "", SECRET[:-1], SECRET + "x", SECRET.upper()):
+        peer = _Peer(agi_env(), {} if held is None else {"c2d/agi_secret": held})
+        with pytest.raises(AgiRefused, match="c2d/agi_secret") as refused:
+            check_secret(peer, SECRET)
+        assert peer.asked == ["c2d/agi_secret"] and SECRET not in str(refused.value)
+
+
+def test_the_secret_given_as_an_agi_argument_is_refused_even_with_astdb_right():
+    """The form of earlier versions put the secret where Asterisk logs it."""
+    for env in (agi_env(secret=SECRET), {**agi_env(secret="x"), "agi_arg_2": SECRET}):
+        peer = _Peer(env, {"c2d/agi_secret": SECRET})
+        with pytest.raises(AgiRefused, match="given as an AGI.. argument") as refused:
+            check_secret(peer, SECRET)
+        assert peer.asked == [] and SECRET not in str(refused.value)
 
 
 # --------------------------------------------------------------------------
@@ -85,20 +113,22 @@ def test_the_secret_is_compared_whole():
 
 
 def test_a_session_without_the_secret_journals_nothing_and_sets_nothing(journal):
-    for env in (agi_env(), agi_env(secret="guess-guess")):
+    for env, astdb in ((agi_env(), {}), (agi_env(), {"c2d/agi_secret": "guess-guess"}),
+                       (agi_env(secret=SECRET), {})):
         with pytest.raises(AgiRefused):
-            run_session(secret_scripts(journal), env, HEADERS)
+            run_session(secret_scripts(journal), env, HEADERS, astdb=astdb)
     assert journal.list() == ([], 0)
-    status, fake = run_session(secret_scripts(journal), agi_env(secret=SECRET), HEADERS)
+    status, fake = run_session(secret_scripts(journal), agi_env(), HEADERS, **OURS)
     assert status == "OK" and dict(fake.sets)["C2D_CALLEE"] == "0215550100"
+    assert fake.commands[0] == "DATABASE GET c2d agi_secret"     # before anything is read
 
 
 def test_a_forged_hangup_session_ends_no_call(journal):
     scripts = secret_scripts(journal)
-    _status, fake = run_session(scripts, agi_env(secret=SECRET), HEADERS)
+    _status, fake = run_session(scripts, agi_env(), HEADERS, **OURS)
     call_id = dict(fake.sets)["C2D_CALL_ID"]
     with pytest.raises(AgiRefused):
-        hang_up(scripts, call_id, "ANSWER")          # no secret: a local process
+        hang_up(scripts, call_id, "ANSWER")          # no AstDB: a local process
     assert journal.get(call_id)["state"] == "dialing_callee"
 
 
@@ -139,11 +169,22 @@ def test_the_server_tells_the_dialplan_a_refused_session_is_untrusted(journal):
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                      daemon=True).start()
     try:
-        for env in (agi_env(), {**agi_env(secret=SECRET), "agi_callerid": "3001\nagi_arg_1: x"}):
+        untrusted = f'SET VARIABLE "C2D_STATUS" "{STATUS_UNTRUSTED}"\n'.encode()
+        # A forged environment: refused before anything is asked.
+        conn = socket.create_connection(server.server_address)
+        conn.settimeout(3)
+        env = {**agi_env(), "agi_callerid": "3001\nagi_uniqueid: 1700000000.1"}
+        conn.sendall(("".join(f"{k}: {v}\n" for k, v in env.items()) + "\n").encode())
+        assert conn.recv(200) == untrusted
+        conn.close()
+        # A valid-looking environment from a peer that cannot answer the challenge.
+        for answer in (b"200 result=0\n", b"200 result=1 (guess-guess)\n"):
             conn = socket.create_connection(server.server_address)
             conn.settimeout(3)
-            conn.sendall(("".join(f"{k}: {v}\n" for k, v in env.items()) + "\n").encode())
-            assert conn.recv(200) == f'SET VARIABLE "C2D_STATUS" "{STATUS_UNTRUSTED}"\n'.encode()
+            conn.sendall(("".join(f"{k}: {v}\n" for k, v in agi_env().items()) + "\n").encode())
+            assert conn.recv(200) == b"DATABASE GET c2d agi_secret\n"
+            conn.sendall(answer)
+            assert conn.recv(200) == untrusted
             conn.close()
     finally:
         server.shutdown()

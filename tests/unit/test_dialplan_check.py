@@ -32,7 +32,7 @@ AGI_CALL = """\
 [ Context 'c2d-agi-call' created by 'pbx_config' ]
   '_X.' =>          1. NoOp(Click2Dial (AGI): ${CHANNEL(endpoint)} dials ${EXTEN}) [extensions.conf:180]
                     2. Set(CHANNEL(hangup_handler_push)=c2d-agi-hangup,s,1) [extensions.conf:183]
-                    3. AGI(${C2D_AGI},${C2D_AGI_SECRET})           [extensions.conf:187]
+                    3. AGI(${C2D_AGI})                             [extensions.conf:187]
 """
 OWN_CATCH_ALL = """\
 [ Context 'from-internal' created by 'pbx_config' ]
