@@ -219,8 +219,24 @@ def check_dialplan(http, cfg, agents: list[str], rx_command: str | None) -> list
 
     try:
         routes = {ctx: route_of(ctx, SAMPLE_CALLEE, show, global_var) for ctx in contexts}
+        legs = trunk_leg_line(cfg.dial.trunk_leg_context, show)
     except (OSError, ValueError) as exc:
         return [("WARN", f"dialplan: not checked, the Asterisk CLI did not answer ({exc})")]
     except Exception as exc:  # noqa: BLE001 - subprocess.TimeoutExpired and kin, one line
         return [("WARN", f"dialplan: not checked, the Asterisk CLI did not answer ({type(exc).__name__})")]
-    return judge(contexts, agent_contexts, cfg.ari.app, routes)
+    return judge(contexts, agent_contexts, cfg.ari.app, routes) + legs
+
+
+def trunk_leg_line(context: str, show: Callable[[str], str],
+                   number: str = SAMPLE_CALLEE) -> list[tuple[str, str]]:
+    """The line of ``[dial] trunk_leg_context`` (ADR 0014): FAIL when that context
+    is missing or does not ``Dial()`` a customer's number; [] when it is "" (unused)."""
+    if not context:
+        return []
+    steps = first_extension(show(f"dialplan show {number}@{context}"))
+    if any(app.lower() == "dial" for app, _ in steps):
+        return [("ok", f"dialplan: callee legs are dialled from context {context} ([dial] trunk_leg_context)")]
+    found = "does not exist in the dialplan" if not steps else "does not Dial() a customer's number"
+    return [("FAIL", f"dialplan: context {context} of [dial] trunk_leg_context {found}: every callee "
+                     "leg would fail; merge [c2d-trunk-leg] of our extensions.conf "
+                     "(docs/configuration.md), or set trunk_leg_context = \"\"")]

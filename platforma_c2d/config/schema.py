@@ -141,10 +141,11 @@ class DialConfig:
         (), "strs", "a list of EXTENSION:MODE items", item_ok=is_agent_mode,
         item_desc="an extension (3-4 digits), ':' and one of " + ", ".join(AUTO_ANSWER_MODES),
     )
-    # "" = callee legs originated straight into the app (dst = s in their CDR
-    # row); a context name = through Local/<number>@<context>/n (ADR 0014).
+    # A context name = callee legs through Local/<number>@<context>/n, so
+    # their CDR row names the number in dst (ADR 0014); "" = originated
+    # straight to trunk_endpoint (dst = s in their row).
     trunk_leg_context: str = _opt(
-        "", "str", "empty, or a dialplan context name (letters, digits, _ . -)",
+        "c2d-trunk-leg", "str", "empty, or a dialplan context name (letters, digits, _ . -)",
         lambda v: v == "" or re.fullmatch(r"[A-Za-z0-9_.-]{1,79}", v) is not None,
     )
 

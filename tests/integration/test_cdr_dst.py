@@ -3,11 +3,11 @@ row of every leg through the trunk names the dialled number in ``dst``
 (never ``s``) with the CLID in ``src``, and the agent's row says who the
 agent is (``src``) and whom the call was for (``dst``).
 
-Read from the CSV mapping (cdr_custom) on both config sets. The legs the
-service originates straight into the Stasis app still have ``dst = s``:
-those assertions are strict xfails until the legs are created through a
-dialplan extension (docs/decisions/0014-cdr-dst-of-originated-legs.md);
-an XPASS fails the run, so the marks must go when that lands.
+Read from the CSV mapping (cdr_custom) on both config sets. Callee legs go
+through the dialplan (``[dial] trunk_leg_context``, ADR 0014); the agent
+leg of a REST call is still originated straight into the Stasis app, so its
+row has ``dst = s``: a strict xfail until it goes through the dialplan too
+(an XPASS fails the run, so the mark must go when that lands).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from tests.bench.sipp import uac_scenario, uas_scenario
 AGENT_PORT, TRUNK_PORT, PHONE_PORT = 5071, 5070, 5081
 CALLEE, CLID = "0215550100", "0215550199"
 ORIGINATED_DST = pytest.mark.xfail(
-    strict=True, reason="an originated leg's dst is 's' (ADR 0014: not yet created through a dialplan extension)")
+    strict=True, reason="the agent leg's dst is 's' (ADR 0014: not yet created through a dialplan extension)")
 
 
 def rows_by_leg(asterisk, call_id: str) -> dict[str, dict]:
@@ -60,7 +60,7 @@ def test_rest_call_rows_name_the_parties_in_src(rest_call_rows):
     assert rest_call_rows["callee"]["src"] == CLID
 
 
-@ORIGINATED_DST
+@pytest.mark.admin_configs
 def test_rest_call_trunk_leg_row_names_the_dialled_number(rest_call_rows):
     assert rest_call_rows["callee"]["dst"] == CALLEE, rest_call_rows["callee"]
 
@@ -74,18 +74,29 @@ def test_rest_call_agent_row_names_the_callee(rest_call_rows):
 def test_header_call_browser_row_names_agent_and_callee(header_call_rows):
     browser = header_call_rows["agent"]
     assert (browser["src"], browser["dst"]) == ("2001", CALLEE), browser
-    assert browser["channel"].startswith("PJSIP/2001-") and browser["dstchannel"].startswith("PJSIP/trunk-")
+    assert browser["channel"].startswith("PJSIP/2001-") and browser["dstchannel"].startswith("Local/0215550100@c2d-trunk-leg-")
     assert header_call_rows["callee"]["src"] == CLID
 
 
-@ORIGINATED_DST
+@pytest.mark.admin_configs
 def test_header_call_trunk_leg_row_names_the_dialled_number(header_call_rows):
     assert header_call_rows["callee"]["dst"] == CALLEE, header_call_rows["callee"]
 
 
 # --- [dial] trunk_leg_context: the callee leg through Local/<number>@c2d-trunk-leg/n ---------
 
-THROUGH_DIALPLAN = {"dial": {"trunk_leg_context": "c2d-trunk-leg"}}
+THROUGH_DIALPLAN = {"dial": {"trunk_leg_context": "c2d-trunk-leg"}}     # the default, said here
+
+
+def test_with_trunk_leg_context_empty_the_trunk_leg_row_says_s(asterisk, make_service, sipp):
+    """The old way, still offered: originated straight to the trunk, dst = s."""
+    service = make_service({"dial": {"trunk_leg_context": ""}})
+    sipp("agent", AGENT_PORT, uas_scenario(ring_ms=200))
+    sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=200, talk_ms=500))
+    r = service.post_call({"agent": "1001", "callee": CALLEE, "outbound_id": CLID, "call_ref": "dst-5"})
+    assert service.wait_state(r.json()["id"], "ended", timeout=15)["reason"] == "completed"
+    callee = rows_by_leg(asterisk, r.json()["id"])["callee"]
+    assert (callee["src"], callee["dst"], callee["channel"][:12]) == (CLID, "s", "PJSIP/trunk-"), callee
 
 
 def trunk_leg_rows(asterisk, call_id: str, timeout: float = 10.0) -> list[dict]:

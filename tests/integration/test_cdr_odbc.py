@@ -51,6 +51,14 @@ def cdr_database(asterisk):
     base = asterisk.root / "var/tmp"
     base.mkdir(parents=True, exist_ok=True)
     server = PostgresServer(base=base).start()
+    try:
+        yield from _writing_into(asterisk, server)
+    finally:
+        server.stop()
+
+
+def _writing_into(asterisk, server):
+    """The body of ``cdr_database``: yields the database's engine."""
     url = server.url("postgres")
     admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -100,7 +108,6 @@ def cdr_database(asterisk):
             asterisk.cli(f"module reload {module}")
     (asterisk.root / "etc/odbc.ini").unlink(missing_ok=True)
     db.dispose()
-    server.stop()
 
 
 def sql_rows(db, call_id: str, count: int, timeout: float = 10.0) -> list[dict]:
@@ -130,8 +137,8 @@ def test_a_rest_call_lands_in_postgresql_with_call_ref_and_parties(asterisk, ser
     for row in rows:
         assert row["call_ref"] == "ord-sql-1" and row["calldate"] is not None, row
     assert by_leg["agent"]["src"] == "1001" and by_leg["agent"]["disposition"] == "ANSWERED"
-    assert by_leg["callee"]["src"] == "0215550199"            # the CLID presented
-    assert by_leg["agent"]["dstchannel"].startswith("PJSIP/trunk-")
+    assert (by_leg["callee"]["src"], by_leg["callee"]["dst"]) == ("0215550199", "0215550100")  # CLID, number
+    assert by_leg["agent"]["dstchannel"].startswith("Local/0215550100@c2d-trunk-leg-")
     # The same values as the CSV mapping writes for these rows (an empty
     # value is not written by cdr_adaptive_odbc: NULL).
     csv = {row["c2d_leg"]: row for row in cdr_rows_of(asterisk, call_id, count=2)}
@@ -157,5 +164,5 @@ def test_a_header_call_lands_in_postgresql_with_the_callee_in_dst(asterisk, serv
     assert set(by_leg) == {"agent", "callee"}, rows
     browser = by_leg["agent"]
     assert (browser["src"], browser["dst"], browser["call_ref"]) == ("2001", "0215550100", "ord-sql-2"), browser
-    assert browser["channel"].startswith("PJSIP/2001-") and browser["dstchannel"].startswith("PJSIP/trunk-")
+    assert browser["channel"].startswith("PJSIP/2001-") and browser["dstchannel"].startswith("Local/0215550100@c2d-trunk-leg-")
     assert by_leg["callee"]["src"] == "0215550199" and by_leg["callee"]["call_ref"] == "ord-sql-2"

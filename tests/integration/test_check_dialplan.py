@@ -46,6 +46,17 @@ def test_check_says_the_agents_calls_reach_the_stasis_app(asterisk, service):
     assert any("from context c2d-agents (1001" in line and "reach Stasis(click2dial)" in line
                for line in oks), res.stdout
     assert any("from context c2d-webrtc (" in line for line in oks), res.stdout
+    assert "ok   dialplan: callee legs are dialled from context c2d-trunk-leg" in res.stdout
+
+
+@pytest.mark.admin_configs
+def test_check_fails_when_the_trunk_leg_context_is_not_merged(asterisk, service, dialplan):
+    dialplan.write_text(dialplan.read_text().replace("[c2d-trunk-leg]", "[c2d-trunk-leg-unused]"))
+    asterisk.cli("dialplan reload")
+    res = run_check(asterisk, service, "1001")
+    assert res.returncode == 1, res.stdout
+    [fail] = dialplan_lines(res, "FAIL")
+    assert "context c2d-trunk-leg of [dial] trunk_leg_context does not exist in the dialplan" in fail
 
 
 @pytest.mark.admin_configs

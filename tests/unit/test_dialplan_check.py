@@ -109,3 +109,20 @@ def test_judge(routes, agents, expect):
     assert level == "FAIL" and len(fails) == 1, lines
     for part in [text, *expect[1:]]:
         assert part in fails[0], fails[0]
+
+
+TRUNK_LEG = """\
+[ Context 'c2d-trunk-leg' created by 'pbx_config' ]
+  '_X.' =>          1. Set(CDR(call_ref)=${C2D_LEG_CALL_REF})       [extensions.conf:211]
+                    6. Dial(${C2D_LEG_DIAL},${C2D_LEG_TIMEOUT})    [extensions.conf:216]
+"""
+
+
+def test_the_trunk_leg_context_must_exist_and_dial():
+    from platforma_c2d.config.dialplan_check import trunk_leg_line
+
+    assert trunk_leg_line("", show_from({})) == []
+    [(level, line)] = trunk_leg_line("c2d-trunk-leg", show_from({"c2d-trunk-leg": TRUNK_LEG}))
+    assert level == "ok" and "dialled from context c2d-trunk-leg" in line
+    [(level, line)] = trunk_leg_line("c2d-trunk-leg", show_from({}))
+    assert level == "FAIL" and "context c2d-trunk-leg of [dial] trunk_leg_context does not exist" in line
