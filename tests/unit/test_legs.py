@@ -43,8 +43,8 @@ def test_the_agent_legs_originate(agent, external, endpoint, shown):
 @pytest.mark.parametrize("origin,originator", [
     (Origin.REST, f"c2d-{CALL_ID}-agent"), (Origin.WEBRTC, "1700000000.12")])
 def test_the_callee_legs_originate_presents_the_clid_and_shares_the_agents_linkedid(origin, originator):
-    spec = callee_originate(call("1001", False, origin), DialConfig())
-    assert spec.endpoint == "PJSIP/0215550100@trunk"
+    spec = callee_originate(call("1001", False, origin), DialConfig(trunk_leg_context=""))
+    assert spec.endpoint == "PJSIP/0215550100@trunk"          # straight to the trunk
     assert spec.channel_id == callee_channel_id(CALL_ID) and spec.app_args == f"c2d,callee,{CALL_ID}"
     assert spec.variables == {**cdr("1001", "callee"), **AS_CLID}
     assert spec.originator == originator
@@ -64,7 +64,8 @@ def test_our_channels_and_bridges_are_known_by_their_ids(object_id, ours):
 
 
 def test_a_trunk_leg_through_the_dialplan_is_a_local_channel_with_the_number_as_extension():
-    dial = DialConfig(trunk_leg_context="c2d-trunk-leg")
+    dial = DialConfig()
+    assert dial.trunk_leg_context == "c2d-trunk-leg"                 # the default
     spec = callee_originate(call("1001", False), dial)
     assert spec.endpoint == "Local/0215550100@c2d-trunk-leg/n"      # ADR 0014: dst = the number
     assert spec.channel_id == f"c2d-{CALL_ID}-callee"
@@ -77,6 +78,6 @@ def test_a_trunk_leg_through_the_dialplan_is_a_local_channel_with_the_number_as_
     assert (v["C2D_LEG_CALL_REF"], v["C2D_LEG_C2D_CALL_ID"], v["C2D_LEG_C2D_LEG"]) == ("order-42", CALL_ID, "callee")
     assert (v["C2D_LEG_C2D_AGENT"], v["C2D_LEG_C2D_CLID"]) == ("1001", "0215550199")
     assert {k: v[k] for k in AS_CLID} == AS_CLID             # the trunk still sees only the CLID
-    straight = callee_originate(call("1001", False), DialConfig())
+    straight = callee_originate(call("1001", False), DialConfig(trunk_leg_context=""))
     assert straight.other_channel_id is None and "other_channel_id" not in straight.kwargs()
     assert "C2D_LEG_DIAL" not in straight.variables
