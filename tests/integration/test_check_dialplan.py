@@ -49,38 +49,36 @@ def test_check_says_the_agents_calls_reach_the_stasis_app(asterisk, service):
     assert "ok   dialplan: callee legs are dialled from context c2d-trunk-leg" in res.stdout
 
 
-@pytest.mark.admin_configs
-def test_check_fails_when_the_trunk_leg_context_is_not_merged(asterisk, service, dialplan):
-    dialplan.write_text(dialplan.read_text().replace("[c2d-trunk-leg]", "[c2d-trunk-leg-unused]"))
+def one_failure_after(asterisk, service, dialplan, old: str, new: str) -> str:
+    """Replace ``old`` by ``new`` in the dialplan, reload, run check: its one dialplan FAIL line."""
+    text = dialplan.read_text()
+    assert old in text
+    dialplan.write_text(text.replace(old, new))
     asterisk.cli("dialplan reload")
     res = run_check(asterisk, service, "1001")
     assert res.returncode == 1, res.stdout
     [fail] = dialplan_lines(res, "FAIL")
+    return fail
+
+
+@pytest.mark.admin_configs
+def test_check_fails_when_the_trunk_leg_context_is_not_merged(asterisk, service, dialplan):
+    fail = one_failure_after(asterisk, service, dialplan, "[c2d-trunk-leg]", "[c2d-trunk-leg-unused]")
     assert "context c2d-trunk-leg of [dial] trunk_leg_context does not exist in the dialplan" in fail
 
 
 @pytest.mark.admin_configs
 def test_check_fails_when_the_agents_context_does_not_include_ours(asterisk, service, dialplan):
-    text = dialplan.read_text()
-    assert "[c2d-agents]\ninclude => c2d-webrtc" in text
-    dialplan.write_text(text.replace("[c2d-agents]\ninclude => c2d-webrtc",
-                                     "[c2d-agents]\nexten => _X.,1,Dial(PJSIP/${EXTEN}@trunk,30)\n"
-                                     " same => n,Hangup()"))
-    asterisk.cli("dialplan reload")
-    res = run_check(asterisk, service, "1001")
-    assert res.returncode == 1, res.stdout
-    [fail] = dialplan_lines(res, "FAIL")
+    fail = one_failure_after(asterisk, service, dialplan, "[c2d-agents]\ninclude => c2d-webrtc",
+                             "[c2d-agents]\nexten => _X.,1,Dial(PJSIP/${EXTEN}@trunk,30)\n"
+                             " same => n,Hangup()")
     assert "agent 1001 (context c2d-agents)" in fail and "never reaches Stasis(click2dial)" in fail
     assert "it runs Dial, Hangup" in fail and "context=c2d-agents" in fail
 
 
 @pytest.mark.admin_configs
 def test_check_fails_when_our_context_is_missing(asterisk, service, dialplan):
-    dialplan.write_text(dialplan.read_text().replace("[c2d-agents]", "[c2d-agents-old]"))
-    asterisk.cli("dialplan reload")
-    res = run_check(asterisk, service, "1001")
-    assert res.returncode == 1, res.stdout
-    [fail] = dialplan_lines(res, "FAIL")
+    fail = one_failure_after(asterisk, service, dialplan, "[c2d-agents]", "[c2d-agents-old]")
     assert "agent 1001 (context c2d-agents)" in fail
     assert "context c2d-agents does not exist in the dialplan" in fail
 
