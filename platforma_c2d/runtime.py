@@ -19,6 +19,7 @@ from platforma_c2d.calls.hep import RetryAfterLog
 from platforma_c2d.calls.pacing import TrunkPacer
 from platforma_c2d.calls.policy import Policy
 from platforma_c2d.calls.recovery import reconcile
+from platforma_c2d.calls.trunk_leg import settle_trunk_legs
 from platforma_c2d.calls.service import CallService
 from platforma_c2d.calls.stasis import StasisApp
 from platforma_c2d.clid.picker import ClidPicker
@@ -85,6 +86,7 @@ class Runtime:
         if self.events.connects > 1:
             self.metrics.ari_reconnects.inc()
         await self.stasis.filter_events()
+        self.engine.dial = await settle_trunk_legs(self.ari, self.config.dial, self.engine.dial)
         await reconcile(self.engine, self.ari, self.stasis)
 
     async def _disconnected(self) -> None:

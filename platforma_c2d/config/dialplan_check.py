@@ -220,6 +220,11 @@ def check_dialplan(http, cfg, agents: list[str], rx_command: str | None) -> list
     try:
         routes = {ctx: route_of(ctx, SAMPLE_CALLEE, show, global_var) for ctx in contexts}
         legs = trunk_leg_line(cfg.dial.trunk_leg_context, show)
+        context = cfg.dial.trunk_leg_context
+        if context and global_var("C2D_TRUNK_LEG_CONTEXT") != context:
+            legs.append(("WARN", f"dialplan: the C2D_TRUNK_LEG_CONTEXT global does not name {context}: "
+                                 "the service dials callee legs straight to the trunk and their CDR "
+                                 "rows say dst = s (docs/configuration.md)"))
     except (OSError, ValueError) as exc:
         return [("WARN", f"dialplan: not checked, the Asterisk CLI did not answer ({exc})")]
     except Exception as exc:  # noqa: BLE001 - subprocess.TimeoutExpired and kin, one line

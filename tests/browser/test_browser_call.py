@@ -125,7 +125,10 @@ def assert_cdr(asterisk, call_id: str, call_ref: str, answered: bool = True) -> 
     rows = asterisk.wait_cdr_rows(lambda r: r["c2d_call_id"] == call_id or r["call_ref"] == call_ref,
                                   count=2)
     browser = [r for r in rows if r["channel"].startswith(f"PJSIP/{AGENT}-")]
-    trunk = [r for r in rows if r["channel"].startswith("PJSIP/trunk-")]
+    # The callee leg's row: the trunk channel's own, or (dialled through the
+    # dialplan, ADR 0014) the row of Local ;2 whose Party B is the trunk channel.
+    trunk = [r for r in rows if r["channel"].startswith("PJSIP/trunk-")
+             or (r["channel"].startswith("Local/") and r["dstchannel"].startswith("PJSIP/trunk-"))]
     assert len(browser) == 1 and len(trunk) == 1, f"rows of {call_id}: {rows}\nall rows: {asterisk.cdr_rows()}"
     for row in rows:
         assert row["call_ref"] == call_ref and row["c2d_call_id"] == call_id, row
@@ -133,7 +136,8 @@ def assert_cdr(asterisk, call_id: str, call_ref: str, answered: bool = True) -> 
     assert browser[0]["dcontext"] == "c2d-webrtc" and browser[0]["dst"] == CALLEE, browser
     if answered:
         assert browser[0]["disposition"] == "ANSWERED", browser
-        assert browser[0]["dstchannel"].startswith("PJSIP/trunk-"), browser  # bridged to the callee
+        # bridged to the callee leg (the trunk channel, or the Local channel dialling it)
+        assert browser[0]["dstchannel"].startswith(("PJSIP/trunk-", f"Local/{CALLEE}@")), browser
     else:
         assert all(r["disposition"] != "ANSWERED" for r in rows), rows
     return rows

@@ -37,7 +37,8 @@ def _rtp_counts_while_up(asterisk, seconds: float = 20) -> dict[str, dict]:
     """Once both legs are up for 3 s: each channel's RTP counters, by channel name."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        chans = asterisk.channels()
+        # the browser's and the trunk's channels (not the Local channel between, ADR 0014)
+        chans = [c for c in asterisk.channels() if c["name"].startswith("PJSIP/")]
         if len(chans) == 2 and all(c["state"] == "Up" for c in chans):
             time.sleep(3)
             out = {}

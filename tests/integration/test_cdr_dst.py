@@ -99,6 +99,27 @@ def test_with_trunk_leg_context_empty_the_trunk_leg_row_says_s(asterisk, make_se
     assert (callee["src"], callee["dst"], callee["channel"][:12]) == (CLID, "s", "PJSIP/trunk-"), callee
 
 
+@pytest.mark.admin_configs
+def test_without_the_merged_context_marker_calls_go_straight_to_the_trunk(asterisk, make_service, sipp):
+    """A PBX whose dialplan lacks our C2D_TRUNK_LEG_CONTEXT global, or has it
+    naming another context (ours not merged): the callee leg is dialled straight to the trunk — the call
+    works, its trunk row says dst = s — and the log says why, instead of every
+    leg failing on a Local channel into a context that is not there."""
+    asterisk.cli("dialplan set global C2D_TRUNK_LEG_CONTEXT none")
+    try:
+        service = make_service()
+        sipp("agent", AGENT_PORT, uas_scenario(ring_ms=200))
+        sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=200, talk_ms=500))
+        r = service.post_call({"agent": "1001", "callee": CALLEE, "outbound_id": CLID, "call_ref": "dst-7"})
+        assert r.status_code == 201, r.text
+        assert service.wait_state(r.json()["id"], "ended", timeout=15)["reason"] == "completed"
+        callee = rows_by_leg(asterisk, r.json()["id"])["callee"]
+        assert (callee["src"], callee["dst"], callee["channel"][:12]) == (CLID, "s", "PJSIP/trunk-"), callee
+        assert "C2D_TRUNK_LEG_CONTEXT global is 'none'" in service.log_path.read_text(errors="replace")
+    finally:
+        asterisk.cli("dialplan set global C2D_TRUNK_LEG_CONTEXT c2d-trunk-leg")
+
+
 def trunk_leg_rows(asterisk, call_id: str, timeout: float = 10.0) -> list[dict]:
     """The rows of ``call_id`` whose Party B is the trunk channel (the dialplan half's rows)."""
     rows = asterisk.wait_cdr_rows(lambda r: r["c2d_call_id"] == call_id and r["c2d_leg"] == "callee",

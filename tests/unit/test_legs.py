@@ -81,3 +81,15 @@ def test_a_trunk_leg_through_the_dialplan_is_a_local_channel_with_the_number_as_
     straight = callee_originate(call("1001", False), DialConfig(trunk_leg_context=""))
     assert straight.other_channel_id is None and "other_channel_id" not in straight.kwargs()
     assert "C2D_LEG_DIAL" not in straight.variables
+
+
+def test_the_trunk_leg_context_is_used_only_when_the_dialplan_says_it_is_merged():
+    from platforma_c2d.calls.trunk_leg import effective_dial
+    configured = DialConfig()
+    assert configured.trunk_leg_context == "c2d-trunk-leg"
+    assert effective_dial(configured, "c2d-trunk-leg") is configured
+    for unset in ("", None, "another-context"):
+        assert effective_dial(configured, unset).trunk_leg_context == ""
+        assert effective_dial(configured, unset).trunk_endpoint == configured.trunk_endpoint
+    straight = DialConfig(trunk_leg_context="")
+    assert effective_dial(straight, "c2d-trunk-leg") is straight
