@@ -107,6 +107,7 @@ def main() -> int:
         banner(f"CDR rows (cdr_custom: {root}/var/log/asterisk/cdr-custom/platforma-c2d.csv)")
         for row in asterisk.cdr_rows():
             print(f"{row['start']}  {row['channel']:<24} -> {row['dstchannel']:<24} "
+                  f"src={row['src']} dst={row['dst']}  "
                   f"{row['disposition']:<9} billsec={row['billsec']:<3} call_ref={row['call_ref']}")
         left = asterisk.channels(), asterisk.bridges()
         banner(f"left in Asterisk: {len(left[0])} channels, {len(left[1])} bridges")
