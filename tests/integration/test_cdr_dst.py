@@ -43,15 +43,21 @@ def rest_call_rows(asterisk, service, sipp):
 @pytest.fixture
 def header_call_rows(asterisk, service, sipp):
     """The CDR rows of one connected header (WebRTC) call of phone 2001, by ``c2d_leg``."""
+    return rows_by_leg(asterisk, completed_header_call(service, sipp, "dst-2"))
+
+
+def completed_header_call(service, sipp, call_ref: str) -> str:
+    """Phone 2001 calls CALLEE with the two headers, the trunk answers, the
+    phone hangs up after 0.5 s; asserts the call completed, returns its id."""
     sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=200))
     phone = sipp("phone", PHONE_PORT, uac_scenario(
         target=CALLEE, from_user="2001", talk_ms=500,
-        headers=[f"X-Platforma-Outbound-ID: {CLID}", "X-Platforma-Call-Ref: dst-2"]),
+        headers=[f"X-Platforma-Outbound-ID: {CLID}", f"X-Platforma-Call-Ref: {call_ref}"]),
         uac_target="127.0.0.1:5060", calls=1)
     assert phone.wait(timeout=20) == 0
     [call] = service.http.get("/click2dial/calls").json()["calls"]
     assert service.wait_state(call["id"], "ended")["reason"] == "completed"
-    return rows_by_leg(asterisk, call["id"])
+    return call["id"]
 
 
 @pytest.mark.admin_configs
@@ -150,15 +156,7 @@ def test_rest_call_through_the_dialplan_trunk_row_has_number_and_clid(asterisk, 
 @pytest.mark.admin_configs
 def test_header_call_through_the_dialplan_trunk_row_has_number_and_clid(asterisk, make_service, sipp):
     service = make_service(THROUGH_DIALPLAN)
-    sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=200))
-    phone = sipp("phone", PHONE_PORT, uac_scenario(
-        target=CALLEE, from_user="2001", talk_ms=500,
-        headers=[f"X-Platforma-Outbound-ID: {CLID}", "X-Platforma-Call-Ref: dst-4"]),
-        uac_target="127.0.0.1:5060", calls=1)
-    assert phone.wait(timeout=20) == 0
-    [call] = service.http.get("/click2dial/calls").json()["calls"]
-    assert service.wait_state(call["id"], "ended")["reason"] == "completed"
-    [row] = trunk_leg_rows(asterisk, call["id"])
+    [row] = trunk_leg_rows(asterisk, completed_header_call(service, sipp, "dst-4"))
     assert (row["src"], row["dst"], row["call_ref"]) == (CLID, CALLEE, "dst-4"), row
     assert row["dstchannel"].startswith("PJSIP/trunk-"), row
 
