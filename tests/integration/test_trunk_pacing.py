@@ -33,6 +33,18 @@ def _place_at_once(service, count: int) -> list[str]:
         return list(pool.map(post, range(count)))
 
 
+def _place_one_after_the_other(service) -> list[str]:
+    """Place a call of agent 1001 to 0215550101, wait until it has ended, then
+    place one to 0215550102 (its leg reaches the carrier a few seconds after
+    the first's); both ids."""
+    [first] = _place_at_once(service, 1)
+    _wait_ended(service, [first], timeout=15)
+    r = service.post_call({"agent": "1001", "callee": "0215550102",
+                           "outbound_id": "0215550199", "call_ref": "burst-1"})
+    assert r.status_code == 201, r.text
+    return [first, r.json()["id"]]
+
+
 def _wait_ended(service, ids: list[str], timeout: float) -> dict[str, dict]:
     deadline = time.monotonic() + timeout
     while True:
@@ -106,28 +118,28 @@ def test_a_burst_of_calls_goes_to_the_carrier_at_its_rate_in_order_and_bounded(a
 
 
 def test_a_carrier_503_holds_the_trunk_and_is_never_busy_or_no_answer(asterisk, make_service, sipp):
-    # The carrier takes one INVITE in any 4.5 s and asks for 5 s after a refusal.
-    # (The window is wide so that the two legs placed at once fall in it even
-    # when a loaded machine lets the agents answer a second or two apart; the
-    # hold is longer than the window so that the leg after the hold is taken.)
+    # The carrier takes one INVITE in any 10 s and asks for 10 s after a refusal.
+    # The second call is placed when the first has ended (two INVITEs reaching
+    # the SIPp carrier in one instant could both pass its window test), well
+    # inside the window even on a loaded machine; the hold is as long as the
+    # window, so that the leg after the hold is taken.
     sipp("agent", AGENT_PORT, uas_scenario())
-    trunk = sipp("trunk", TRUNK_PORT, carrier_scenario(limit=1, window_ms=4500, retry_after_s=5, talk_ms=500))
-    service = make_service({"trunk": {"hold_after_503_s": 5.0, "max_wait_s": 8.0},
+    trunk = sipp("trunk", TRUNK_PORT, carrier_scenario(limit=1, window_ms=10000, retry_after_s=10, talk_ms=500))
+    service = make_service({"trunk": {"hold_after_503_s": 10.0, "max_wait_s": 14.0},
                             "limits": {"max_active_calls_per_agent": 5}})
-    first, second = _place_at_once(service, 2)
-    calls = _wait_ended(service, [first, second], timeout=15)
-    refused = [i for i, c in calls.items() if c["reason"] != "completed"]
-    assert len(refused) == 1, calls
-    assert calls[refused[0]]["reason"] == "callee_unavailable", calls
-    text = " ".join(_details(service, refused[0]))
+    first, second = _place_one_after_the_other(service)
+    calls = _wait_ended(service, [first, second], timeout=20)
+    assert calls[first]["reason"] == "completed", calls
+    assert calls[second]["reason"] == "callee_unavailable", calls
+    text = " ".join(_details(service, second))
     assert "refused by the carrier (SIP 503" in text and "tone:congestion" in text, text
     [refusal] = [m for m in trunk.sent() if m.status == 503]
 
     # A new call right away: its leg waits for the hold, then the carrier takes it.
     [third] = _place_at_once(service, 1)
-    assert _wait_ended(service, [third], timeout=20)[third]["reason"] == "completed"
+    assert _wait_ended(service, [third], timeout=30)[third]["reason"] == "completed"
     last_invite = trunk.received("INVITE")[-1]
-    assert last_invite.time - refusal.time >= 5.0, (last_invite.time - refusal.time)
+    assert last_invite.time - refusal.time >= 10.0, (last_invite.time - refusal.time)
     assert len([m for m in trunk.sent() if m.status == 503]) == 1
     assert 'c2d_trunk_refused_total{sip_code="503"} 1.0' in service.http.get("/metrics").text
 
@@ -161,26 +173,27 @@ def hep_capture(asterisk):
 
 @pytest.mark.admin_configs
 def test_a_carrier_503_holds_the_trunk_for_its_own_retry_after(asterisk, make_service, sipp, hep_capture):
-    # The carrier takes one INVITE in any 4.5 s and asks for 6 s after a
-    # refusal; our fallback hold is 30 s, longer than a leg may wait (10 s):
-    # only the carrier's own Retry-After lets the next call through.
+    # The carrier takes one INVITE in any 10 s and asks for 11 s after a
+    # refusal; our fallback hold is 40 s, longer than a leg may wait (15 s):
+    # only the carrier's own Retry-After lets the next call through. (The
+    # second call is placed when the first has ended, as above.)
     sipp("agent", AGENT_PORT, uas_scenario())
-    trunk = sipp("trunk", TRUNK_PORT, carrier_scenario(limit=1, window_ms=4500, retry_after_s=6, talk_ms=500))
-    service = make_service({"trunk": {"hold_after_503_s": 30.0, "max_wait_s": 10.0,
+    trunk = sipp("trunk", TRUNK_PORT, carrier_scenario(limit=1, window_ms=10000, retry_after_s=11, talk_ms=500))
+    service = make_service({"trunk": {"hold_after_503_s": 40.0, "max_wait_s": 15.0,
                                       "hep_listen": hep_capture},
                             "limits": {"max_active_calls_per_agent": 5}})
-    first, second = _place_at_once(service, 2)
-    calls = _wait_ended(service, [first, second], timeout=15)
-    refused = [i for i, c in calls.items() if c["reason"] != "completed"]
-    assert len(refused) == 1 and calls[refused[0]]["reason"] == "callee_unavailable", calls
-    text = " ".join(_details(service, refused[0]))
-    assert "no new leg on the trunk for 6 s (the carrier's Retry-After)" in text, text
+    first, second = _place_one_after_the_other(service)
+    calls = _wait_ended(service, [first, second], timeout=20)
+    assert calls[first]["reason"] == "completed", calls
+    assert calls[second]["reason"] == "callee_unavailable", calls
+    text = " ".join(_details(service, second))
+    assert "no new leg on the trunk for 11 s (the carrier's Retry-After)" in text, text
     [refusal] = [m for m in trunk.sent() if m.status == 503]
 
     [third] = _place_at_once(service, 1)
-    assert _wait_ended(service, [third], timeout=20)[third]["reason"] == "completed"
+    assert _wait_ended(service, [third], timeout=30)[third]["reason"] == "completed"
     waited = trunk.received("INVITE")[-1].time - refusal.time
-    assert 6.0 <= waited < 15.0, waited
+    assert 11.0 <= waited < 25.0, waited
     assert len([m for m in trunk.sent() if m.status == 503]) == 1
     # check sees the capture running for this config.
     res = run_check(service)
