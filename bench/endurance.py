@@ -61,7 +61,7 @@ def judge(samples: list[dict]) -> dict:
 async def endurance(bench, rate: float, seconds: float, chunk_s: float = 30.0) -> dict:
     """Run ``seconds`` of calls at ``rate`` calls/s through the service in chunks of ``chunk_s``.
 
-    ``bench``: a started ``bench.run.Bench`` with its service running.
+    ``bench``: a started ``bench.phases.Bench`` with its service running.
     Returns the chunks' results, the samples and the verdict.
     """
     chunks = max(3, round(seconds / chunk_s))
@@ -106,7 +106,9 @@ async def run_soak(plan, seconds: float, rate: float | None = None) -> dict:
     import traceback
     from datetime import datetime, timezone
 
-    from bench.run import RESULTS, Bench, log, machine
+    from bench.phases import Bench
+    from bench.plan import RESULTS, log
+    from bench.report import machine
     from tests.bench.root import ensure_root
 
     root = await asyncio.to_thread(ensure_root, log)

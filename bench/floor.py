@@ -42,7 +42,7 @@ class AriFloor:
     ``ari``: an :class:`HttpPool` to ARI; ``host``/``port``/``auth``: where
     its event WebSocket connects; ``agent``: the agent's extension;
     ``clid``: the CLID presented to callees. ``place(rec)`` is the subject
-    interface of ``bench/run.py`` (``rec.status`` 200 when Asterisk took
+    interface of ``bench/subjects.py`` (``rec.status`` 200 when Asterisk took
     the agent leg; ``rec.call_id`` names the bridge ``c2d-<call_id>``).
     """
 
@@ -81,7 +81,7 @@ class AriFloor:
 
     async def place(self, rec) -> None:
         """Originate the agent leg of one call to ``rec.callee``."""
-        from bench.run import _send   # the same request path as the other subjects
+        from bench.subjects import _send   # the same request path as the other subjects
 
         call_id = f"floor{next(self._ids):08d}"
         rec.call_id = call_id

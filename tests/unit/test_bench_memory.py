@@ -1,6 +1,6 @@
 """The benchmark's memory verdict (issue 8: "memory flat over a long run")."""
 
-from bench.run import memory_trend
+from bench.stats import memory_trend
 
 
 def _idle(*points):
