@@ -120,7 +120,8 @@ def _schemas() -> dict:
                                 "description": "A URL that receives this call's events as signed webhooks (the "
                                                "`callEvent` webhook, signed with `[webhooks] callback_secret`). "
                                                "Accepted only when it starts with one of `[webhooks] "
-                                               "allowed_url_prefixes`; otherwise a 400 `invalid-request`.",
+                                               "allowed_url_prefixes` and its path holds no `.` or `..` segment; "
+                                               "otherwise a 400 `invalid-request`.",
                                 "examples": ["https://crm.example.com/hooks/calls"]},
         },
         "examples": [examples.CALL_REQUEST],

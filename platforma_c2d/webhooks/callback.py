@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 from platforma_c2d.config.checks import _ok_http_url
 
 MAX_URL = 2000
+
+#: Path segments an HTTP client resolves away before it sends (RFC 3986 §5.2.4),
+#: once percent-decoded: ``/hooks/../admin`` and ``/hooks/%2e%2e/admin`` are ``/admin``.
+_DOT_SEGMENTS = (".", "..")
+
+
+def _has_dot_segment(url: str) -> bool:
+    """Whether the path of ``url`` (an ``http(s)://host/path`` URL) holds a ``.`` or
+    ``..`` segment, written plainly or percent-encoded."""
+    path = url.split("?", 1)[0].split("/", 3)[3]
+    return any(unquote(segment) in _DOT_SEGMENTS for segment in path.split("/"))
 
 
 def check_status_callback(value: object, allowed_prefixes: tuple[str, ...]) -> str | None:
@@ -13,8 +26,11 @@ def check_status_callback(value: object, allowed_prefixes: tuple[str, ...]) -> s
     Accepted only when it is an http(s) URL of at most 2,000 characters that
     starts with one of ``[webhooks] allowed_url_prefixes`` (each prefix
     ends its host with a ``/``, so ``https://crm.example.com.evil/`` never
-    passes for ``https://crm.example.com/``): the service cannot be made to
-    POST to an internal address. Raises ``ValueError`` with what is wrong.
+    passes for ``https://crm.example.com/``) and whose path holds no ``.``
+    or ``..`` segment (plain or percent-encoded): the delivery's HTTP
+    client resolves those, so ``<prefix>../admin`` would be sent outside the
+    prefix. The service cannot be made to POST to an internal address, nor
+    to another path of an allowed host. Raises ``ValueError`` with what is wrong.
     """
     if value is None:
         return None
@@ -24,4 +40,6 @@ def check_status_callback(value: object, allowed_prefixes: tuple[str, ...]) -> s
         raise ValueError("not accepted: no [webhooks] allowed_url_prefixes are configured")
     if not any(value.startswith(prefix) for prefix in allowed_prefixes):
         raise ValueError("not under an allowed URL prefix ([webhooks] allowed_url_prefixes)")
+    if _has_dot_segment(value):
+        raise ValueError("must not hold a '.' or '..' path segment (it would leave the allowed URL prefix)")
     return value
