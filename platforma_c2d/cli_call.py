@@ -14,7 +14,7 @@ import sys
 import time
 import uuid
 
-from platforma_c2d.calls.model import parse_iso
+from platforma_c2d.calls.model import State, parse_iso
 
 
 class _Interrupted(Exception):
@@ -194,9 +194,10 @@ def _follow(http, call: dict, timeout_s: float) -> dict:
             complained = True
 
 
-_ORDER = ("dialing_agent", "dialing_callee", "connected", "ended")
+_ORDER = tuple(s.value for s in State)
 #: the call resource's own time of a state
-_STATE_TIME = {"dialing_agent": "created_at", "connected": "answered_at", "ended": "ended_at"}
+_STATE_TIME = {State.DIALING_AGENT.value: "created_at", State.CONNECTED.value: "answered_at",
+               State.ENDED.value: "ended_at"}
 
 
 def _show_states(http, call: dict, shown: list[str]) -> None:

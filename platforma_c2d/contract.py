@@ -165,8 +165,8 @@ ENDED_BY_MEANINGS = {
 
 #: Schema name -> (enum, meanings, description), one named schema per enum.
 ENUMS = {
-    "State": (State, STATE_MEANINGS, "The state of a call: dialing_agent -> dialing_callee -> connected "
-                                     "-> ended (ended may follow any state)."),
+    "State": (State, STATE_MEANINGS, "The state of a call: " + " -> ".join(s.value for s in State)
+              + f" ({State.ENDED.value} may follow any state)."),
     "Reason": (Reason, REASON_MEANINGS, "Why a call ended."),
     "Origin": (Origin, ORIGIN_MEANINGS, "How a call came in."),
     "EndedBy": (EndedBy, ENDED_BY_MEANINGS, "Who ended a call."),

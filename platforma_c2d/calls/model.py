@@ -21,7 +21,13 @@ from datetime import datetime, timezone
 
 
 class State(str, enum.Enum):
-    """Call states of SPEC §2."""
+    """Call states of SPEC §2, in the order a call goes through them.
+
+    The one list of the states: the contract, the OpenAPI document, the
+    ``call`` command and the tests read it from here (iterating the enum
+    gives this order). A call may skip a state, and ``ended`` may follow
+    any of them (``_NEXT``).
+    """
 
     DIALING_AGENT = "dialing_agent"
     DIALING_CALLEE = "dialing_callee"

@@ -192,3 +192,13 @@ def test_the_board_reads_the_event_stream_with_its_cookie(client):
     assert conf["last_event_id"] == 0  # where the board's stream starts: nothing stored yet
     r = client.get(f"/click2dial/events?after={conf['last_event_id']}", headers={"Accept": "application/json"})
     assert r.status_code == 200 and r.get_json()["events"] == []
+
+
+def test_the_pages_label_every_call_state_in_its_order():
+    """The pages' one list of states (common.js STATES, whose key order the
+    board ranks calls and subscribes to events by) is the service's."""
+    from platforma_c2d.calls.model import State
+
+    js = (STATIC / "common.js").read_text()
+    block = re.search(r"export const STATES = \{(.*?)\};", js, re.S).group(1)
+    assert re.findall(r"^\s*(\w+):", block, re.M) == [s.value for s in State]

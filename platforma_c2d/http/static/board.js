@@ -7,12 +7,13 @@ import { REASONS, STATES, api, clock, logoutButton, session } from "./common.js"
 
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
-const RANK = { dialing_agent: 0, dialing_callee: 1, connected: 2, ended: 3 };
+// The states in the order a call goes through them: the keys of STATES.
+const RANK = Object.fromEntries(Object.keys(STATES).map((state, i) => [state, i]));
 const HOURS = 8;
 const PAGE = 200;
 const MAX_PAGES = 25;
 const POLL_MS = 1000;
-const EVENT_TYPES = ["call.dialing_agent", "call.dialing_callee", "call.connected", "call.ended"];
+const EVENT_TYPES = Object.keys(STATES).map((state) => `call.${state}`);
 // Outcomes grouped for the chart.
 const GROUPS = {
   completed: "completed",
@@ -151,7 +152,7 @@ function renderLive(now) {
   $("live-empty").hidden = live.length > 0;
   const counters = $("counters");
   counters.replaceChildren();
-  for (const state of ["dialing_agent", "dialing_callee", "connected"]) {
+  for (const state of Object.keys(STATES).filter((s) => s !== "ended")) {
     const n = live.filter((c) => c.state === state).length;
     const div = document.createElement("div");
     div.className = "counter";

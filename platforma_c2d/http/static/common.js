@@ -134,6 +134,7 @@ export function ruleChecker(rules) {
   };
 }
 
+// Every call state (calls/model.py State), in its order, with its label.
 export const STATES = {
   dialing_agent: "Ringing the agent",
   dialing_callee: "Ringing the callee",
