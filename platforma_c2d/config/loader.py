@@ -34,6 +34,9 @@ from platforma_c2d.cluster.config import cluster_problems
 from platforma_c2d.config.schema import SECTIONS, Config, TokenConfig, WebhookEndpoint, _toml_key
 
 ENV_PREFIX = "PLATFORMA_C2D_"
+#: The longest ``[[auth.token]]`` name: the store keeps calls, events, Idempotency-Keys
+#: and cluster-wide rates under it in a column of this width (PostgreSQL refuses more).
+TOKEN_NAME_MAX = 64
 #: Variables with the prefix that are not settings (read by the CLI).
 ENV_IGNORED = frozenset({"PLATFORMA_C2D_CONFIG", "PLATFORMA_C2D_TOKEN"})
 
@@ -274,8 +277,9 @@ def _parse_tokens(tables: list[Any], where: str, problems: list[str]) -> Any:
                 problems.append(
                     f"{at}.agents[{j}]: must be {rules.AGENT_FORMATS}{_show({}, agent)}"
                 )
-        if not (isinstance(name, str) and name.isprintable()):
-            problems.append(f"{at}.name: must be printable text{_show({}, name)}")
+        if not (isinstance(name, str) and name.isprintable() and len(name) <= TOKEN_NAME_MAX):
+            problems.append(f"{at}.name: must be printable text of at most {TOKEN_NAME_MAX} "
+                            f"characters{_show({}, name)}")
         if len(problems) == before:
             tokens.append(TokenConfig(sha256=sha.lower(), agents=tuple(agents), name=name))
     return tuple(tokens) if len(problems) == before else _BAD
