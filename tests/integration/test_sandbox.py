@@ -57,6 +57,9 @@ def test_the_sandbox_is_marked_on_health_answers_and_its_log(sandbox):
     assert sandbox.http.get("/click2dial/calls").headers["X-Platforma-Sandbox"] == "true"
     lines = [json.loads(x) for x in sandbox.log_path.read_text().splitlines() if x.startswith("{")]
     assert any(line.get("event") == "sandbox" and line["msg"].startswith("SANDBOX:") for line in lines)
+    # A first try of the sandbox warns of nothing but being one (no advice about a dialplan it has not).
+    warnings = [line["msg"] for line in lines if line["level"] == "WARNING" and line.get("event") != "sandbox"]
+    assert warnings == []
 
 
 @pytest.mark.parametrize("config, env, listen, says", [
