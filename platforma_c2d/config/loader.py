@@ -379,5 +379,11 @@ def _cross_check(values: dict[str, dict[str, Any]], problems: list[str]) -> None
     cluster_problems(values, problems)
 
     agi_listen = values["agi"].get("listen")
+    # Like the API without tokens: a FastAGI server that other hosts reach must ask
+    # them for the secret, or any of them journals calls and ends AGI calls.
+    if agi_listen and values["agi"].get("secret") == "" and not is_loopback(split_listen(agi_listen)[0]):
+        problems.append(f"agi.secret: empty, refusing to serve FastAGI on {split_listen(agi_listen)[0]} "
+                        "without a secret (set [agi] secret and store it in Asterisk's database, "
+                        "docs/security.md, or listen on loopback)")
     if listen and agi_listen and split_listen(listen) == split_listen(agi_listen):
         problems.append(f"agi.listen: same address as http.listen ({listen})")
