@@ -85,3 +85,17 @@ def test_external_agent_trunk_legs_name_only_their_own_party(asterisk, service, 
     assert final["reason"] == "completed", final
     assert_trunk_names_only_callee_and_clid(trunk, CALLEE)
     assert_trunk_names_only_callee_and_clid(trunk, agent_number)
+
+
+def test_a_phones_display_name_never_reaches_the_trunk(asterisk, service, sipp):
+    """Caller-ID name spoofing from a phone: the INVITE's From display name is the
+    caller's own text ("Bank Security"); the callee sees only the CLID."""
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=200, talk_ms=1500))
+    scenario = uac_scenario(target=CALLEE, from_user="2001", wait_bye=True,
+                            headers=[f"X-Platforma-Outbound-ID: {CLID}", "X-Platforma-Call-Ref: id-name"])
+    phone = sipp("phone", PHONE_PORT, scenario.replace("From: <sip:2001@", 'From: "Bank Security" <sip:2001@'),
+                 uac_target="127.0.0.1:5060", calls=1)
+    assert phone.wait(timeout=25) == 0, phone.messages()
+    final = service.wait_state(service.http.get("/click2dial/calls").json()["calls"][0]["id"], "ended")
+    assert final["reason"] == "completed", final
+    assert_trunk_names_only_callee_and_clid(trunk)
