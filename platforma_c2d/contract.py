@@ -240,8 +240,9 @@ LIST_PARAMETERS: dict[str, QueryParam] = {p.name: p for p in (
     QueryParam("origin", _ref("Origin"), "Only calls of this origin; several allowed.", repeat=True),
     QueryParam("agent", {"type": "string", "pattern": AGENT_PATTERN, "maxLength": 16},
                "Only calls of this agent (extension or number)."),
-    QueryParam("call_ref", {"type": "string", "pattern": CALL_REF_PATTERN, "maxLength": rules.CALL_REF_MAX},
-               "Only calls with exactly this customer reference."),
+    QueryParam("call_ref", {"type": "string", "pattern": CALL_REF_PATTERN},
+               f"Only calls with exactly this customer reference, cut to its first {rules.CALL_REF_MAX} "
+               "characters as in a POST body (so a longer reference finds the call placed with it)."),
     QueryParam("created_after", _TIME, "Only calls placed at or after this time (ISO 8601 with a zone)."),
     QueryParam("created_before", _TIME, "Only calls placed before this time (ISO 8601 with a zone)."),
     QueryParam("updated_after", _TIME, "Only calls changed at or after this time (ISO 8601 with a zone): "

@@ -15,7 +15,7 @@ import binascii
 import re
 from datetime import datetime, timezone
 
-from platforma_c2d import contract
+from platforma_c2d import contract, rules
 from platforma_c2d.calls.errors import InvalidRequest
 from platforma_c2d.calls.model import parse_iso
 from platforma_c2d.calls.service import ListQuery
@@ -80,8 +80,16 @@ def _one(param: contract.QueryParam, value: str):
             return decode_cursor(value)
         except ValueError:
             raise ValueError("the next_cursor of an earlier page, unchanged") from None
+    if param.name == "call_ref":
+        # As in a POST body (SPEC section 1): the characters are checked over the whole
+        # value, then it is cut; a CRM finds its call by the very reference it sent.
+        if not re.fullmatch(schema["pattern"].strip("^$"), value):
+            raise ValueError(rules.CALL_REF_FORMATS)
+        return value[:rules.CALL_REF_MAX]
+    if param.name == "agent" and not rules.is_agent(value):
+        raise ValueError(rules.AGENT_FORMATS)
     if len(value) > schema.get("maxLength", len(value)) or not re.fullmatch(schema["pattern"].strip("^$"), value):
-        raise ValueError(f"does not match {schema['pattern']}")
+        raise ValueError(f"a value matching {schema['pattern']}")
     return value
 
 

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from platforma_c2d import rules
 from platforma_c2d.calls.model import Call, Origin, Reason, State, iso, new_call_id
 from platforma_c2d.http import create_app
 from platforma_c2d.store.journal import Journal
@@ -185,3 +186,19 @@ def test_the_total_is_counted_only_up_to_a_bound_and_says_when_it_stopped(runtim
     # The journal itself: the count stops at the bound.
     assert list_page(limit=1, count_up_to=2)[1] == 2
     assert list_page(limit=1, count_up_to=100)[1] == 5
+
+
+def test_a_call_ref_longer_than_230_finds_the_call_placed_with_it(runtime, client):
+    """SPEC §1: a call_ref is cut to 230 characters, length alone never rejects; the
+    filter reads the CRM's reference the same way, so the full reference finds the call."""
+    sent = "CRM-" + "7" * 296
+    call = add(runtime, 1, ref=sent[:230])            # what a POST with ``sent`` journals
+    add(runtime, 2, ref="other")
+    assert ids(client, "?call_ref=" + sent) == [call.id]
+    assert ids(client, "?call_ref=" + sent[:230]) == [call.id]
+
+
+def test_a_bad_agent_or_call_ref_filter_says_what_is_accepted_in_the_bodys_words(client):
+    fields = client.get("/click2dial/calls?agent=12&call_ref=a%20b", headers=AUTH).get_json()["details"]["fields"]
+    assert fields["agent"] == "invalid value '12'; accepted: " + rules.AGENT_FORMATS
+    assert fields["call_ref"] == "invalid value 'a b'; accepted: " + rules.CALL_REF_FORMATS
