@@ -109,7 +109,7 @@ async def run_soak(plan, seconds: float, rate: float | None = None) -> dict:
     from bench.phases import Bench
     from bench.plan import RESULTS, log
     from bench.report import machine
-    from tests.bench.root import ensure_root
+    from testbed.root import ensure_root
 
     root = await asyncio.to_thread(ensure_root, log)
     workdir = RESULTS / "work"

@@ -17,7 +17,7 @@ from bench.procstat import cpu_seconds
 from bench.rig import Rig
 from bench.sipplog import uac_index, uas_index
 from bench.stats import summary_ms
-from tests.bench.sipp import uac_scenario, uas_scenario
+from testbed.sipp import uac_scenario, uas_scenario
 
 
 class Bench(Rig):

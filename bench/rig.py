@@ -25,9 +25,9 @@ from bench.procstat import cpu_seconds, memory_kb
 from bench.stats import pct, summary_ms
 from bench.subjects import CallRec, Service
 from platforma_c2d.store.journal import calls
-from tests.bench.asterisk import ARI_PASSWORD, ARI_USER, OVERLAY_DIR, AsteriskBench
-from tests.bench.service import ServiceProcess
-from tests.bench.sipp import SippPeer, uas_scenario
+from testbed.asterisk import ARI_PASSWORD, ARI_USER, OVERLAY_DIR, AsteriskBench
+from testbed.service import ServiceProcess
+from testbed.sipp import SippPeer, uas_scenario
 
 
 class Rig:

@@ -52,8 +52,8 @@ from bench.receiver import Receiver
 from bench.report import machine, render, update_docs
 from bench.stats import derive, memory_trend
 from bench.subjects import Baseline
-from tests.bench.asterisk import ARI_PASSWORD, ARI_USER
-from tests.bench.root import ensure_root
+from testbed.asterisk import ARI_PASSWORD, ARI_USER
+from testbed.root import ensure_root
 
 
 async def run(plan: Plan, mode: str, profile: bool = False) -> dict:
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                         "receiver that answers 204 (bench/receiver.py)")
     p.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite",
                    help="the service's journal: its SQLite file (the default), or a database of a "
-                        "PostgreSQL server started for the run (tests/bench/postgres.py)")
+                        "PostgreSQL server started for the run (testbed/postgres.py)")
     p.add_argument("--from-json", metavar="FILE",
                    help="do not run: print the table of an earlier run's JSON (with --update-docs: "
                         "put it into docs/performance.md)")
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         mode += f" {key}={value}"
     postgres = None
     if args.store == "postgresql":
-        from tests.bench.postgres import PostgresServer
+        from testbed.postgres import PostgresServer
 
         postgres = PostgresServer().start()
         STORE["url"] = postgres.new_database("bench")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from bench.httpclient import HttpError, HttpPool
 from bench.plan import AGENT, BENCH_CONTEXT, CLID
-from tests.bench.service import ServiceProcess
+from testbed.service import ServiceProcess
 
 
 @dataclass

@@ -18,10 +18,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.bench.asterisk import AsteriskBench, processes_in  # noqa: E402
-from tests.bench.root import ensure_root  # noqa: E402
-from tests.bench.service import ServiceProcess  # noqa: E402
-from tests.bench.sipp import SippPeer, uas_scenario  # noqa: E402
+from testbed.asterisk import AsteriskBench, processes_in  # noqa: E402
+from testbed.root import ensure_root  # noqa: E402
+from testbed.service import ServiceProcess  # noqa: E402
+from testbed.sipp import SippPeer, uas_scenario  # noqa: E402
 
 SCENES = [
     ("agent answers, customer answers, talks 3 s, hangs up",

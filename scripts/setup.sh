@@ -6,7 +6,7 @@
 #   - the Asterisk 22 bench root (Debian unstable, cached under
 #     /var/cache/platforma-c2d; rebuilt when missing or broken)
 #   - unixodbc and odbc-postgresql in that root, for the cdr_adaptive_odbc
-#     tests (an additive step with its own marker, tests/bench/odbc.py)
+#     tests (an additive step with its own marker, testbed/odbc.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +20,7 @@ command -v python3 >/dev/null || missing+=(python3)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv python3-pip)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v ip >/dev/null || missing+=(iproute2)
-# a real PostgreSQL server for the tests of the store on PostgreSQL (tests/bench/postgres.py)
+# a real PostgreSQL server for the tests of the store on PostgreSQL (testbed/postgres.py)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: apt-get install ${missing[*]}"
@@ -40,5 +40,5 @@ if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$sta
     touch "$stamp"
 fi
 
-.venv/bin/python -c 'from tests.bench.root import ensure_root; print("setup: Asterisk bench root", ensure_root())'
-.venv/bin/python -m tests.bench.odbc
+.venv/bin/python -c 'from testbed.root import ensure_root; print("setup: Asterisk bench root", ensure_root())'
+.venv/bin/python -m testbed.odbc

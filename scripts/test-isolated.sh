@@ -19,16 +19,16 @@ bash scripts/setup.sh || exit $?
 if [ -f scripts/install-browser.sh ]; then
     bash scripts/install-browser.sh || exit $?
 fi
-shared=$(.venv/bin/python -c 'from tests.bench.root import root_path; print(root_path())')
+shared=$(.venv/bin/python -c 'from testbed.root import root_path; print(root_path())')
 base=/var/cache/platforma-c2d/isolated
 root=$base/$name
-if ! C2D_BENCH_ROOT=$root .venv/bin/python -c 'import sys; from tests.bench.root import root_is_valid, root_path; sys.exit(0 if root_is_valid(root_path()) else 1)'; then
+if ! C2D_BENCH_ROOT=$root .venv/bin/python -c 'import sys; from testbed.root import root_is_valid, root_path; sys.exit(0 if root_is_valid(root_path()) else 1)'; then
     echo "test-isolated: copying the bench root to $root"
     rm -rf "$root" && mkdir -p "$root"
     tar -C "$shared" --exclude=./proc/* --exclude=./dev/* --exclude=./tmp/* -cf - . | tar -xf - -C "$root" || exit 1
 fi
 # A copy made before the ODBC packages were added to the bench root gets them
-# here, while the network is still there (tests/bench/odbc.py).
-C2D_BENCH_ROOT=$root .venv/bin/python -m tests.bench.odbc || exit 1
+# here, while the network is still there (testbed/odbc.py).
+C2D_BENCH_ROOT=$root .venv/bin/python -m testbed.odbc || exit 1
 export C2D_BENCH_ROOT=$root C2D_BENCH_TMP=/tmp/c2d-bench-$name
 exec unshare -n sh -c 'ip link set lo up && exec "$0" -m pytest "$@"' .venv/bin/python "$@"

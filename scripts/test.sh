@@ -30,14 +30,14 @@ if [ $whole -eq 1 ] && [ -z "${C2D_BENCH_STORE:-}" ]; then
     # The single-node suite's files that touch the store, on PostgreSQL as the
     # store: placing, browser and FastAGI calls, keys, caps, pools, recovery
     # and events, each service on a database of a PostgreSQL server started
-    # once for this run (tests/bench/postgres.py).
+    # once for this run (testbed/postgres.py).
     C2D_BENCH_STORE=postgresql .venv/bin/python -m pytest -q -p no:cacheprovider -rfE \
         $(grep -v '^#' tests/postgresql-suite.txt) || status=1
 fi
 .venv/bin/python - <<'PY' || status=1
 import sys
-from tests.bench.asterisk import _mounts_under, processes_in
-from tests.bench.root import root_path
+from testbed.asterisk import _mounts_under, processes_in
+from testbed.root import root_path
 root = root_path()
 procs, mounts = processes_in(root), _mounts_under(root)
 if procs or mounts:

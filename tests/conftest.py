@@ -22,7 +22,7 @@ def bench_root():
     """The cached Debian-unstable root with Asterisk 22 and SIPp (built if missing)."""
     if os.geteuid() != 0:
         pytest.skip("the Asterisk bench needs root (chroot, mount)")
-    from tests.bench.root import ensure_root
+    from testbed.root import ensure_root
 
     return ensure_root()
 
@@ -30,7 +30,7 @@ def bench_root():
 @pytest.fixture(scope="session")
 def asterisk(bench_root):
     """A running Asterisk 22 with asterisk_conf/ and the bench overlay."""
-    from tests.bench.asterisk import AsteriskBench
+    from testbed.asterisk import AsteriskBench
 
     ast = AsteriskBench(bench_root)
     ast.start()
@@ -41,7 +41,7 @@ def asterisk(bench_root):
 @pytest.fixture
 def sipp(bench_root):
     """Factory of SIPp peers: ``sipp(name, port, scenario_xml, **kw)``; all stopped after the test."""
-    from tests.bench.sipp import SippPeer
+    from testbed.sipp import SippPeer
 
     peers = []
 
@@ -72,7 +72,7 @@ def make_service(request, asterisk, workdir):
     Services started with the same ``name`` share a journal (a SQLite file,
     or one PostgreSQL database with ``C2D_BENCH_STORE=postgresql``).
     """
-    from tests.bench.service import BENCH_STORE, ServiceProcess
+    from testbed.service import BENCH_STORE, ServiceProcess
 
     started = []
     server = request.getfixturevalue("postgres_server") if BENCH_STORE == "postgresql" else None
@@ -122,7 +122,7 @@ def _nothing_left_in_asterisk(request):
 @pytest.fixture(scope="session")
 def postgres_server():
     """A real PostgreSQL server for the whole session (Unix socket only), removed afterwards."""
-    from tests.bench.postgres import PostgresServer
+    from testbed.postgres import PostgresServer
 
     server = PostgresServer().start()
     yield server

@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from tests.bench.sipp import uas_scenario
+from testbed.sipp import uas_scenario
 from tests.browser.test_browser_call import (
     AGENT,
     DRIVER,

@@ -25,14 +25,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.bench.sipp import header_values, sip_user, uas_scenario
+from testbed.sipp import header_values, sip_user, uas_scenario
 
 pytestmark = pytest.mark.browser
 
 HERE = Path(__file__).resolve().parent
 DRIVER = HERE / "driver.mjs"
 TRUNK_PORT = 5070
-AGENT = "2101"  # the WebRTC endpoint of tests/bench/overlay/pjsip_site.conf
+AGENT = "2101"  # the WebRTC endpoint of testbed/overlay/pjsip_site.conf
 CALLEE, OUTBOUND_ID = "0215550100", "0215550199"
 
 

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from tests.bench.sipp import uas_scenario
+from testbed.sipp import uas_scenario
 from tests.browser.test_browser_call import (
     TRUNK_PORT,
     run_browser,

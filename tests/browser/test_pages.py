@@ -22,13 +22,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.bench.sipp import header_values, sip_user, uas_scenario
+from testbed.sipp import header_values, sip_user, uas_scenario
 
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "pages-test-token"
-AGENT, SIP_PASSWORD = "2101", "bench-2101-webrtc"  # the WebRTC endpoint of tests/bench/overlay
+AGENT, SIP_PASSWORD = "2101", "bench-2101-webrtc"  # the WebRTC endpoint of testbed/overlay
 CALLEE = "0215550100"
 TRUNK_PORT, DESK_AGENT_PORT = 5070, 5071
 DEFAULT_CLID, POOL = "0115550000", ("0115550001", "0115550002")

@@ -15,8 +15,8 @@ import time
 import pytest
 
 from platforma_c2d.store.journal import Journal
-from tests.bench.sipp import sip_user, uac_scenario, uas_scenario
-from tests.bench.service import AGI_SECRET
+from testbed.sipp import sip_user, uac_scenario, uas_scenario
+from testbed.service import AGI_SECRET
 from tests.integration.test_rest_calls import assert_trunk_never_saw
 
 PHONE_PORT, TRUNK_PORT = 5091, 5070

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.bench.sipp import uas_scenario
+from testbed.sipp import uas_scenario
 from tests.integration.test_agi import TRUNK_PORT, dial, final_responses, start_agi_named, wait_calls
 
 pytestmark = pytest.mark.admin_configs

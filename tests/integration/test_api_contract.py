@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from tests.bench.sipp import uas_scenario
+from testbed.sipp import uas_scenario
 
 AGENT_PORT, TRUNK_PORT = 5071, 5070
 TOKEN = "contract-token"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.bench.sipp import uas_scenario
+from testbed.sipp import uas_scenario
 
 TRUNK_PORT = 5070
 AGENTS = {"1001": 5071, "1002": 5072, "1003": 5073, "1004": 5074}

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from tests.bench.sipp import uas_scenario
+from testbed.sipp import uas_scenario
 
 
 def test_asterisk_answers_ari_asterisk_info(asterisk):

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import sys
 
-from tests.bench.asterisk import _mounts_under, processes_in
+from testbed.asterisk import _mounts_under, processes_in
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = {"step_s": 2, "start_rate": 4, "max_rate": 8, "refine": 0, "latency_s": 4, "latency_rounds": 1,

@@ -13,7 +13,7 @@ import time
 
 
 from platforma_c2d.store.journal import Journal
-from tests.bench.sipp import uac_scenario, uas_scenario
+from testbed.sipp import uac_scenario, uas_scenario
 
 TRUNK_PORT = 5070
 TOKEN_A, TOKEN_B = "leaked-token-of-crm-a", "token-of-crm-b"

@@ -16,9 +16,9 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from tests.bench.odbc import odbc_ready
-from tests.bench.postgres import PostgresServer
-from tests.bench.sipp import uac_scenario, uas_scenario
+from testbed.odbc import odbc_ready
+from testbed.postgres import PostgresServer
+from testbed.sipp import uac_scenario, uas_scenario
 from tests.integration.test_rest_calls import cdr_rows_of
 
 AGENT_PORT, TRUNK_PORT, PHONE_PORT = 5071, 5070, 5081
@@ -28,7 +28,7 @@ MODULES = ("res_odbc.so", "cdr_adaptive_odbc.so")
 
 def shipped_ddl(asterisk) -> list[str]:
     """The SQL statements in the comment of the shipped cdr_adaptive_odbc.conf."""
-    from tests.bench.asterisk import CONF_DIR
+    from testbed.asterisk import CONF_DIR
 
     text = (CONF_DIR / "cdr_adaptive_odbc.conf").read_text()
     sql = "\n".join(line[1:].strip() for line in text.splitlines()
@@ -68,7 +68,7 @@ def _writing_into(asterisk, server):
     with db.connect() as conn:
         for statement in shipped_ddl(asterisk):
             conn.exec_driver_sql(statement)
-    from tests.bench.asterisk import CONF_DIR
+    from testbed.asterisk import CONF_DIR
 
     (asterisk.root / "etc/odbc.ini").write_text(
         "[asterisk-cdr]\nDriver = PostgreSQL Unicode\n"

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from tests.bench.sipp import uas_scenario
+from testbed.sipp import uas_scenario
 
 AGENT_PORT, TRUNK_PORT = 5071, 5070
 TOKEN = "cli-token-for-the-call-command"

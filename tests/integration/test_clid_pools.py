@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from tests.bench.sipp import sip_user, uac_scenario, uas_scenario
+from testbed.sipp import sip_user, uac_scenario, uas_scenario
 
 AGENT_PORT, TRUNK_PORT, PHONE_PORT = 5071, 5070, 5081
 OUT = "X-Platforma-Outbound-ID"
@@ -114,7 +114,7 @@ def test_fastagi_calls_with_random_or_no_outbound_id_draw_round_robin(asterisk, 
 def carrier_refusing(number: str) -> str:
     """A trunk peer that answers every call but those from ``number``: 403 (a
     carrier that labelled it as spam)."""
-    from tests.bench.sipp import _resp
+    from testbed.sipp import _resp
 
     xml = uas_scenario(talk_ms=300)
     xml = xml.replace('    <action>\n', '    <action>\n      <ereg regexp="sip:' + number

@@ -18,10 +18,10 @@ import pytest
 
 import psycopg
 
-from tests.bench.asterisk import AsteriskBench
-from tests.bench.receiver import WebhookReceiver
-from tests.bench.service import AGI_SECRET, ServiceProcess, free_port, wait_for
-from tests.bench.sipp import sip_user, uac_scenario, uas_scenario
+from testbed.asterisk import AsteriskBench
+from testbed.receiver import WebhookReceiver
+from testbed.service import AGI_SECRET, ServiceProcess, free_port, wait_for
+from testbed.sipp import sip_user, uac_scenario, uas_scenario
 
 ADDRESS = {"a": "127.0.0.2", "b": "127.0.0.3"}
 RULES = ["1001=a", "1003=a", "1002=b", "1004=b"]

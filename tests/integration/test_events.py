@@ -9,9 +9,9 @@ import time
 import httpx
 
 from platforma_c2d.webhooks.signature import verify
-from tests.bench.receiver import WebhookReceiver
-from tests.bench.service import free_port
-from tests.bench.sipp import uac_scenario, uas_scenario
+from testbed.receiver import WebhookReceiver
+from testbed.service import free_port
+from testbed.sipp import uac_scenario, uas_scenario
 from tests.integration.test_agi import start_agi_named
 
 AGENT_PORT, TRUNK_PORT, PHONE_PORT, AGI_PHONE_PORT = 5071, 5070, 5081, 5091

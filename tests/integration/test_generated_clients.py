@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bench.sandbox import SandboxProcess
+from testbed.sandbox import SandboxProcess
 
 REPO = Path(__file__).resolve().parents[2]
 PY_GENERATOR = REPO / ".venv-openapi/bin/openapi-python-client"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.bench.sipp import identities, uac_scenario, uas_scenario
+from testbed.sipp import identities, uac_scenario, uas_scenario
 
 pytestmark = pytest.mark.admin_configs
 

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from tests.bench.longcalls import PCAP_PCMA_S, hold_uas_scenario, late_rtp_uas_scenario, refreshing_uac_scenario
-from tests.bench.sipp import uas_scenario
+from testbed.longcalls import PCAP_PCMA_S, hold_uas_scenario, late_rtp_uas_scenario, refreshing_uac_scenario
+from testbed.sipp import uas_scenario
 from tests.integration.test_check_modules import run_check, run_check_without_module
 
 AGENT_PORT, TRUNK_PORT, PHONE_PORT = 5071, 5070, 5081

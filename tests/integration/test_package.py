@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from platforma_c2d import __version__
-from tests.bench.asterisk import ARI_PASSWORD
-from tests.bench.fresh_root import copy_root, ensure_fresh_root, fresh_root_is_valid
+from testbed.asterisk import ARI_PASSWORD
+from testbed.fresh_root import copy_root, ensure_fresh_root, fresh_root_is_valid
 
 REPO = Path(__file__).resolve().parents[2]
 # How the package is made: a package in dist/ older than any of these is
@@ -90,7 +90,7 @@ def fresh_root(asterisk):
     """A private copy of the cached bookworm root; removed after the test."""
     tmp = Path(os.environ.get("C2D_BENCH_TMP", "/tmp/c2d-bench-tests"))
     if not fresh_root_is_valid():
-        skip_without_network("build the fresh root first: python -c 'from tests.bench.fresh_root "
+        skip_without_network("build the fresh root first: python -c 'from testbed.fresh_root "
                              "import ensure_fresh_root; ensure_fresh_root()'")
     root = copy_root(ensure_fresh_root(), tmp / "fresh-debian-root")
     yield root

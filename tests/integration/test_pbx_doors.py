@@ -90,7 +90,7 @@ def test_a_stranger_using_the_trunk_s_name_is_not_taken_for_the_trunk(asterisk, 
     """The trunk has no password: it is known by its address alone
     (identify_by=ip). A stranger whose From user is "trunk" must not be
     matched to it by user name and get into its context."""
-    from tests.bench.sipp import uac_scenario
+    from testbed.sipp import uac_scenario
 
     scenario = uac_scenario(target="0215550100", from_user="trunk").replace(
         '<recv response="403"', '<recv response="401" optional="true" next="ack_error"/>\n'

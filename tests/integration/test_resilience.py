@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from tests.bench.proxy import TcpProxy
-from tests.bench.service import free_port, sqlite_only
-from tests.bench.sipp import uac_scenario, uas_scenario
+from testbed.proxy import TcpProxy
+from testbed.service import free_port, sqlite_only
+from testbed.sipp import uac_scenario, uas_scenario
 
 AGENT_PORT, TRUNK_PORT = 5071, 5070
 BODY = {"agent": "1001", "callee": "0215550100", "outbound_id": "0215550199", "call_ref": "fault-1"}

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.bench.sipp import sip_user, uas_scenario
+from testbed.sipp import sip_user, uas_scenario
 
 AGENT_PORT, TRUNK_PORT = 5071, 5070
 

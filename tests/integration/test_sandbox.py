@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from platforma_c2d.http import examples
-from tests.bench.sandbox import SandboxProcess
+from testbed.sandbox import SandboxProcess
 
 BODY = {"agent": "1001", "callee": "0215550100", "outbound_id": "random", "call_ref": "sandbox-1"}
 

@@ -8,8 +8,8 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.bench.asterisk import ARI_PASSWORD
-from tests.bench.sipp import uac_scenario, uas_scenario
+from testbed.asterisk import ARI_PASSWORD
+from testbed.sipp import uac_scenario, uas_scenario
 
 AGENT_PORT, TRUNK_PORT, PHONE_PORT = 5071, 5070, 5081
 TOKEN, OTHER = "s3cret-token-for-crm", "token-limited-to-1002"

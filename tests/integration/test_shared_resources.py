@@ -11,7 +11,7 @@ import os
 import socket
 import time
 
-from tests.bench.sipp import uas_scenario
+from testbed.sipp import uas_scenario
 
 AGENT_PORT, TRUNK_PORT = 5071, 5070
 BROWSERS = 150

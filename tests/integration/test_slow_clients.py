@@ -16,7 +16,7 @@ import time
 
 import httpx
 
-from tests.bench.sipp import uas_scenario
+from testbed.sipp import uas_scenario
 
 ATTACKERS = 120
 AGENT_PORT = 5071

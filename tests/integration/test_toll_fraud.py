@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from tests.bench.sipp import sip_user, uac_scenario, uas_scenario
+from testbed.sipp import sip_user, uac_scenario, uas_scenario
 from tests.integration.test_agi import (AGENT, OUT, PHONE_PORT, REF, TRUNK_PORT, dial, final_responses,
                                         start_agi, wait_calls)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from tests.bench.sipp import _HEAD, _SDP, _resp, uas_scenario
+from testbed.sipp import _HEAD, _SDP, _resp, uas_scenario
 from tests.integration.test_webrtc_headers import only_call
 
 PHONE_PORT, TRUNK_PORT = 5081, 5070

@@ -2,7 +2,7 @@
 
 The trunk is a SIPp carrier that refuses, with ``503`` and ``Retry-After``,
 any INVITE that comes sooner than its limit after the last one it took
-(``tests/bench/carrier.py``).
+(``testbed/carrier.py``).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 
 from platforma_c2d.store.journal import call_events
 
-from tests.bench.carrier import carrier_scenario
-from tests.bench.sipp import uas_scenario
+from testbed.carrier import carrier_scenario
+from testbed.sipp import uas_scenario
 from tests.integration.test_check_modules import run_check
 
 AGENT_PORT, TRUNK_PORT = 5071, 5070

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from tests.bench.service import sqlite_only
-from tests.bench.sipp import sip_user, uac_scenario, uas_scenario
+from testbed.service import sqlite_only
+from testbed.sipp import sip_user, uac_scenario, uas_scenario
 from tests.integration.test_rest_calls import assert_cdr_tagged, assert_trunk_never_saw
 
 PHONE_PORT, TRUNK_PORT = 5081, 5070

@@ -13,7 +13,7 @@ from platforma_c2d.calls.errors import AgentBusy, AsteriskUnavailable
 from platforma_c2d.cluster.commands import CommandBus, CommandWorker, commands
 from platforma_c2d.cluster.lease import NodeLease, node_is_active
 from platforma_c2d.store.journal import Journal
-from tests.bench.service import wait_for
+from testbed.service import wait_for
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from platforma_c2d.store.journal import Journal
 from platforma_c2d.store.outbox import Outbox
 from platforma_c2d.webhooks.delivery import WebhookDelivery
 from platforma_c2d.webhooks.signature import sign
-from tests.bench.service import free_port
+from testbed.service import free_port
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "events.md"
 SECRET = "doc-example-secret"

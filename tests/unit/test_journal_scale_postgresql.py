@@ -4,7 +4,7 @@ every request or recovery use indexes, the list reads one page through its index
 counts only up to its bound, and ``[store] retention_days`` finds old calls through
 ``ix_calls_ended_at``.
 
-The server is the throw-away one of ``tests/bench/postgres.py``; the journal is
+The server is the throw-away one of ``testbed/postgres.py``; the journal is
 made with ``generate_series`` in one statement per table, indexes built once at
 the end, then ``VACUUM ANALYZE``, as after a restore. The test reads the plans
 PostgreSQL really runs (``EXPLAIN ANALYZE``) for the statements the journal

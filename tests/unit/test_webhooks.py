@@ -21,8 +21,8 @@ from platforma_c2d.webhooks.callback import check_status_callback
 from platforma_c2d.webhooks.delivery import WebhookDelivery, backoff_s
 from platforma_c2d.webhooks.signature import sign, verify
 from platforma_c2d.config import WebhookEndpoint
-from tests.bench.receiver import WebhookReceiver
-from tests.bench.service import free_port
+from testbed.receiver import WebhookReceiver
+from testbed.service import free_port
 
 TOKEN = "unit-test-token"
 

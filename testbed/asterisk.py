@@ -39,14 +39,14 @@ from pathlib import Path
 
 import httpx
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "asterisk_conf"
 OVERLAY_DIR = Path(__file__).resolve().parent / "overlay"
 ADMIN_DIR = Path(__file__).resolve().parent / "admin_conf"
 # Files of asterisk_conf/ that an administrator merges into an existing PBX as they are.
 ADMIN_MERGED = ("cdr_custom.conf",)
 CONFIG_SETS = ("ours", "admin")
-#: The FastAGI shared secret of the bench ([agi] secret of tests/bench/service.py),
+#: The FastAGI shared secret of the bench ([agi] secret of testbed/service.py),
 #: stored in Asterisk's database at each start as an administrator does
 #: (docs/security.md): never in a config file Asterisk logs.
 AGI_SECRET = "bench-agi-secret-7f3a9c"

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.bench.root import debian_mirror
+from testbed.root import debian_mirror
 
 PACKAGES = ("python3",)
 RECIPE = "bookworm minbase " + ",".join(PACKAGES) + " v1"

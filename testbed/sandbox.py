@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.bench.service import free_port, stop_process_group
+from testbed.service import free_port, stop_process_group
 
 SANDBOX_CONFIG = """\
 [dial]

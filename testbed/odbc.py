@@ -62,6 +62,6 @@ def ensure_odbc(root: Path, log=print) -> None:
 
 
 if __name__ == "__main__":
-    from tests.bench.root import root_path
+    from testbed.root import root_path
 
     ensure_odbc(root_path())

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.bench.asterisk import AGI_SECRET, ARI_PASSWORD, ARI_URL, ARI_USER
+from testbed.asterisk import AGI_SECRET, ARI_PASSWORD, ARI_URL, ARI_USER
 
 DEFAULTS = {
     "ari": {"url": ARI_URL, "username": ARI_USER, "password": ARI_PASSWORD, "app": "click2dial",
@@ -50,7 +50,7 @@ def _toml_value(v) -> str:
 
 #: The store the bench's services use: "sqlite" (a file in each service's
 #: work directory) or "postgresql" (a database of the session's PostgreSQL
-#: server per work directory, tests/bench/postgres.py); ``C2D_BENCH_STORE``.
+#: server per work directory, testbed/postgres.py); ``C2D_BENCH_STORE``.
 BENCH_STORE = os.environ.get("C2D_BENCH_STORE", "sqlite")
 #: Marks a test that reaches into the SQLite file itself (locks or removes it).
 sqlite_only = pytest.mark.skipif(BENCH_STORE != "sqlite", reason="reaches into the SQLite file itself")

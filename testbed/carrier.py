@@ -10,7 +10,7 @@ in global variables, so the refusals are the carrier's, not the test's.
 
 from __future__ import annotations
 
-from tests.bench.sipp import _BYE_FROM_UAS, _HEAD, _IN_DIALOG, _resp
+from testbed.sipp import _BYE_FROM_UAS, _HEAD, _IN_DIALOG, _resp
 
 
 def carrier_scenario(*, limit: int, window_ms: int, retry_after_s: int = 10, talk_ms: int = 800,

@@ -3,7 +3,7 @@ the customer on hold and takes them back, by re-INVITEs of its own."""
 
 from __future__ import annotations
 
-from tests.bench.sipp import _BYE_FROM_UAS, _HEAD, _SDP, _resp, invite
+from testbed.sipp import _BYE_FROM_UAS, _HEAD, _SDP, _resp, invite
 
 
 # The INVITE a UAS scenario answers, its dialog's headers kept for a BYE of its own.

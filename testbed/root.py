@@ -79,7 +79,7 @@ def ensure_root(log=print) -> Path:
     tmp = root.with_name(root.name + ".tmp")
     for d in (tmp, root):
         if d.exists():
-            from tests.bench.asterisk import release_root  # avoid import cycle at load
+            from testbed.asterisk import release_root  # avoid import cycle at load
 
             release_root(d)
             shutil.rmtree(d)
