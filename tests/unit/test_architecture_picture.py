@@ -4,6 +4,7 @@ the edges scripts/module_graph.py reads from the source."""
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import pathlib
 import re
@@ -54,3 +55,28 @@ def test_the_picture_is_read_from_imports_not_type_checking_only(tmp_path):
     (package / "store" / "journal.py").write_text(
         "def f():\n    from platforma_c2d.calls import model\n")
     assert _graph().edges(tmp_path) == {("store", "calls.model")}
+
+
+def _imported_roots(folder: pathlib.Path) -> dict[str, set[str]]:
+    """Top-level names each module under ``folder`` imports (inside functions too)."""
+    out: dict[str, set[str]] = {}
+    for path in sorted(folder.rglob("*.py")):
+        roots = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                roots.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                roots.add(node.module.split(".")[0])
+        out[str(path.relative_to(ROOT))] = roots
+    return out
+
+
+def test_the_package_imports_neither_the_bench_nor_the_tests():
+    """What architecture.md says (ADR 0017): the product never imports ``testbed``,
+    ``bench`` or ``tests``, and ``testbed`` runs the service as a process without
+    importing the package."""
+    wrong = {path: roots & {"testbed", "bench", "tests"}
+             for path, roots in _imported_roots(ROOT / "platforma_c2d").items()}
+    assert {p: r for p, r in wrong.items() if r} == {}
+    into_package = [path for path, roots in _imported_roots(ROOT / "testbed").items() if "platforma_c2d" in roots]
+    assert into_package == []
