@@ -19,7 +19,9 @@ A placement or a cancellation that an instance cannot carry out itself
    a call placed is not answered 503.
 
 The worker runs no command older than that timeout, so a request that got
-its 503 is not carried out afterwards.
+its 503 is not carried out afterwards. Ages are measured on one clock, the
+store's (``clock_timestamp()``): the instances' own clocks may disagree by
+more than the timeout without a command being taken for stale.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ commands = sa.Table(
     sa.Column("payload", sa.Text, nullable=False),          # JSON
     sa.Column("state", sa.String(8), nullable=False),       # pending | taken | done | expired
     sa.Column("result", sa.Text),                           # JSON: {"ok": ...} or {"error": ...}
-    sa.Column("created_at", sa.Float, nullable=False),      # epoch seconds, the sender's clock
+    sa.Column("created_at", sa.Float, nullable=False),      # epoch seconds, the store's clock
     sa.Column("taken_by", sa.String(64)),
     sa.Index("ix_cluster_commands_node_state", "node", "state"),
 )
@@ -62,7 +64,10 @@ _CLAIM = sa.text(
     "UPDATE cluster_commands SET state = 'taken', taken_by = :me WHERE id IN ("
     " SELECT id FROM cluster_commands WHERE node = :node AND state = 'pending'"
     " ORDER BY id LIMIT 32 FOR UPDATE SKIP LOCKED)"
-    " RETURNING id, kind, payload, created_at")
+    " RETURNING id, kind, payload, extract(epoch FROM clock_timestamp()) - created_at AS age")
+
+#: Now, in epoch seconds, on the store's clock: the one clock every instance shares.
+_STORE_NOW = sa.func.extract("epoch", sa.func.clock_timestamp())
 
 
 def error_to_dict(exc: C2DError) -> dict:
@@ -112,7 +117,7 @@ class CommandBus:
             with self.engine.begin() as conn:
                 command_id = conn.execute(commands.insert().values(
                     node=node, kind=kind, payload=json.dumps(payload), state="pending",
-                    created_at=time.time())).inserted_primary_key[0]
+                    created_at=_STORE_NOW)).inserted_primary_key[0]
                 conn.execute(sa.text("SELECT pg_notify(:ch, :node)"), {"ch": CHANNEL, "node": node})
             deadline = time.monotonic() + self.timeout_s
             extended = False
@@ -176,12 +181,14 @@ class CommandWorker:
         """Take this node's pending commands and hand them to the pool; returns how many."""
         with self.engine.begin() as conn:
             rows = conn.execute(_CLAIM, {"me": self.instance, "node": self.node}).all()
+        claimed = time.monotonic()
         for row in rows:
-            self.pool.submit(self._execute, row.id, row.kind, row.payload, row.created_at)
+            self.pool.submit(self._execute, row.id, row.kind, row.payload, float(row.age), claimed)
         return len(rows)
 
-    def _execute(self, command_id: int, kind: str, payload: str, created_at: float) -> None:
-        if time.time() - created_at > self.timeout_s:
+    def _execute(self, command_id: int, kind: str, payload: str, age_s: float, claimed: float) -> None:
+        # The age on the store's clock when claimed, plus the wait in this pool.
+        if age_s + (time.monotonic() - claimed) > self.timeout_s:
             answer, state = None, "expired"       # its sender answered 503 already
         else:
             try:
@@ -205,7 +212,7 @@ class CommandWorker:
         with self.engine.begin() as conn:
             conn.execute(commands.delete().where(commands.c.node == self.node,
                                                  commands.c.state.in_(("done", "expired")),
-                                                 commands.c.created_at < time.time() - KEEP_S))
+                                                 commands.c.created_at < _STORE_NOW - KEEP_S))
 
     def _run(self) -> None:
         conn = None
