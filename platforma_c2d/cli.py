@@ -16,14 +16,10 @@ import signal
 import sys
 
 from platforma_c2d.cli_call import cmd_call
+from platforma_c2d.cli_check import cmd_check
 from platforma_c2d.cli_events import add_events_parser
-from platforma_c2d.clid.pools import all_pools
 from platforma_c2d.config import Config, ConfigError, load_config
-from platforma_c2d.config.checks import trunk_of
-from platforma_c2d.hardening import (ARI_SAMPLE_FAILURE, SAMPLE_ARI_PASSWORD,
-                                     ari_on_browser_listeners, open_door_findings,
-                                     sample_secret_findings)
-from platforma_c2d.rules import is_extension
+from platforma_c2d.hardening import ARI_SAMPLE_FAILURE, SAMPLE_ARI_PASSWORD
 
 
 def _load(path: str | None, quiet: bool = False) -> Config:
@@ -118,146 +114,6 @@ def cmd_agi(args) -> int:
     cfg = _load(args.config)
     setup_logging(cfg.log.level, cfg.log.format)
     return serve_agi(cfg)
-
-
-def _check_modules(http, report: dict[str, list[str]], hep_listen: str = "") -> None:
-    """Add the module and CDR backend lines of ``check`` to ``report`` (level → lines),
-    and the HEP capture's when ``hep_listen`` ([trunk]) is set."""
-    from platforma_c2d.config.modules_check import check_hep, check_modules
-
-    resp = http.get("/asterisk/modules")
-    if resp.status_code != 200:
-        report["WARN"].append(f"modules: GET /asterisk/modules answered {resp.status_code}; not checked")
-        return
-    for level, line in check_modules(resp.json()) + check_hep(resp.json(), hep_listen):
-        report[level].append(line)
-
-
-def _check_media(http, trunk: str, report: dict[str, list[str]]) -> None:
-    """Add the codec and media-timer lines of ``check`` to ``report`` (config/media_check.py)."""
-    from platforma_c2d.config.media_check import check_media, settings
-
-    names = [e.get("resource", "") for e in (http.get("/endpoints/PJSIP").json() or [])][:500]
-    endpoints = {}
-    for name in names:
-        r = http.get(f"/asterisk/config/dynamic/res_pjsip/endpoint/{name}")
-        if r.status_code == 200:
-            endpoints[name] = settings(r.json())
-    if trunk not in endpoints:
-        return
-    for level, line in check_media(trunk, endpoints, http.get("/asterisk/modules").json()):
-        report[level].append(line)
-
-
-def _check_schema(url: str, lines: dict[str, list[str]]) -> None:
-    """Append what the store's schema revision means (``store/schema.py``) to ``lines[level]``."""
-    from platforma_c2d.store import schema
-    from platforma_c2d.store.journal import store_problem
-
-    try:
-        level, text = schema.check(url)
-    except Exception as exc:  # noqa: BLE001 - any reason is reported, in one line
-        level, text = "FAIL", f"store: schema unreadable ({store_problem(url, exc)})"
-    lines[level].append(text)
-
-
-def cmd_check(args) -> int:
-    """Config valid, store usable, ARI reachable, trunk and agent endpoints exist, CLID pool
-    valid, no sample secret in use, ARI not served where browsers connect (docs/security.md).
-
-    Prints ``ok``, ``WARN`` (an agent's phone not registered now: not a
-    configuration problem) and ``FAIL`` lines; returns 1 when any ``FAIL``.
-    """
-    import httpx
-
-    from platforma_c2d.store.journal import probe_store
-
-    cfg = _load(args.config)
-    problems: list[str] = []
-    warnings: list[str] = []
-    ok: list[str] = ["config: valid"]
-    store = probe_store(cfg.store.url)
-    if store is None:
-        ok.append("store: usable")
-        _check_schema(cfg.store.url, {"ok": ok, "WARN": warnings, "FAIL": problems})
-        from platforma_c2d.cluster.report import cluster_report
-        for level, line in cluster_report(cfg.cluster, cfg.store.url):
-            {"ok": ok, "WARN": warnings, "FAIL": problems}[level].append(line)
-    else:
-        problems.append(f"store.url: {store}")
-    a = cfg.ari
-    try:
-        with httpx.Client(base_url=a.url + "/ari", auth=(a.username, a.password),
-                          timeout=a.request_timeout_s) as http:
-            resp = http.get("/asterisk/info")
-            if resp.status_code == 401:
-                problems.append("ari: Asterisk refused the username/password (401)")
-            elif resp.status_code != 200:
-                problems.append(f"ari: GET /asterisk/info answered {resp.status_code}")
-            else:
-                version = resp.json().get("system", {}).get("version", "?")
-                ok.append(f"ari: reachable, Asterisk {version}")
-                _check_modules(http, {"ok": ok, "WARN": warnings, "FAIL": problems}, cfg.trunk.hep_listen)
-                from platforma_c2d.config.dialplan_check import check_dialplan
-                for level, line in check_dialplan(http, cfg, args.agent or [],
-                                                  getattr(args, "asterisk_rx", None)):
-                    {"ok": ok, "WARN": warnings, "FAIL": problems}[level].append(line)
-                tech, trunk_name = trunk_of(cfg.dial.trunk_endpoint)
-                if not trunk_name:
-                    ok.append(f"trunk: {cfg.dial.trunk_endpoint} names no trunk endpoint; not checked")
-                else:
-                    r = http.get(f"/endpoints/{tech}/{trunk_name}")
-                    if r.status_code == 200:
-                        ok.append(f"trunk: endpoint {tech}/{trunk_name} exists")
-                        if tech.upper() == "PJSIP":
-                            _check_media(http, trunk_name, {"ok": ok, "WARN": warnings, "FAIL": problems})
-                        if r.json().get("state") == "offline":
-                            warnings.append(f"trunk: endpoint {tech}/{trunk_name} is offline (Asterisk's "
-                                            "qualify gets no answer from it): calls to customers fail "
-                                            "until it answers")
-                    else:
-                        problems.append(f"dial.trunk_endpoint: endpoint {tech}/{trunk_name} does not exist in Asterisk")
-                for agent in args.agent or []:
-                    if not is_extension(agent):
-                        problems.append(f"agent {ascii(agent)[1:-1][:20]}: not an extension "
-                                        "(3-4 digits, SPEC §1)")
-                        continue
-                    endpoint = cfg.dial.agent_endpoint.format(agent=agent)
-                    etech, ename = trunk_of(endpoint)
-                    if etech.lower() == "local" or not ename:
-                        ok.append(f"agent: {endpoint} names no endpoint (a Local channel runs the "
-                                  "dialplan); not checked")
-                        continue
-                    r = http.get(f"/endpoints/{etech}/{ename}")
-                    state = r.json().get("state") if r.status_code == 200 else None
-                    if r.status_code != 200:
-                        problems.append(f"agent {agent}: endpoint {etech}/{ename} does not exist in Asterisk")
-                    elif state in ("online", "unknown"):
-                        ok.append(f"agent: endpoint {etech}/{ename} exists ({state})")
-                    else:
-                        warnings.append(f"agent {agent}: endpoint {etech}/{ename} exists but is {state} "
-                                        "(no registered contact): its calls end agent_unavailable until "
-                                        "its phone registers")
-    except httpx.HTTPError as exc:
-        problems.append(f"ari.url: cannot reach Asterisk at {a.url} ({type(exc).__name__}); is its "
-                        "HTTP server on? (enabled = yes in http.conf: off in a stock install)")
-    pools = all_pools(cfg.clid)
-    for pool in pools:
-        ok.append(f"clid: pool {pool.name} of {len(pool.numbers)} numbers ({pool.policy})")
-    if not pools:
-        ok.append("clid: no pool, outbound_id 'random' will be refused")
-    sample_failures, sample_warnings = sample_secret_findings(cfg)
-    listener_failures, listener_oks = ari_on_browser_listeners(cfg)
-    problems += sample_failures + listener_failures
-    warnings += sample_warnings + open_door_findings(cfg)
-    ok += listener_oks
-    for line in ok:
-        print("ok   " + line)
-    for line in warnings:
-        print("WARN " + line)
-    for line in problems:
-        print("FAIL " + line)
-    return 1 if problems else 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -134,9 +134,45 @@ class AriClient:
         """``GET /asterisk/info``."""
         return await self.request("GET", "/asterisk/info")
 
+    async def modules(self) -> list[dict]:
+        """``GET /asterisk/modules``: every module with its ``name`` and ``status``."""
+        return await self.request("GET", "/asterisk/modules") or []
+
+    async def global_variable(self, name: str) -> str | None:
+        """``GET /asterisk/variable``: a global variable of the dialplan; None when
+        Asterisk knows none of that name (404), ``""`` when it is empty."""
+        res = await self.request("GET", "/asterisk/variable", params={"variable": name}, ok404=True)
+        if res is None:
+            return None
+        return str(res.get("value", "")) if isinstance(res, dict) else ""
+
+    async def object_config(self, config_class: str, object_type: str, object_id: str) -> list[dict] | None:
+        """``GET /asterisk/config/dynamic/{class}/{type}/{id}``: an object's settings as
+        ``[{"attribute": ..., "value": ...}]`` (e.g. ``res_pjsip``, ``endpoint``, ``1001``);
+        None when there is no such object."""
+        return await self.request("GET", f"/asterisk/config/dynamic/{config_class}/{object_type}/{object_id}",
+                                  ok404=True)
+
+    async def endpoints(self, tech: str) -> list[dict]:
+        """``GET /endpoints/{tech}``: the endpoints of one technology (``PJSIP``)."""
+        return await self.request("GET", f"/endpoints/{tech}") or []
+
     async def endpoint(self, tech: str, resource: str) -> dict | None:
         """``GET /endpoints/{tech}/{resource}``; None when it does not exist."""
         return await self.request("GET", f"/endpoints/{tech}/{resource}", ok404=True)
+
+    # --- applications ----------------------------------------------------
+    async def subscribe(self, event_source: str) -> None:
+        """``POST /applications/{app}/subscription``: our app gets the events of
+        ``event_source`` (``channel:<id>``) although it never enters Stasis."""
+        await self.request("POST", f"/applications/{self.app}/subscription",
+                           params={"eventSource": event_source})
+
+    async def set_event_filter(self, allowed: list[str]) -> None:
+        """``PUT /applications/{app}/eventFilter``: Asterisk sends our app only the
+        event ``type``s of ``allowed``."""
+        await self.request("PUT", f"/applications/{self.app}/eventFilter",
+                           json={"allowed": [{"type": t} for t in allowed]})
 
     # --- channels --------------------------------------------------------
     async def originate(self, *, endpoint: str, channel_id: str, app_args: str,

@@ -138,8 +138,7 @@ class AgiFollower:
                     # came while the app was away (when exactly is not known).
                     self._dial.setdefault(chan_id, ("ANSWER", None))
                 try:
-                    await self.ari.request("POST", f"/applications/{self.ari.app}/subscription",
-                                           params={"eventSource": f"channel:{chan_id}"})
+                    await self.ari.subscribe(f"channel:{chan_id}")
                     continue
                 except AriError as exc:
                     if exc.status != 404 and exc.status != 422:

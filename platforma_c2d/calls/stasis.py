@@ -64,10 +64,9 @@ class StasisApp:
         An Asterisk without event filters keeps sending everything; the
         router ignores what it does not handle, so that is only slower.
         """
-        body = {"allowed": [{"type": t} for t in EVENT_TYPES]}
         for attempt in range(20):
             try:
-                await self.ari.request("PUT", f"/applications/{self.ari.app}/eventFilter", json=body)
+                await self.ari.set_event_filter(list(EVENT_TYPES))
                 return
             except AriError as exc:
                 # Right after the socket opens the app may not be registered yet.

@@ -42,10 +42,9 @@ async def read_marker(ari: AriClient) -> str | None:
     """The value of the ``C2D_TRUNK_LEG_CONTEXT`` global in Asterisk, ``""``
     when unset, ``None`` when ARI did not answer. Never raises."""
     try:
-        res = await ari.request("GET", "/asterisk/variable", params={"variable": MARKER}, ok404=True)
+        return await ari.global_variable(MARKER) or ""
     except (AriError, AriUnavailable):
         return None
-    return (res or {}).get("value", "") if isinstance(res, dict) else ""
 
 
 async def settle_trunk_legs(ari: AriClient, configured: DialConfig, current: DialConfig) -> DialConfig:

@@ -84,7 +84,7 @@ class EndpointPublisher:
         while not self._stop.is_set():
             try:
                 listing = asyncio.run_coroutine_threadsafe(
-                    self.ari.request("GET", "/endpoints/PJSIP"), self.loop).result(timeout=10)
+                    self.ari.endpoints("PJSIP"), self.loop).result(timeout=10)
                 self.publish(online_endpoints(listing))
             except Exception as exc:  # noqa: BLE001 - ARI down or the store: try again later
                 log.warning("cluster endpoints not published: %s", str(exc)[:200])

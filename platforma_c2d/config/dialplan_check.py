@@ -11,7 +11,7 @@ applications of that extension, and the contexts its ``Goto``/``Gosub``
 lines name (at most ``MAX_HOPS`` deep). Global variables in those lines
 (``${C2D_APP}``, ``${C2D_PBX_CONTEXT}``) are read over ARI.
 
-Pure functions here; ``cli.cmd_check`` runs the CLI and prints the lines.
+Pure functions here; ``cli_check.cmd_check`` runs the CLI and prints the lines.
 """
 
 from __future__ import annotations
@@ -177,13 +177,16 @@ def cli_runner(rx_command: str | None) -> Callable[[str], str] | None:
     return run
 
 
-def check_dialplan(http, cfg, agents: list[str], rx_command: str | None) -> list[tuple[str, str]]:
+def check_dialplan(pjsip: Callable[[], dict[str, dict[str, str]]], global_var: Callable[[str], str],
+                   cfg, agents: list[str], rx_command: str | None) -> list[tuple[str, str]]:
     """The ``check`` lines of the dialplan (``judge``), from ARI and the CLI.
 
-    ``http``: an httpx client of ARI (``…/ari``); ``cfg``: the Config;
-    ``agents``: the ``--agent`` extensions; ``rx_command``: see :func:`cli_runner`.
-    Reads every PJSIP endpoint named after an extension (at most 500) and
-    its ``context``; the trunk is left out.
+    ``pjsip()``: the PJSIP endpoints' settings read over ARI (name →
+    attribute → value), called only when the CLI can be run;
+    ``global_var(name)``: a global variable's value over ARI ("" when
+    unset); ``cfg``: the Config; ``agents``: the ``--agent`` extensions;
+    ``rx_command``: see :func:`cli_runner`. The phones are the endpoints
+    named after an extension, with their ``context``; the trunk is left out.
     """
     from platforma_c2d.config.checks import trunk_of
     from platforma_c2d.rules import is_extension
@@ -195,14 +198,10 @@ def check_dialplan(http, cfg, agents: list[str], rx_command: str | None) -> list
     trunk = trunk_of(cfg.dial.trunk_endpoint)[1]
     contexts: dict[str, list[str]] = {}
     by_endpoint: dict[str, str] = {}
-    names = [e.get("resource", "") for e in (http.get("/endpoints/PJSIP").json() or [])][:500]
-    for name in names:
+    for name, settings in pjsip().items():
         if name == trunk or not is_extension(name):
             continue
-        r = http.get(f"/asterisk/config/dynamic/res_pjsip/endpoint/{name}")
-        if r.status_code != 200:
-            continue
-        ctx = next((a.get("value", "") for a in r.json() if a.get("attribute") == "context"), "")
+        ctx = settings.get("context", "")
         by_endpoint[name] = ctx
         contexts.setdefault(ctx, []).append(name)
     agent_contexts = {}
@@ -212,10 +211,6 @@ def check_dialplan(http, cfg, agents: list[str], rx_command: str | None) -> list
             agent_contexts[agent] = by_endpoint[name]
     if not contexts:
         return [("WARN", "dialplan: no PJSIP endpoint named after an extension: not checked")]
-
-    def global_var(name: str) -> str:
-        r = http.get("/asterisk/variable", params={"variable": name})
-        return r.json().get("value", "") if r.status_code == 200 else ""
 
     try:
         routes = {ctx: route_of(ctx, SAMPLE_CALLEE, show, global_var) for ctx in contexts}

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from platforma_c2d.cli import trunk_of
+from platforma_c2d.config.checks import trunk_of
 
 
 def run(*args, env=None):
