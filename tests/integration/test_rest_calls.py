@@ -264,17 +264,24 @@ def test_delete_after_the_callee_answered_is_completed_and_ended_by_the_api(aste
 
 
 def test_random_draws_only_from_the_pool(asterisk, service, sipp):
+    pool = {"0115550001", "0115550002"}
     sipp("agent", AGENT_PORT, uas_scenario())
     trunk = sipp("trunk", TRUNK_PORT, uas_scenario(reject_code=486))
-    seen = set()
-    for _ in range(4):
+    drawn = []
+    for i in range(4):
         call = place(service, outbound_id="random")
-        assert call["outbound_id"] == "random" and call["clid"] in ("0115550001", "0115550002")
-        service.wait_state(call["id"], "ended")
-        asterisk.wait_idle()
-        seen.add(call["clid"])
-    froms = {sip_user(m.header("From")[0]) for m in trunk.received("INVITE")}
-    assert froms and froms <= {"0115550001", "0115550002"}
+        assert call["outbound_id"] == "random" and call["clid"] in pool, call
+        drawn.append(call["clid"])
+        # One call of agent 1001 at a time: this one is over (busy, the tone,
+        # every channel gone) and its INVITE is in the trunk's log before the next.
+        assert service.wait_state(call["id"], "ended", timeout=30)["state"] == "ended"
+        assert asterisk.wait_idle() == ([], [])
+        deadline = time.monotonic() + 10
+        while len(trunk.initial_invites()) < i + 1:
+            assert time.monotonic() < deadline, trunk.messages()
+            time.sleep(0.1)
+    # Each INVITE presented the number its call drew, and only pool numbers.
+    assert [sip_user(m.header("From")[0]) for m in trunk.initial_invites()] == drawn
 
 
 @pytest.mark.admin_configs
