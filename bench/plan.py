@@ -102,5 +102,6 @@ def next_callee() -> str:
 
 
 def log(msg: str) -> None:
+    """Print ``msg`` with the wall-clock time (HH:MM:SS), flushed at once."""
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 

@@ -15,6 +15,8 @@ DOC_BEGIN, DOC_END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
 def machine(asterisk_version: str) -> dict:
+    """The machine of the run: cores, CPU model, RAM (GB), kernel, Python, ``asterisk_version``
+    and the load average at the start (missing /proc files leave a field empty)."""
     model = ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -37,6 +39,7 @@ def machine(asterisk_version: str) -> dict:
 
 
 def fmt(v, unit="") -> str:
+    """A figure for the tables, then ``unit``: ``—`` for None; a float with one decimal below 1,000, none above."""
     if v is None:
         return "—"
     if isinstance(v, float):
@@ -45,6 +48,7 @@ def fmt(v, unit="") -> str:
 
 
 def fmt_ratio(v) -> str:
+    """A ratio for the tables, two decimals (``—`` for None)."""
     return "—" if v is None else f"{v:.2f}"
 
 

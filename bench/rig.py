@@ -55,12 +55,14 @@ class Rig:
 
     # --- life cycle -----------------------------------------------------
     async def start(self) -> None:
+        """Start Asterisk in the root, the pool of ARI connections and the observer ARI app."""
         await asyncio.to_thread(self.ast.start)
         self.ari = HttpPool("127.0.0.1", 8088, auth=(ARI_USER, ARI_PASSWORD), max_conns=32)
         self.obs = Observer("127.0.0.1", 8088, (ARI_USER, ARI_PASSWORD), self.ari)
         await self.obs.start()
 
     async def stop(self) -> None:
+        """Stop the service, the SIPp peers, the observer and Asterisk; remove the run's files in the root."""
         await self.stop_service()
         for peer in self.peers:
             await asyncio.to_thread(peer.stop)
@@ -72,6 +74,8 @@ class Rig:
         shutil.rmtree(self.root / "tmp/c2d-bench", ignore_errors=True)
 
     async def start_service(self) -> None:
+        """Start the service (``SERVICE_OVERRIDES``, the journal of ``--store``), its HTTP
+        client and its RSS/CPU sampler; with ``--profile``, py-spy on it."""
         self.svc = ServiceProcess(self.workdir / "service", SERVICE_OVERRIDES, store_url=STORE["url"])
         await asyncio.to_thread(self.svc.start)
         host, port = self.svc.url.split("//", 1)[1].rsplit(":", 1)
@@ -94,6 +98,8 @@ class Rig:
             stdout=subprocess.DEVNULL, stderr=open(self.workdir / "py-spy.log", "wb"))
 
     async def stop_service(self) -> dict | None:
+        """Stop the service; return its CPU seconds since the start and its ``VmRSS``/``VmHWM``
+        (kB) just before, or None when it was not running."""
         if self.svc is None or self.svc.proc is None:
             self.svc = None
             return None
@@ -125,25 +131,30 @@ class Rig:
             await asyncio.sleep(1.0)
 
     def service_calls(self) -> int:
+        """Calls the service handled so far: REST calls placed plus header-path calls."""
         return (self.service.placed if self.service else 0) + self.header_calls
 
     def note_idle_rss(self, label: str) -> None:
+        """Note the service's RSS (kB) at rest after the step ``label``, with the calls so far."""
         if self.svc is not None:
             self.idle_rss.append({"after": label, "calls": self.service_calls(),
                                   "rss_kb": memory_kb(self.svc.proc.pid).get("VmRSS")})
 
     # --- peers ----------------------------------------------------------
     async def peer(self, name: str, port: int, scenario: str, **kw) -> SippPeer:
+        """Start a SIPp peer ``name`` on ``port`` running ``scenario`` in the root (``SippPeer`` arguments)."""
         p = await asyncio.to_thread(SippPeer, self.root, name, port, scenario, **kw)
         self.peers.append(p)
         return p
 
     async def stop_peers(self) -> None:
+        """Stop every running SIPp peer of the run and forget them."""
         for p in self.peers:
             await asyncio.to_thread(p.stop)
         self.peers = []
 
     def drop_peer_files(self, peers: list[SippPeer]) -> None:
+        """Remove the message logs and scenarios of ``peers`` (after they were read)."""
         for p in peers:
             shutil.rmtree(p.dir, ignore_errors=True)
 
@@ -163,6 +174,7 @@ class Rig:
         return recs
 
     async def ari_count(self, what: str) -> int:
+        """How many ``what`` (``channels``, ``bridges``) Asterisk has now; -1 when ARI refuses."""
         status, data, _ = await self.ari.request("GET", f"/ari/{what}")
         return len(json.loads(data)) if status == 200 else -1
 
@@ -210,6 +222,9 @@ class Rig:
     # --- one step: place, drain, judge ---------------------------------
     async def step(self, subject, rate: float, n: int, talk_s: float, label: str,
                    conc_target: int | None = None) -> dict:
+        """One step: ``n`` calls of ``subject`` at ``rate`` calls/s talking ``talk_s`` seconds,
+        drained and judged (:meth:`judge`); fails too when fewer than ``conc_target`` calls
+        were connected at once. Returns the step's figures and verdict."""
         agent = await self.peer("agent", AGENT_PORT, uas_scenario())
         trunk = await self.peer("trunk", TRUNK_PORT, uas_scenario(talk_ms=int(talk_s * 1000)))
         self.obs.reset_peak()

@@ -57,6 +57,9 @@ from testbed.root import ensure_root
 
 
 async def run(plan: Plan, mode: str, profile: bool = False) -> dict:
+    """One whole run of ``plan`` (bare Asterisk, the ARI floor, the service: rate ramps,
+    latency, simultaneous calls, soak): every figure in a dict, partial with ``error`` when
+    it failed or was interrupted (SIGINT, SIGTERM); everything started is stopped."""
     root = await asyncio.to_thread(ensure_root, log)
     workdir = RESULTS / "work"
     shutil.rmtree(workdir, ignore_errors=True)
@@ -151,6 +154,7 @@ async def run(plan: Plan, mode: str, profile: bool = False) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line of ``python -m bench.run`` (``--help``); returns the exit status."""
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="short steps and small ramps (about 3 minutes)")
     p.add_argument("--out", default=str(RESULTS / "latest.json"), help="where the JSON figures go")

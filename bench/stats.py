@@ -27,6 +27,7 @@ def summary_ms(values_s: list[float]) -> dict:
 
 
 def ratio(a, b) -> float | None:
+    """``a / b`` rounded to two decimals; None when ``a`` is None or ``b`` is 0 or None."""
     return round(a / b, 2) if a is not None and b else None
 
 

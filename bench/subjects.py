@@ -39,6 +39,7 @@ class Baseline:
         self.placed = 0
 
     async def place(self, rec: CallRec) -> None:
+        """Originate the agent leg of one call to ``rec.callee`` into the bench context."""
         params = {"endpoint": f"PJSIP/{AGENT}", "context": BENCH_CONTEXT, "extension": rec.callee,
                   "priority": 1, "timeout": 30}
         # What the service sets on its agent leg: the callee on the phone, the CDR tag.
@@ -59,6 +60,7 @@ class Service:
         self.placed = 0
 
     async def place(self, rec: CallRec) -> None:
+        """Place one call to ``rec.callee`` through the service's REST API; ``rec.call_id`` from the answer."""
         body = {"agent": AGENT, "callee": rec.callee, "outbound_id": CLID,
                 "call_ref": "bench-" + rec.callee}
         data = await _send(self.http, rec, "POST", "/click2dial/calls", json_body=body)
