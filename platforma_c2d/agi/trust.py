@@ -35,6 +35,8 @@ import hmac
 import re
 from dataclasses import dataclass
 
+from platforma_c2d.config.checks import SAMPLE_AGI_SECRET
+
 #: The keys of a FastAGI environment as Asterisk 22 sends them, in order
 #: (``agi_network_script`` only when the URL has a path; ``agi_arg_N`` for
 #: the ``AGI()`` arguments).
@@ -51,8 +53,8 @@ _ARG_KEY = re.compile(r"agi_arg_[1-9][0-9]{0,2}")
 #: Where Asterisk keeps the shared secret: AstDB family and key
 #: (``asterisk -rx 'database put c2d agi_secret <secret>'``).
 ASTDB_FAMILY, ASTDB_KEY = "c2d", "agi_secret"
-#: The sample secret shipped in asterisk_conf/extensions.conf and the sample TOML.
-SAMPLE_SECRET = "change-me-agi"
+#: The sample secret earlier versions shipped in extensions.conf and the sample TOML.
+SAMPLE_SECRET = SAMPLE_AGI_SECRET
 
 #: an Asterisk unique id (``[systemname-]seconds.sequence``, or an id given at originate)
 _UNIQUEID = re.compile(r"[0-9A-Za-z._-]{1,80}")

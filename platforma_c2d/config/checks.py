@@ -14,6 +14,8 @@ import string
 from collections.abc import Callable
 
 MASK = "***"
+#: The FastAGI secret earlier versions shipped in their samples: public, so as good as none.
+SAMPLE_AGI_SECRET = "change-me-agi"
 
 def split_listen(value: str) -> tuple[str, int]:
     """Split a listen address ``host:port`` (IPv6 as ``[::1]:8080``).

@@ -28,7 +28,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from platforma_c2d import rules
-from platforma_c2d.config.checks import _ok_http_url, _ok_printable, _ok_sha256, is_loopback, split_listen
+from platforma_c2d.config.checks import (SAMPLE_AGI_SECRET, _ok_http_url, _ok_printable, _ok_sha256,
+                                          is_loopback, split_listen)
 from platforma_c2d.config.pools import parse_pools, pool_problems
 from platforma_c2d.cluster.config import cluster_problems
 from platforma_c2d.config.schema import SECTIONS, Config, TokenConfig, WebhookEndpoint, _toml_key
@@ -381,9 +382,11 @@ def _cross_check(values: dict[str, dict[str, Any]], problems: list[str]) -> None
     agi_listen = values["agi"].get("listen")
     # Like the API without tokens: a FastAGI server that other hosts reach must ask
     # them for the secret, or any of them journals calls and ends AGI calls.
-    if agi_listen and values["agi"].get("secret") == "" and not is_loopback(split_listen(agi_listen)[0]):
-        problems.append(f"agi.secret: empty, refusing to serve FastAGI on {split_listen(agi_listen)[0]} "
-                        "without a secret (set [agi] secret and store it in Asterisk's database, "
-                        "docs/security.md, or listen on loopback)")
+    agi_secret = values["agi"].get("secret")
+    if agi_listen and agi_secret in ("", SAMPLE_AGI_SECRET) and not is_loopback(split_listen(agi_listen)[0]):
+        problems.append(f"agi.secret: {'empty' if not agi_secret else 'the public sample'}, refusing to "
+                        f"serve FastAGI on {split_listen(agi_listen)[0]} without a secret of your own "
+                        "(set [agi] secret and store it in Asterisk's database, docs/security.md, "
+                        "or listen on loopback)")
     if listen and agi_listen and split_listen(listen) == split_listen(agi_listen):
         problems.append(f"agi.listen: same address as http.listen ({listen})")
