@@ -87,12 +87,17 @@ def test_external_agent_trunk_legs_name_only_their_own_party(asterisk, service, 
     assert_trunk_names_only_callee_and_clid(trunk, agent_number)
 
 
-def test_a_phones_display_name_never_reaches_the_trunk(asterisk, service, sipp):
-    """Caller-ID name spoofing from a phone: the INVITE's From display name is the
-    caller's own text ("Bank Security"); the callee sees only the CLID."""
+def test_a_phones_own_identity_headers_never_reach_the_trunk(asterisk, service, sipp):
+    """Caller-ID spoofing from a phone: the INVITE's From display name ("Bank
+    Security") and identity headers of its own (P-Asserted-Identity,
+    Remote-Party-ID, P-Preferred-Identity naming 0800123456) are the caller's
+    text; the callee sees only the CLID."""
     trunk = sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=200, talk_ms=1500))
+    forged = '"Bank Security" <sip:0800123456@bank.example.test>'
     scenario = uac_scenario(target=CALLEE, from_user="2001", wait_bye=True,
-                            headers=[f"X-Platforma-Outbound-ID: {CLID}", "X-Platforma-Call-Ref: id-name"])
+                            headers=[f"X-Platforma-Outbound-ID: {CLID}", "X-Platforma-Call-Ref: id-name",
+                                     f"P-Asserted-Identity: {forged}", f"P-Preferred-Identity: {forged}",
+                                     f"Remote-Party-ID: {forged};party=calling;privacy=off;screen=yes"])
     phone = sipp("phone", PHONE_PORT, scenario.replace("From: <sip:2001@", 'From: "Bank Security" <sip:2001@'),
                  uac_target="127.0.0.1:5060", calls=1)
     assert phone.wait(timeout=25) == 0, phone.messages()
