@@ -58,7 +58,6 @@ calls = sa.Table(
     sa.Column("token_name", sa.String(64), nullable=False, default=""),
     sa.Column("idempotency_key", sa.String(200)),
     sa.Column("request_hash", sa.String(64)),
-    sa.Column("seq", sa.Integer, nullable=False, default=0),
     # [cluster] node: the node whose instance placed or took the call (NULL: one node)
     sa.Column("node", sa.String(32)),
     sa.Index("ix_calls_idem", "token_name", "idempotency_key"),
@@ -88,8 +87,7 @@ _ROW_FIELDS = ("id", "origin", "agent", "callee", "outbound_id", "clid", "call_r
                "agent_channel",
                "callee_channel", "bridge_id", "token_name", "cause", "sip_code")
 _UPDATE_CALL = (calls.update().where(calls.c.id == sa.bindparam("p_id"))
-                .values({**{k: sa.bindparam("p_" + k) for k in _ROW_FIELDS if k != "id"},
-                         "seq": calls.c.seq + 1}))
+                .values({k: sa.bindparam("p_" + k) for k in _ROW_FIELDS if k != "id"}))
 _UPDATE_OPEN_CALL = _UPDATE_CALL.where(calls.c.state != "ended")
 _INSERT_CALL = calls.insert()
 _INSERT_EVENT = call_events.insert()
@@ -241,7 +239,7 @@ class Journal:
                 # Statements built once (module level): only parameters change.
                 updated = conn.execute(_UPDATE_CALL, {"p_" + k: v for k, v in row.items()}).rowcount
                 if not updated:
-                    conn.execute(_INSERT_CALL, {**row, "seq": 1, "idempotency_key": rec["idempotency_key"],
+                    conn.execute(_INSERT_CALL, {**row, "idempotency_key": rec["idempotency_key"],
                                                 "request_hash": rec["request_hash"], "node": self.node})
                     if rec.get("status_callback"):
                         outbox.add_callback(conn, row["id"], rec["status_callback"])
@@ -290,7 +288,7 @@ class Journal:
         """
         with self.engine.begin() as conn:
             if not conn.execute(calls.update().where(calls.c.id == call_id, calls.c.state != "ended")
-                                .values(reason=reason, ended_by=by, seq=calls.c.seq + 1)).rowcount:
+                                .values(reason=reason, ended_by=by)).rowcount:
                 return False
             state = conn.execute(sa.select(calls.c.state).where(calls.c.id == call_id)).scalar_one()
             conn.execute(_INSERT_EVENT, {"call_id": call_id, "at": iso(utcnow()), "state": state,

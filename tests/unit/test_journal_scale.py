@@ -46,13 +46,13 @@ def _fill(path) -> None:
         db.execute(
             "INSERT INTO calls (id, origin, agent, callee, outbound_id, clid, call_ref, state, reason, "
             "created_at, answered_at, ended_at, duration_s, agent_channel, callee_channel, bridge_id, "
-            "token_name, idempotency_key, request_hash, seq) " + numbers +
+            "token_name, idempotency_key, request_hash) " + numbers +
             f"SELECT printf('%032x', i), 'rest', printf('1%03d', i % 900), '0215550100', '', "
             f"'0115550001', 'ref-' || i, CASE WHEN i < {open_from} THEN 'ended' "
             f"ELSE (CASE i % 3 WHEN 0 THEN 'dialing_agent' WHEN 1 THEN 'dialing_callee' ELSE 'connected' END) END, "
             f"CASE WHEN i < {open_from} THEN 'completed' END, {at}, {at}, "
             f"CASE WHEN i < {open_from} THEN {at} END, 12.0, printf('c2d-%032x-agent', i), "
-            f"printf('c2d-%032x-callee', i), NULL, 'crm', 'key-' || i, '{'h' * 64}', 3 FROM n")
+            f"printf('c2d-%032x-callee', i), NULL, 'crm', 'key-' || i, '{'h' * 64}' FROM n")
         db.execute("INSERT INTO call_events (call_id, at, state, reason, detail) " + numbers +
                    f"SELECT printf('%032x', i), {at}, 'ended', 'completed', 'callee leg ended' FROM n")
         for (sql,) in indexes:
@@ -154,8 +154,8 @@ def test_retention_keeps_calls_whose_events_are_not_delivered_yet(store_url):
         for i, call_id in enumerate(("a" * 32, "b" * 32, "c" * 32)):
             conn.execute(sa.text(
                 "INSERT INTO calls (id, origin, agent, callee, outbound_id, clid, call_ref, state, reason, "
-                "created_at, ended_at, duration_s, token_name, seq) VALUES (:id, 'rest', '1001', "
-                "'0215550100', '', '0115550001', '', 'ended', 'completed', :at, :at, 1.0, '', 1)"),
+                "created_at, ended_at, duration_s, token_name) VALUES (:id, 'rest', '1001', "
+                "'0215550100', '', '0115550001', '', 'ended', 'completed', :at, :at, 1.0, '')"),
                 {"id": call_id, "at": old})
             conn.execute(outbox.events.insert().values(call_id=call_id, type="call.ended", at=old,
                                                        agent="1001", call="{}"))

@@ -42,13 +42,13 @@ def _fill(url: str) -> None:
         conn.exec_driver_sql(
             "INSERT INTO calls (id, origin, agent, callee, outbound_id, clid, call_ref, state, reason, "
             "created_at, answered_at, ended_at, duration_s, agent_channel, callee_channel, bridge_id, "
-            "token_name, idempotency_key, request_hash, seq) "
+            "token_name, idempotency_key, request_hash) "
             "SELECT lpad(to_hex(i), 32, '0'), 'rest', '1' || lpad(mod(i, 900)::text, 3, '0'), '0215550100', '', "
             f"'0115550001', 'ref-' || i, CASE WHEN i < {open_from} THEN 'ended' "
             f"ELSE (CASE mod(i, 3) WHEN 0 THEN 'dialing_agent' WHEN 1 THEN 'dialing_callee' ELSE 'connected' END) END, "
             f"CASE WHEN i < {open_from} THEN 'completed' END, {at}, {at}, "
             f"CASE WHEN i < {open_from} THEN {at} END, 12.0, 'c2d-' || lpad(to_hex(i), 32, '0') || '-agent', "
-            f"'c2d-' || lpad(to_hex(i), 32, '0') || '-callee', NULL, 'crm', 'key-' || i, '{'h' * 64}', 3 "
+            f"'c2d-' || lpad(to_hex(i), 32, '0') || '-callee', NULL, 'crm', 'key-' || i, '{'h' * 64}' "
             f"FROM generate_series(0, {CALLS - 1}) AS i")
         conn.exec_driver_sql(
             "INSERT INTO call_events (call_id, at, state, reason, detail) "

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from platforma_c2d.calls.model import Call, Origin, Reason, State, new_call_id
 from platforma_c2d.store.journal import Journal
+from platforma_c2d.store.outbox import Outbox
 from platforma_c2d.store.writer import JournalWriter
 
 
@@ -56,7 +57,10 @@ def test_every_change_is_on_disk_in_order_when_its_future_resolves(journal):
     try:
         row = other.get_row(call.id)
         assert row["state"] == "ended" and row["reason"] == "completed"
-        assert row["seq"] == 4 and row["idempotency_key"] == "k1"
+        assert row["idempotency_key"] == "k1"
+        # Each of the four writes reached the row: each change of state made its event.
+        assert [e["type"] for e in Outbox(other.engine).read()] == [
+            "call.dialing_agent", "call.dialing_callee", "call.connected", "call.ended"]
         assert [e["detail"] for e in other.events(call.id)] == [
             "placed", "agent answered", "bridged", "callee hung up"]
         assert [e["state"] for e in other.events(call.id)] == [
