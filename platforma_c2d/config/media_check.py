@@ -45,6 +45,10 @@ def settings(tuples: list[dict]) -> dict[str, str]:
     return {t.get("attribute", ""): str(t.get("value", "")) for t in tuples}
 
 
+#: How ARI's dynamic config may write a true boolean.
+_TRUE = ("yes", "true", "on", "1")
+
+
 def _seconds(value: str) -> int:
     try:
         return int(value or 0)
@@ -67,7 +71,11 @@ def check_media(trunk: str, endpoints: dict[str, dict[str, str]],
     * FAIL: ``rtp_timeout_hold`` set on an endpoint of a call: a call held
       longer than that is hung up (C32);
     * WARN: ``rtp_timeout`` set: a leg that sends no RTP for that long
-      (silence suppression, a muted browser) is hung up.
+      (silence suppression, a muted browser) is hung up;
+    * WARN: ``allow_transfer`` on a phone's endpoint (any but the trunk):
+      transfers are not supported (docs/architecture.md), and a phone's REFER
+      that Asterisk carries out ends the customer's call and journals the
+      transfer's Local channels as refused calls.
     """
     running = {m.get("name", ""): m.get("status", "") for m in modules}
     loaded = {name for name, status in running.items() if status.lower() == "running"}
@@ -101,4 +109,8 @@ def check_media(trunk: str, endpoints: dict[str, dict[str, str]],
         if idle:
             out.append(("WARN", f"media: endpoint {name} has rtp_timeout={idle}: a leg that sends no audio "
                                 f"for {idle} s (silence suppression, a muted phone) is hung up"))
+        if name != trunk and conf.get("allow_transfer", "").lower() in _TRUE:
+            out.append(("WARN", f"transfer: endpoint {name} has allow_transfer=yes: a transfer (REFER) from "
+                                "this phone ends the customer's click-to-dial call (transfers are not "
+                                "supported); set allow_transfer=no"))
     return out

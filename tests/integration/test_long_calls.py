@@ -19,11 +19,13 @@ from tests.integration.test_check_modules import run_check, run_check_without_mo
 AGENT_PORT, TRUNK_PORT, PHONE_PORT = 5071, 5070, 5081
 
 HOLD_CUTTER = """
-; A test endpoint as another PBX shipped it (C32): held calls dropped after 30 s.
+; A test endpoint as another PBX shipped it (C32): held calls dropped after 30 s,
+; and transfers allowed (Asterisk's default).
 [9001](bench-agent)
 aors=9001
 rtp_timeout=120
 rtp_timeout_hold=30
+allow_transfer=yes
 [9001](c2d-agent-aor)
 qualify_frequency=0
 """
@@ -144,7 +146,8 @@ def test_a_callee_who_rings_long_and_sends_rtp_late_is_not_cut(asterisk, make_se
 def test_check_passes_the_sample_endpoints_media_settings(asterisk, service):
     res = run_check(service)
     assert "ok   codecs: every codec of the endpoints reaches the trunk (ulaw, alaw)" in res.stdout, res.stdout
-    assert not [line for line in res.stdout.splitlines() if line.startswith(("FAIL media", "FAIL codecs"))]
+    assert not [line for line in res.stdout.splitlines()
+                if line.startswith(("FAIL media", "FAIL codecs", "WARN transfer"))], res.stdout
 
 
 def test_check_fails_where_asterisk_cannot_translate_opus_to_the_trunk(asterisk, service):
@@ -160,6 +163,7 @@ def test_check_fails_on_an_endpoint_that_hangs_up_held_calls(asterisk, service, 
     lines = res.stdout.splitlines()
     assert any(line.startswith("FAIL media: endpoint 9001 has rtp_timeout_hold=30") for line in lines), res.stdout
     assert any(line.startswith("WARN media: endpoint 9001 has rtp_timeout=120") for line in lines), res.stdout
+    assert any(line.startswith("WARN transfer: endpoint 9001 has allow_transfer=yes") for line in lines), res.stdout
 
 
 SESSION_EXPIRES_S = 90   # the shortest PJSIP accepts (its Min-SE floor, RFC 4028's 90 s)
