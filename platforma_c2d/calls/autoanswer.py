@@ -32,15 +32,15 @@ def is_agent_mode(item: str) -> bool:
     return bool(sep) and is_extension(agent) and mode in AUTO_ANSWER_MODES
 
 
-def auto_answer_variables(agent: str, endpoint: str, default_mode: str,
-                          per_agent: tuple[str, ...]) -> dict[str, str]:
-    """The originate variables that make ``agent``'s phone answer by itself.
+def auto_answer_header(agent: str, endpoint: str, default_mode: str,
+                       per_agent: tuple[str, ...]) -> tuple[str, str] | None:
+    """The (header name, value) that makes ``agent``'s phone answer by itself.
 
     ``agent``: the extension; ``endpoint``: its dial string (``PJSIP/1001``);
     ``default_mode``: ``[dial] auto_answer``; ``per_agent``: ``[dial]
     auto_answer_agents`` (``EXTENSION:MODE`` items, checked at load; the
-    last one for an agent wins). Returns ``{}`` for ``off`` and for a
-    channel that is not PJSIP (headers cannot be added there).
+    last one for an agent wins). None for ``off`` and for a channel that is
+    not PJSIP (headers cannot be added there).
     """
     mode = default_mode
     for item in per_agent:
@@ -48,6 +48,13 @@ def auto_answer_variables(agent: str, endpoint: str, default_mode: str,
         if name == agent:
             mode = value
     if mode == "off" or not endpoint.upper().startswith("PJSIP/"):
-        return {}
-    header, value = AUTO_ANSWER_HEADERS[mode]
-    return {f"PJSIP_HEADER(add,{header})": value}
+        return None
+    return AUTO_ANSWER_HEADERS[mode]
+
+
+def auto_answer_variables(agent: str, endpoint: str, default_mode: str,
+                          per_agent: tuple[str, ...]) -> dict[str, str]:
+    """The originate variables that add the header of :func:`auto_answer_header`
+    (``{}`` when there is none)."""
+    found = auto_answer_header(agent, endpoint, default_mode, per_agent)
+    return {f"PJSIP_HEADER(add,{found[0]})": found[1]} if found else {}

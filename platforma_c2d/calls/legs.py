@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from platforma_c2d.calls.autoanswer import auto_answer_variables
+from platforma_c2d.calls.autoanswer import auto_answer_header, auto_answer_variables
 from platforma_c2d.calls.model import Call
 from platforma_c2d.config import DialConfig
 
@@ -130,19 +130,50 @@ def agent_originate(call: Call, dial: DialConfig) -> Originate:
     answer by itself, ``[dial] auto_answer``). Through the trunk only our own
     CLIDs are ever presented: showing the callee's number there would let any
     caller spoof any number towards any phone, past ``[clid] allowed``.
+
+    An extension's leg goes through ``[dial] agent_leg_context`` when set
+    (its CDR row: ``src`` = the agent, ``dst`` = the callee; ADR 0014); an
+    external agent's leg is a trunk leg, through ``[dial] trunk_leg_context``
+    when set (``src`` = the CLID, ``dst`` = the agent's number, SPEC §5).
     """
     endpoint = agent_endpoint(call, dial)
+    channel_id = agent_channel_id(call.id)
     variables = cdr_variables(call, "agent")
+    other = None
     if call.agent_is_external:
         variables.update(_as_clid(call.clid))
+        if dial.trunk_leg_context:
+            variables, other = _through_dialplan(call, "agent", variables, endpoint,
+                                                 dial.agent_ring_timeout_s, channel_id)
+            endpoint = f"Local/{call.agent}@{dial.trunk_leg_context}/n"
+    elif dial.agent_leg_context:
+        variables.update(_shown_to_agent(call, endpoint, dial))
+        variables, other = _through_dialplan(call, "agent", variables, endpoint,
+                                             dial.agent_ring_timeout_s, channel_id)
+        endpoint = f"Local/{call.callee}@{dial.agent_leg_context}/n"
     else:
         variables["CONNECTEDLINE(num)"] = call.callee
         variables["CONNECTEDLINE(name)"] = call.callee
         variables.update(auto_answer_variables(call.agent, endpoint, dial.auto_answer,
                                                dial.auto_answer_agents))
-    return Originate(endpoint=endpoint, channel_id=agent_channel_id(call.id),
+    return Originate(endpoint=endpoint, channel_id=channel_id,
                      app_args=f"c2d,agent,{call.id}", variables=variables,
-                     timeout_s=dial.agent_ring_timeout_s + 5)
+                     timeout_s=dial.agent_ring_timeout_s + 5, other_channel_id=other)
+
+
+def _shown_to_agent(call: Call, endpoint: str, dial: DialConfig) -> dict[str, str]:
+    """The variables of an extension's leg through ``[dial] agent_leg_context``.
+
+    ``;1``'s connected line becomes ``;2``'s caller: the agent, the ``src``
+    of the leg's row. What the phone is shown (the callee) and the
+    auto-answer header are handed to the context, whose pre-dial handler
+    sets them on the phone's own channel (``C2D_LEG_SHOW``,
+    ``C2D_LEG_ANSWER_HEADER``/``_VALUE``; empty: no header).
+    """
+    header, value = auto_answer_header(call.agent, endpoint, dial.auto_answer,
+                                       dial.auto_answer_agents) or ("", "")
+    return {"CONNECTEDLINE(num)": call.agent, "CONNECTEDLINE(name)": "", "C2D_LEG_SHOW": call.callee,
+            "C2D_LEG_ANSWER_HEADER": header, "C2D_LEG_ANSWER_VALUE": value}
 
 
 def callee_originate(call: Call, dial: DialConfig) -> Originate:
@@ -157,29 +188,32 @@ def callee_originate(call: Call, dial: DialConfig) -> Originate:
     endpoint = dial.trunk_endpoint.format(number=call.callee)
     other = None
     if dial.trunk_leg_context:
-        variables, endpoint, other = _through_dialplan(call, dial, variables, endpoint, channel_id)
+        variables, other = _through_dialplan(call, "callee", variables, endpoint,
+                                             dial.callee_ring_timeout_s, channel_id)
+        endpoint = f"Local/{call.callee}@{dial.trunk_leg_context}/n"
     return Originate(endpoint=endpoint, channel_id=channel_id,
                      app_args=f"c2d,callee,{call.id}", variables=variables,
                      timeout_s=dial.callee_ring_timeout_s + 5,
                      originator=call.agent_leg.channel_id, other_channel_id=other)
 
 
-def _through_dialplan(call: Call, dial: DialConfig, variables: dict[str, str], endpoint: str,
-                      channel_id: str) -> tuple[dict[str, str], str, str]:
-    """A trunk leg as ``Local/<number>@<[dial] trunk_leg_context>/n`` (ADR 0014).
+def _through_dialplan(call: Call, role: str, variables: dict[str, str], endpoint: str,
+                      ring_timeout_s: int, channel_id: str) -> tuple[dict[str, str], str]:
+    """A leg as ``Local/<number>@<context>/n`` (ADR 0014): ``;1``'s variables.
 
     Both halves have the number as their extension from creation, so the
-    CDR row of ``;2``, which dials ``endpoint`` (``C2D_LEG_DIAL``), says
-    ``dst`` = the number, answered or not. ``;1`` (in the app) gets no row of
-    its own; ``;2`` tags its row with the ``C2D_LEG_*`` copies of the CDR
-    variables (Local copies channel variables from ``;1`` to ``;2``). The
-    caller ID and connected line stay on ``;1``: ``;2`` presents them to the trunk.
-    Returns (variables, endpoint, the id of ``;2``).
+    CDR row of ``;2``, which dials ``endpoint`` (``C2D_LEG_DIAL``), names it
+    in ``dst``, answered or not. ``;1`` (in the app) gets no row of its own;
+    ``;2`` tags its row with the ``C2D_LEG_*`` copies of the CDR variables
+    of ``role`` (Local copies channel variables from ``;1`` to ``;2``).
+    ``;1``'s caller ID and connected line become ``;2``'s connected line and
+    caller, which ``;2`` presents to what it dials.
+    Returns (variables, the id of ``;2``).
     """
     out = {"CDR_PROP(disable)": "1"}
     out.update(variables)
-    for name, value in cdr_variables(call, "callee").items():
+    for name, value in cdr_variables(call, role).items():
         out["C2D_LEG_" + name[4:-1].upper()] = value      # CDR(call_ref) → C2D_LEG_CALL_REF
     out["C2D_LEG_DIAL"] = endpoint
-    out["C2D_LEG_TIMEOUT"] = str(dial.callee_ring_timeout_s + 5)
-    return out, f"Local/{call.callee}@{dial.trunk_leg_context}/n", dial_half_id(channel_id)
+    out["C2D_LEG_TIMEOUT"] = str(ring_timeout_s + 5)
+    return out, dial_half_id(channel_id)

@@ -20,6 +20,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+#: ``[dial]`` key of a context our originated legs are dialled from (ADR 0014) →
+#: (the ``[globals]`` marker that says it is merged, the legs dialled through
+#: it, the context we ship in extensions.conf).
+LEG_CONTEXTS = {
+    "trunk_leg_context": ("C2D_TRUNK_LEG_CONTEXT", "callee legs", "c2d-trunk-leg"),
+    "agent_leg_context": ("C2D_AGENT_LEG_CONTEXT", "REST calls' agent legs", "c2d-agent-leg"),
+}
+
 #: A number valid as a callee (SPEC §1: 0 + 9 digits), the call a dialplan is tried with.
 SAMPLE_CALLEE = "0115550100"
 MAX_HOPS = 3
@@ -214,12 +222,14 @@ def check_dialplan(pjsip: Callable[[], dict[str, dict[str, str]]], global_var: C
 
     try:
         routes = {ctx: route_of(ctx, SAMPLE_CALLEE, show, global_var) for ctx in contexts}
-        legs = trunk_leg_line(cfg.dial.trunk_leg_context, show)
-        context = cfg.dial.trunk_leg_context
-        if context and global_var("C2D_TRUNK_LEG_CONTEXT") != context:
-            legs.append(("WARN", f"dialplan: the C2D_TRUNK_LEG_CONTEXT global does not name {context}: "
-                                 "the service dials callee legs straight to the trunk and their CDR "
-                                 "rows say dst = s (docs/configuration.md)"))
+        legs = []
+        for key, (marker, what, _) in LEG_CONTEXTS.items():
+            context = getattr(cfg.dial, key)
+            legs += trunk_leg_line(context, show, key=key)
+            if context and global_var(marker) != context:
+                legs.append(("WARN", f"dialplan: the {marker} global does not name {context}: the "
+                                     f"service dials {what} straight to their endpoint and their CDR "
+                                     "rows say dst = s (docs/configuration.md)"))
     except (OSError, ValueError) as exc:
         return [("WARN", f"dialplan: not checked, the Asterisk CLI did not answer ({exc})")]
     except Exception as exc:  # noqa: BLE001 - subprocess.TimeoutExpired and kin, one line
@@ -227,16 +237,18 @@ def check_dialplan(pjsip: Callable[[], dict[str, dict[str, str]]], global_var: C
     return judge(contexts, agent_contexts, cfg.ari.app, routes) + legs
 
 
-def trunk_leg_line(context: str, show: Callable[[str], str],
-                   number: str = SAMPLE_CALLEE) -> list[tuple[str, str]]:
-    """The line of ``[dial] trunk_leg_context`` (ADR 0014): FAIL when that context
-    is missing or does not ``Dial()`` a customer's number; [] when it is "" (unused)."""
+def trunk_leg_line(context: str, show: Callable[[str], str], number: str = SAMPLE_CALLEE,
+                   key: str = "trunk_leg_context") -> list[tuple[str, str]]:
+    """The line of ``[dial] key`` (``trunk_leg_context`` or ``agent_leg_context``,
+    ADR 0014): FAIL when that context is missing or does not ``Dial()`` for a
+    customer's number; [] when it is "" (unused)."""
     if not context:
         return []
+    _, what, shipped = LEG_CONTEXTS[key]
     steps = first_extension(show(f"dialplan show {number}@{context}"))
     if any(app.lower() == "dial" for app, _ in steps):
-        return [("ok", f"dialplan: callee legs are dialled from context {context} ([dial] trunk_leg_context)")]
-    found = "does not exist in the dialplan" if not steps else "does not Dial() a customer's number"
-    return [("FAIL", f"dialplan: context {context} of [dial] trunk_leg_context {found}: every callee "
-                     "leg would fail; merge [c2d-trunk-leg] of our extensions.conf "
-                     "(docs/configuration.md), or set trunk_leg_context = \"\"")]
+        return [("ok", f"dialplan: {what} are dialled from context {context} ([dial] {key})")]
+    found = "does not exist in the dialplan" if not steps else "does not Dial() for a customer's number"
+    return [("FAIL", f"dialplan: context {context} of [dial] {key} {found}: every one of the "
+                     f"{what} would fail; merge [{shipped}] of our extensions.conf "
+                     f"(docs/configuration.md), or set {key} = \"\"")]

@@ -148,6 +148,14 @@ class DialConfig:
         "c2d-trunk-leg", "str", "empty, or a dialplan context name (letters, digits, _ . -)",
         lambda v: v == "" or re.fullmatch(r"[A-Za-z0-9_.-]{1,79}", v) is not None,
     )
+    # A context name = a REST call's agent leg (an extension) through
+    # Local/<callee>@<context>/n: its CDR row names the agent in src and the
+    # callee in dst (ADR 0014); "" = originated straight to agent_endpoint
+    # (dst = s). An external agent's leg is a trunk leg (trunk_leg_context).
+    agent_leg_context: str = _opt(
+        "c2d-agent-leg", "str", "empty, or a dialplan context name (letters, digits, _ . -)",
+        lambda v: v == "" or re.fullmatch(r"[A-Za-z0-9_.-]{1,79}", v) is not None,
+    )
 
 
 @dataclass(frozen=True)

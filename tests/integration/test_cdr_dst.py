@@ -18,8 +18,6 @@ from testbed.sipp import uac_scenario, uas_scenario
 
 AGENT_PORT, TRUNK_PORT, PHONE_PORT = 5071, 5070, 5081
 CALLEE, CLID = "0215550100", "0215550199"
-ORIGINATED_DST = pytest.mark.xfail(
-    strict=True, reason="the agent leg's dst is 's' (ADR 0014: not yet created through a dialplan extension)")
 
 
 def rows_by_leg(asterisk, call_id: str) -> dict[str, dict]:
@@ -71,9 +69,12 @@ def test_rest_call_trunk_leg_row_names_the_dialled_number(rest_call_rows):
     assert rest_call_rows["callee"]["dst"] == CALLEE, rest_call_rows["callee"]
 
 
-@ORIGINATED_DST
+@pytest.mark.admin_configs
 def test_rest_call_agent_row_names_the_callee(rest_call_rows):
-    assert rest_call_rows["agent"]["dst"] == CALLEE, rest_call_rows["agent"]
+    agent = rest_call_rows["agent"]
+    assert (agent["src"], agent["dst"], agent["call_ref"]) == ("1001", CALLEE, "dst-1"), agent
+    assert agent["channel"].startswith("Local/0215550100@c2d-agent-leg-"), agent
+    assert agent["dstchannel"].startswith("PJSIP/1001-") and agent["disposition"] == "ANSWERED", agent
 
 
 @pytest.mark.admin_configs

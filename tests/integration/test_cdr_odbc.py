@@ -136,9 +136,11 @@ def test_a_rest_call_lands_in_postgresql_with_call_ref_and_parties(asterisk, ser
     assert set(by_leg) == {"agent", "callee"}, rows
     for row in rows:
         assert row["call_ref"] == "ord-sql-1" and row["calldate"] is not None, row
-    assert by_leg["agent"]["src"] == "1001" and by_leg["agent"]["disposition"] == "ANSWERED"
+    agent = by_leg["agent"]
+    assert (agent["src"], agent["dst"], agent["disposition"]) == ("1001", "0215550100", "ANSWERED"), agent
     assert (by_leg["callee"]["src"], by_leg["callee"]["dst"]) == ("0215550199", "0215550100")  # CLID, number
-    assert by_leg["agent"]["dstchannel"].startswith("Local/0215550100@c2d-trunk-leg-")
+    # The agent's row is the one of its leg's dialplan half (ADR 0014), Party B its phone.
+    assert agent["channel"].startswith("Local/0215550100@c2d-agent-leg-") and agent["dstchannel"].startswith("PJSIP/1001-")
     # The same values as the CSV mapping writes for these rows (an empty
     # value is not written by cdr_adaptive_odbc: NULL).
     csv = {row["c2d_leg"]: row for row in cdr_rows_of(asterisk, call_id, count=2)}

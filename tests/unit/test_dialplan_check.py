@@ -126,3 +126,22 @@ def test_the_trunk_leg_context_must_exist_and_dial():
     assert level == "ok" and "dialled from context c2d-trunk-leg" in line
     [(level, line)] = trunk_leg_line("c2d-trunk-leg", show_from({}))
     assert level == "FAIL" and "context c2d-trunk-leg of [dial] trunk_leg_context does not exist" in line
+
+
+AGENT_LEG = """\
+[ Context 'c2d-agent-leg' created by 'pbx_config' ]
+  '_X.' =>          1. Set(CDR(call_ref)=${C2D_LEG_CALL_REF})       [extensions.conf:279]
+                    6. Dial(${C2D_LEG_DIAL},${C2D_LEG_TIMEOUT},b(c2d-agent-leg^phone^1(${C2D_LEG_SHOW}))) [extensions.conf:284]
+"""
+
+
+def test_the_agent_leg_context_must_exist_and_dial():
+    from platforma_c2d.config.dialplan_check import trunk_leg_line
+
+    key = "agent_leg_context"
+    assert trunk_leg_line("", show_from({}), key=key) == []
+    [(level, line)] = trunk_leg_line("c2d-agent-leg", show_from({"c2d-agent-leg": AGENT_LEG}), key=key)
+    assert level == "ok" and "agent legs are dialled from context c2d-agent-leg" in line
+    [(level, line)] = trunk_leg_line("c2d-agent-leg", show_from({}), key=key)
+    assert level == "FAIL" and "context c2d-agent-leg of [dial] agent_leg_context does not exist" in line
+    assert "merge [c2d-agent-leg]" in line

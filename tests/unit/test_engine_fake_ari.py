@@ -171,14 +171,16 @@ def test_c10_leg_variables_travel_in_the_json_body(world):
     assert set(body) == {"variables"}
     assert body["variables"]["CDR(call_ref)"] == "ord-42"
     assert body["variables"]["CDR(c2d_call_id)"] == call.id
-    assert body["variables"]["CONNECTEDLINE(num)"] == "0215550100"
+    assert body["variables"]["C2D_LEG_SHOW"] == "0215550100"      # what the phone is shown
+    assert body["variables"]["C2D_LEG_DIAL"] == "PJSIP/1001"
     params = post.query
     assert params["channelId"] == f"c2d-{call.id}-agent" and params["app"] == "click2dial"
-    assert params["endpoint"] == "PJSIP/1001"
+    assert params["endpoint"] == "Local/0215550100@c2d-agent-leg/n"   # ADR 0014
+    assert params["otherChannelId"] == f"c2d-{call.id}-agent-dial"
     assert params["appArgs"] == f"c2d,agent,{call.id}" and params["timeout"] == "6"
     assert not any(k.startswith(("CDR", "CALLERID", "variables")) for k in params)
     # On the wire every reserved character is percent-encoded, as Asterisk expects.
-    assert "endpoint=PJSIP%2F1001" in post.raw_query.split("&")
+    assert "endpoint=Local%2F0215550100%40c2d-agent-leg%2Fn" in post.raw_query.split("&")
     assert f"appArgs=c2d%2Cagent%2C{call.id}" in post.raw_query.split("&")
 
 
