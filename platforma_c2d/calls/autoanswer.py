@@ -4,8 +4,10 @@ Desk phones answer a call by themselves, on the speaker, when its INVITE
 carries one of a few well-known headers; which one depends on the phone's
 family. The header is added to the agent's leg only (an extension on a
 PJSIP endpoint; never a leg through the trunk, never a browser phone's own
-call) with ``PJSIP_HEADER(add,…)`` among the originate variables, which
-Asterisk sets on the new channel before it sends the INVITE.
+call) with ``PJSIP_HEADER(add,…)`` on the phone's channel before Asterisk
+sends the INVITE: by the pre-dial handler of ``[c2d-agent-leg]``, which
+gets the header from the leg's variables (``[dial] agent_leg_context``,
+ADR 0014), or among the originate variables of a leg originated straight.
 """
 
 from __future__ import annotations

@@ -4,17 +4,17 @@ row of every leg through the trunk names the dialled number in ``dst``
 agent is (``src``) and whom the call was for (``dst``).
 
 Read from the CSV mapping (cdr_custom) on both config sets. Callee legs go
-through the dialplan (``[dial] trunk_leg_context``, ADR 0014); the agent
-leg of a REST call is still originated straight into the Stasis app, so its
-row has ``dst = s``: a strict xfail until it goes through the dialplan too
-(an XPASS fails the run, so the mark must go when that lands).
+through the dialplan (``[dial] trunk_leg_context``, ADR 0014), and so does
+the agent leg of a REST call (``[dial] agent_leg_context``); without the
+marker of a context in the dialplan's globals, those legs are originated
+straight and their rows say ``dst = s`` (tested here as the fallback).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from testbed.sipp import uac_scenario, uas_scenario
+from testbed.sipp import sip_user, uac_scenario, uas_scenario
 
 AGENT_PORT, TRUNK_PORT, PHONE_PORT = 5071, 5070, 5081
 CALLEE, CLID = "0215550100", "0215550199"
@@ -176,3 +176,42 @@ def test_refused_trunk_leg_through_the_dialplan_keeps_its_cause_and_sip_code(
     if asterisk.unanswered_cdrs:       # the trunk never answered: a row only with unanswered=yes
         [row] = rows
         assert (row["src"], row["dst"], row["disposition"]) == (CLID, CALLEE, disposition), row
+
+
+# --- [dial] agent_leg_context: a REST call's agent leg through Local/<callee>@c2d-agent-leg/n --
+
+@pytest.mark.admin_configs
+def test_the_agents_phone_is_shown_the_callee_after_the_answer_too(asterisk, service, sipp):
+    """Its INVITE names the callee (pre-dial handler), and the connected-line
+    update Dial()'s bridge makes of the agent's own number at the answer is
+    turned back into the callee (CONNECTED_LINE_SEND_SUB) before it is sent."""
+    agent = sipp("agent", AGENT_PORT, uas_scenario(ring_ms=200))
+    sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=200, talk_ms=1500))
+    r = service.post_call({"agent": "1001", "callee": CALLEE, "outbound_id": CLID, "call_ref": "dst-8"})
+    assert r.status_code == 201, r.text
+    service.wait_state(r.json()["id"], "connected")
+    [phone] = [c for c in asterisk.channels() if c["name"].startswith("PJSIP/1001-")]
+    assert phone["connected"]["number"] == CALLEE, phone
+    assert service.wait_state(r.json()["id"], "ended", timeout=15)["reason"] == "completed"
+    assert sip_user(agent.received("INVITE")[0].header("From")[0]) == CALLEE
+
+
+@pytest.mark.admin_configs
+def test_without_the_agent_leg_marker_the_agent_leg_goes_straight_to_the_phone(asterisk, make_service, sipp):
+    """C2D_AGENT_LEG_CONTEXT unset (our [c2d-agent-leg] not merged): the agent
+    leg is originated straight to the phone, the call works, the agent's row
+    says dst = s, and the log says why."""
+    asterisk.cli("dialplan set global C2D_AGENT_LEG_CONTEXT none")
+    try:
+        service = make_service()
+        agent = sipp("agent", AGENT_PORT, uas_scenario(ring_ms=200))
+        sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=200, talk_ms=500))
+        r = service.post_call({"agent": "1001", "callee": CALLEE, "outbound_id": CLID, "call_ref": "dst-9"})
+        assert r.status_code == 201, r.text
+        assert service.wait_state(r.json()["id"], "ended", timeout=15)["reason"] == "completed"
+        row = rows_by_leg(asterisk, r.json()["id"])["agent"]
+        assert (row["src"], row["dst"], row["channel"][:11]) == ("1001", "s", "PJSIP/1001-"), row
+        assert sip_user(agent.received("INVITE")[0].header("From")[0]) == CALLEE
+        assert "C2D_AGENT_LEG_CONTEXT global is 'none'" in service.log_path.read_text(errors="replace")
+    finally:
+        asterisk.cli("dialplan set global C2D_AGENT_LEG_CONTEXT c2d-agent-leg")
