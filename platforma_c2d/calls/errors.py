@@ -135,6 +135,10 @@ class AsteriskUnavailable(C2DError):
 
 
 class TooManyStreams(C2DError):
-    """503: ``[webhooks] max_streams`` event streams are open already; try again later."""
+    """503: ``[webhooks] max_streams`` event streams are open already; try again later
+    (``Retry-After``, as every 503 of this API)."""
 
     error = "too-many-streams"
+
+    def __init__(self, message: str, details: dict | None = None, headers: dict | None = None):
+        super().__init__(message, details, {"Retry-After": str(RETRY_AFTER_503_S), **(headers or {})})
