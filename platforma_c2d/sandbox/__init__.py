@@ -126,9 +126,9 @@ def sandbox_config(args, env: dict[str, str], ari_url: str):
         cfg, ari=dataclasses.replace(cfg.ari, url=ari_url, password="sandbox-pbx", reconnect_max_backoff_s=1.0),
         store=StoreConfig(url=f"sqlite:///{state / 'sandbox-calls.sqlite3'}"),
         http=dataclasses.replace(cfg.http, listen=args.listen), auth=auth,
-        # The simulated PBX has no dialplan: its trunk legs are dialled straight
-        # (not through [c2d-trunk-leg]), and it is no PBX to warn about.
-        dial=dataclasses.replace(cfg.dial, trunk_leg_context=""))
+        # The simulated PBX has no dialplan: its legs are dialled straight (not
+        # through [c2d-trunk-leg] or [c2d-agent-leg]), and it is no PBX to warn about.
+        dial=dataclasses.replace(cfg.dial, trunk_leg_context="", agent_leg_context=""))
 
 
 def run(args, serve) -> int:
