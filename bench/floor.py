@@ -31,7 +31,11 @@ import json
 
 from bench.httpclient import HttpError, HttpPool
 from bench.observer import close_app, open_app
-from platforma_c2d.ari.client import BRIDGE_TYPE
+from platforma_c2d.calls.connected_line import bridge_type, keep_variables
+
+#: The bench's dialplan has the service's subroutine (asterisk_conf/): the floor
+#: bridges and keeps connected lines the way the service does (ADR 0015).
+SUB = "c2d-connected-line"
 
 APP = "c2d-bench-floor"
 
@@ -89,6 +93,7 @@ class AriFloor:
         params = {"endpoint": f"PJSIP/{self.agent}", "app": APP, "appArgs": f"agent,{call_id}",
                   "channelId": f"{call_id}-agent", "timeout": 35}
         body = {"variables": {"CONNECTEDLINE(num)": rec.callee, "CONNECTEDLINE(name)": rec.callee,
+                              **keep_variables(SUB, rec.callee, rec.callee),
                               "CDR(call_ref)": "bench-" + rec.callee, "CDR(c2d_call_id)": call_id,
                               "CDR(c2d_leg)": "agent", "CDR(c2d_agent)": self.agent,
                               "CDR(c2d_clid)": self.clid}}
@@ -131,9 +136,9 @@ class AriFloor:
                                 "CDR(c2d_leg)": "callee", "CDR(c2d_agent)": self.agent,
                                 "CDR(c2d_clid)": self.clid, "CALLERID(num)": self.clid,
                                 "CALLERID(name)": "", "CONNECTEDLINE(num)": self.clid,
-                                "CONNECTEDLINE(name)": ""}}),
+                                "CONNECTEDLINE(name)": "", **keep_variables(SUB, self.clid, "")}}),
                         self._req("POST", f"/ari/bridges/c2d-{call_id}",
-                                  params={"type": BRIDGE_TYPE, "name": f"c2d-{call_id}"}),
+                                  params={"type": bridge_type(SUB), "name": f"c2d-{call_id}"}),
                         self._req("POST", f"/ari/channels/{chan_id}/ring"))
                 elif role == "callee":
                     self._spawn(

@@ -20,6 +20,7 @@ from platforma_c2d.calls.pacing import TrunkPacer
 from platforma_c2d.calls.policy import Policy
 from platforma_c2d.calls.recovery import reconcile
 from platforma_c2d.calls.trunk_leg import settle_trunk_legs
+from platforma_c2d.calls.connected_line import settle_connected_line
 from platforma_c2d.calls.service import CallService
 from platforma_c2d.calls.stasis import StasisApp
 from platforma_c2d.clid.picker import ClidPicker
@@ -87,6 +88,7 @@ class Runtime:
             self.metrics.ari_reconnects.inc()
         await self.stasis.filter_events()
         self.engine.dial = await settle_trunk_legs(self.ari, self.config.dial, self.engine.dial)
+        self.engine.connected_line_sub = await settle_connected_line(self.ari, self.engine.connected_line_sub)
         await reconcile(self.engine, self.ari, self.stasis)
 
     async def _disconnected(self) -> None:

@@ -23,7 +23,7 @@ from yarl import URL
 log = logging.getLogger(__name__)
 
 
-# The call's bridge: mixing, never a two-party (1:1 or native) bridge. See create_bridge.
+# The call's bridge when nothing else is said: Asterisk's multi-party mixer. See create_bridge.
 BRIDGE_TYPE = "mixing,video_sfu"
 
 
@@ -294,19 +294,21 @@ class AriClient:
         return await self.request("GET", "/channels") or []
 
     # --- bridges ---------------------------------------------------------
-    async def create_bridge(self, bridge_id: str, name: str) -> dict:
-        """``POST /bridges/{id}``: the call's bridge, always mixed by Asterisk.
+    async def create_bridge(self, bridge_id: str, name: str, bridge_type: str = BRIDGE_TYPE) -> dict:
+        """``POST /bridges/{id}``: the call's bridge.
 
-        Type ``mixing,video_sfu`` keeps the bridge on Asterisk's multi-party
-        mixer even with two legs. A two-party mixing bridge would instead
-        tell each leg who the other is (a connected-line update, sent to
-        the trunk as a re-INVITE or UPDATE whose P-Asserted-Identity is the
+        The default type ``mixing,video_sfu`` keeps the bridge on Asterisk's
+        multi-party mixer even with two legs. A two-party mixing bridge would
+        instead tell each leg who the other is (a connected-line update, sent
+        to the trunk as a re-INVITE or UPDATE whose P-Asserted-Identity is the
         agent's extension, whatever our CLID) and would let direct media
         re-INVITE the legs; the multi-party mixer does neither. SPEC §3.7,
-        docs/decisions/0005-bridge-keeps-identities-apart.md.
+        docs/decisions/0005-bridge-keeps-identities-apart.md. The two-party
+        ``mixing,proxy_media`` is only for legs that keep their own connected
+        line (``calls.connected_line``, docs/decisions/0015).
         """
         return await self.request("POST", f"/bridges/{bridge_id}",
-                                  params={"type": BRIDGE_TYPE, "name": name})
+                                  params={"type": bridge_type, "name": name})
 
     async def add_channels(self, bridge_id: str, channel_ids: list[str]) -> None:
         """``POST /bridges/{id}/addChannel``."""

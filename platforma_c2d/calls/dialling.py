@@ -15,6 +15,7 @@ from concurrent.futures import Future
 
 from platforma_c2d.ari.client import AriError, AriUnavailable
 from platforma_c2d.calls import causes
+from platforma_c2d.calls.connected_line import bridge_type, shown_to_agent
 from platforma_c2d.calls.legs import (agent_channel_id, agent_originate, bridge_id_for, callee_channel_id,
                                       callee_originate, cdr_variables)
 from platforma_c2d.calls.model import Call, EndedBy, Leg, Origin, Reason, State, new_call_id
@@ -42,16 +43,21 @@ class Dialling:
     """The engine's leg creation (mixed into ``CallEngine``, whose state it uses:
     ``ari``, ``dial``, ``pacer``, ``recorder``, the call registry and timers)."""
 
-    async def tag_channel(self, call: Call, channel_id: str, role: str = "agent") -> None:
+    async def tag_channel(self, call: Call, channel_id: str, role: str = "agent",
+                          dialled: bool = False) -> None:
         """Set the CDR variables of SPEC §5 on a channel we did not originate (a browser leg).
 
         Done at StasisStart, before anything is dialled (field report C22).
-        One request for all of them (``POST /channels/{id}/variables``,
-        Asterisk 22.10); when Asterisk refuses it (one variable it cannot
-        set, or an Asterisk that predates the request), each is set on its
-        own, so the others still land.
+        ``dialled``: the call goes on, so the phone is also shown the callee's
+        number, kept through the bridge like an originated agent leg's
+        (``calls.connected_line``). One request for all of them (``POST
+        /channels/{id}/variables``, Asterisk 22.10); when Asterisk refuses it
+        (one variable it cannot set, or an Asterisk that predates the
+        request), each is set on its own, so the others still land.
         """
         variables = cdr_variables(call, role)
+        if dialled:
+            variables.update(shown_to_agent(self.connected_line_sub, call.callee))
         try:
             await self.ari.set_variables(channel_id, variables)
             return
@@ -98,7 +104,7 @@ class Dialling:
                                             f"{call.agent} -> callee {call.callee} with CLID {call.clid}",
                                       idempotency_key=idempotency_key, request_hash=request_hash,
                                       status_callback=status_callback)
-        originate = agent_originate(call, self.dial)
+        originate = agent_originate(call, self.dial, self.connected_line_sub)
         try:
             if req.agent_is_external:
                 await self.pacer.acquire()   # the trunk's call rate (SPEC §3.8)
@@ -132,7 +138,8 @@ class Dialling:
         """Create the call's bridge ahead of the callee's answer (a failure is retried then)."""
         call.bridge_id = bridge_id_for(call.id)
         try:
-            await self.ari.create_bridge(call.bridge_id, name=call.bridge_id)
+            await self.ari.create_bridge(call.bridge_id, name=call.bridge_id,
+                                         bridge_type=bridge_type(self.connected_line_sub))
             call.bridge_made = True
             if call.ended:  # torn down while the request was in flight: no orphan bridge
                 await self.ari.destroy_bridge(call.bridge_id)
@@ -192,7 +199,7 @@ class Dialling:
 
     async def _originate_callee(self, call: Call, leg: Leg, side: list | tuple = ()) -> None:
         """``POST /channels`` of the callee leg (and ``side`` requests concurrently); ring timer."""
-        originate = callee_originate(call, self.dial)
+        originate = callee_originate(call, self.dial, self.connected_line_sub)
         results = await asyncio.gather(ari_failure(self.ari.originate(**originate.kwargs())),
                                        *side, return_exceptions=True)
         for result in results:
@@ -233,7 +240,7 @@ class Dialling:
         # which waits for them (C22: set at creation, never at teardown).
         chan_id = call.agent_leg.channel_id
         ring = asyncio.ensure_future(ari_failure(self.ari.ring(chan_id)))
-        tags = asyncio.ensure_future(self.tag_channel(call, chan_id))
+        tags = asyncio.ensure_future(self.tag_channel(call, chan_id, dialled=True))
         try:
             await asyncio.wrap_future(first)
             stored = True

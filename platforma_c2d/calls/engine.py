@@ -67,6 +67,9 @@ class CallEngine(Dialling, LegEvents):
         self.writer = writer
         self.recorder = Recorder(self.writer, metrics)
         self.pacer = pacer or TrunkPacer(hold_after_503_s=0.0)
+        #: the subroutine context our legs carry to keep their connected line
+        #: through a two-party bridge; "" = the conference mixer (calls.connected_line)
+        self.connected_line_sub = ""
         self.calls: dict[str, Call] = {}
         self.by_channel: dict[str, Call] = {}
         self._timers: dict[str, list[asyncio.TimerHandle]] = {}

@@ -15,6 +15,7 @@ import logging
 
 from platforma_c2d.ari.client import AriError
 from platforma_c2d.calls import causes, outcomes
+from platforma_c2d.calls.connected_line import bridge_type
 from platforma_c2d.calls.dialling import ari_failure
 from platforma_c2d.calls.legs import bridge_id_for, callee_channel_id, confirm_playback_id, tone_playback_id
 from platforma_c2d.calls.model import Call, EndedBy, Leg, Origin, Reason, State
@@ -110,7 +111,8 @@ class LegEvents:
         try:
             if not call.bridge_made:  # not made while the callee rang (or a call taken back)
                 call.bridge_id = bridge_id_for(call.id)
-                await self.ari.create_bridge(call.bridge_id, name=call.bridge_id)
+                await self.ari.create_bridge(call.bridge_id, name=call.bridge_id,
+                                             bridge_type=bridge_type(self.connected_line_sub))
                 call.bridge_made = True
             both = [agent.channel_id, callee.channel_id]
             if call.origin is not Origin.REST:

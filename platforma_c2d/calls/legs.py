@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from platforma_c2d.calls.autoanswer import auto_answer_header, auto_answer_variables
+from platforma_c2d.calls.connected_line import keep_variables, shown_to_agent
 from platforma_c2d.calls.model import Call
 from platforma_c2d.config import DialConfig
 
@@ -79,11 +80,12 @@ def cdr_variables(call: Call, role: str) -> dict[str, str]:
             "CDR(c2d_leg)": role, "CDR(c2d_agent)": call.agent, "CDR(c2d_clid)": call.clid}
 
 
-def _as_clid(clid: str) -> dict[str, str]:
+def _as_clid(clid: str, sub: str = "") -> dict[str, str]:
     """What the trunk sees of a leg: the CLID in From and P-Asserted-Identity (C16, C17);
-    the connected line of an outgoing PJSIP channel is its caller."""
+    the connected line of an outgoing PJSIP channel is its caller. ``sub``: the
+    subroutine that keeps that connected line through a two-party bridge (ADR 0015)."""
     return {"CALLERID(num)": clid, "CALLERID(name)": "",
-            "CONNECTEDLINE(num)": clid, "CONNECTEDLINE(name)": ""}
+            "CONNECTEDLINE(num)": clid, "CONNECTEDLINE(name)": "", **keep_variables(sub, clid, "")}
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,7 @@ def agent_endpoint(call: Call, dial: DialConfig) -> str:
     return dial.agent_endpoint.format(agent=call.agent)
 
 
-def agent_originate(call: Call, dial: DialConfig) -> Originate:
+def agent_originate(call: Call, dial: DialConfig, sub: str = "") -> Originate:
     """The originate of a REST call's agent leg (SPEC §3.1).
 
     An extension's desk phone shows the callee's number (and may be told to
@@ -135,25 +137,27 @@ def agent_originate(call: Call, dial: DialConfig) -> Originate:
     (its CDR row: ``src`` = the agent, ``dst`` = the callee; ADR 0014); an
     external agent's leg is a trunk leg, through ``[dial] trunk_leg_context``
     when set (``src`` = the CLID, ``dst`` = the agent's number, SPEC §5).
+    ``sub``: the context of the subroutine that keeps the leg's connected
+    line through a two-party bridge (``calls.connected_line``; ``""``: none).
     """
     endpoint = agent_endpoint(call, dial)
     channel_id = agent_channel_id(call.id)
     variables = cdr_variables(call, "agent")
     other = None
     if call.agent_is_external:
-        variables.update(_as_clid(call.clid))
+        variables.update(_as_clid(call.clid, sub))
         if dial.trunk_leg_context:
             variables, other = _through_dialplan(call, "agent", variables, endpoint,
                                                  dial.agent_ring_timeout_s, channel_id)
             endpoint = f"Local/{call.agent}@{dial.trunk_leg_context}/n"
     elif dial.agent_leg_context:
         variables.update(_shown_to_agent(call, endpoint, dial))
+        variables.update(keep_variables(sub, call.agent, ""))
         variables, other = _through_dialplan(call, "agent", variables, endpoint,
                                              dial.agent_ring_timeout_s, channel_id)
         endpoint = f"Local/{call.callee}@{dial.agent_leg_context}/n"
     else:
-        variables["CONNECTEDLINE(num)"] = call.callee
-        variables["CONNECTEDLINE(name)"] = call.callee
+        variables.update(shown_to_agent(sub, call.callee))
         variables.update(auto_answer_variables(call.agent, endpoint, dial.auto_answer,
                                                dial.auto_answer_agents))
     return Originate(endpoint=endpoint, channel_id=channel_id,
@@ -176,14 +180,15 @@ def _shown_to_agent(call: Call, endpoint: str, dial: DialConfig) -> dict[str, st
             "C2D_LEG_ANSWER_HEADER": header, "C2D_LEG_ANSWER_VALUE": value}
 
 
-def callee_originate(call: Call, dial: DialConfig) -> Originate:
+def callee_originate(call: Call, dial: DialConfig, sub: str = "") -> Originate:
     """The originate of a call's callee leg, through the trunk with the CLID (SPEC §3.2, §3.7).
 
     Originated with ``originator=`` the agent leg (the browser's channel of
     a WebRTC call), so both legs share one ``linkedid`` in the CDRs (C17).
+    ``sub``: as for ``agent_originate``.
     """
     variables = cdr_variables(call, "callee")
-    variables.update(_as_clid(call.clid))
+    variables.update(_as_clid(call.clid, sub))
     channel_id = call.callee_leg.channel_id if call.callee_leg else callee_channel_id(call.id)
     endpoint = dial.trunk_endpoint.format(number=call.callee)
     other = None

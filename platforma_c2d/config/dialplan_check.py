@@ -230,6 +230,7 @@ def check_dialplan(pjsip: Callable[[], dict[str, dict[str, str]]], global_var: C
                 legs.append(("WARN", f"dialplan: the {marker} global does not name {context}: the "
                                      f"service dials {what} straight to their endpoint and their CDR "
                                      "rows say dst = s (docs/configuration.md)"))
+        legs += connected_line_line(global_var("C2D_CONNECTED_LINE_SUB"), show)
     except (OSError, ValueError) as exc:
         return [("WARN", f"dialplan: not checked, the Asterisk CLI did not answer ({exc})")]
     except Exception as exc:  # noqa: BLE001 - subprocess.TimeoutExpired and kin, one line
@@ -252,3 +253,25 @@ def trunk_leg_line(context: str, show: Callable[[str], str], number: str = SAMPL
     return [("FAIL", f"dialplan: context {context} of [dial] {key} {found}: every one of the "
                      f"{what} would fail; merge [{shipped}] of our extensions.conf "
                      f"(docs/configuration.md), or set {key} = \"\"")]
+
+
+def connected_line_line(context: str, show: Callable[[str], str]) -> list[tuple[str, str]]:
+    """The line of the ``C2D_CONNECTED_LINE_SUB`` global (docs/decisions/0015).
+
+    ``context``: the global's value. Unset: WARN (calls use Asterisk's
+    conference mixer, which costs CPU for every second of every call). Set
+    and naming a context that does not set the connected line: FAIL, since
+    the service then bridges two-party and the trunk would be told the
+    agent's identity (SPEC §3.7). Otherwise ok."""
+    if not context:
+        return [("WARN", "dialplan: no C2D_CONNECTED_LINE_SUB global: calls are bridged by Asterisk's "
+                         "conference mixer, about 6 ms of its CPU per second of every call; merge "
+                         "[c2d-connected-line] and the global (docs/configuration.md)")]
+    steps = first_extension(show(f"dialplan show s@{context}"))
+    if any(app.lower() == "set" and "connectedline(" in data.lower() for app, data in steps):
+        return [("ok", f"dialplan: legs keep their connected line through [{context}] (two-party bridges)")]
+    found = "does not exist in the dialplan" if not steps else "does not set CONNECTEDLINE"
+    return [("FAIL", f"dialplan: context {context} of the C2D_CONNECTED_LINE_SUB global {found}: the "
+                     "trunk would be told the agent's identity when a call is bridged; merge "
+                     "[c2d-connected-line] of our extensions.conf, or remove the global "
+                     "(docs/configuration.md)")]

@@ -47,6 +47,7 @@ def test_check_says_the_agents_calls_reach_the_stasis_app(asterisk, service):
                for line in oks), res.stdout
     assert any("from context c2d-webrtc (" in line for line in oks), res.stdout
     assert "ok   dialplan: callee legs are dialled from context c2d-trunk-leg" in res.stdout
+    assert "ok   dialplan: legs keep their connected line through [c2d-connected-line]" in res.stdout
 
 
 def one_failure_after(asterisk, service, dialplan, old: str, new: str) -> str:
@@ -65,6 +66,14 @@ def one_failure_after(asterisk, service, dialplan, old: str, new: str) -> str:
 def test_check_fails_when_the_trunk_leg_context_is_not_merged(asterisk, service, dialplan):
     fail = one_failure_after(asterisk, service, dialplan, "[c2d-trunk-leg]", "[c2d-trunk-leg-unused]")
     assert "context c2d-trunk-leg of [dial] trunk_leg_context does not exist in the dialplan" in fail
+
+
+def test_check_fails_when_the_connected_line_subroutine_is_not_merged(asterisk, service, dialplan):
+    """The global says two-party bridges, the subroutine is gone: the trunk
+    would be told the agent's identity (docs/decisions/0015)."""
+    fail = one_failure_after(asterisk, service, dialplan, "[c2d-connected-line]", "[c2d-connected-line-old]")
+    assert "context c2d-connected-line of the C2D_CONNECTED_LINE_SUB global does not exist" in fail
+    assert "the trunk would be told the agent's identity" in fail
 
 
 @pytest.mark.admin_configs

@@ -12,6 +12,8 @@ has our values. Both must hold.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from testbed.sipp import identities, uac_scenario, uas_scenario
@@ -49,11 +51,32 @@ def assert_trunk_names_only_callee_and_clid(trunk, dialled: str = CALLEE) -> Non
     assert strangers(messages, dialled) == []
 
 
+def wait_bridged(asterisk, timeout: float = 10) -> dict:
+    """The call's bridge (``c2d-…``; a callee leg's own Dial has another) once
+    it holds two channels (``GET /bridges``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ours = [b for b in asterisk.bridges() if b["id"].startswith("c2d-")]
+        if len(ours) == 1 and len(ours[0]["channels"]) == 2:
+            return ours[0]
+        time.sleep(0.1)
+    raise AssertionError(f"no call bridge of two channels: {asterisk.bridges()}")
+
+
+def assert_relayed_not_mixed(asterisk) -> None:
+    """The call's bridge relays frames between its two legs (``simple_bridge``):
+    not Asterisk's conference mixer, whose cost grows with every second of
+    every call (docs/decisions/0015)."""
+    bridge = wait_bridged(asterisk)
+    assert bridge["technology"] == "simple_bridge", bridge
+
+
 def test_rest_call_trunk_never_sees_the_agent(asterisk, service, sipp):
     sipp("agent", AGENT_PORT, uas_scenario())
     trunk = sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=200, talk_ms=2500))
     r = service.post_call({"agent": "1001", "callee": CALLEE, "outbound_id": CLID, "call_ref": "id-rest"})
     assert r.status_code == 201, r.text
+    assert_relayed_not_mixed(asterisk)
     final = service.wait_state(r.json()["id"], "ended", timeout=20)
     assert final["reason"] == "completed" and final["duration_s"] >= 2, final
     assert_trunk_names_only_callee_and_clid(trunk)
@@ -65,6 +88,7 @@ def test_header_call_trunk_never_sees_the_agent(asterisk, service, sipp):
                  uac_scenario(target=CALLEE, from_user="2001", wait_bye=True,
                               headers=[f"X-Platforma-Outbound-ID: {CLID}", "X-Platforma-Call-Ref: id-hdr"]),
                  uac_target="127.0.0.1:5060", calls=1)
+    assert_relayed_not_mixed(asterisk)
     assert phone.wait(timeout=25) == 0, phone.messages()
     calls = service.http.get("/click2dial/calls").json()["calls"]
     assert len(calls) == 1
@@ -81,6 +105,7 @@ def test_external_agent_trunk_legs_name_only_their_own_party(asterisk, service, 
     r = service.post_call({"agent": agent_number, "callee": CALLEE, "outbound_id": CLID,
                            "call_ref": "id-ext"})
     assert r.status_code == 201, r.text
+    assert_relayed_not_mixed(asterisk)
     final = service.wait_state(r.json()["id"], "ended", timeout=20)
     assert final["reason"] == "completed", final
     assert_trunk_names_only_callee_and_clid(trunk, CALLEE)
