@@ -37,7 +37,9 @@ def test_without_the_subroutine_no_leg_carries_it():
 
 
 @pytest.mark.parametrize("spec,args", [
-    (lambda: agent_originate(call(), DialConfig(), SUB), "0215550100,0215550100"),   # the callee, to the agent
+    # the phone straight: it is shown the callee; through [c2d-agent-leg], ;1 keeps the agent (;2's caller)
+    (lambda: agent_originate(call(), DialConfig(agent_leg_context=""), SUB), "0215550100,0215550100"),
+    (lambda: agent_originate(call(), DialConfig(), SUB), "1001,"),
     (lambda: agent_originate(call("0215550111", True), DialConfig(), SUB), "0215550199,"),  # the CLID
     (lambda: callee_originate(call(), DialConfig(), SUB), "0215550199,"),
     (lambda: callee_originate(call(), DialConfig(trunk_leg_context=""), SUB), "0215550199,"),
