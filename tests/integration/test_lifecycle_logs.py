@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 from platforma_c2d import __version__
+from platforma_c2d.config import mask_url
 from tests.integration.test_agi import start_agi
 
 
@@ -33,7 +34,7 @@ def test_version_option_prints_the_version():
 def test_serve_logs_a_start_up_line_and_a_stopped_line_on_sigterm(asterisk, service):
     started = [m for m in log_messages(service) if " serve started" in m]
     assert started == [f"platforma-c2d {__version__} serve started: listen={service.url} "
-                       f"app=click2dial ari=http://127.0.0.1:8088 store={service.store_url}"]
+                       f"app=click2dial ari=http://127.0.0.1:8088 store={mask_url(service.store_url)}"]
     service.stop()
     assert service.proc.returncode == 0
     messages = log_messages(service)
@@ -44,6 +45,6 @@ def test_serve_logs_a_start_up_line_and_a_stopped_line_on_sigterm(asterisk, serv
 def test_agi_logs_a_start_up_line_and_a_stopped_line_on_sigterm(asterisk, make_service):
     svc, _journal = start_agi(make_service)
     assert f"platforma-c2d {__version__} agi started: listen=agi://127.0.0.1:4573 " \
-           f"store={svc.store_url}" in log_messages(svc)
+           f"store={mask_url(svc.store_url)}" in log_messages(svc)
     svc.stop()
     assert log_messages(svc)[-1] == f"platforma-c2d {__version__} agi stopped (SIGTERM)"
