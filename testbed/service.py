@@ -9,16 +9,17 @@ crash of a fault test.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from testbed.asterisk import AGI_SECRET, ARI_PASSWORD, ARI_URL, ARI_USER
 
@@ -52,8 +53,6 @@ def _toml_value(v) -> str:
 #: work directory) or "postgresql" (a database of the session's PostgreSQL
 #: server per work directory, testbed/postgres.py); ``C2D_BENCH_STORE``.
 BENCH_STORE = os.environ.get("C2D_BENCH_STORE", "sqlite")
-#: Marks a test that reaches into the SQLite file itself (locks or removes it).
-sqlite_only = pytest.mark.skipif(BENCH_STORE != "sqlite", reason="reaches into the SQLite file itself")
 
 
 def render_config(overrides: dict | None = None, store_url: str = "") -> str:
@@ -172,6 +171,56 @@ class ServiceProcess:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=5)
+
+    @contextlib.contextmanager
+    def journal_locked(self):
+        """No write reaches the journal while the block runs (reads still
+        answer); released after it. On SQLite ``BEGIN EXCLUSIVE`` on the
+        file; on PostgreSQL every table of the store locked ``IN EXCLUSIVE
+        MODE``, the same for the service: its writes wait."""
+        if self.store_url.startswith("sqlite"):
+            lock = sqlite3.connect(self.db, timeout=5)
+            lock.execute("BEGIN EXCLUSIVE")
+            try:
+                yield
+            finally:
+                lock.rollback()
+                lock.close()
+            return
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(self.store_url)
+        try:
+            with engine.connect() as conn:
+                tables = conn.exec_driver_sql(
+                    "SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = 'public'").scalars().all()
+                conn.exec_driver_sql(f"LOCK TABLE {', '.join(tables)} IN EXCLUSIVE MODE")
+                try:
+                    yield
+                finally:
+                    conn.rollback()
+        finally:
+            engine.dispose()
+
+    def lose_journal(self) -> None:
+        """The journal is gone, as after a lost disk: the SQLite file (and its
+        WAL) removed, or every table of the PostgreSQL database dropped. The
+        service must be stopped or killed first; its next start begins on an
+        empty store."""
+        assert self.proc is None or self.proc.poll() is not None, "the service still runs"
+        if self.store_url.startswith("sqlite"):
+            for suffix in ("", "-wal", "-shm"):
+                self.db.with_name(self.db.name + suffix).unlink(missing_ok=True)
+            return
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(self.store_url, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+                conn.exec_driver_sql("CREATE SCHEMA public")
+        finally:
+            engine.dispose()
 
     def tail_log(self, lines: int = 60) -> str:
         """The last lines of the service's log."""

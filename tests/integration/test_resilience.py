@@ -4,13 +4,12 @@ middle of real calls, then the journal, Asterisk and a new call are checked."""
 from __future__ import annotations
 
 import re
-import sqlite3
 import time
 
 import pytest
 
 from testbed.proxy import TcpProxy
-from testbed.service import free_port, sqlite_only
+from testbed.service import free_port
 from testbed.sipp import uac_scenario, uas_scenario
 
 AGENT_PORT, TRUNK_PORT = 5071, 5070
@@ -189,7 +188,6 @@ def test_browser_call_taken_back_after_a_restart_is_not_cut_by_the_agent_ring_ti
     assert asterisk.wait_idle() == ([], [])
 
 
-@sqlite_only
 def test_browser_call_not_yet_journalled_when_the_service_died_is_taken_after_the_restart(
         asterisk, make_service, sipp):
     """The service died while the browser's call waited for its first record
@@ -197,18 +195,13 @@ def test_browser_call_not_yet_journalled_when_the_service_died_is_taken_after_th
     put through, never left waiting in the app."""
     svc = make_service()
     trunk = sipp("trunk", TRUNK_PORT, uas_scenario(talk_ms=1000))
-    lock = sqlite3.connect(svc.db, timeout=5)
-    lock.execute("BEGIN EXCLUSIVE")
-    try:
+    with svc.journal_locked():
         phone = sipp("phone", 5081, uac_scenario(target="0215550100", from_user="2001", wait_bye=True,
                                                  headers=["X-Platforma-Call-Ref: waited-1"]),
                      uac_target="127.0.0.1:5060", calls=1)
         assert phone.wait_for(lambda m: m.direction == "received" and m.status == 180, timeout=10)
         time.sleep(0.5)
         svc.kill()
-    finally:
-        lock.rollback()
-        lock.close()
     svc.start()
     assert phone.wait_for(lambda m: m.direction == "received" and m.status == 200, timeout=15)
     calls = svc.http.get("/click2dial/calls").json()["calls"]
@@ -254,16 +247,13 @@ def test_callee_answered_while_the_service_was_down_is_not_dialled_again(asteris
     assert asterisk.wait_idle() == ([], [])
 
 
-@sqlite_only
 def test_orphan_legs_of_a_lost_call_are_torn_down_on_start(asterisk, service, sipp):
     sipp("agent", AGENT_PORT, uas_scenario())
     sipp("trunk", TRUNK_PORT, uas_scenario())
     call = service.post_call(BODY).json()
     assert service.wait_state(call["id"], "connected")["state"] == "connected"
     service.kill()
-    service.db.unlink()  # the journal is lost too: the legs in Asterisk are orphans now
-    for suffix in ("-wal", "-shm"):
-        service.db.with_name(service.db.name + suffix).unlink(missing_ok=True)
+    service.lose_journal()  # the journal is lost too: the legs in Asterisk are orphans now
     service.start()
     chans, bridges = asterisk.wait_idle(timeout=10)
     assert chans == [] and bridges == []

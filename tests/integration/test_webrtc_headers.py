@@ -3,12 +3,10 @@ phone of agent 2001 (context c2d-webrtc), the trunk is a SIPp UAS."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
 import pytest
 
-from testbed.service import sqlite_only
 from testbed.sipp import sip_user, uac_scenario, uas_scenario
 from tests.integration.test_rest_calls import assert_cdr_tagged, assert_trunk_never_saw
 
@@ -122,19 +120,13 @@ def test_invalid_values_are_refused_and_nothing_is_dialled(asterisk, service, si
     assert call["state"] == "ended" and call["reason"] == "rejected" and call["origin"] == "webrtc"
 
 
-@sqlite_only
 def test_a_refusal_is_on_disk_before_the_phone_hears_it(asterisk, service, sipp):
     """SPEC §9: the refused attempt is written before the 403 goes out."""
-    lock = sqlite3.connect(service.db, timeout=5)
-    lock.execute("BEGIN EXCLUSIVE")          # the journal cannot commit for now
-    try:
+    with service.journal_locked():           # the journal cannot commit for now
         phone = dial(sipp, headers=[f"{OUT}: Random"])
         time.sleep(2)
         assert not [m for m in phone.received() if m.status and m.status >= 300], \
             "the phone heard the refusal before it was journalled"
-    finally:
-        lock.rollback()
-        lock.close()
     assert final_response(phone) == 403
     call = only_call(service)
     assert call["reason"] == "rejected" and call["origin"] == "webrtc"
