@@ -33,10 +33,12 @@ def _audio_codecs(sdp_message: str) -> list[str]:
     return line.split()[3:]
 
 
-def _rtp_counts_while_up(asterisk, seconds: float = 20) -> dict[str, dict]:
-    """Once both legs are up for 3 s: each channel's RTP counters, by channel name."""
+def _rtp_counts_while_up(asterisk, browser: threading.Thread, seconds: float = 90) -> dict[str, dict]:
+    """Once both legs are up for 3 s: each channel's RTP counters, by channel name
+    ({} when the ``browser`` thread ended, or ``seconds`` passed, before that).
+    Chromium alone may take 20 s to start and call on a loaded machine."""
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and browser.is_alive():
         # the browser's and the trunk's channels (not the Local channel between, ADR 0014)
         chans = [c for c in asterisk.channels() if c["name"].startswith("PJSIP/")]
         if len(chans) == 2 and all(c["state"] == "Up" for c in chans):
@@ -56,7 +58,7 @@ def test_opus_only_browser_and_pcmu_only_trunk_carry_rtp_both_ways(asterisk, ser
     browser = threading.Thread(target=lambda: result.update(run_browser(
         asterisk, service, onlyCodecName="opus", callRef="opus-1", hangupAfterMs=7000)))
     browser.start()
-    counts = _rtp_counts_while_up(asterisk)
+    counts = _rtp_counts_while_up(asterisk, browser)
     browser.join(timeout=120)
     ctx = result.get("_context", "")
     assert result.get("ok"), f"{result.get('error')}\n{result.get('events')}\n{ctx}"
