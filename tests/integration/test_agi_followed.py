@@ -71,7 +71,9 @@ def test_agi_calls_of_a_time_without_the_service_are_ended_or_followed_when_it_c
     trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
     short = dial(sipp, callee="0215550101", talk_ms=300)
     assert short.wait(timeout=20) == 0
-    long = dial(sipp, callee="0215550102", talk_ms=6000)
+    # Up until long after the service has started: a start took 10 s on a
+    # loaded machine, past a 6 s call, which then ended before it was followed.
+    long = dial(sipp, callee="0215550102", talk_ms=20000)
     deadline = time.monotonic() + 10      # the long call is answered (its ACK is the second)
     while len(trunk.received("ACK")) < 2:
         assert time.monotonic() < deadline, "the long call was not answered"
@@ -80,7 +82,7 @@ def test_agi_calls_of_a_time_without_the_service_are_ended_or_followed_when_it_c
     before = {c["callee"]: c["state"] for c in
               wait_calls(journal, count=2 if admin else 1, state="dialing_callee")}
     make_service(name="later")              # reconciles on connect
-    assert long.wait(timeout=20) == 0
+    assert long.wait(timeout=40) == 0
     calls = {c["callee"]: c for c in wait_calls(journal, count=2)}
     if admin:
         assert before == {"0215550101": "dialing_callee", "0215550102": "dialing_callee"}
