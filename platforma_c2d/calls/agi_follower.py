@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from platforma_c2d.agi.scripts import final_outcome
 from platforma_c2d.ari.client import AriClient, AriError
+from platforma_c2d.ari.records import AriEvent, ChannelDestroyed, ChannelHangupRequest, Dial
 from platforma_c2d.calls.errors import AsteriskUnavailable
 from platforma_c2d.calls.model import Call, EndedBy, Leg, Origin, Reason, State
 from platforma_c2d.calls.recovery import call_from_row
@@ -58,40 +59,38 @@ class AgiFollower:
         return self.engine.journal
 
 
-    def on_event(self, event: dict) -> asyncio.Future | None:
+    def on_event(self, ev: AriEvent) -> asyncio.Future | None:
         """Note a ``Dial`` status or a hang-up request; on ``ChannelDestroyed``
         return the task that ends the call (``None`` otherwise).
 
         Only events of channels that are no leg of the engine's calls come
         here (the Stasis app routes them).
         """
-        kind = event.get("type")
-        if kind == "Dial":
-            caller = (event.get("caller") or {}).get("id")
-            status = event.get("dialstatus") or ""
+        if isinstance(ev, Dial):
+            caller, status = ev.caller.id, ev.dialstatus
             if caller and status:
                 if len(self._dial) >= MAX_FOLLOWED:
                     self._dial.clear()
                 answered = datetime.now(timezone.utc) if status == "ANSWER" else None
                 self._dial[caller] = (status, answered)
             return None
-        chan_id = (event.get("channel") or {}).get("id")
+        chan_id = ev.channel.id
         if not chan_id:
             return None
-        if kind == "ChannelHangupRequest":
+        if isinstance(ev, ChannelHangupRequest):
             # Asterisk marks the dialplan's own Hangup() (and the end of a
             # bridge) "soft"; a request from the phone's side is not.
-            if not event.get("soft") and chan_id in self._dial:
+            if not ev.soft and chan_id in self._dial:
                 self._hung_up_by_caller.add(chan_id)
             return None
-        if kind != "ChannelDestroyed":
+        if not isinstance(ev, ChannelDestroyed):
             return None
         status, answered = self._dial.pop(chan_id, ("", None))
         by_caller = chan_id in self._hung_up_by_caller
         self._hung_up_by_caller.discard(chan_id)
-        name = (event.get("channel") or {}).get("name", "")
+        name = ev.channel.name
         return asyncio.ensure_future(asyncio.to_thread(
-            self.end, chan_id, status, str(event.get("cause", "")),
+            self.end, chan_id, status, "" if ev.cause is None else str(ev.cause),
             name if by_caller else ("peer" if status == "ANSWER" else ""), name, answered))
 
     def end(self, channel_id: str, dialstatus: str, hangupcause: str, hangup_source: str,

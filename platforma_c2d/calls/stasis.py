@@ -16,7 +16,9 @@ import logging
 import re
 
 from platforma_c2d import rules
+from platforma_c2d.ari import records
 from platforma_c2d.ari.client import AriClient, AriError
+from platforma_c2d.ari.records import AriEvent, Channel
 from platforma_c2d.calls import causes, sipheaders
 from platforma_c2d.calls.agi_follower import AgiFollower
 from platforma_c2d.calls.engine import CallEngine
@@ -29,10 +31,6 @@ from platforma_c2d.clid.picker import ClidPicker
 log = logging.getLogger("platforma_c2d.stasis")
 
 
-#: The ARI event types the app acts on; Asterisk is asked to send only
-#: these (ChannelVarset alone was over half of the events of a call).
-EVENT_TYPES = ("StasisStart", "StasisEnd", "ChannelStateChange", "ChannelDestroyed",
-               "ChannelHangupRequest", "Dial", "ChannelDtmfReceived", "ChannelUserevent")
 #: The UserEvent our trunk-leg context sends after Dial() (ADR 0014, extensions.conf).
 LEG_USEREVENT = "c2d-leg"
 _SIP_CODE = re.compile(r"\b([1-6][0-9][0-9])\b")
@@ -77,7 +75,8 @@ class StasisApp:
 
     # ------------------------------------------------------------------
     async def dispatch(self, event: dict) -> None:
-        """Hand one ARI event to ``on_event`` without waiting for earlier calls' work.
+        """Parse one ARI event (a type of ``ROUTES``; any other is dropped here) and
+        hand it to :meth:`handle` without waiting for earlier calls' work.
 
         Events of one call (keyed by its agent leg's channel id, which is
         also the channel of a browser call before it is registered) are
@@ -86,30 +85,31 @@ class StasisApp:
         not delay every other call. Everything still runs on the one event
         loop (docs/decisions/0002).
         """
-        key = self._key(event)
+        record = records.parse(event, RECORDS)
+        if record is None:
+            return
+        key = self._key(record)
         prev = self._tails.get(key)
-        task = asyncio.get_running_loop().create_task(self._after(prev, event))
+        task = asyncio.get_running_loop().create_task(self._after(prev, record))
         self._tails[key] = task
         task.add_done_callback(lambda t, k=key: self._done(k, t))
 
-    def _key(self, event: dict) -> str:
-        channel = (event.get("peer") if event.get("type") == "Dial" else event.get("channel")) or {}
-        chan_id = channel.get("id", "")
-        caller = (event.get("caller") or {}).get("id", "") if event.get("type") == "Dial" else ""
+    def _key(self, ev: AriEvent) -> str:
+        caller = ev.caller_id
         # The dialplan half of a leg's Local channel: in order with the leg's events.
-        chan_id = leg_of_dial_half(chan_id) or leg_of_dial_half(caller) or chan_id
+        chan_id = leg_of_dial_half(ev.channel.id) or leg_of_dial_half(caller) or ev.channel.id
         if caller and caller not in self.engine.by_channel and chan_id not in self.engine.by_channel:
             return caller   # a followed AGI channel's Dial: in order with its ChannelDestroyed
         call = self.engine.by_channel.get(chan_id)
         return call.agent_leg.channel_id if call is not None and call.agent_leg else chan_id
 
-    async def _after(self, prev: asyncio.Task | None, event: dict) -> None:
+    async def _after(self, prev: asyncio.Task | None, ev: AriEvent) -> None:
         if prev is not None:
             try:
                 await prev
             except Exception:  # noqa: BLE001 - already logged by _done
                 pass
-        await self.on_event(event)
+        await self.handle(ev)
 
     def _done(self, key: str, task: asyncio.Task) -> None:
         if self._tails.get(key) is task:
@@ -118,67 +118,82 @@ class StasisApp:
             log.error("handler failed for an ARI event", exc_info=task.exception())
 
     async def on_event(self, event: dict) -> None:
-        """Handle one ARI event now (any type; unknown types are ignored)."""
-        kind = event.get("type")
-        channel = event.get("channel") or {}
-        if kind == "Dial":
-            channel = event.get("peer") or {}
-        chan_id = channel.get("id")
+        """Handle one JSON ARI event now (parsed; a type not in ``ROUTES`` is ignored)."""
+        record = records.parse(event, RECORDS)
+        if record is not None:
+            await self.handle(record)
+
+    async def handle(self, ev: AriEvent) -> None:
+        """Handle one ARI event record now: an event of the dialplan half of a
+        leg's Local channel, of a followed AGI channel, or of a channel of
+        ours or entering the app, each by its method in ``ROUTES``."""
+        chan_id = ev.channel.id
         if not chan_id:
             return
-        if leg_of_dial_half(chan_id) or leg_of_dial_half((event.get("caller") or {}).get("id", "")):
-            await self._on_dial_half(event)
+        if leg_of_dial_half(chan_id) or leg_of_dial_half(ev.caller_id):
+            await self._on_dial_half(ev)
             return
         call = self.engine.by_channel.get(chan_id)
         leg = call.leg_by_channel(chan_id) if call else None
-        if call is None and kind in ("Dial", "ChannelHangupRequest", "ChannelDestroyed"):
-            ended = self.agi_follower.on_event(event)   # an AGI channel, or nothing of ours
+        if call is None and isinstance(ev, (records.Dial, records.ChannelHangupRequest,
+                                            records.ChannelDestroyed)):
+            ended = self.agi_follower.on_event(ev)   # an AGI channel, or nothing of ours
             if ended is not None:
                 await ended
             return
-        if kind == "StasisStart":
-            if leg is not None:
-                await self.engine.on_stasis_start(call, leg, channel.get("state", ""))
-            elif is_ours(chan_id):
-                # A leg of a call that is over (or of an earlier run): never keep it.
-                await self.ari.hangup(chan_id)
-            elif chan_id in self._adopted:
-                self._adopted.discard(chan_id)   # already taken by adopt() after a connect
-            else:
-                await self.start_header_call(channel, event.get("args") or [])
+        if leg is None and not isinstance(ev, records.StasisStart):
             return
-        if leg is None:
-            return
-        if kind == "ChannelStateChange":
-            state = channel.get("state")
-            if state == "Up":
-                await self.engine.on_up(call, leg)
-            elif state in ("Ringing", "Ring"):
-                await self.engine.on_ringing(call, leg)
-        elif kind == "ChannelDtmfReceived":
-            await self.engine.on_dtmf(call, leg, str(event.get("digit", "")))
-        elif kind == "ChannelHangupRequest":
-            await self.engine.on_hangup_request(call, leg, event.get("cause"), event.get("tech_cause"))
-        elif kind == "Dial":
-            if event.get("dialstatus"):
-                await self.engine.on_dial_status(call, leg, event["dialstatus"])
-        elif kind in ("ChannelDestroyed", "StasisEnd"):
-            if kind == "StasisEnd" and leg.role == "agent" and call.origin is not Origin.REST:
-                # The browser leg left the app: it hung up.
-                await self.engine.on_gone(call, leg, None)
-            elif kind == "ChannelDestroyed":
-                await self.engine.on_gone(call, leg, event.get("cause"), event.get("tech_cause"))
+        await ROUTES[type(ev)](self, ev, call, leg)
 
-    async def _on_dial_half(self, event: dict) -> None:
+    async def _on_stasis_start(self, ev: records.StasisStart, call: Call | None, leg: Leg | None) -> None:
+        chan_id = ev.channel.id
+        if leg is not None:
+            await self.engine.on_stasis_start(call, leg, ev.channel.state)
+        elif is_ours(chan_id):
+            # A leg of a call that is over (or of an earlier run): never keep it.
+            await self.ari.hangup(chan_id)
+        elif chan_id in self._adopted:
+            self._adopted.discard(chan_id)   # already taken by adopt() after a connect
+        else:
+            await self.start_header_call(ev.channel, list(ev.args))
+
+    async def _on_stasis_end(self, ev: records.StasisEnd, call: Call, leg: Leg) -> None:
+        if leg.role == "agent" and call.origin is not Origin.REST:
+            # The browser leg left the app: it hung up.
+            await self.engine.on_gone(call, leg, None)
+
+    async def _on_state_change(self, ev: records.ChannelStateChange, call: Call, leg: Leg) -> None:
+        if ev.channel.state == "Up":
+            await self.engine.on_up(call, leg)
+        elif ev.channel.state in ("Ringing", "Ring"):
+            await self.engine.on_ringing(call, leg)
+
+    async def _on_destroyed(self, ev: records.ChannelDestroyed, call: Call, leg: Leg) -> None:
+        await self.engine.on_gone(call, leg, ev.cause, ev.tech_cause)
+
+    async def _on_hangup_request(self, ev: records.ChannelHangupRequest, call: Call, leg: Leg) -> None:
+        await self.engine.on_hangup_request(call, leg, ev.cause, ev.tech_cause)
+
+    async def _on_dial(self, ev: records.Dial, call: Call, leg: Leg) -> None:
+        if ev.dialstatus:
+            await self.engine.on_dial_status(call, leg, ev.dialstatus)
+
+    async def _on_dtmf(self, ev: records.ChannelDtmfReceived, call: Call, leg: Leg) -> None:
+        await self.engine.on_dtmf(call, leg, ev.digit)
+
+    async def _on_userevent(self, ev: records.ChannelUserevent, call: Call, leg: Leg) -> None:
+        """Only the dialplan half's UserEvent counts (:meth:`_on_dial_half`)."""
+
+    async def _on_dial_half(self, ev: AriEvent) -> None:
         """An event of ``;2`` of a leg's Local channel (ADR 0014). Only its report
         of the trunk's final SIP code counts (``tech_cause`` does not cross the
         Local channel); ``;1``, the leg itself, says the rest."""
-        if event.get("type") != "ChannelUserevent" or event.get("eventname") != LEG_USEREVENT:
+        if not isinstance(ev, records.ChannelUserevent) or ev.eventname != LEG_USEREVENT:
             return
-        leg_id = leg_of_dial_half((event.get("channel") or {}).get("id", ""))
+        leg_id = leg_of_dial_half(ev.channel.id)
         call = self.engine.by_channel.get(leg_id or "")
         leg = call.leg_by_channel(leg_id) if call else None
-        found = _SIP_CODE.search(str((event.get("userevent") or {}).get("sip_code", "")))
+        found = _SIP_CODE.search(str(ev.userevent.get("sip_code", "")))
         if leg is not None and found:
             await self.engine.on_hangup_request(call, leg, None, int(found.group(1)))
 
@@ -201,9 +216,9 @@ class StasisApp:
             self._adopted.clear()
         self._adopted.add(channel["id"])
         log.info("taking a browser call found waiting in the app (channel %s)", channel["id"])
-        return await self.start_header_call(channel, args)
+        return await self.start_header_call(Channel.from_json(channel), args)
 
-    async def start_header_call(self, channel: dict, args: list) -> Call | None:
+    async def start_header_call(self, channel: Channel, args: list) -> Call | None:
         """Take a call the dialplan handed to the app; returns the Call, or None if refused.
 
         Reads X-Platforma-Outbound-ID / X-Platforma-Call-Ref once (absent
@@ -213,11 +228,11 @@ class StasisApp:
         call is journalled as ended/rejected and hung up with 484 (bad
         callee) or 403 (bad or unauthorised outbound_id / call_ref).
         """
-        chan_id = channel["id"]
-        agent = sipheaders.agent_from_channel_name(channel.get("name", ""))
-        callee = (channel.get("dialplan") or {}).get("exten", "")
+        chan_id = channel.id
+        agent = sipheaders.agent_from_channel_name(channel.name)
+        callee = channel.exten
         try:
-            if channel.get("name", "").startswith("PJSIP/"):
+            if channel.name.startswith("PJSIP/"):
                 # A header given twice is refused (a proxy that checked the other
                 # copy must not be bypassed; REST refuses duplicate keys too), and
                 # so is one too long to read whole (SPEC §4).
@@ -285,4 +300,23 @@ class StasisApp:
         return call
 
 
-__all__ = ["StasisApp"]
+#: The ARI events the app takes: each record type (named after its ARI type)
+#: and the method that handles it. The same table is the event filter sent
+#: to Asterisk after every connect, so the events asked for are the events
+#: handled (ChannelVarset alone was over half of the events of a call).
+ROUTES = {
+    records.StasisStart: StasisApp._on_stasis_start,
+    records.StasisEnd: StasisApp._on_stasis_end,
+    records.ChannelStateChange: StasisApp._on_state_change,
+    records.ChannelDestroyed: StasisApp._on_destroyed,
+    records.ChannelHangupRequest: StasisApp._on_hangup_request,
+    records.Dial: StasisApp._on_dial,
+    records.ChannelDtmfReceived: StasisApp._on_dtmf,
+    records.ChannelUserevent: StasisApp._on_userevent,
+}
+#: ARI type → record class, for :func:`platforma_c2d.ari.records.parse`.
+RECORDS = {cls.__name__: cls for cls in ROUTES}
+#: The event filter: the ARI types of ``ROUTES``.
+EVENT_TYPES = tuple(RECORDS)
+
+__all__ = ["StasisApp", "ROUTES", "EVENT_TYPES"]

@@ -12,8 +12,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from platforma_c2d.ari.records import parse
 from platforma_c2d.calls.agi_follower import AgiFollower
 from platforma_c2d.calls.model import Call, Leg, Origin, State, new_call_id
+from platforma_c2d.calls.stasis import RECORDS
 from platforma_c2d.store.journal import Journal
 
 CHANNEL = "1765000000.42"
@@ -39,7 +41,7 @@ def follow(journal, events):
 
     async def run():
         for event in events:
-            ended = follower.on_event(event)
+            ended = follower.on_event(parse(event, RECORDS))
             if ended is not None:
                 await ended
     asyncio.run(run())

@@ -6,7 +6,8 @@ import asyncio
 from types import SimpleNamespace
 
 from platforma_c2d.calls.model import Call, Leg, Origin
-from platforma_c2d.calls.stasis import StasisApp
+from platforma_c2d.ari.records import parse
+from platforma_c2d.calls.stasis import RECORDS, StasisApp
 
 
 def _call(cid: str) -> Call:
@@ -23,18 +24,19 @@ def test_events_of_one_call_keep_their_order_and_calls_do_not_wait_for_each_othe
     app = StasisApp(engine, ari=None, picker=None, policy=None)
     seen: list[str] = []
 
-    async def handle(event):  # stands for the engine's work, with ARI round trips
-        await asyncio.sleep(event["delay"])
-        seen.append(event["name"])
+    delays = {"a1": 0.05}
 
-    app.on_event = handle
+    async def handle(ev):  # stands for the engine's work, with ARI round trips
+        await asyncio.sleep(delays.get(ev.channel.name, 0.0))
+        seen.append(ev.channel.name)
+
+    app.handle = handle
 
     async def go():
-        for name, chan, delay in (("a1", "c2d-a-agent", 0.05), ("a2", "c2d-a-callee", 0.0),
-                                  ("a3", "c2d-a-agent", 0.0), ("b1", "c2d-b-agent", 0.0),
-                                  ("x1", "browser-1", 0.0)):
-            await app.dispatch({"type": "ChannelStateChange", "channel": {"id": chan},
-                                "name": name, "delay": delay})
+        for name, chan in (("a1", "c2d-a-agent"), ("a2", "c2d-a-callee"), ("a3", "c2d-a-agent"),
+                           ("b1", "c2d-b-agent"), ("x1", "browser-1")):
+            # The event's channel name labels it here.
+            await app.dispatch({"type": "ChannelStateChange", "channel": {"id": chan, "name": name}})
         while app._tails:
             await asyncio.sleep(0.01)
 
@@ -54,8 +56,8 @@ def test_the_dialplan_half_of_a_local_leg_reports_only_the_sip_code():
                              on_hangup_request=on_hangup_request)
     app = StasisApp(engine, ari=None, picker=None, policy=None)
     half = {"id": "c2d-a-callee-dial"}
-    assert app._key({"type": "ChannelUserevent", "channel": half}) == "c2d-a-agent"   # in the call's order
-    assert app._key({"type": "Dial", "caller": half, "peer": {"id": "1700.5"}}) == "c2d-a-agent"
+    assert app._key(parse({"type": "ChannelUserevent", "channel": half}, RECORDS)) == "c2d-a-agent"  # call's order
+    assert app._key(parse({"type": "Dial", "caller": half, "peer": {"id": "1700.5"}}, RECORDS)) == "c2d-a-agent"
 
     async def go():
         for event in ({"type": "ChannelDestroyed", "channel": half, "cause": 16},
@@ -68,3 +70,10 @@ def test_the_dialplan_half_of_a_local_leg_reports_only_the_sip_code():
 
     asyncio.run(go())
     assert got == [("a" * 32, "callee", None, 503)]
+
+
+
+def test_each_routed_event_type_parses_into_the_record_of_its_name_and_no_other_type_does():
+    for kind in RECORDS:
+        assert type(parse({"type": kind, "channel": {"id": "c"}}, RECORDS)).__name__ == kind
+    assert parse({"type": "ChannelVarset", "channel": {"id": "c"}}, RECORDS) is None

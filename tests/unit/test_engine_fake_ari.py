@@ -480,3 +480,15 @@ def test_active_counts_follow_calls_as_they_start_and_end(world):
         return engine.active_calls(), engine.active_for_agent("1001"), engine.active_calls("crm")
 
     assert script.run(go()) == (0, 0, 0)
+
+
+def test_the_event_filter_sent_to_asterisk_names_the_events_the_app_routes(world):
+    """One table (calls/stasis.py ROUTES) is both what Asterisk is asked to send and
+    what the app handles: no event is asked for and dropped, none handled and never sent."""
+    from platforma_c2d.calls.stasis import ROUTES
+
+    script, _, stasis, _ = world
+    script.run(stasis.filter_events())
+    (put,) = script.sent("PUT", "/ari/applications/click2dial/eventFilter")
+    assert put.body == {"allowed": [{"type": cls.__name__} for cls in ROUTES]}
+    assert {t["type"] for t in put.body["allowed"]} >= {"StasisStart", "ChannelDestroyed", "Dial"}
