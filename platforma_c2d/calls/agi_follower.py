@@ -5,7 +5,7 @@ call's channel (``platforma_c2d.agi.follow``), which stays in the
 administrator's dialplan. Asterisk then sends the app that channel's
 ``Dial`` events (its ``dialstatus``) and its ``ChannelDestroyed``; on the
 latter the call is ended in the journal with the outcome the hangup script
-would have given (:func:`platforma_c2d.agi.scripts.final_outcome`) — only if
+would have given (:func:`platforma_c2d.calls.dialstatus.final_outcome`) — only if
 it is still open, so our own hangup handler, where the dialplan has it,
 still wins.
 
@@ -21,9 +21,9 @@ import logging
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from platforma_c2d.agi.scripts import final_outcome
 from platforma_c2d.ari.client import AriClient, AriError
 from platforma_c2d.ari.records import AriEvent, ChannelDestroyed, ChannelHangupRequest, Dial
+from platforma_c2d.calls.dialstatus import final_outcome
 from platforma_c2d.calls.errors import AsteriskUnavailable
 from platforma_c2d.calls.model import Call, EndedBy, Leg, Origin, Reason, State
 from platforma_c2d.calls.recovery import call_from_row
@@ -99,7 +99,7 @@ class AgiFollower:
 
         ``dialstatus``/``hangupcause``: as Dial() and Asterisk left them
         (``""`` when unknown); ``hangup_source``/``own_channel``: channel
-        names, as for :func:`~platforma_c2d.agi.scripts.ended_by_for_dial`;
+        names, as for :func:`~platforma_c2d.calls.dialstatus.ended_by_for_dial`;
         ``answered_at``: when the callee answered (UTC), or None. Returns
         the ended call, or None when no open AGI call has that channel or
         another writer (the hangup script) ended it first.

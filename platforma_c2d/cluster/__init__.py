@@ -1,7 +1,8 @@
 """Several Asterisk nodes and standby instances sharing one PostgreSQL store (SPEC §11).
 
-* :mod:`~platforma_c2d.cluster.config`: ``[cluster]`` (this instance's node and
-  name, which node serves an agent) and its checks;
+* ``[cluster]`` (this instance's node and name, which node serves an agent)
+  and its checks are read with the rest of the config
+  (:mod:`platforma_c2d.config.cluster`);
 * :mod:`~platforma_c2d.cluster.routing`: pure decisions (an agent's node, a
   node's lock key);
 * :mod:`~platforma_c2d.cluster.lease`: one active instance per node, through a

@@ -37,6 +37,7 @@ import sqlalchemy as sa
 
 from platforma_c2d.calls.errors import AsteriskUnavailable, C2DError
 from platforma_c2d.cluster.lease import KEEPALIVES, libpq_url, node_is_active
+from platforma_c2d.store.cluster_tables import commands
 
 log = logging.getLogger("platforma_c2d.cluster")
 
@@ -44,21 +45,6 @@ log = logging.getLogger("platforma_c2d.cluster")
 CHANNEL = "c2d_cluster_commands"
 #: Seconds answered (or expired) commands are kept for someone looking into a problem.
 KEEP_S = 3600
-
-metadata = sa.MetaData()
-
-commands = sa.Table(
-    "cluster_commands", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("node", sa.String(32), nullable=False),
-    sa.Column("kind", sa.String(8), nullable=False),        # place | cancel
-    sa.Column("payload", sa.Text, nullable=False),          # JSON
-    sa.Column("state", sa.String(8), nullable=False),       # pending | taken | done | expired
-    sa.Column("result", sa.Text),                           # JSON: {"ok": ...} or {"error": ...}
-    sa.Column("created_at", sa.Float, nullable=False),      # epoch seconds, the store's clock
-    sa.Column("taken_by", sa.String(64)),
-    sa.Index("ix_cluster_commands_node_state", "node", "state"),
-)
 
 _CLAIM = sa.text(
     "UPDATE cluster_commands SET state = 'taken', taken_by = :me WHERE id IN ("

@@ -20,18 +20,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from platforma_c2d.calls.errors import RateLimited
-from platforma_c2d.cluster.commands import metadata
 from platforma_c2d.http.limits import RateLimiter
+from platforma_c2d.store.cluster_tables import rates
 
 log = logging.getLogger("platforma_c2d.cluster")
 
-rates = sa.Table(
-    "cluster_rates", metadata,
-    sa.Column("name", sa.String(64), primary_key=True),       # the token's name
-    sa.Column("kind", sa.String(5), primary_key=True),        # write | read
-    sa.Column("minute", sa.Integer, primary_key=True),        # epoch seconds // 60
-    sa.Column("hits", sa.Integer, nullable=False),
-)
 
 
 def window_estimate(previous: int, current: int, into_minute: float) -> float:

@@ -17,16 +17,11 @@ import threading
 
 import sqlalchemy as sa
 
-from platforma_c2d.cluster.commands import metadata
 from platforma_c2d.cluster.lease import node_is_active
+from platforma_c2d.store.cluster_tables import endpoints
 
 log = logging.getLogger("platforma_c2d.cluster")
 
-endpoints = sa.Table(
-    "cluster_endpoints", metadata,
-    sa.Column("endpoint", sa.String(80), primary_key=True),
-    sa.Column("node", sa.String(32), primary_key=True),
-)
 
 
 def online_endpoints(listing: list[dict]) -> set[str]:

@@ -1,6 +1,6 @@
 """How a config key is declared: :func:`option` (its default and the metadata the
 loader reads), and the limits and their wording shared by the sections
-(``config/schema.py``, ``cluster/config.py``)."""
+(``config/schema.py``, ``config/cluster.py``)."""
 
 from __future__ import annotations
 

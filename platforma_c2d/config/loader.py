@@ -31,7 +31,7 @@ from platforma_c2d import rules
 from platforma_c2d.config.checks import (SAMPLE_AGI_SECRET, _ok_http_url, _ok_printable, _ok_sha256,
                                           is_loopback, split_listen)
 from platforma_c2d.config.pools import parse_pools, pool_problems
-from platforma_c2d.cluster.config import cluster_problems
+from platforma_c2d.config.cluster import cluster_problems
 from platforma_c2d.config.schema import SECTIONS, Config, TokenConfig, WebhookEndpoint, _toml_key
 
 ENV_PREFIX = "PLATFORMA_C2D_"

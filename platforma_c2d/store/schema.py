@@ -33,10 +33,9 @@ MIGRATION_LOCK = 0x0C2D5C4E
 
 def all_metadata() -> list[sa.MetaData]:
     """The models of every table of the store: journal, outbox, CLID pools, cluster commands."""
-    from platforma_c2d.cluster import commands, rates, registrations  # noqa: F401 - tables in commands.metadata
-    from platforma_c2d.store import clids, idempotency, journal, outbox  # noqa: F401 - idempotency_keys in journal.metadata
+    from platforma_c2d.store import clids, cluster_tables, idempotency, journal, outbox  # noqa: F401 - idempotency_keys in journal.metadata
 
-    return [journal.metadata, outbox.metadata, clids.metadata, commands.metadata]
+    return [journal.metadata, outbox.metadata, clids.metadata, cluster_tables.metadata]
 
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:

@@ -20,9 +20,9 @@ import pytest
 from platforma_c2d import rules
 from platforma_c2d.agi.channel import MAX_LINE, AgiChannel, AgiClosed, LineReader
 from platforma_c2d.agi.scripts import (
-    AgiScripts, agent_from_channel_name, answered_seconds, reason_for_dial, script_name,
-    status_for,
+    AgiScripts, agent_from_channel_name, answered_seconds, script_name, status_for,
 )
+from platforma_c2d.calls.dialstatus import reason_for_dial
 from platforma_c2d.agi.server import AgiServer
 from platforma_c2d.calls.errors import ClidNotAllowed, DestinationNotAllowed
 from platforma_c2d.calls.model import Call, Origin, Reason, State
@@ -602,7 +602,7 @@ def test_a_noted_cancel_of_a_ringing_call_is_cancelled_by_the_api(journal):
     ("INVALIDARGS", "0", "", "system"),
 ])
 def test_who_ended_an_agi_call(dialstatus, cause, source, ended_by):
-    from platforma_c2d.agi.scripts import ended_by_for_dial
+    from platforma_c2d.calls.dialstatus import ended_by_for_dial
 
     assert ended_by_for_dial(dialstatus, cause, source, "PJSIP/1001-00000001").value == ended_by
 
