@@ -100,11 +100,11 @@ def call_body(agent: str, ref: str) -> dict:
     return {"agent": agent, "callee": "0215550100", "outbound_id": "0215550199", "call_ref": ref}
 
 
-def legs_of(call_id: str) -> list[str]:
-    """The channels of a connected REST call: its two legs, the callee leg's
-    dialplan half and the trunk channel that half dialled (ADR 0014)."""
-    return sorted([f"c2d-{call_id}-agent", f"c2d-{call_id}-callee", f"c2d-{call_id}-callee-dial",
-                   "PJSIP/trunk"])
+def legs_of(call_id: str, agent: str) -> list[str]:
+    """The channels of a connected REST call: its two legs, their dialplan
+    halves and the phone and trunk channels those halves dialled (ADR 0014)."""
+    return sorted([f"c2d-{call_id}-agent", f"c2d-{call_id}-agent-dial", f"PJSIP/{agent}",
+                   f"c2d-{call_id}-callee", f"c2d-{call_id}-callee-dial", "PJSIP/trunk"])
 
 
 def call_channels(node) -> list[str]:
@@ -129,7 +129,7 @@ def test_a_call_placed_on_node_a_for_an_agent_of_node_b_is_dialled_by_node_b(nod
     invite = trunk.received("INVITE")[0]
     assert invite.first_line.startswith("INVITE sip:0215550100@")
     assert sip_user(invite.header("From")[0]) == "0215550199"
-    assert call_channels(nodes["b"]) == legs_of(call["id"])
+    assert call_channels(nodes["b"]) == legs_of(call["id"], "1002")
     assert nodes["a"].channels() == []
 
     # Read and listed from either instance; the agent is busy for the whole cluster.
@@ -254,7 +254,7 @@ def run_takeover(nodes, cluster, sipp, hooks, receiver):
     # Adopted, still connected: both legs are still up in node A's Asterisk.
     time.sleep(1.0)
     assert b1.get_call(call["id"])["state"] == "connected"
-    assert call_channels(nodes["a"]) == legs_of(call["id"])
+    assert call_channels(nodes["a"]) == legs_of(call["id"], "1001")
 
     r = b2.http.delete(f"/click2dial/calls/{call['id']}")  # through node B's standby: reaches a2
     assert r.status_code == 200, r.text + a2.tail_log()
