@@ -101,135 +101,148 @@ def a_call(agent="1001") -> Call:
                 outbound_id="", clid="0215550199", call_ref="u-1", token_name="crm")
 
 
-def test_worker_delivers_each_event_signed_in_order_to_the_endpoints_that_want_it(tmp_path):
-    receiver = WebhookReceiver(free_port()).start()
-    journal = Journal(f"sqlite:///{tmp_path}/c.sqlite3")
+@pytest.fixture
+def journal(tmp_path):
+    """An empty journal on SQLite, closed after the test."""
+    j = Journal(f"sqlite:///{tmp_path}/c.sqlite3")
+    yield j
+    j.close()
+
+
+@pytest.fixture
+def receivers():
+    """``receivers()``: a new webhook receiver on a free loopback port; all stopped after the test."""
+    made: list[WebhookReceiver] = []
+
+    def make() -> WebhookReceiver:
+        made.append(WebhookReceiver(free_port()).start())
+        return made[-1]
+
+    yield make
+    for receiver in made:
+        receiver.stop()
+
+
+@pytest.fixture
+def start_worker(journal, receivers):
+    """``start_worker(config, metrics=None, stop_timeout_s=5.0)``: a started delivery worker
+    on the journal's outbox (polling every 50 ms), stopped after the test before its
+    receivers and the journal."""
+    started: list[tuple[WebhookDelivery, float]] = []
+
+    def start(config: WebhooksConfig, metrics: Metrics | None = None,
+              stop_timeout_s: float = 5.0) -> WebhookDelivery:
+        worker = WebhookDelivery(Outbox(journal.engine), config, metrics or Metrics(), poll_s=0.05)
+        worker.start()
+        started.append((worker, stop_timeout_s))
+        return worker
+
+    yield start
+    for worker, timeout_s in started:
+        worker.stop(timeout_s=timeout_s)
+
+
+def test_worker_delivers_each_event_signed_in_order_to_the_endpoints_that_want_it(journal, receivers,
+                                                                                   start_worker):
+    receiver = receivers()
     config = WebhooksConfig(endpoints=(
         WebhookEndpoint(url=receiver.url, secret="s1", name="all"),
         WebhookEndpoint(url=receiver.url + "?ended", secret="s2", name="ended", types=("call.ended",)),
         WebhookEndpoint(url=receiver.url + "?other", secret="s3", name="other", agents=("1999",))))
     metrics = Metrics()
-    worker = WebhookDelivery(Outbox(journal.engine), config, metrics, poll_s=0.05)
-    worker.start()
-    try:
-        call = a_call()
-        journal.record(call, "placed")
-        call.advance(State.DIALING_CALLEE)
-        journal.record(call, "agent answered")
-        call.end(Reason.CALLEE_BUSY)
-        journal.record(call, "busy")
-        got = receiver.wait(lambda evs: len(evs) >= 4, timeout=10)
-        time.sleep(0.3)
-        assert len(receiver.events()) == 4
-        to_all = [(h, b, e) for h, b, e in got if e["type"] and verify("s1", b, h["x-platforma-signature"])]
-        assert [e["type"] for *_x, e in to_all] == ["call.dialing_agent", "call.dialing_callee", "call.ended"]
-        [(headers, body, ended)] = [x for x in got if verify("s2", x[1], x[0]["x-platforma-signature"])]
-        assert ended["type"] == "call.ended" and ended["call"] == journal.get(call.id)
-        assert headers["x-platforma-event-id"] == str(ended["id"]) and headers["content-type"] == "application/json"
-        assert metrics.events._value.get() == 3
-        assert worker.health() == {"pending": 0, "oldest_pending_s": 0.0, "backlog_growing": False}
-    finally:
-        worker.stop()
-        receiver.stop()
-        journal.close()
+    worker = start_worker(config, metrics)
+    call = a_call()
+    journal.record(call, "placed")
+    call.advance(State.DIALING_CALLEE)
+    journal.record(call, "agent answered")
+    call.end(Reason.CALLEE_BUSY)
+    journal.record(call, "busy")
+    got = receiver.wait(lambda evs: len(evs) >= 4, timeout=10)
+    time.sleep(0.3)
+    assert len(receiver.events()) == 4
+    to_all = [(h, b, e) for h, b, e in got if e["type"] and verify("s1", b, h["x-platforma-signature"])]
+    assert [e["type"] for *_x, e in to_all] == ["call.dialing_agent", "call.dialing_callee", "call.ended"]
+    [(headers, body, ended)] = [x for x in got if verify("s2", x[1], x[0]["x-platforma-signature"])]
+    assert ended["type"] == "call.ended" and ended["call"] == journal.get(call.id)
+    assert headers["x-platforma-event-id"] == str(ended["id"]) and headers["content-type"] == "application/json"
+    assert metrics.events._value.get() == 3
+    assert worker.health() == {"pending": 0, "oldest_pending_s": 0.0, "backlog_growing": False}
 
 
-def test_a_worker_idle_for_a_while_still_delivers_new_events_and_rows_another_worker_made(tmp_path):
+def test_a_worker_idle_for_a_while_still_delivers_new_events_and_rows_another_worker_made(journal, receivers,
+                                                                                          start_worker):
     """Once nothing is pending the passes stop looking for due deliveries; a new
     call's events, and a pending row that this worker did not make (another
     instance's fan-out), are delivered all the same."""
-    receiver = WebhookReceiver(free_port()).start()
-    journal = Journal(f"sqlite:///{tmp_path}/c.sqlite3")
-    config = WebhooksConfig(endpoints=(WebhookEndpoint(url=receiver.url, secret="s", name="crm"),))
-    outbox = Outbox(journal.engine)
-    worker = WebhookDelivery(outbox, config, Metrics(), poll_s=0.05)
-    worker.start()
-    try:
-        time.sleep(1.5)                              # idle: nothing pending, the backlog read says so
-        journal.record(a_call(), "placed")
-        assert len(receiver.wait(lambda evs: len(evs) >= 1, timeout=20)) == 1
-        time.sleep(1.5)
-        # A pending row this worker did not make: another instance's, sending event 1 again.
-        with journal.engine.begin() as conn:
-            conn.execute(deliveries.insert().values(
-                event_id=1, call_id=receiver.events()[0][2]["call"]["id"], endpoint="crm", url=receiver.url,
-                status=PENDING, attempts=0, created_at=time.time(), next_at=time.time(), last_error=""))
-        got = receiver.wait(lambda evs: len(evs) >= 2, timeout=20)
-        assert [e["id"] for *_x, e in got] == [1, 1]
-        # Delivered rows are marked at the worker's next pass: wait for it
-        # (a loaded machine may take seconds), then nothing is pending.
-        deadline = time.monotonic() + 20
-        while outbox.backlog() != (0, 0.0) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert outbox.backlog() == (0, 0.0)
-    finally:
-        worker.stop()
-        receiver.stop()
-        journal.close()
+    receiver = receivers()
+    outbox = start_worker(WebhooksConfig(endpoints=(WebhookEndpoint(url=receiver.url, secret="s", name="crm"),))).outbox
+    time.sleep(1.5)                              # idle: nothing pending, the backlog read says so
+    journal.record(a_call(), "placed")
+    assert len(receiver.wait(lambda evs: len(evs) >= 1, timeout=20)) == 1
+    time.sleep(1.5)
+    # A pending row this worker did not make: another instance's, sending event 1 again.
+    with journal.engine.begin() as conn:
+        conn.execute(deliveries.insert().values(
+            event_id=1, call_id=receiver.events()[0][2]["call"]["id"], endpoint="crm", url=receiver.url,
+            status=PENDING, attempts=0, created_at=time.time(), next_at=time.time(), last_error=""))
+    got = receiver.wait(lambda evs: len(evs) >= 2, timeout=20)
+    assert [e["id"] for *_x, e in got] == [1, 1]
+    # Delivered rows are marked at the worker's next pass: wait for it
+    # (a loaded machine may take seconds), then nothing is pending.
+    deadline = time.monotonic() + 20
+    while outbox.backlog() != (0, 0.0) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert outbox.backlog() == (0, 0.0)
 
 
-def test_a_failing_endpoint_is_retried_then_given_up_after_retry_for_s(tmp_path):
-    receiver = WebhookReceiver(free_port()).start()
+def test_a_failing_endpoint_is_retried_then_given_up_after_retry_for_s(journal, receivers, start_worker):
+    receiver = receivers()
     receiver.status = 500
-    journal = Journal(f"sqlite:///{tmp_path}/c.sqlite3")
     config = WebhooksConfig(endpoints=(WebhookEndpoint(url=receiver.url, secret="s", name="crm"),),
                             retry_for_s=2)
     metrics = Metrics()
-    worker = WebhookDelivery(Outbox(journal.engine), config, metrics, poll_s=0.05)
-    worker.start()
-    try:
-        journal.record(a_call(), "placed")
-        deadline = time.monotonic() + 15
-        while not metrics.webhook_given_up.labels("crm")._value.get() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert metrics.webhook_given_up.labels("crm")._value.get() == 1
-        assert 2 <= len(receiver.received) <= 4          # 1 s, 2 s… apart, not hammering
-        assert metrics.webhook_retries.labels("crm")._value.get() == len(receiver.received) - 1
-        assert Outbox(journal.engine).backlog() == (0, 0.0)
-    finally:
-        worker.stop()
-        receiver.stop()
-        journal.close()
+    start_worker(config, metrics)
+    journal.record(a_call(), "placed")
+    deadline = time.monotonic() + 15
+    while not metrics.webhook_given_up.labels("crm")._value.get() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert metrics.webhook_given_up.labels("crm")._value.get() == 1
+    assert 2 <= len(receiver.received) <= 4          # 1 s, 2 s… apart, not hammering
+    assert metrics.webhook_retries.labels("crm")._value.get() == len(receiver.received) - 1
+    assert Outbox(journal.engine).backlog() == (0, 0.0)
 
 
-def test_a_stuck_receiver_with_a_backlog_of_many_calls_does_not_hold_back_another_receiver(tmp_path):
+def test_a_stuck_receiver_with_a_backlog_of_many_calls_does_not_hold_back_another_receiver(journal, receivers,
+                                                                                            start_worker):
     """More calls waiting for a stuck receiver than deliveries may be in flight at once:
     a healthy receiver still gets its events at once (SPEC §10: one slow receiver never
     delays the others)."""
-    stuck, good = WebhookReceiver(free_port()).start(), WebhookReceiver(free_port()).start()
+    stuck, good = receivers(), receivers()
     stuck.hang = True
-    journal = Journal(f"sqlite:///{tmp_path}/c.sqlite3")
     config = WebhooksConfig(endpoints=(WebhookEndpoint(url=stuck.url, secret="s", name="stuck", agents=("1001",)),
                                        WebhookEndpoint(url=good.url, secret="s", name="good", agents=("1002",))),
                             timeout_s=30.0, max_in_flight=8, max_in_flight_per_endpoint=2)
     for _ in range(20):                      # twenty calls whose first event waits for "stuck"
         journal.record(a_call("1001"), "placed")
-    worker = WebhookDelivery(Outbox(journal.engine), config, Metrics(), poll_s=0.05)
-    worker.start()
-    try:
-        deadline = time.monotonic() + 10
-        while worker.outbox.backlog()[0] < 20 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)                      # "stuck" holds its two requests now
-        call = a_call("1002")
-        journal.record(call, "placed")
-        got = good.wait(lambda evs: len(evs) >= 1, timeout=3)
-        assert [e["call"]["id"] for *_x, e in got] == [call.id]
-    finally:
-        worker.stop(timeout_s=1)
-        stuck.stop()
-        good.stop()
-        journal.close()
+    worker = start_worker(config, stop_timeout_s=1)
+    deadline = time.monotonic() + 10
+    while worker.outbox.backlog()[0] < 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)                      # "stuck" holds its two requests now
+    call = a_call("1002")
+    journal.record(call, "placed")
+    got = good.wait(lambda evs: len(evs) >= 1, timeout=3)
+    assert [e["call"]["id"] for *_x, e in got] == [call.id]
 
 
-def test_a_stuck_status_callback_host_with_many_calls_does_not_hold_back_an_endpoint(tmp_path):
+def test_a_stuck_status_callback_host_with_many_calls_does_not_hold_back_an_endpoint(journal, receivers,
+                                                                                      start_worker):
     """The same with calls' own status_callback URLs, one URL per call on one stuck host:
     the host's share is full, its other calls wait, the configured endpoint does not."""
     from platforma_c2d.store.outbox import add_callback
 
-    stuck, good = WebhookReceiver(free_port()).start(), WebhookReceiver(free_port()).start()
+    stuck, good = receivers(), receivers()
     stuck.hang = True
-    journal = Journal(f"sqlite:///{tmp_path}/c.sqlite3")
     config = WebhooksConfig(endpoints=(WebhookEndpoint(url=good.url, secret="s", name="good", agents=("1002",)),),
                             callback_secret="cb", allowed_url_prefixes=(stuck.url + "/",),
                             timeout_s=30.0, max_in_flight=8, max_in_flight_per_endpoint=2)
@@ -238,25 +251,18 @@ def test_a_stuck_status_callback_host_with_many_calls_does_not_hold_back_an_endp
         journal.record(call, "placed")
         with journal.engine.begin() as conn:
             add_callback(conn, call.id, f"{stuck.url}/{i}")
-    worker = WebhookDelivery(Outbox(journal.engine), config, Metrics(), poll_s=0.05)
-    worker.start()
-    try:
-        deadline = time.monotonic() + 10
-        while worker.outbox.backlog()[0] < 20 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)
-        call = a_call("1002")
-        journal.record(call, "placed")
-        got = good.wait(lambda evs: len(evs) >= 1, timeout=3)
-        assert [e["call"]["id"] for *_x, e in got] == [call.id]
-    finally:
-        worker.stop(timeout_s=1)
-        stuck.stop()
-        good.stop()
-        journal.close()
+    worker = start_worker(config, stop_timeout_s=1)
+    deadline = time.monotonic() + 10
+    while worker.outbox.backlog()[0] < 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    call = a_call("1002")
+    journal.record(call, "placed")
+    got = good.wait(lambda evs: len(evs) >= 1, timeout=3)
+    assert [e["call"]["id"] for *_x, e in got] == [call.id]
 
 
-def test_a_2xx_whose_body_never_ends_is_delivered_at_once_and_the_body_not_kept(tmp_path):
+def test_a_2xx_whose_body_never_ends_is_delivered_at_once_and_the_body_not_kept(journal, start_worker):
     """The answer's status decides; its body is read no further than a little (a receiver
     that sends a body without end neither holds the delivery nor fills the memory)."""
     import socket
@@ -280,12 +286,10 @@ def test_a_2xx_whose_body_never_ends_is_delivered_at_once_and_the_body_not_kept(
         conn.close()
 
     threading.Thread(target=serve, daemon=True).start()
-    journal = Journal(f"sqlite:///{tmp_path}/c.sqlite3")
     url = f"http://127.0.0.1:{listener.getsockname()[1]}/hooks"
     metrics = Metrics()
-    worker = WebhookDelivery(Outbox(journal.engine), WebhooksConfig(
-        endpoints=(WebhookEndpoint(url=url, secret="s", name="crm"),), timeout_s=20.0), metrics, poll_s=0.05)
-    worker.start()
+    worker = start_worker(WebhooksConfig(endpoints=(WebhookEndpoint(url=url, secret="s", name="crm"),),
+                                         timeout_s=20.0), metrics, stop_timeout_s=1)
     try:
         journal.record(a_call(), "placed")
         deadline = time.monotonic() + 5
@@ -297,7 +301,6 @@ def test_a_2xx_whose_body_never_ends_is_delivered_at_once_and_the_body_not_kept(
         stop.set()
         worker.stop(timeout_s=1)
         listener.close()
-        journal.close()
 
 
 # --- GET /click2dial/events ----------------------------------------------------------------
