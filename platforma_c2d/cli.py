@@ -1,4 +1,4 @@
-"""``platforma-c2d``: serve / agi / check / call / events (SPEC §8, §10).
+"""``platforma-c2d``: serve / agi / check / call / events / agi-secret (SPEC §8, §10).
 
 Exit codes: 0 success; 1 the command ran and found problems (``check``), the
 call did not complete (``call``), or the service could not start (a store
@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 
+from platforma_c2d.cli_agi_secret import add_agi_secret_parser
 from platforma_c2d.cli_call import cmd_call
 from platforma_c2d.cli_check import cmd_check
 from platforma_c2d.cli_events import add_events_parser
@@ -75,7 +76,8 @@ def serve(cfg, command: str = "serve", sandbox: bool = False) -> int:
     # waitress refuses a larger body before reading it (no 200 MB upload
     # before the 401/413), and drops clients too slow to send a request.
     try:
-        server = build_http_server(app, cfg.http, MAX_BODY_BYTES)
+        server = build_http_server(app, cfg.http, MAX_BODY_BYTES,
+                                   on_rejected=lambda error: runtime.metrics.rejected.labels(error).inc())
     except OSError as exc:
         print(f"error: http.listen: cannot listen on {cfg.http.listen} ({exc.strerror or exc})",
               file=sys.stderr)
@@ -155,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="seconds to follow the call; then it is cancelled (default 14400)")
     sp.set_defaults(func=cmd_call)
     add_events_parser(sub)
+    add_agi_secret_parser(sub)
     return p
 
 

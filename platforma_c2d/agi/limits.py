@@ -9,30 +9,18 @@ cannot pass ``max_active_calls``.
 a dialplan-only PBX may have several lines, and SPEC §6 asks for a burst of
 calls through the dialplan (a hundred at once, from one endpoint as well)
 to be served; a PBX that wants a per-device limit has the dialplan's own
-(``GROUP()``/``GROUP_COUNT()`` before ``AGI()``).
+(``GROUP()``/``GROUP_COUNT()`` before ``AGI()``). The other way round, an
+agent's open FastAGI calls do count against that limit for the agent's REST
+and browser calls (``platforma_c2d.calls.agent_limit``).
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
+from platforma_c2d.calls.agent_limit import open_calls
 from platforma_c2d.calls.errors import TooManyCalls
-from platforma_c2d.calls.model import State
 from platforma_c2d.config import LimitsConfig
-from platforma_c2d.store.journal import calls as calls_table
-
-_OPEN = tuple(s.value for s in State if s is not State.ENDED)
-
-
-def open_calls(engine: sa.Engine, agent: str | None = None) -> int:
-    """Calls of every origin not yet ended in the journal at ``engine``: all
-    of them, or (``agent`` given) that agent's. Raises
-    ``sqlalchemy.exc.SQLAlchemyError`` when the store does not answer."""
-    query = sa.select(sa.func.count()).select_from(calls_table).where(calls_table.c.state.in_(_OPEN))
-    if agent is not None:
-        query = query.where(calls_table.c.agent == agent)
-    with engine.connect() as conn:
-        return conn.execute(query).scalar_one()
 
 
 def check_agi_limits(engine: sa.Engine, limits: LimitsConfig) -> None:

@@ -30,6 +30,7 @@ from typing import Callable
 import sqlalchemy as sa
 
 from platforma_c2d import rules
+from platforma_c2d.calls.agent_limit import agent_is_busy
 from platforma_c2d.calls.errors import (AgentBusy, AsteriskUnavailable, IdempotencyConflict, InvalidRequest,
                                         TooManyCalls)
 from platforma_c2d.calls.model import new_call_id, utcnow
@@ -194,7 +195,7 @@ class Placer:
             raise AsteriskUnavailable("the PBX is not connected; try again shortly")
         limit = self.limits.max_active_calls_per_agent
         req = request.call
-        if limit and self.engine.active_for_agent(req.agent) >= limit:
+        if await agent_is_busy(self.engine, req.agent, limit):   # FastAGI calls too
             raise AgentBusy("the agent already has an active call",
                             {"agent": req.agent, "max_active_calls": limit})
         check_call_caps(self.engine, self.limits, token_name)

@@ -20,6 +20,7 @@ from platforma_c2d.ari import records
 from platforma_c2d.ari.client import AriClient, AriError
 from platforma_c2d.ari.records import AriEvent, Channel
 from platforma_c2d.calls import causes, sipheaders
+from platforma_c2d.calls.agent_limit import agent_is_busy
 from platforma_c2d.calls.agi_follower import AgiFollower
 from platforma_c2d.calls.engine import CallEngine
 from platforma_c2d.calls.legs import is_ours, leg_of_dial_half
@@ -262,7 +263,7 @@ class StasisApp:
             self.policy.check(req)
             # Drawn in the store, off the loop; the agent's limit is checked after it.
             choice = await self.picker.choose_async(req)
-            if self.max_per_agent and self.engine.active_for_agent(req.agent) >= self.max_per_agent:
+            if await agent_is_busy(self.engine, req.agent, self.max_per_agent):   # FastAGI calls too
                 self.picker.release(choice)
                 raise C2DError("agent has too many active calls", {"agent": "busy"})
             if self.max_active_calls and self.engine.active_calls() >= self.max_active_calls:

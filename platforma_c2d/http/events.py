@@ -5,7 +5,9 @@ stored after the client's cursor (``Last-Event-ID``, else ``?after=``),
 then waits on the shared :class:`~platforma_c2d.store.outbox.EventFeed`
 for more, with a keep-alive comment every ``KEEPALIVE_S`` seconds. Each
 open stream holds one HTTP worker thread: ``[webhooks] max_streams`` caps
-them below ``[http] threads``.
+them below ``[http] threads``. A stream whose client went away ends within
+``GONE_CHECK_S`` (the server tells, ``waitress.client_disconnected``), and
+gives its thread and its place back.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from platforma_c2d.http.calls import bp
 from platforma_c2d.store.outbox import event_dict, event_json
 
 KEEPALIVE_S = 15.0
+#: Seconds between two looks at whether a quiet stream's client is still there.
+GONE_CHECK_S = 1.0
 MAX_EVENTS_PAGE = 500
 _MAX_ID = 10**18
 
@@ -105,12 +109,14 @@ def events():
             released.append(True)
             feed.release()
 
+    gone = request.environ.get("waitress.client_disconnected") or (lambda: False)
+
     def stream():
         try:
             yield b"retry: 2000\n\n"
             cursor, quiet_since = after, time.monotonic()
             seen = feed.last_id
-            while True:
+            while not gone():
                 rows = outbox.read(cursor, 100, call_id, agents) if agents is not None else []
                 for row in rows:
                     yield b"id: %d\nevent: %s\ndata: %s\n\n" % (row["id"], row["type"].encode(), event_json(row))
@@ -119,12 +125,18 @@ def events():
                     quiet_since = time.monotonic()
                     if len(rows) == 100:
                         continue
-                left = KEEPALIVE_S - (time.monotonic() - quiet_since)
-                if left <= 0:
-                    yield b": keep-alive\n\n"
-                    quiet_since = time.monotonic()
-                    continue
-                seen = feed.wait(seen, left)
+                # Quiet: wait for a newer event, a keep-alive now and then, and
+                # look every GONE_CHECK_S whether the client is still there.
+                while not gone():
+                    left = KEEPALIVE_S - (time.monotonic() - quiet_since)
+                    if left <= 0:
+                        yield b": keep-alive\n\n"
+                        quiet_since = time.monotonic()
+                        continue
+                    newest = feed.wait(seen, min(left, GONE_CHECK_S))
+                    if newest > seen:
+                        seen = newest
+                        break
         finally:
             release_once()
 

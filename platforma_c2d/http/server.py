@@ -18,7 +18,14 @@ Here:
   connection with nothing to do is closed after that long;
 * a body over the limit is refused by waitress before it is read (from its
   ``Content-Length``, or as a chunked body grows past it) with the API's own
-  JSON error, 413 ``request-too-large`` (SPEC §2), not waitress' text.
+  JSON error, 413 ``request-too-large`` (SPEC §2), not waitress' text, and
+  counted like the application's own refusals
+  (``c2d_requests_rejected_total{error="request-too-large"}``);
+* a connection stays readable while its request is served (waitress
+  ``channel_request_lookahead``), so that a client that goes away is seen
+  at once (``environ["waitress.client_disconnected"]``): an event stream
+  whose client left gives its slot back within a second or two, not at its
+  second or third failed keep-alive (~45 s).
 """
 
 from __future__ import annotations
@@ -59,6 +66,9 @@ class _JsonErrorTask(ErrorTask):
         if not isinstance(self.request.error, RequestEntityTooLarge):
             super().execute()
             return
+        on_rejected = getattr(self.channel.server, "on_rejected", None)
+        if on_rejected is not None:
+            on_rejected("request-too-large")
         body = too_large_body()
         self.status = f"413 {RequestEntityTooLarge.reason}"
         self.response_headers.extend([("Content-Type", "application/json"),
@@ -103,20 +113,30 @@ def _maintenance(server, now: float) -> None:
                         channel.addr[0] if channel.addr else "?", server.request_timeout_s)
 
 
-def build_http_server(app, cfg: HttpConfig, max_body_bytes: int):
+#: Requests a connection may have read ahead while one is served: one, so
+#: that the I/O thread reads on and sees the client's close (waitress' default
+#: 0 stops reading, and a gone client is only noticed when a write fails).
+REQUEST_LOOKAHEAD = 1
+
+
+def build_http_server(app, cfg: HttpConfig, max_body_bytes: int, on_rejected=None):
     """A waitress server for ``app`` on ``cfg.listen`` with the slow-client
     defences of this module (not yet running: call ``run()``).
 
     ``cfg``: ``[http]`` (listen, threads, max_connections,
     request_timeout_s, idle_timeout_s); ``max_body_bytes``: a larger body is
-    refused before it is read. Raises ``OSError`` when the address cannot
-    be bound. ``server.slow_clients_closed`` counts the connections closed
+    refused before it is read; ``on_rejected``: called with the error id
+    (``"request-too-large"``) of each request the server refuses itself, on
+    the thread that answers it (the ``c2d_requests_rejected_total`` counter). Raises
+    ``OSError`` when the address cannot be bound. ``server.slow_clients_closed`` counts the connections closed
     for missing the deadline.
     """
     server = waitress.create_server(
         app, host=cfg.host, port=cfg.port, threads=cfg.threads, ident="platforma-c2d",
         max_request_body_size=max_body_bytes, connection_limit=cfg.max_connections,
-        channel_timeout=cfg.idle_timeout_s, cleanup_interval=CHECK_INTERVAL_S)
+        channel_timeout=cfg.idle_timeout_s, cleanup_interval=CHECK_INTERVAL_S,
+        channel_request_lookahead=REQUEST_LOOKAHEAD)
+    server.on_rejected = on_rejected
     server.request_timeout_s = cfg.request_timeout_s
     server.slow_clients_closed = 0
     # waitress takes its channel class and its periodic check from the

@@ -10,6 +10,8 @@ process with its own journal.
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -287,6 +289,44 @@ def test_agi_call_is_refused_when_asterisks_astdb_lacks_the_secret(asterisk, agi
     assert AGI_SECRET not in log and "wrong-agi-secret-0000" not in log
     # The same Asterisk with the secret back: calls pass again.
     assert final_responses(dial(sipp, talk_ms=200)) == [200]
+
+
+def agi_secret_command(asterisk, svc, action: str) -> subprocess.CompletedProcess:
+    """``platforma-c2d agi-secret ACTION`` with the service's config and the bench
+    Asterisk's control socket (``/var/run/asterisk/asterisk.ctl`` in its root,
+    where ``var/run`` links to ``/run``)."""
+    return subprocess.run([sys.executable, "-m", "platforma_c2d.cli", "agi-secret", action,
+                           "--config", str(svc.config_path),
+                           "--socket", str(asterisk.root / "run" / asterisk.dirs["astrundir"].removeprefix("var/run/")
+                                           / "asterisk.ctl")],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_agi_secret_set_stores_the_configs_secret_in_astdb_and_nowhere_else(asterisk, agi, sipp):
+    """An Asterisk without the secret refuses every AGI call (untrusted); after
+    ``platforma-c2d agi-secret set`` AstDB holds [agi] secret, ``check`` says so,
+    calls pass, and the secret is in no Asterisk log nor the command's output."""
+    svc, journal = agi
+    sipp("trunk", TRUNK_PORT, uas_scenario())
+    asterisk.put_agi_secret(None)
+    try:
+        res = agi_secret_command(asterisk, svc, "check")
+        assert res.returncode == 1 and res.stdout.startswith("FAIL AstDB c2d/agi_secret"), res
+        assert final_responses(dial(sipp, talk_ms=200)) == [403]
+        res = agi_secret_command(asterisk, svc, "set")
+        assert (res.returncode, res.stdout) == (0, "ok   AstDB c2d/agi_secret equals [agi] secret (stored)\n"), res
+        assert f"Value: {AGI_SECRET}" in asterisk.cli("database get c2d agi_secret").splitlines()
+        assert agi_secret_command(asterisk, svc, "check").returncode == 0
+        phone = dial(sipp, headers=[f"{REF}: after-set"], talk_ms=200)
+        assert final_responses(phone) == [200]
+        phone.wait(timeout=20)
+    finally:
+        asterisk.put_agi_secret(AGI_SECRET)
+    assert [c["call_ref"] for c in wait_calls(journal)] == ["after-set"]
+    assert AGI_SECRET not in res.stdout + res.stderr
+    for f in (asterisk.root / asterisk.logdir).rglob("*"):
+        if f.is_file():
+            assert AGI_SECRET not in f.read_text(errors="replace"), f
 
 
 @pytest.mark.admin_configs

@@ -125,3 +125,33 @@ def test_a_fastagi_call_past_the_service_cap_is_refused_403(asterisk, make_servi
         time.sleep(0.05)
     detail = one_refused_of_two_calls(svc, sipp, AGI_PHONE_PORT, "3001")
     assert detail.startswith(f"refused ({refused_as}"), detail
+
+
+def test_an_agents_open_fastagi_call_makes_the_agent_busy_for_the_api(asterisk, make_service, sipp):
+    """Agent 3001 is on a call placed through the dialplan (FastAGI) when a CRM
+    asks the API to call for 3001: 409 agent-busy (``[limits]
+    max_active_calls_per_agent`` = 1 counts every origin), nothing more is
+    dialled; once the dialplan's call has ended, the API's call is placed."""
+    from tests.integration.test_agi import start_agi_named
+
+    svc = make_service({"limits": {"max_active_calls_per_agent": 1}}, name="shared")
+    _agi, journal = start_agi_named(make_service, "shared", {"limits": {"max_active_calls_per_agent": 1}})
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=200))
+    phone = sipp("agiphone", AGI_PHONE_PORT, uac_scenario(target="0215550100", from_user="3001", talk_ms=3000),
+                 uac_target="127.0.0.1:5060", calls=1)
+    assert trunk.wait_for(lambda m: m.direction == "sent" and m.status == 200, timeout=15)
+    [open_call] = [c for c in journal.list(limit=5)[0] if c["state"] != "ended"]
+    assert (open_call["origin"], open_call["agent"]) == ("agi", "3001"), open_call
+    body = {"agent": "3001", "callee": "0215550101", "outbound_id": "0215550199", "call_ref": "api-1"}
+    busy = svc.post_call(body)
+    assert busy.status_code == 409 and busy.json()["error"] == "agent-busy", busy.text
+    assert busy.json()["details"] == {"agent": "3001", "max_active_calls": 1}
+    assert phone.wait(timeout=20) == 0
+    deadline = time.monotonic() + 10
+    while journal.get(open_call["id"])["state"] != "ended":
+        assert time.monotonic() < deadline, journal.get(open_call["id"])
+        time.sleep(0.1)
+    placed = svc.post_call(body)
+    assert placed.status_code == 201, placed.text
+    assert svc.http.delete(f"/click2dial/calls/{placed.json()['id']}").status_code == 200
+    assert len(trunk.received("INVITE")) == 1

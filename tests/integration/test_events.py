@@ -253,3 +253,27 @@ def test_a_calls_own_status_callback_gets_its_events_signed_with_the_callback_se
         agent.stop()
     finally:
         receiver.stop()
+
+
+def test_a_stream_whose_client_went_away_gives_its_place_back_at_once(asterisk, make_service):
+    """With ``[webhooks] max_streams = 1``, a client that opens the stream and
+    goes away leaves room for the next within seconds (it held its place,
+    and an HTTP thread, until a keep-alive failed: ~45 s)."""
+    service = make_service({"webhooks": {"max_streams": 1}})
+    accept = {"Accept": "text/event-stream"}
+    with httpx.Client(base_url=service.url, timeout=10) as client:
+        with client.stream("GET", "/click2dial/events", headers=accept) as resp:
+            assert resp.status_code == 200
+            chunks = resp.iter_raw()   # kept: a dropped iterator closes the connection
+            assert next(chunks).startswith(b"retry:")
+            refused = client.get("/click2dial/events", headers=accept)
+            assert refused.status_code == 503 and refused.json()["error"] == "too-many-streams", refused.text
+    gone_at, answers = time.monotonic(), []
+    with httpx.Client(base_url=service.url, timeout=10) as client:
+        while time.monotonic() - gone_at < 5:
+            with client.stream("GET", "/click2dial/events", headers=accept) as resp:
+                answers.append(resp.status_code)
+                if resp.status_code == 200:
+                    break
+            time.sleep(0.2)
+    assert answers[-1] == 200, answers

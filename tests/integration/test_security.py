@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from testbed.asterisk import ARI_PASSWORD
 from testbed.sipp import uac_scenario, uas_scenario
+from tests.integration.test_resilience import metric
 
 AGENT_PORT, TRUNK_PORT, PHONE_PORT = 5071, 5070, 5081
 TOKEN, OTHER = "s3cret-token-for-crm", "token-limited-to-1002"
@@ -225,6 +226,8 @@ def test_a_body_over_64_kib_is_refused_before_it_is_read(asterisk, service):
     assert r.status_code == 413
     assert r.headers["Content-Type"] == "application/json" and r.json() == TOO_LARGE
     assert service.http.get("/click2dial/calls").json()["total"] == 0
+    # Counted like the application's own refusals.
+    assert metric(service, "c2d_requests_rejected_total", 'error="request-too-large"') == 1
 
 
 def test_a_declared_body_over_64_kib_gets_the_json_413_before_any_of_it_is_sent(asterisk, service):
@@ -244,6 +247,7 @@ def test_a_declared_body_over_64_kib_gets_the_json_413_before_any_of_it_is_sent(
     assert head.startswith(b"HTTP/1.1 413 "), head
     assert b"\r\ncontent-type: application/json" in head.lower(), head
     assert json.loads(body) == TOO_LARGE
+    assert metric(service, "c2d_requests_rejected_total", 'error="request-too-large"') == 1
 
 
 def test_policy_refused_callee_on_the_header_path_is_403(asterisk, make_service, sipp):
