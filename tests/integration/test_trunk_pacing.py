@@ -102,7 +102,9 @@ def test_a_burst_of_calls_goes_to_the_carrier_at_its_rate_in_order_and_bounded(a
     # ASTERISK_JITTER_S) and let a leg wait at most 3 s.
     rate, max_wait = 2, 3.0
     sipp("agent", AGENT_PORT, uas_scenario())
-    trunk = sipp("trunk", TRUNK_PORT, carrier_scenario(limit=4, window_ms=1000, talk_ms=600))
+    # The callees talk 2 s: bridged before they hang up, also when a loaded
+    # machine takes a second or more to bridge them.
+    trunk = sipp("trunk", TRUNK_PORT, carrier_scenario(limit=4, window_ms=1000, talk_ms=2000))
     service = make_service({"trunk": {"max_calls_per_second": rate, "max_wait_s": max_wait},
                             "limits": {"max_active_calls_per_agent": 30}})
     t0 = time.monotonic()
