@@ -81,8 +81,9 @@ def _dialled_at(service, call_id: str) -> int:
 #: How much later than the one before a leg's INVITE may reach the carrier than
 #: its slot says, on a loaded machine: the request to Asterisk and SIPp's
 #: reading of the INVITE each take varying time (0.4-0.7 s seen with 20
-#: calls' agent legs, bridges and ringbacks in flight on two busy cores).
-ASTERISK_JITTER_S = 0.8
+#: calls' agent legs, bridges and ringbacks in flight on two busy cores, and
+#: legs paced at 2/s once reached the carrier five within a second).
+ASTERISK_JITTER_S = 1.0
 
 
 def _asked_within(service, ids: list[str]) -> float:
@@ -97,26 +98,27 @@ def _asked_within(service, ids: list[str]) -> float:
 
 def test_a_burst_of_calls_goes_to_the_carrier_at_its_rate_in_order_and_bounded(asterisk, make_service, sipp):
     # 20 calls within a second or two; the carrier takes 4 INVITEs in any
-    # second; we send at most 2 legs a second (half the carrier's limit, as an
-    # administrator sets it: requests to a busy Asterisk take varying time,
-    # ASTERISK_JITTER_S) and let a leg wait at most 3 s.
-    rate, max_wait = 2, 3.0
+    # second; we send at most 1 leg a second (a quarter of the carrier's
+    # limit, as an administrator sets it on a busy PBX: requests to Asterisk
+    # take varying time, ASTERISK_JITTER_S) and let a leg wait at most 4 s.
+    rate, max_wait = 1, 4.0
     sipp("agent", AGENT_PORT, uas_scenario())
     # The callees talk 2 s: bridged before they hang up, also when a loaded
     # machine takes a second or more to bridge them.
     trunk = sipp("trunk", TRUNK_PORT, carrier_scenario(limit=4, window_ms=1000, talk_ms=2000))
     service = make_service({"trunk": {"max_calls_per_second": rate, "max_wait_s": max_wait},
                             "limits": {"max_active_calls_per_agent": 30}})
-    t0 = time.monotonic()
     ids = _place_at_once(service, 20)
-    # A burst: placed far faster than the trunk may take them (20 at 2/s: 10 s).
-    assert time.monotonic() - t0 < 5.0
-    calls = _wait_ended(service, ids, timeout=40)
+    calls = _wait_ended(service, ids, timeout=60)
     assert all(c["state"] == "ended" for c in calls.values()), calls
+    # A burst: the legs asked for the trunk far faster than it may take them
+    # (20 at 1/s: 20 s), even on a loaded machine that placed them slowly.
+    asked_within = _asked_within(service, ids)
+    assert asked_within < len(ids) / rate / 2, asked_within
 
     # The carrier never had to refuse anything, and saw the legs paced: any
     # k legs after one came at least k slots later, less the jitter of a
-    # busy Asterisk (sent all at once, 7 legs would come within a few ms).
+    # busy Asterisk (sent all at once, 5 legs would come within a few ms).
     assert not [m for m in trunk.sent() if m.status == 503]
     invites = trunk.received("INVITE")
     times = [m.time for m in invites]
@@ -127,17 +129,17 @@ def test_a_burst_of_calls_goes_to_the_carrier_at_its_rate_in_order_and_bounded(a
     by_callee = {c["callee"]: i for i, c in calls.items()}
     sent = [by_callee[m.first_line.split("sip:", 1)[1].split("@", 1)[0]] for m in invites]
     assert sent == sorted(sent, key=lambda i: _dialled_at(service, i))
-    # Bounded: what could not go out within 3 s of asking ended unavailable,
-    # saying why (a leg that asked later may still fit in its own 3 s).
+    # Bounded: what could not go out within 4 s of asking ended unavailable,
+    # saying why (a leg that asked later may still fit in its own 4 s).
     reasons = {i: c["reason"] for i, c in calls.items()}
     refused = [i for i in ids if i not in sent]
     assert {reasons[i] for i in sent} == {"completed"}, reasons
     assert refused and {reasons[i] for i in refused} == {"callee_unavailable"}, reasons
-    # 3 s of slots at 2/s after the first leg (7), plus the slots of those who
+    # 4 s of slots at 1/s after the first leg (5), plus the slots of those who
     # asked later (the agents' answers spread over a loaded machine's second
     # or two); a slot the loop gives late leaves one or two fewer.
-    asked_within = _asked_within(service, ids)
-    assert 5 <= len(sent) <= 8 + rate * asked_within, (len(sent), asked_within, times)
+    slots = 1 + rate * max_wait
+    assert slots - 2 <= len(sent) <= slots + 1 + rate * asked_within, (len(sent), asked_within, times)
     for i in refused:
         text = " ".join(_details(service, i))
         assert "max_calls_per_second" in text and "tone:congestion" in text, text
