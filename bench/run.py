@@ -175,10 +175,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite",
                    help="the service's journal: its SQLite file (the default), or a database of a "
                         "PostgreSQL server started for the run (testbed/postgres.py)")
+    p.add_argument("--cluster", action="store_true",
+                   help="the service as the active instance of node a of a cluster ([cluster] node, "
+                        "every agent to node a: its lease and the commands' listener run); needs "
+                        "--store postgresql")
     p.add_argument("--from-json", metavar="FILE",
                    help="do not run: print the table of an earlier run's JSON (with --update-docs: "
                         "put it into docs/performance.md)")
     args = p.parse_args(argv)
+    if args.cluster and args.store != "postgresql":
+        p.error("--cluster needs --store postgresql (a cluster shares a PostgreSQL store)")
     if args.from_json:
         md = render(json.loads(Path(args.from_json).read_text()))
         print(md)
@@ -205,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
         postgres = PostgresServer().start()
         STORE["url"] = postgres.new_database("bench")
         mode += " store=postgresql"
+    if args.cluster:
+        SERVICE_OVERRIDES["cluster"] = {"node": "a", "instance": "a1", "rules": ["*=a"]}
+        mode += " cluster"
     receiver = None
     if args.webhook:
         receiver = Receiver().start()
