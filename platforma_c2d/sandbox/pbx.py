@@ -102,6 +102,10 @@ class Channel:
                 "creationtime": _now(), "language": "en"}
 
 
+#: The simulated dialplan's global variables (GET /ari/asterisk/variable).
+GLOBALS = {"C2D_CONNECTED_LINE_SUB": "c2d-connected-line"}
+
+
 class SimulatedPbx:
     """The fake Asterisk: ``app()`` is its aiohttp application (REST under
     ``/ari``, events at ``/ari/events``). Runs on one event loop."""
@@ -250,6 +254,12 @@ class SimulatedPbx:
     async def info(self, _request: web.Request) -> web.Response:
         return web.json_response({"system": {"version": "sandbox", "entity_id": "sandbox"}})
 
+    async def global_variable(self, request: web.Request) -> web.Response:
+        """``GET /ari/asterisk/variable``: the simulated dialplan's globals, as a PBX
+        that merged our connected-line subroutine has them (its calls are
+        bridged two-party, docs/decisions/0015); any other name is empty."""
+        return web.json_response({"value": GLOBALS.get(request.query.get("variable", ""), "")})
+
     async def endpoint(self, request: web.Request) -> web.Response:
         return web.json_response({"technology": request.match_info["tech"], "resource": request.match_info["res"],
                                   "state": "online", "channel_ids": []})
@@ -272,6 +282,7 @@ class SimulatedPbx:
         r = app.router
         r.add_get("/ari/events", self.events)
         r.add_get("/ari/asterisk/info", self.info)
+        r.add_get("/ari/asterisk/variable", self.global_variable)
         r.add_get("/ari/endpoints/{tech}/{res}", self.endpoint)
         r.add_put("/ari/applications/{app}/eventFilter", self.ok)
         r.add_post("/ari/channels", self.originate)

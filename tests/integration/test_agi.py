@@ -41,7 +41,7 @@ def start_agi_named(make_service, name, overrides=None):
     """Like :func:`start_agi`, in the work directory ``name`` (a ``serve``
     started with the same name shares its journal)."""
     svc = make_service(overrides, command="agi", name=name)
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 30   # as long as a serve may take to start (testbed)
     while "FastAGI listening" not in svc.log_path.read_text(errors="replace"):
         assert svc.proc.poll() is None, svc.tail_log()
         assert time.monotonic() < deadline, "agi server did not start: " + svc.tail_log()

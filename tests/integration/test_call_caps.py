@@ -119,7 +119,7 @@ def test_a_fastagi_call_past_the_service_cap_is_refused_403(asterisk, make_servi
     refused_as = "too-many-calls"
     svc = make_service({"limits": {"max_active_calls_per_agent": 1, "max_active_calls": 1}},
                        command="agi")
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 30
     while "FastAGI listening" not in svc.log_path.read_text(errors="replace"):
         assert svc.proc.poll() is None and time.monotonic() < deadline, svc.tail_log()
         time.sleep(0.05)

@@ -298,7 +298,7 @@ def test_a_fastagi_call_on_node_b_is_journalled_with_its_node_and_cancelled_thro
     cluster("b", "b1", wait_role="active")
     agi = cluster("b", "agi-b", command="agi", more={
         "agi": {"listen": f"{ADDRESS['b']}:4573", "secret": AGI_SECRET}})
-    assert wait_for(lambda: "FastAGI listening" in agi.log_path.read_text(errors="replace"), 15), agi.tail_log()
+    assert wait_for(lambda: "FastAGI listening" in agi.log_path.read_text(errors="replace"), 30), agi.tail_log()
     trunk = sipp("trunk-b", TRUNK_PORT, uas_scenario(talk_ms=30000), host=ADDRESS["b"])
     phone = sipp("agi-phone-b", 5091, uac_scenario(target="0215550100", from_user="3001", talk_ms=30000,
                                                    headers=["X-Platforma-Call-Ref: agi-b"]),
