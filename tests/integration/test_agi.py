@@ -522,9 +522,12 @@ def test_agi_call_longer_than_every_socket_timeout_of_the_server_is_not_cut(aste
     assert call["reason"] == "completed" and call["duration_s"] >= 5.5, call
     assert call["call_ref"] == "long-agi" and call["ended_by"] == "agent", call
     # The trunk's BYE is the phone's, passed on; nothing hung up earlier.
+    # (SIPp logs a message it sent after sending it: the trunk may log the BYE
+    # passed on a few ms before the phone logs its own; a server's timeout
+    # would have cut the call seconds earlier.)
     [phone_bye] = [m for m in phone.sent() if m.method == "BYE"]
     [trunk_bye] = trunk.received("BYE")
-    assert trunk_bye.time >= phone_bye.time and not phone.received("BYE")
+    assert trunk_bye.time >= phone_bye.time - 0.2 and not phone.received("BYE")
 
 
 # --------------------------------------------------------------------------
