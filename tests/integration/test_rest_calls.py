@@ -206,11 +206,19 @@ def test_trunk_that_never_answers_the_invite_is_callee_unavailable(asterisk, mak
     not "no answer" — and the agent hears the congestion tone, then the end."""
     svc = make_service({"dial": {"callee_ring_timeout_s": 4}})
     agent = sipp("agent", AGENT_PORT, uas_scenario())   # nothing listens on the trunk's port
+    placed_at = time.monotonic()
     call = place(svc)
     final = svc.wait_state(call["id"], "ended", timeout=20)
     assert final["reason"] == "callee_unavailable", final
     assert agent.wait_for(lambda m: m.direction == "received" and m.method == "BYE")
     assert asterisk.wait_idle() == ([], [])
+    # With no provisional answer there is nothing to CANCEL: Asterisk sends
+    # the INVITE again until its transaction times out (Timer B, 32 s), also
+    # after the call ended. Something answers on the trunk's port until then,
+    # so that no later test's trunk gets those retransmissions.
+    late = sipp("trunk-late", TRUNK_PORT, uas_scenario(reject_code=408))
+    assert late.wait_for(lambda m: m.direction == "received" and m.method == "INVITE", timeout=40)
+    time.sleep(max(0.0, placed_at + 33 - time.monotonic()))
 
 
 def test_agent_hangs_up_while_callee_rings_is_cancelled(asterisk, service, sipp):
