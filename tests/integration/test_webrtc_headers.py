@@ -150,10 +150,17 @@ def test_callee_failures_reach_the_browser_as_sip_codes(asterisk, service, sipp,
 def test_unreachable_trunk_gives_the_browser_503(asterisk, make_service, sipp):
     """SPEC §4: unreachable → 503 (nothing answers the trunk INVITE at all)."""
     svc = make_service({"dial": {"callee_ring_timeout_s": 4}})
+    dialled_at = time.monotonic()
     phone = dial(sipp, headers=[f"{OUT}: 0215550199"])     # no SIPp on the trunk's port
     assert final_response(phone, timeout=20) == 503
     assert svc.wait_state(only_call(svc)["id"], "ended")["reason"] == "callee_unavailable"
     assert asterisk.wait_idle() == ([], [])
+    # Asterisk sends the unanswered INVITE again until its transaction times
+    # out (Timer B, 32 s): something answers on the trunk's port until then,
+    # so that no later test's trunk gets those retransmissions.
+    late = sipp("trunk-late", TRUNK_PORT, uas_scenario(reject_code=408))
+    assert late.wait_for(lambda m: m.direction == "received" and m.method == "INVITE", timeout=40)
+    time.sleep(max(0.0, dialled_at + 33 - time.monotonic()))
 
 
 def test_callee_no_answer_after_ring_timeout(asterisk, service, sipp):
