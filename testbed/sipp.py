@@ -459,3 +459,16 @@ class SippPeer:
             if found or time.monotonic() > deadline:
                 return found
             time.sleep(0.05)
+
+
+def outlast_invite_retransmissions(sipp, port: int, first_sent_at: float) -> None:
+    """Answer on ``port`` (a peer's port where nothing answered an INVITE) until
+    Asterisk's INVITE transaction has timed out (Timer B, 32 s after
+    ``first_sent_at``, a ``time.monotonic()`` value): without a provisional
+    answer there is nothing to CANCEL, and Asterisk sends the INVITE again,
+    also after the call ended. So no later test's peer on that port gets it.
+    ``sipp``: the test's SIPp factory fixture. Raises AssertionError when no
+    retransmission comes within 40 s."""
+    late = sipp("late", port, uas_scenario(reject_code=408))
+    assert late.wait_for(lambda m: m.direction == "received" and m.method == "INVITE", timeout=40)
+    time.sleep(max(0.0, first_sent_at + 33 - time.monotonic()))

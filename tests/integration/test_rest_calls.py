@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from testbed.sipp import sip_user, uas_scenario
+from testbed.sipp import outlast_invite_retransmissions, sip_user, uas_scenario
 
 AGENT_PORT, TRUNK_PORT = 5071, 5070
 
@@ -212,13 +212,7 @@ def test_trunk_that_never_answers_the_invite_is_callee_unavailable(asterisk, mak
     assert final["reason"] == "callee_unavailable", final
     assert agent.wait_for(lambda m: m.direction == "received" and m.method == "BYE")
     assert asterisk.wait_idle() == ([], [])
-    # With no provisional answer there is nothing to CANCEL: Asterisk sends
-    # the INVITE again until its transaction times out (Timer B, 32 s), also
-    # after the call ended. Something answers on the trunk's port until then,
-    # so that no later test's trunk gets those retransmissions.
-    late = sipp("trunk-late", TRUNK_PORT, uas_scenario(reject_code=408))
-    assert late.wait_for(lambda m: m.direction == "received" and m.method == "INVITE", timeout=40)
-    time.sleep(max(0.0, placed_at + 33 - time.monotonic()))
+    outlast_invite_retransmissions(sipp, TRUNK_PORT, placed_at)
 
 
 def test_agent_hangs_up_while_callee_rings_is_cancelled(asterisk, service, sipp):

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from testbed.sipp import sip_user, uac_scenario, uas_scenario
+from testbed.sipp import outlast_invite_retransmissions, sip_user, uac_scenario, uas_scenario
 from tests.integration.test_rest_calls import assert_cdr_tagged, assert_trunk_never_saw
 
 PHONE_PORT, TRUNK_PORT = 5081, 5070
@@ -155,12 +155,7 @@ def test_unreachable_trunk_gives_the_browser_503(asterisk, make_service, sipp):
     assert final_response(phone, timeout=20) == 503
     assert svc.wait_state(only_call(svc)["id"], "ended")["reason"] == "callee_unavailable"
     assert asterisk.wait_idle() == ([], [])
-    # Asterisk sends the unanswered INVITE again until its transaction times
-    # out (Timer B, 32 s): something answers on the trunk's port until then,
-    # so that no later test's trunk gets those retransmissions.
-    late = sipp("trunk-late", TRUNK_PORT, uas_scenario(reject_code=408))
-    assert late.wait_for(lambda m: m.direction == "received" and m.method == "INVITE", timeout=40)
-    time.sleep(max(0.0, dialled_at + 33 - time.monotonic()))
+    outlast_invite_retransmissions(sipp, TRUNK_PORT, dialled_at)
 
 
 def test_callee_no_answer_after_ring_timeout(asterisk, service, sipp):
