@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 import time
 import uuid
+from datetime import datetime, timezone
+
+from werkzeug.http import parse_date
 
 from platforma_c2d.calls.model import State, parse_iso
 
@@ -31,10 +35,39 @@ def _poll_interval_s(state: str, polls: int) -> float:
     return 0.5 if polls < 10 else 2.0
 
 
+#: Seconds to wait when a 429 or 503 has no ``Retry-After`` that can be read.
+DEFAULT_RETRY_AFTER_S = 5.0
+_DELTA_SECONDS = re.compile(r"[0-9]+")
+
+
+def parse_retry_after(value: str | None, cap_s: float, now: datetime | None = None,
+                      default_s: float = DEFAULT_RETRY_AFTER_S) -> float:
+    """Seconds a ``Retry-After`` field value asks to wait, from 0 to ``cap_s``.
+
+    RFC 9110 §10.2.3: either ``delta-seconds`` (ASCII digits only: no sign,
+    no fraction, no other script's digits such as ``²`` or ``٣``) or an
+    HTTP-date (IMF-fixdate, or the obsolete RFC 850 and asctime forms; read
+    with werkzeug's ``parse_date``), whose distance from ``now`` (aware
+    UTC datetime; the clock when None) is the wait, 0 for a date past.
+    Blanks around the value are ignored. ``default_s`` when ``value`` is
+    None or neither form; never raises.
+    """
+    if value is None:
+        return min(cap_s, default_s)
+    value = value.strip(" \t")
+    if _DELTA_SECONDS.fullmatch(value):
+        # Thousands of digits: int() would refuse them (and any is over the cap).
+        return min(cap_s, float(int(value))) if len(value) <= 12 else cap_s
+    when = parse_date(value)
+    if when is None:
+        return min(cap_s, default_s)
+    wait = (when - (now or datetime.now(timezone.utc))).total_seconds()
+    return min(cap_s, max(0.0, wait))
+
+
 def _retry_after_s(resp, cap_s: float) -> float:
-    """Seconds a 429's ``Retry-After`` asks for (5 when absent or not a number), at most ``cap_s``."""
-    retry = resp.headers.get("Retry-After", "5")
-    return min(cap_s, float(retry) if retry.isdigit() else 5.0)
+    """Seconds a 429's ``Retry-After`` asks for (:func:`parse_retry_after`), at most ``cap_s``."""
+    return parse_retry_after(resp.headers.get("Retry-After"), cap_s)
 
 
 def _api_error(resp) -> str:

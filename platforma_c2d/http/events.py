@@ -30,6 +30,8 @@ _MAX_ID = 10**18
 
 #: The query parameters of ``GET /click2dial/events``, each given at most once.
 PARAMETERS = ("after", "limit", "call_id", "agent")
+#: The header an SSE client resumes with (it wins over ``?after=``).
+LAST_EVENT_ID = "Last-Event-ID"
 
 
 def _int_problem(raw: str, lo: int, hi: int) -> str | None:
@@ -43,7 +45,8 @@ def _read_query() -> dict:
 
     Raises ``InvalidRequest`` whose ``details.fields`` names every unknown
     parameter, every parameter given twice and every bad value at once
-    (SPEC §1, §2), ``Last-Event-ID`` too.
+    (SPEC §1, §2); a bad ``Last-Event-ID`` is named as the header it is,
+    in ``details.fields`` and in the message.
     """
     args, bad = request.args, {}
     for name in args:
@@ -60,13 +63,16 @@ def _read_query() -> dict:
         value = args.get(name)
         if value is not None and name not in bad and (problem := check(value)) is not None:
             bad[name] = problem
-    last = request.headers.get("Last-Event-ID")
+    parts = ["bad query parameters: " + ", ".join(bad)] if bad else []
+    last = request.headers.get(LAST_EVENT_ID)
     if last is not None:
         last = last.strip()
-        if _int_problem(last, 0, _MAX_ID) is not None:
-            bad["Last-Event-ID"] = "an event id"
+        if (problem := _int_problem(last, 0, _MAX_ID)) is not None:
+            # A header, not a query parameter: say so, so the client looks in the right place.
+            bad[LAST_EVENT_ID] = f"the {LAST_EVENT_ID} header must be an event id: {problem}"
+            parts.append(f"bad {LAST_EVENT_ID} header")
     if bad:
-        raise InvalidRequest("bad query parameters: " + ", ".join(bad), {"fields": bad})
+        raise InvalidRequest("; ".join(parts), {"fields": bad})
     return {"after": int(last if last is not None else args.get("after", 0)),
             "limit": int(args.get("limit", 100)), "call_id": args.get("call_id"), "agent": args.get("agent")}
 

@@ -66,7 +66,8 @@ def event_paths(r400: dict, r401: dict, r429: dict, r503: dict) -> dict:
                     "`Accept: application/json`: one page (`limit`). A token limited to some agents sees "
                     "only their calls' events. Open streams are limited (`[webhooks] max_streams`): one "
                     "more is refused with 503 `too-many-streams`. An unknown parameter, one given twice "
-                    "or a bad value is a 400 `invalid-request` naming each in `details.fields`."),
+                    "or a bad value is a 400 `invalid-request` naming each in `details.fields`; a bad "
+                    "`Last-Event-ID` header is named there and in the message as a header."),
                 "parameters": [
                     {"name": "after", "in": "query", "required": False,
                      "description": "Events with an id above this (default 0: from the first stored).",
