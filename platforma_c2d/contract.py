@@ -120,7 +120,8 @@ ERRORS: dict[str, ErrorSpec] = {e.id: e for e in (
     ErrorSpec("asterisk-unavailable", 503, "the PBX (ARI) is not connected or did not answer in time, or the "
                                            "call journal is not keeping up; nothing was changed; retry after "
                                            "`Retry-After` seconds"),
-    ErrorSpec("too-many-streams", 503, "`[webhooks] max_streams` event streams are open already; try again "
+    ErrorSpec("too-many-streams", 503, "`[webhooks] max_streams` event streams are open already, or "
+                                       "`max_streams_per_token` of this token's (`details.scope`); try again "
                                        "later"),
 )}
 

@@ -357,6 +357,10 @@ class WebhooksConfig:
     max_streams: int = _opt(
         4, "int", "a non-negative integer (open event streams, at most 10000)",
         _in_range(0, 10_000, low_included=True))
+    # A token's share of them: a leaked or looping client cannot hold every stream.
+    max_streams_per_token: int = _opt(
+        2, "int", "a non-negative integer (open event streams of one token; 0 = no cap of its own; "
+        "at most 10000)", _in_range(0, 10_000, low_included=True))
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,8 @@ def create_app(service, config, metrics, limiter=None, outbox=None, event_feed=N
     if outbox is None and hasattr(service, "journal"):
         outbox = Outbox(service.journal.engine)
     if event_feed is None and outbox is not None:
-        event_feed = EventFeed(outbox, config.webhooks.max_streams)
+        event_feed = EventFeed(outbox, config.webhooks.max_streams,
+                               max_per_holder=config.webhooks.max_streams_per_token)
     app.extensions["c2d.outbox"] = outbox
     app.extensions["c2d.event_feed"] = event_feed
     app.extensions["c2d.sandbox"] = sandbox

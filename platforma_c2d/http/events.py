@@ -5,7 +5,8 @@ stored after the client's cursor (``Last-Event-ID``, else ``?after=``),
 then waits on the shared :class:`~platforma_c2d.store.outbox.EventFeed`
 for more, with a keep-alive comment every ``KEEPALIVE_S`` seconds. Each
 open stream holds one HTTP worker thread: ``[webhooks] max_streams`` caps
-them below ``[http] threads``. A stream whose client went away ends within
+them below ``[http] threads``, and ``max_streams_per_token`` those of one
+token (so that one token cannot hold them all). A stream whose client went away ends within
 ``GONE_CHECK_S`` (the server tells, ``waitress.client_disconnected``), and
 gives its thread and its place back.
 """
@@ -103,9 +104,15 @@ def events():
         return jsonify({"events": page, "after": after, "next_after": page[-1]["id"] if page else after,
                         "more": len(rows) > limit})
     feed = current_app.extensions["c2d.event_feed"]
-    if not feed.acquire():
+    # Per token: with authentication off every client is the same anonymous caller.
+    holder = request.environ["c2d.caller"].name if current_app.extensions["c2d.auth"].enabled else None
+    refused_by = feed.acquire(holder)
+    if refused_by == "token":
+        raise TooManyStreams("too many event streams are open with this token; close one, or try again "
+                             "later", {"scope": "token", "max_streams_per_token": feed.max_per_holder})
+    if refused_by is not None:
         raise TooManyStreams("too many event streams are open; try again later",
-                             {"max_streams": feed.max_streams})
+                             {"scope": "service", "max_streams": feed.max_streams})
     released = []
 
     def release_once():
@@ -113,7 +120,7 @@ def events():
         # client gone before it): an unstarted generator's ``finally`` never would.
         if not released:
             released.append(True)
-            feed.release()
+            feed.release(holder)
 
     gone = request.environ.get("waitress.client_disconnected") or (lambda: False)
 

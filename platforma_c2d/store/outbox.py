@@ -247,32 +247,50 @@ class EventFeed:
     newest event id every ``poll_s`` seconds and wakes the waiting streams;
     each stream then reads the store itself. Open streams cost the
     telephony thread nothing, and the store one cheap query per poll
-    whatever their number. At most ``max_streams`` at once (:meth:`acquire`).
+    whatever their number. At most ``max_streams`` at once, and at most
+    ``max_per_holder`` of them for one holder (a token; 0 = no cap of its
+    own), so that one token cannot hold every stream (:meth:`acquire`).
     """
 
-    def __init__(self, outbox: Outbox, max_streams: int, poll_s: float = 0.2):
+    def __init__(self, outbox: Outbox, max_streams: int, poll_s: float = 0.2, max_per_holder: int = 0):
         self.outbox, self.max_streams, self.poll_s = outbox, max_streams, poll_s
+        self.max_per_holder = max_per_holder
         self.last_id = 0
         self.streams = 0
+        self._held: dict[str, int] = {}
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
 
-    def acquire(self) -> bool:
-        """Count one more open stream; False when ``max_streams`` are open already."""
+    def acquire(self, holder: str | None = None) -> str | None:
+        """Count one more open stream of ``holder`` (a token's name; None: no
+        holder, only the service's cap applies).
+
+        Returns None when counted, else the cap that refuses it:
+        ``"service"`` (``max_streams`` open already) or ``"token"``
+        (``max_per_holder`` of ``holder``'s open already).
+        """
         with self._cond:
             if self.streams >= self.max_streams:
-                return False
+                return "service"
+            if holder is not None and self.max_per_holder and self._held.get(holder, 0) >= self.max_per_holder:
+                return "token"
             self.streams += 1
+            if holder is not None:
+                self._held[holder] = self._held.get(holder, 0) + 1
             if self._thread is None:
                 self.last_id = self.outbox.last_id()
                 self._thread = threading.Thread(target=self._watch, name="event-feed", daemon=True)
                 self._thread.start()
-            return True
+            return None
 
-    def release(self) -> None:
-        """A stream ended."""
+    def release(self, holder: str | None = None) -> None:
+        """A stream of ``holder`` (as given to :meth:`acquire`) ended."""
         with self._cond:
             self.streams -= 1
+            if holder is not None and (left := self._held.get(holder, 0) - 1) > 0:
+                self._held[holder] = left
+            else:
+                self._held.pop(holder, None)
 
     def wait(self, seen: int, timeout_s: float) -> int:
         """Block until an event newer than ``seen`` is stored or ``timeout_s`` passed;

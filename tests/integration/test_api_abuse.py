@@ -4,9 +4,21 @@ streams held by one token, guessed tokens, ``/metrics``, bad resume headers
 
 from __future__ import annotations
 
+import hashlib
+import time
+from contextlib import ExitStack
+
 import httpx
 
 SSE = {"Accept": "text/event-stream"}
+CRM, BOARD = "token-of-the-crm-0123456789", "token-of-the-board-0123456789"
+TOKENS = {"auth": {"token": [{"sha256": hashlib.sha256(t.encode()).hexdigest(), "name": n}
+                             for t, n in ((CRM, "crm"), (BOARD, "board"))]}}
+
+
+def auth(token: str) -> dict:
+    """The ``Authorization`` header of ``token``."""
+    return {"Authorization": f"Bearer {token}"}
 
 
 def test_a_bad_last_event_id_is_named_as_the_header_it_is(asterisk, make_service):
@@ -26,3 +38,33 @@ def test_a_bad_last_event_id_is_named_as_the_header_it_is(asterisk, make_service
         body = r.json()
         assert r.status_code == 400 and set(body["details"]["fields"]) == {"after", "Last-Event-ID"}, body
         assert body["message"] == "bad query parameters: after; bad Last-Event-ID header", body
+
+
+def test_one_token_cannot_hold_every_event_stream(asterisk, make_service):
+    """With ``max_streams = 4`` and ``max_streams_per_token = 2``, a token's
+    third stream is refused (503 ``too-many-streams``, ``scope: token``,
+    ``Retry-After``) while another token still opens its own; a closed
+    stream gives the token's place back."""
+    service = make_service({**TOKENS, "webhooks": {"max_streams": 4, "max_streams_per_token": 2}})
+    with httpx.Client(base_url=service.url, timeout=10) as client, ExitStack() as held:
+        for _ in range(2):
+            resp = held.enter_context(client.stream("GET", "/click2dial/events", headers={**SSE, **auth(CRM)}))
+            assert resp.status_code == 200
+            assert next(resp.iter_raw()).startswith(b"retry:")
+        refused = client.get("/click2dial/events", headers={**SSE, **auth(CRM)})
+        assert refused.status_code == 503, refused.text
+        body = refused.json()
+        assert body["error"] == "too-many-streams" and body["details"]["scope"] == "token", body
+        assert body["details"]["max_streams_per_token"] == 2 and "this token" in body["message"], body
+        assert refused.headers["Retry-After"].isdigit(), refused.headers
+        # The other token is not locked out by the first one's streams.
+        with client.stream("GET", "/click2dial/events", headers={**SSE, **auth(BOARD)}) as other:
+            assert other.status_code == 200
+    # Both of the first token's streams closed: it may open one again.
+    with httpx.Client(base_url=service.url, timeout=10) as client:
+        for _ in range(50):
+            with client.stream("GET", "/click2dial/events", headers={**SSE, **auth(CRM)}) as again:
+                if again.status_code == 200:
+                    break
+            time.sleep(0.1)
+        assert again.status_code == 200
