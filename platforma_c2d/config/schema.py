@@ -35,6 +35,7 @@ from platforma_c2d.config.checks import (
 from platforma_c2d.config.fields import HOUR_S, _FSECONDS, _RING_SECONDS, _SECONDS, _fseconds, _seconds
 from platforma_c2d.config.fields import option as _opt
 from platforma_c2d.config.cluster import ClusterConfig
+from platforma_c2d.config.metrics import MetricsConfig
 from platforma_c2d.config.pages import PagesConfig
 from platforma_c2d.config.pools import ClidPoolConfig
 
@@ -395,6 +396,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     pages: PagesConfig = field(default_factory=PagesConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     def redacted(self) -> dict[str, dict[str, Any]]:
         """Return the configuration as plain JSON-able data (section -> TOML

@@ -32,6 +32,7 @@ def create_app(service, config, metrics, limiter=None, outbox=None, event_feed=N
     app.extensions["c2d.auth"] = auth = Authenticator(config.auth)
     app.extensions["c2d.sessions"] = PageSessions(auth, config.pages.session_ttl_s)
     app.extensions["c2d.metrics"] = metrics
+    app.extensions["c2d.scrapers"] = ops.scrape_authenticator(config.metrics)
     app.extensions["c2d.limiter"] = limiter
     if outbox is None and hasattr(service, "journal"):
         outbox = Outbox(service.journal.engine)

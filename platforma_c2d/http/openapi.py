@@ -365,9 +365,17 @@ def _open_paths() -> dict:
                 "503": {"description": "Degraded: ARI not connected or the store not writable.",
                         "content": _json(_ref("Health"))}}}},
         "/metrics": {"get": {
-            "operationId": "metrics", "tags": ["ops"], "summary": "Prometheus metrics", "security": [],
+            "operationId": "metrics", "tags": ["ops"], "summary": "Prometheus metrics",
+            "description": ("Served without a token to the addresses of `[metrics] allow_from` (loopback by "
+                            "default); from elsewhere only with the scrape token of `[metrics] token_sha256` "
+                            "(not an API token)."),
+            "security": [{}, {"scrapeToken": []}],
             "responses": {"200": {"description": "Metrics in the Prometheus text format (durations in seconds).",
-                                  "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+                                  "content": {"text/plain": {"schema": {"type": "string"}}}},
+                          "401": _errors("Not from an allowed address, and no or another scrape token.",
+                                         "unauthorized"),
+                          "403": _errors("Not from an allowed address, and no scrape token is configured.",
+                                         "forbidden")}}},
     }
 
 
@@ -393,7 +401,7 @@ def _document() -> dict:
         "tags": [
             {"name": "calls", "description": "Place, read, list and cancel calls."},
             {"name": "clids", "description": "CLID pools and the health of their numbers."},
-            {"name": "ops", "description": "Health and metrics, without authentication."},
+            {"name": "ops", "description": "Health (open) and metrics (allowed addresses, or the scrape token)."},
             {"name": "meta", "description": "This description."},
             {"name": "pages", "description": "The agent's phone and the supervisors' board (docs/pages.md)."},
             {"name": "events", "description": "Call events: the stream, and the webhook receivers implement."},
@@ -408,6 +416,9 @@ def _document() -> dict:
                 "bearerAuth": {"type": "http", "scheme": "bearer",
                                "description": "A configured API token (stored as its SHA-256 digest)."},
                 "pageSession": openapi_pages.SECURITY_SCHEME,
+                "scrapeToken": {"type": "http", "scheme": "bearer",
+                                "description": "The `/metrics` scrape token (`[metrics] token_sha256`), "
+                                               "not an API token."},
             },
             "schemas": {**_schemas(), **openapi_pages.schemas()},
         },

@@ -68,3 +68,41 @@ def test_one_token_cannot_hold_every_event_stream(asterisk, make_service):
                     break
             time.sleep(0.1)
         assert again.status_code == 200
+
+
+SCRAPER = "scrape-token-of-prometheus-0123"
+
+
+def from_address(service, address: str) -> httpx.Client:
+    """A client of ``service`` whose connections come from ``address`` (another
+    loopback address: another host, as the service sees it)."""
+    return httpx.Client(base_url=service.url, timeout=10,
+                        transport=httpx.HTTPTransport(local_address=address))
+
+
+def test_metrics_are_served_to_allowed_addresses_and_the_scrape_token_only(asterisk, make_service):
+    """``/metrics`` from 127.0.0.2 with ``allow_from = ["127.0.0.1"]``: 403
+    while no scrape token is configured; with one, 401 without it (an API
+    token is not it) and 200 with it. 127.0.0.1 is served without a token;
+    every refusal is counted."""
+    closed = make_service({**TOKENS, "metrics": {"allow_from": ["127.0.0.1"]}}, name="closed")
+    with from_address(closed, "127.0.0.2") as stranger:
+        r = stranger.get("/metrics")
+        assert r.status_code == 403 and r.json()["error"] == "forbidden", r.text
+        assert "c2d_calls_total" not in r.text
+        assert stranger.get("/healthz").status_code == 200          # probes stay open
+    local = httpx.get(closed.url + "/metrics", timeout=10)
+    assert local.status_code == 200 and 'c2d_requests_rejected_total{error="forbidden"} 1.0' in local.text
+    closed.stop()
+
+    scraped = make_service({**TOKENS, "metrics": {"allow_from": ["127.0.0.1"],
+                                                  "token_sha256": hashlib.sha256(SCRAPER.encode()).hexdigest()}},
+                           name="token")
+    with from_address(scraped, "127.0.0.2") as stranger:
+        for headers in ({}, auth(CRM), auth("not-the-scrape-token")):
+            r = stranger.get("/metrics", headers=headers)
+            assert r.status_code == 401 and r.json()["error"] == "unauthorized", (headers, r.text)
+            assert r.headers["WWW-Authenticate"].startswith("Bearer")
+        r = stranger.get("/metrics", headers=auth(SCRAPER))
+        assert r.status_code == 200 and "c2d_calls_total" in r.text, r.text
+        assert 'c2d_requests_rejected_total{error="unauthorized"} 3.0' in r.text

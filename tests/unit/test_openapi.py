@@ -147,7 +147,7 @@ def test_bearer_auth_everywhere_except_open_routes(doc):
     assert doc["components"]["securitySchemes"]["bearerAuth"] == {
         **doc["components"]["securitySchemes"]["bearerAuth"], "type": "http", "scheme": "bearer"}
     assert doc["security"] == [{"bearerAuth": []}]
-    open_routes = {"/click2dial/openapi.json", "/healthz", "/metrics", "/click2dial/rules",
+    open_routes = {"/click2dial/openapi.json", "/healthz", "/click2dial/rules",
                    # the pages (SPEC §13): HTML, assets and the login exchange itself
                    "/click2dial/phone/", "/click2dial/board/", "/click2dial/assets/{filename}",
                    "/click2dial/pages/session"}
@@ -156,6 +156,8 @@ def test_bearer_auth_everywhere_except_open_routes(doc):
             op = item[method]
             if path in open_routes:
                 assert op.get("security") == [], path
+            elif path == "/metrics":   # allowed addresses without a token, else the scrape token
+                assert op["security"] == [{}, {"scrapeToken": []}] and "401" in op["responses"]
             elif path == "/click2dial/pages/config":  # the page session cookie, or the token
                 assert op["security"] == [{"pageSession": []}, {"bearerAuth": []}]
                 assert "401" in op["responses"]
@@ -173,7 +175,7 @@ def test_bearer_auth_everywhere_except_open_routes(doc):
     ("/click2dial/calls/{id}", "delete", {"200", "401", "404", "409", "429", "503", "default"}),
     ("/click2dial/openapi.json", "get", {"200"}),
     ("/healthz", "get", {"200", "503"}),
-    ("/metrics", "get", {"200"}),
+    ("/metrics", "get", {"200", "401", "403"}),
 ])
 def test_responses(doc, path, method, statuses):
     responses = doc["paths"][path][method]["responses"]
