@@ -17,7 +17,8 @@ from platforma_c2d.ari.blocking import BlockingAri
 from platforma_c2d.ari.client import AriClient, AriError, AriUnavailable
 from platforma_c2d.clid.pools import all_pools
 from platforma_c2d.config.checks import trunk_of
-from platforma_c2d.hardening import ari_on_browser_listeners, open_door_findings, sample_secret_findings
+from platforma_c2d.hardening import (ari_on_browser_listeners, open_door_findings, sample_secret_findings,
+                                     sip_door_findings)
 from platforma_c2d.rules import is_extension
 
 #: At most this many PJSIP endpoints are read for the media and dialplan lines.
@@ -141,6 +142,17 @@ def _check_asterisk(ari: BlockingAri, cfg, args, report: dict[str, list[str]]) -
                                       getattr(args, "asterisk_rx", None)):
         report[level].append(line)
     _check_endpoints(ari, pjsip, cfg, args.agent or [], report)
+    failures, warnings = sip_door_findings(pjsip(), lambda name: _auth_settings(ari, name))
+    report["FAIL"] += failures
+    report["WARN"] += warnings
+
+
+def _auth_settings(ari: BlockingAri, name: str) -> dict[str, str] | None:
+    """The settings of the PJSIP auth object ``name`` (ARI's dynamic config), or None."""
+    from platforma_c2d.config.media_check import settings
+
+    conf = _or_none(ari.object_config, "res_pjsip", "auth", name)
+    return settings(conf) if conf is not None else None
 
 
 def cmd_check(args) -> int:

@@ -13,17 +13,30 @@ Two kinds of finding, each a line that says what to change:
   listeners; ARI answering there (anything but 404 for ``/ari/…``, a 401
   included: a stranger may then guess passwords and originate calls) is a
   failure.
+* **SIP doors** (:func:`sip_door_findings`, from the endpoints' settings
+  read over ARI): an endpoint whose auth still holds the shipped sample
+  password of ``pjsip_site.conf`` (``change-me-1001``) is a failure; an
+  endpoint with no auth that Asterisk identifies by user name is a
+  warning: whoever sends its name as From user calls as it, from
+  anywhere, with no password asked.
 """
 
 from __future__ import annotations
 
 import httpx
 
+from collections.abc import Callable
+
 from platforma_c2d.agi.trust import SAMPLE_SECRET as SAMPLE_AGI_SECRET
 from platforma_c2d.config import Config
 
 #: The ARI password shipped in asterisk_conf/ari.conf and the sample TOML.
 SAMPLE_ARI_PASSWORD = "change-me"
+
+#: How the SIP passwords shipped in asterisk_conf/pjsip_site.conf begin (``change-me-1001``).
+SAMPLE_SIP_PASSWORD_PREFIX = "change-me"
+#: At most this many endpoint names are listed in one line of :func:`sip_door_findings`.
+NAMES_SHOWN = 10
 
 ARI_SAMPLE_FAILURE = (
     "ari.password: the shipped sample password 'change-me' is in use; anyone who "
@@ -99,3 +112,59 @@ def ari_on_browser_listeners(cfg: Config, timeout_s: float = 3.0) -> tuple[list[
             "calls. Keep Asterisk's TLS listener off (tlsenable=no) and put a reverse proxy "
             "that forwards only /ws in front of 127.0.0.1:8088 (docs/security.md)")
     return failures, oks
+
+
+def _endpoints(names: list[str]) -> str:
+    """``endpoint 1001`` / ``endpoints 1001, 1002``, at most :data:`NAMES_SHOWN` names."""
+    shown = ", ".join(names[:NAMES_SHOWN])
+    more = f" and {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else ""
+    return f"endpoint{'s' if len(names) > 1 else ''} {shown}{more}"
+
+
+def _listed(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def sip_door_findings(endpoints: dict[str, dict[str, str]],
+                      read_auth: Callable[[str], dict[str, str] | None]) -> tuple[list[str], list[str]]:
+    """``(failures, warnings)`` about who can place calls as a PJSIP endpoint (docs/security.md).
+
+    ``endpoints``: each endpoint's settings as ARI's dynamic config gives
+    them (name → attribute → value); ``read_auth(name)``: an auth
+    object's settings, or None when Asterisk has none of that name (each
+    is read once). Failure: an endpoint's auth still holds a sample
+    password of ``pjsip_site.conf`` (it starts with
+    :data:`SAMPLE_SIP_PASSWORD_PREFIX`): anyone who read the sample
+    registers and calls as that agent. Warning: an endpoint with no auth
+    that ``identify_by`` lets Asterisk find by user name (its default,
+    ``username,ip``): a stranger whose From user is its name, from any
+    address, calls as it without a password. The lines name the
+    endpoints, never a password.
+    """
+    auths: dict[str, dict[str, str] | None] = {}
+    sample, by_name = [], []
+    for name, settings in sorted(endpoints.items()):
+        names = _listed(settings.get("auth", ""))
+        if not names:
+            if "username" in _listed(settings.get("identify_by", "username,ip")):
+                by_name.append(name)
+            continue
+        for auth in names:
+            if auth not in auths:
+                auths[auth] = read_auth(auth)
+            if (auths[auth] or {}).get("password", "").startswith(SAMPLE_SIP_PASSWORD_PREFIX):
+                sample.append(name)
+                break
+    failures, warnings = [], []
+    if sample:
+        failures.append(
+            f"pjsip: {_endpoints(sample)}: a sample SIP password of pjsip_site.conf "
+            f"('{SAMPLE_SIP_PASSWORD_PREFIX}-...'): anyone who read the sample can register and "
+            "place calls as that agent; give each auth a strong password of its own")
+    if by_name:
+        warnings.append(
+            f"pjsip: {_endpoints(by_name)}: no auth, and identified by user name "
+            "(identify_by includes username, Asterisk's default): anyone whose From user is its "
+            "name calls as it, from any address, with no password asked; give it auth=, or "
+            "identify_by=ip and an identify section with its phone's address")
+    return failures, warnings

@@ -104,3 +104,49 @@ def test_a_stranger_using_the_trunk_s_name_is_not_taken_for_the_trunk(asterisk, 
     with open(asterisk.log_path, "rb") as log:
         log.seek(log_before)
         assert b"PJSIP/trunk-" not in log.read()
+
+
+#: An agent written as the shipped pjsip_site.conf writes 1001: its sample password kept.
+SAMPLE_AGENT = """
+[1005](c2d-agent)
+auth=1005
+aors=1005
+[1005](c2d-auth)
+username=1005
+password=change-me-1005
+[1005](c2d-agent-aor)
+"""
+
+
+@pytest.fixture
+def sample_agent(asterisk):
+    """Endpoint 1005 with the sample password of pjsip_site.conf; the file back after."""
+    site = asterisk.root / "etc/asterisk/pjsip_site.conf"
+    saved = site.read_text()
+    site.write_text(saved + SAMPLE_AGENT)
+    asterisk.cli("module reload res_pjsip.so")
+    try:
+        yield "1005"
+    finally:
+        site.write_text(saved)
+        asterisk.cli("module reload res_pjsip.so")
+
+
+def test_check_fails_on_an_agent_left_with_the_sample_sip_password(asterisk, make_service, sample_agent):
+    res = run_check(make_service(start=False))
+    assert res.returncode == 1, res.stdout
+    [line] = [x for x in fail_lines(res) if x.startswith("FAIL pjsip:")]
+    assert line.startswith(f"FAIL pjsip: endpoint {sample_agent}: a sample SIP password"), line
+    assert f"change-me-{sample_agent}" not in res.stdout
+
+
+def test_check_warns_on_phones_anyone_can_call_as_by_their_user_name(asterisk, make_service):
+    """The bench's phones have no password and Asterisk's default identify_by
+    (username,ip): a stranger whose From user is 2001 is taken for 2001. The
+    trunk (identify_by=ip) and the browser phone 2101 (a password) are not named."""
+    res = run_check(make_service(start=False))
+    [line] = [x for x in res.stdout.splitlines() if x.startswith("WARN pjsip:")]
+    named = line.split(":")[1].removeprefix(" endpoints ").split(", ")
+    assert "2001" in named and "1001" in named, line
+    assert "trunk" not in named and "2101" not in named, line
+    assert not [x for x in fail_lines(res) if x.startswith("FAIL pjsip")], res.stdout
