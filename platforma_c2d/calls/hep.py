@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 MAX_RETRY_AFTER_S = 3600.0   # a carrier asking for longer is held for an hour
 KEEP_S = 30.0                # how long a refusal waits for its leg's hangup report
 MAX_KEPT = 1000              # refusals kept at most (oldest dropped first)
+#: The largest captured message inflated: a SIP message over UDP fits in one datagram. A
+#: zipped chunk of 64 KiB could otherwise inflate to some 64 MiB, on the event loop.
+MAX_MESSAGE = 65535
 
 _PAYLOAD, _PAYLOAD_ZIP = 0x000F, 0x0010
 _STATUS_503 = re.compile(rb"\ASIP/2\.0 503 ")
@@ -56,8 +59,10 @@ _TO_USER = re.compile(rb"sips?:([^@;>\s]+)@", re.I)
 def hep3_payload(packet: bytes) -> bytes | None:
     """The captured message of one HEPv3 packet (chunk 0x000F, or 0x0010 inflated).
 
-    Returns None when ``packet`` is not HEPv3 or carries no payload; never
-    raises on malformed input (a truncated chunk ends the walk)."""
+    Returns None when ``packet`` is not HEPv3 or carries no payload, or a
+    zipped payload inflates to more than :data:`MAX_MESSAGE` bytes (no SIP
+    message is that long; inflating is stopped there); never raises on
+    malformed input (a truncated chunk ends the walk)."""
     if len(packet) < 6 or packet[:4] != b"HEP3":
         return None
     total = min(struct.unpack_from("!H", packet, 4)[0], len(packet))
@@ -70,10 +75,12 @@ def hep3_payload(packet: bytes) -> bytes | None:
         if kind == _PAYLOAD:
             return body
         if kind == _PAYLOAD_ZIP:
+            inflate = zlib.decompressobj()
             try:
-                return zlib.decompress(body)
+                message = inflate.decompress(body, MAX_MESSAGE)
             except zlib.error:
                 return None
+            return message if inflate.eof else None
         at += length
     return None
 

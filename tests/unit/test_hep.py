@@ -39,6 +39,15 @@ def test_the_sip_message_is_taken_out_of_a_hep3_packet_plain_or_zipped():
     assert hep3_payload(_hep3(_chunk(0x10, zlib.compress(REFUSAL)))) == REFUSAL
 
 
+def test_a_zipped_payload_that_inflates_past_any_sip_message_is_ignored():
+    """32 MiB of zeros zip into 32 KiB, one datagram: it would have been inflated whole, on the event loop."""
+    bomb = zlib.compress(b"\0" * (32 << 20), 9)
+    assert len(bomb) < 40000
+    assert hep3_payload(_hep3(_chunk(0x10, bomb))) is None
+    longest = REFUSAL + b"x" * (65535 - len(REFUSAL))
+    assert hep3_payload(_hep3(_chunk(0x10, zlib.compress(longest)))) == longest
+
+
 def test_anything_not_a_whole_hep3_packet_is_ignored():
     packet = _captured(REFUSAL)
     for bad in (b"", b"HEP3", b"HEP2" + packet[4:], packet[:20], _hep3(_chunk(0x10, b"not zlib")),
