@@ -69,7 +69,8 @@ class LineReader:
     def __init__(self, sock: socket.socket, read_timeout_s: float, session_timeout_s: float):
         self._sock = sock
         self._read_timeout = read_timeout_s
-        self._deadline = time.monotonic() + session_timeout_s
+        self._started = time.monotonic()
+        self._deadline = self._started + session_timeout_s
         self._buf = b""
         self._lines = 0
         self.hung_up = False
@@ -91,6 +92,13 @@ class LineReader:
         while (line := self._raw_line()) != "":
             lines.append(line)
         return lines
+
+    def set_session_timeout(self, session_timeout_s: float) -> None:
+        """Move the deadline to ``session_timeout_s`` seconds after the reader
+        was made (the connection's start): a session that has shown the
+        secret within the short deadline of authentication gets the whole
+        session's."""
+        self._deadline = self._started + session_timeout_s
 
     def pending(self) -> bool:
         """Whether bytes were received that no read has returned yet."""

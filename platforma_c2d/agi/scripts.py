@@ -141,13 +141,18 @@ class AgiScripts:
         self.dial = dial or DialConfig()
         self.secret = secret
 
-    def handle(self, agi) -> str:
+    def handle(self, agi, on_trusted: Callable[[], None] | None = None) -> str:
         """Run the script the session asks for; return the ``C2D_STATUS``
         set (``""`` for the hangup script). An unknown script only gets
         ``C2D_STATUS=unknown-script`` (nothing is journalled). Raises
         :class:`~platforma_c2d.agi.trust.AgiRefused` for a session without
-        the secret, or whose channel and environment disagree."""
+        the secret, or whose channel and environment disagree.
+        ``on_trusted``: called once the peer has shown the secret, before
+        anything else is asked (the server moves the session out of its
+        unauthenticated ones); what it raises ends the session."""
         check_secret(agi, self.secret)
+        if on_trusted is not None:
+            on_trusted()
         name = script_name(agi.env)
         if name == SCRIPT_CHECK:
             return self.check_call(agi)

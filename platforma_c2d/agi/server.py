@@ -1,10 +1,14 @@
 """The FastAGI server: a bounded, threaded TCP server (SPEC sections 6, 8).
 
-One thread per AGI session, at most ``[agi] max_connections`` at once. A
-connection beyond that is closed at once, without reading it: Asterisk's
-``AGI()`` then fails, ``C2D_STATUS`` stays empty and the sample dialplan
-rejects the call with 503, the same as when the server is down. Each
-session reads with a timeout of ``[agi] read_timeout_s`` per read and
+One thread per connection. Until its peer has shown the secret a
+connection is one of at most ``[agi] max_unauthenticated``, with
+``[agi] auth_timeout_s`` from connect to answer; then it is one of at most
+``[agi] max_connections`` sessions (:mod:`platforma_c2d.agi.slots`), so
+connections that cannot authenticate never take the places of Asterisk's
+calls. A session beyond that cap is closed: Asterisk's ``AGI()`` then
+fails, ``C2D_STATUS`` stays empty and the sample dialplan rejects the call
+with 503, the same as when the server is down. Each session reads with a
+timeout of ``[agi] read_timeout_s`` per read and
 :data:`SESSION_TIMEOUT_FACTOR` times that for the whole session, so a
 silent or slow peer holds one slot for a bounded time and never delays the
 others.
@@ -25,6 +29,7 @@ import threading
 from platforma_c2d.agi.channel import AgiChannel, AgiClosed, LineWriter
 from platforma_c2d.agi.follow import ChannelFollow
 from platforma_c2d.agi.scripts import AgiScripts
+from platforma_c2d.agi.slots import SessionSlots
 from platforma_c2d.agi.trust import SAMPLE_SECRET, AgiRefused
 from platforma_c2d.calls.policy import Policy
 from platforma_c2d.clid.picker import ClidPicker
@@ -51,10 +56,20 @@ class _Session(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         srv = self.server
         sock: socket.socket = self.request
+        trusted: list[bool] = []
+
+        def on_trusted() -> None:
+            why_not = srv.slots.trusted(sock)
+            if why_not is not None:
+                raise AgiClosed(f"refused: {why_not} ([agi] max_connections reached; "
+                                "Asterisk reports 'Couldn't connect' or the dialplan answers 503)")
+            trusted.append(True)
+            agi.reader.set_session_timeout(srv.read_timeout_s * SESSION_TIMEOUT_FACTOR)
+
         try:
-            agi = AgiChannel.on_socket(sock, srv.read_timeout_s,
-                                       srv.read_timeout_s * SESSION_TIMEOUT_FACTOR)
-            srv.scripts.handle(agi)
+            # Until the secret is shown: the short deadline of authentication.
+            agi = AgiChannel.on_socket(sock, srv.read_timeout_s, srv.auth_timeout_s)
+            srv.scripts.handle(agi, on_trusted=on_trusted)
         except AgiRefused as exc:
             log.warning("AGI session from %s:%s refused: %s", *self.client_address[:2], exc)
             _tell_refused(sock, srv.read_timeout_s)
@@ -62,6 +77,8 @@ class _Session(socketserver.BaseRequestHandler):
             log.warning("AGI session from %s:%s dropped: %s", *self.client_address[:2], exc)
         except Exception:  # one bad session must never stop the server
             log.exception("AGI session from %s:%s failed", *self.client_address[:2])
+        finally:
+            srv.slots.ended(sock, bool(trusted))
 
 
 def _tell_refused(sock: socket.socket, timeout_s: float) -> None:
@@ -78,8 +95,11 @@ class AgiServer(socketserver.ThreadingTCPServer):
 
     ``address``: ``(host, port)`` to listen on (IPv4 or IPv6 host);
     ``scripts``: what runs for each session; ``max_connections``: sessions
-    served at once (more are closed at once); ``read_timeout_s``: seconds
-    per read/send. Raises ``OSError`` when the address cannot be bound.
+    that showed the secret served at once (more are closed);
+    ``read_timeout_s``: seconds per read/send; ``max_unauthenticated``:
+    connections at once that have not shown it yet (the oldest is closed
+    for a new one); ``auth_timeout_s``: seconds from connect to show it.
+    Raises ``OSError`` when the address cannot be bound.
     ``server_close()`` waits for the running sessions (bounded by their
     timeouts).
     """
@@ -91,35 +111,25 @@ class AgiServer(socketserver.ThreadingTCPServer):
     request_queue_size = 512
 
     def __init__(self, address: tuple[str, int], scripts: AgiScripts, *,
-                 max_connections: int, read_timeout_s: float):
+                 max_connections: int, read_timeout_s: float,
+                 max_unauthenticated: int = 256, auth_timeout_s: float = 5.0):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.scripts = scripts
         self.read_timeout_s = read_timeout_s
+        self.auth_timeout_s = auth_timeout_s
         self.max_connections = max_connections
-        self._slots = threading.BoundedSemaphore(max_connections)
+        self.slots = SessionSlots(max_unauthenticated, max_connections)
         super().__init__(address, _Session)
 
     def process_request(self, request, client_address) -> None:
-        """Serve the connection in a new thread if a slot is free, else close it."""
-        if not self._slots.acquire(blocking=False):
-            log.warning("AGI connection from %s:%s refused: %d sessions already running "
-                        "([agi] max_connections reached; Asterisk reports 'Couldn't connect')",
-                        *client_address[:2], self.max_connections)
-            self.shutdown_request(request)
-            return
+        """Count the connection as unauthenticated and serve it in a new thread."""
+        self.slots.connected(request, f"{client_address[0]}:{client_address[1]}")
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self._slots.release()
+            self.slots.ended(request, False)
             self.shutdown_request(request)
             raise
-
-    def process_request_thread(self, request, client_address) -> None:
-        """Run one session and free its slot, whatever happens."""
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
 
     def handle_error(self, request, client_address) -> None:
         """Log (never print) an error that escaped a session."""
@@ -136,7 +146,9 @@ def build_server(cfg: Config, journal: Journal) -> AgiServer:
                          limits=cfg.limits)
     return AgiServer((cfg.agi.host, cfg.agi.port), scripts,
                      max_connections=cfg.agi.max_connections,
-                     read_timeout_s=cfg.agi.read_timeout_s)
+                     read_timeout_s=cfg.agi.read_timeout_s,
+                     max_unauthenticated=cfg.agi.max_unauthenticated,
+                     auth_timeout_s=cfg.agi.auth_timeout_s)
 
 
 def serve_agi(cfg: Config) -> int:

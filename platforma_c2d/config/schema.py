@@ -305,6 +305,11 @@ class AgiConfig(_Listener):
     max_connections: int = _opt(256, "int", "a positive integer (connections, at most 100000)",
                                 _in_range(0, 100_000))
     read_timeout_s: float = _opt(10.0, "float", _FSECONDS, _fseconds)
+    # Connections that have not shown the secret yet are counted apart
+    # (agi/slots.py): they never take the places of Asterisk's sessions.
+    max_unauthenticated: int = _opt(256, "int", "a positive integer (connections, at most 100000)",
+                                    _in_range(0, 100_000))
+    auth_timeout_s: float = _opt(5.0, "float", _FSECONDS, _fseconds)
     # Asterisk's AstDB c2d/agi_secret must equal it; asked on every session (docs/security.md).
     secret: str = _opt(
         "", "str", "8-200 characters of A-Z a-z 0-9 . _ ~ + / = - (\"\" = none asked)",

@@ -558,11 +558,16 @@ def test_agi_server_stopped_then_started_again_serves_calls(asterisk, make_servi
     assert wait_calls(journal)[0]["reason"] == "completed"
 
 
-def test_agi_idle_connections_neither_stall_calls_nor_exceed_max_connections(
+def test_agi_idle_connections_neither_stall_calls_nor_take_the_places_of_asterisks_sessions(
         asterisk, make_service, sipp):
-    _svc, journal = start_agi(make_service, {"agi": {"max_connections": 2, "read_timeout_s": 6.0}})
+    """Connections that never show the secret (a local process that cannot
+    answer the challenge, and stays silent) are counted apart from
+    ``max_connections``: ten of them, past both caps, leave Asterisk's calls
+    served; each is dropped ``auth_timeout_s`` after it connected."""
+    svc, journal = start_agi(make_service, {"agi": {"max_connections": 2, "max_unauthenticated": 3,
+                                                    "auth_timeout_s": 1.5, "read_timeout_s": 6.0}})
     sipp("trunk", TRUNK_PORT, uas_scenario())
-    idle = [socket.create_connection(AGI_ADDRESS)]       # says nothing, holds a slot
+    idle = [socket.create_connection(AGI_ADDRESS)]       # says nothing
     try:
         started = time.monotonic()
         phone = dial(sipp, headers=[f"{REF}: beside-idle"], talk_ms=200)
@@ -570,26 +575,22 @@ def test_agi_idle_connections_neither_stall_calls_nor_exceed_max_connections(
         assert time.monotonic() - started < 3.0, "an idle connection delayed the call"
         phone.wait(timeout=10)
 
-        idle.append(socket.create_connection(AGI_ADDRESS))  # now every slot is taken
-        time.sleep(0.2)
-        started = time.monotonic()
-        phone = dial(sipp, headers=[f"{REF}: full"])
-        assert final_responses(phone, timeout=5) == [503]
-        assert time.monotonic() - started < 2.0
+        # Past max_connections and max_unauthenticated at once: the call is still served.
+        idle += [socket.create_connection(AGI_ADDRESS) for _ in range(9)]
+        phone = dial(sipp, headers=[f"{REF}: beside-ten-idle"], talk_ms=200)
+        assert final_responses(phone) == [200]
         phone.wait(timeout=10)
-        # The cap, when reached, is said in the log (C37).
-        assert "refused: 2 sessions already running" in _svc.log_path.read_text(errors="replace"), _svc.tail_log()
+        assert "without it already ([agi] max_unauthenticated)" in svc.log_path.read_text(errors="replace")
 
-        # The server drops a silent connection after read_timeout_s.
-        idle[0].settimeout(10)
-        assert idle[0].recv(1) == b""
+        # The server drops a silent connection once its time to show the secret is over.
+        idle[-1].settimeout(10)
+        assert idle[-1].recv(1) == b""
     finally:
         for s in idle:
             s.close()
-    time.sleep(0.3)
     assert final_responses(dial(sipp, headers=[f"{REF}: after"], talk_ms=200)) == [200]
-    calls = wait_calls(journal, count=2)
-    assert sorted(c["call_ref"] for c in calls) == ["after", "beside-idle"]
+    calls = wait_calls(journal, count=3)
+    assert sorted(c["call_ref"] for c in calls) == ["after", "beside-idle", "beside-ten-idle"]
 
 
 # --------------------------------------------------------------------------

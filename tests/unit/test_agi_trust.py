@@ -190,3 +190,34 @@ def test_the_server_tells_the_dialplan_a_refused_session_is_untrusted(journal):
         server.shutdown()
         server.server_close()
     assert journal.list() == ([], 0)
+
+
+def test_connections_that_never_show_the_secret_do_not_take_asterisks_places(journal):
+    """Ten silent connections against ``max_connections = 1`` and
+    ``max_unauthenticated = 3``: a peer that shows the secret is still
+    served (the oldest silent ones are closed for newer ones), and a silent
+    one is closed once ``auth_timeout_s`` is over."""
+    server = AgiServer(("127.0.0.1", 0), secret_scripts(journal), max_connections=1,
+                       read_timeout_s=5, max_unauthenticated=3, auth_timeout_s=1.0)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                     daemon=True).start()
+    silent = []
+    try:
+        silent = [socket.create_connection(server.server_address) for _ in range(10)]
+        asterisk = socket.create_connection(server.server_address)
+        asterisk.settimeout(3)
+        asterisk.sendall(("".join(f"{k}: {v}\n" for k, v in agi_env().items()) + "\n").encode())
+        assert asterisk.recv(200) == b"DATABASE GET c2d agi_secret\n"
+        asterisk.sendall(f"200 result=1 ({SECRET})\n".encode())
+        assert asterisk.recv(200).startswith(b"GET FULL VARIABLE")    # trusted: the call is read
+        asterisk.close()
+        last = silent[-1]
+        last.settimeout(5)
+        assert last.recv(1) == b""                       # its time to authenticate is over
+        assert server.slots.counts[0] <= 3
+    finally:
+        for s in silent:
+            s.close()
+        server.shutdown()
+        server.server_close()
+    assert journal.list() == ([], 0)
