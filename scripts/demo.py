@@ -55,7 +55,7 @@ def ports_in_use() -> list[str]:
 
 _OWN_ROOT = ("give it a root and a network namespace of its own: C2D_BENCH_ROOT=/var/cache/platforma-c2d/"
              "demo-root unshare -n sh -c 'ip link set lo up && .venv/bin/python scripts/demo.py' (a root "
-             "that is not there yet is built first, about 90 s)")
+             "that is not there yet is copied from the shared one first)")
 
 
 def main() -> int:

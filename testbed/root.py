@@ -62,16 +62,50 @@ def root_is_valid(root: Path) -> bool:
     return (root / "etc/asterisk.dist").is_dir()
 
 
-def ensure_root(log=print) -> Path:
-    """Return a valid bench root, building it first when needed.
+def copy_root(source: Path, root: Path) -> None:
+    """Copy the bench root ``source`` to ``root`` (without what is mounted in
+    ``proc/``, ``dev/`` and ``tmp/``), through ``<root>.tmp`` renamed at the
+    end, so an interrupted copy never looks valid. Needs no network. Raises
+    ``RuntimeError`` when the copy fails."""
+    tmp = root.with_name(root.name + ".tmp")
+    for d in (tmp, root):
+        if d.exists():
+            from testbed.asterisk import release_root  # avoid import cycle at load
 
-    Builds into ``<root>.tmp`` and renames at the end, so an interrupted build
-    never looks valid. Needs root, ``debootstrap`` (installed with apt-get when
-    missing) and the package mirror. Raises ``RuntimeError`` on failure.
+            release_root(d)
+            shutil.rmtree(d)
+    tmp.mkdir(parents=True)
+    pack = subprocess.Popen(["tar", "-C", str(source), "--exclude=./proc/*", "--exclude=./dev/*",
+                             "--exclude=./tmp/*", "-cf", "-", "."], stdout=subprocess.PIPE)
+    unpack = subprocess.run(["tar", "-xf", "-", "-C", str(tmp)], stdin=pack.stdout, capture_output=True)
+    pack.stdout.close()
+    if pack.wait() != 0 or unpack.returncode != 0:
+        raise RuntimeError(f"copying the bench root {source} to {tmp} failed: "
+                           + unpack.stderr.decode(errors="replace")[-2000:])
+    tmp.rename(root)
+
+
+def ensure_root(log=print) -> Path:
+    """Return a valid bench root, copying or building it first when needed.
+
+    A ``C2D_BENCH_ROOT`` of one's own that is not there yet is a copy of the
+    default root when that one is valid (:func:`copy_root`: no network
+    needed, so it works inside a network namespace). Otherwise the root is
+    built into ``<root>.tmp`` and renamed at the end, so an interrupted build
+    never looks valid; that needs root, ``debootstrap`` (installed with
+    apt-get when missing) and the package mirror. Raises ``RuntimeError`` on
+    failure.
     """
     root = root_path()
     if root_is_valid(root):
         return root
+    if root != DEFAULT_ROOT and root_is_valid(DEFAULT_ROOT):
+        # A root of one's own (a test run, the demo or the benchmark in a network
+        # namespace, where no mirror is reachable): a copy of the shared one.
+        log(f"bench: copying the Asterisk 22 root {DEFAULT_ROOT} to {root}")
+        copy_root(DEFAULT_ROOT, root)
+        if root_is_valid(root):
+            return root
     log(f"bench: building the Asterisk 22 root in {root} (about 90 s, once)")
     if shutil.which("debootstrap") is None:
         subprocess.run(["apt-get", "update", "-q"], check=False)
