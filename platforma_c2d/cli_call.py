@@ -152,7 +152,9 @@ def cmd_call(args) -> int:
                 print(f"error: cannot reach the service at {base} ({type(exc).__name__})", file=sys.stderr)
                 return 1
             if resp.status_code != 201:
-                print(f"error: the call was not placed: {_api_error(resp)}", file=sys.stderr)
+                hint = ("\n  no token was given: put it in PLATFORMA_C2D_TOKEN or in a file read with "
+                        "--token-file" if resp.status_code == 401 and not token else "")
+                print(f"error: the call was not placed: {_api_error(resp)}{hint}", file=sys.stderr)
                 return 1
             call = resp.json()
             try:

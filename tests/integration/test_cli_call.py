@@ -106,3 +106,16 @@ def test_a_refused_call_names_each_bad_field(asterisk, make_service):
     assert any(line.strip().startswith("outbound_id:") for line in lines), err
     assert any(line.strip().startswith("call_ref:") for line in lines), err
     assert svc.http.get("/click2dial/calls", headers={"Authorization": f"Bearer {TOKEN}"}).json()["total"] == 0
+
+
+def test_call_without_a_token_says_where_the_token_goes_and_places_nothing(asterisk, make_service):
+    svc = make_service(CONFIG)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLATFORMA_C2D_")}
+    res = subprocess.run([sys.executable, "-m", "platforma_c2d.cli", "call", "1001", "0215550100",
+                          "--clid", "0215550199", "--url", svc.url], capture_output=True, text=True,
+                         env=env, timeout=60)
+    assert res.returncode == 1, (res.stdout, res.stderr)
+    assert "401 unauthorized" in res.stderr
+    assert "put it in PLATFORMA_C2D_TOKEN or in a file read with --token-file" in res.stderr
+    listed = svc.http.get("/click2dial/calls", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    assert listed["calls"] == []
