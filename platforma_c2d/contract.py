@@ -115,7 +115,8 @@ ERRORS: dict[str, ErrorSpec] = {e.id: e for e in (
                                      "service or for this token (`details.scope`: `service` or `token`); "
                                      "retry after `Retry-After` seconds"),
     ErrorSpec("rate-limited", 429, "too many writes (POST, DELETE) or reads (GET) for this token, counted "
-                                   "apart; retry after `Retry-After` seconds"),
+                                   "apart, or too many failed authentications from this address "
+                                   "(`details.kind`); retry after `Retry-After` seconds"),
     ErrorSpec("internal-error", 500, "a fault of the service; the details are in its log only"),
     ErrorSpec("asterisk-unavailable", 503, "the PBX (ARI) is not connected or did not answer in time, or the "
                                            "call journal is not keeping up; nothing was changed; retry after "

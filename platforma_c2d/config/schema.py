@@ -277,6 +277,10 @@ class LimitsConfig:
         _in_range(0, 1_000_000, low_included=True),
     )
     idempotency_window_s: int = _opt(86400, "int", _SECONDS, _seconds)
+    # Token guessing: per source address (http/failed_auth.py), never per token.
+    failed_auth_per_minute: int = _opt(
+        30, "int", "a non-negative integer (failed authentications per minute per address; 0 = no limit; "
+        "at most 1000000)", _in_range(0, 1_000_000, low_included=True))
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ from flask import Flask
 
 from platforma_c2d.contract import MAX_BODY_BYTES, SANDBOX_HEADER
 from platforma_c2d.http import calls, clids, cors, events, ops, origin, pages  # noqa: F401 - events adds its route to calls.bp
+from platforma_c2d.http import failed_auth
 from platforma_c2d.http.auth import Authenticator
+from platforma_c2d.http.failed_auth import FailedAuthLimiter
 from platforma_c2d.http.errors import register_error_handlers
 from platforma_c2d.http.sessions import PageSessions
 from platforma_c2d.store.outbox import EventFeed, Outbox
@@ -48,6 +50,7 @@ def create_app(service, config, metrics, limiter=None, outbox=None, event_feed=N
     app.register_blueprint(pages.bp)
     register_error_handlers(app, on_rejected=lambda error: metrics.rejected.labels(error).inc())
     cors.install(app, config.http.cors_origins)
+    failed_auth.install(app, FailedAuthLimiter(config.limits.failed_auth_per_minute))
     origin.install(app, config.auth.any_token)
     if sandbox:
         @app.after_request

@@ -83,7 +83,8 @@ def register_error_handlers(app: Flask, on_rejected=None) -> None:
         # Audit trail: every refusal, with who asked (token name, never the
         # token); refusals before authentication at a bounded rate, with
         # how many lines were left out (the metric counts every one).
-        skipped = unauthorized_lines.allow() if exc.error == "unauthorized" else 0
+        guessing = exc.error == "unauthorized" or exc.details.get("kind") == "failed-authentication"
+        skipped = unauthorized_lines.allow() if guessing else 0
         if skipped is None:
             return error_response(exc.status, exc.error, exc.message, exc.details, exc.headers)
         caller = request.environ.get("c2d.caller")

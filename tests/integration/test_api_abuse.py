@@ -106,3 +106,33 @@ def test_metrics_are_served_to_allowed_addresses_and_the_scrape_token_only(aster
         r = stranger.get("/metrics", headers=auth(SCRAPER))
         assert r.status_code == 200 and "c2d_calls_total" in r.text, r.text
         assert 'c2d_requests_rejected_total{error="unauthorized"} 3.0' in r.text
+
+
+def test_guessing_tokens_is_limited_per_address_and_never_locks_out_another(asterisk, make_service):
+    """``failed_auth_per_minute = 5``: after five 401s from 127.0.0.2 its
+    requests with a token, even the good one, are 429 ``rate-limited``
+    (``failed-authentication``, ``Retry-After``) and counted; the good token
+    from 127.0.0.1 is served all along; the pages' login form from
+    127.0.0.3 is limited the same way."""
+    service = make_service({**TOKENS, "limits": {"failed_auth_per_minute": 5}})
+    with from_address(service, "127.0.0.2") as guesser, from_address(service, "127.0.0.3") as login:
+        for i in range(5):
+            r = guesser.get("/click2dial/calls", headers=auth(f"guess-{i}"))
+            assert r.status_code == 401, r.text
+        for headers in (auth("guess-5"), auth(CRM)):
+            r = guesser.get("/click2dial/calls", headers=headers)
+            assert r.status_code == 429, r.text
+            body = r.json()
+            assert body["error"] == "rate-limited" and body["details"]["kind"] == "failed-authentication", body
+            assert 0 < int(r.headers["Retry-After"]) <= 60, r.headers
+        # Another address, the good token: served as ever.
+        ok = httpx.get(service.url + "/click2dial/calls", headers=auth(CRM), timeout=10)
+        assert ok.status_code == 200, ok.text
+        # The pages' login form, guessed from a third address.
+        answers = [login.post("/click2dial/pages/session", json={"token": f"guess-{i}"}).status_code
+                   for i in range(6)]
+        assert answers == [401] * 5 + [429], answers
+        r = login.post("/click2dial/pages/session", json={"token": CRM})
+        assert r.status_code == 429 and "c2d_page" not in r.cookies, r.text
+    metrics = httpx.get(service.url + "/metrics", timeout=10).text
+    assert 'c2d_requests_rejected_total{error="rate-limited"} 4.0' in metrics, metrics

@@ -12,14 +12,17 @@ from tests.unit.test_http_app import runtime  # noqa: F401 - the fixture
 def test_two_thousand_bad_tokens_write_a_handful_of_lines_and_count_every_one(runtime, caplog):
     client = create_app(runtime.service, runtime.config, runtime.metrics).test_client()
     with caplog.at_level(logging.WARNING, logger="platforma_c2d.http"):
-        codes = {client.get("/click2dial/calls",
+        codes = [client.get("/click2dial/calls",
                             headers={"Authorization": f"Bearer guess-{i}"}).status_code
-                 for i in range(2000)}
-    assert codes == {401}
+                 for i in range(2000)]
+    # [limits] failed_auth_per_minute (30) 401s from the address, then 429 for the rest of the minute.
+    limit = runtime.config.limits.failed_auth_per_minute
+    assert codes == [401] * limit + [429] * (2000 - limit)
     lines = [r for r in caplog.records if "refused" in r.getMessage()]
     assert 1 <= len(lines) <= UNAUTHORIZED_LINES_PER_S * 20, len(lines)   # a few per second of the run
     metrics = runtime.metrics.render().decode()
-    assert 'c2d_requests_rejected_total{error="unauthorized"} 2000.0' in metrics
+    assert f'c2d_requests_rejected_total{{error="unauthorized"}} {float(limit)}' in metrics
+    assert f'c2d_requests_rejected_total{{error="rate-limited"}} {float(2000 - limit)}' in metrics
 
 
 def test_the_throttle_says_how_many_lines_it_left_out():
