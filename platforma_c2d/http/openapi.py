@@ -58,6 +58,13 @@ def _retry_after(what: str) -> dict:
 _R401 = _errors("No bearer token, or an unknown one. Carries `WWW-Authenticate: Bearer`.", "unauthorized",
                 headers={"WWW-Authenticate": {"description": "The authentication scheme: `Bearer`.",
                                               "schema": {"type": "string"}}})
+#: The page login's body (``POST /click2dial/pages/session``), read as a call's body is.
+_LOGIN_BODY_ERRORS = {
+    "400": _errors("The body is declared JSON but is not JSON.", "invalid-json"),
+    "413": _errors(f"The body is {contract.MAX_BODY_BYTES // 1024} KiB or larger; refused before it is read.",
+                   "request-too-large"),
+    "415": _errors("The body is not declared `application/json`.", "unsupported-media-type"),
+}
 _R404 = _errors("No call with this id (or one of an agent the token is not for).", "no-such-call")
 _R429 = _errors("Too many writes or reads for this token.", "rate-limited",
                 headers=_retry_after("sending a request of this kind again"))
@@ -408,7 +415,7 @@ def _document() -> dict:
         ],
         "security": [{"bearerAuth": []}],
         "paths": {**_calls_paths(), **openapi_clids.paths(_ref, _json, _R401, _R429, _R503, _RDEFAULT),
-                  **_open_paths(), **openapi_pages.paths(_ref, _R401, _R429),
+                  **_open_paths(), **openapi_pages.paths(_ref, _R401, _R429, _LOGIN_BODY_ERRORS),
                   **event_paths(_errors("A bad cursor or filter.", "invalid-query"), _R401, _R429, _R503_STREAMS)},
         "webhooks": event_webhooks(),
         "components": {

@@ -77,8 +77,10 @@ def schemas() -> dict:
     }
 
 
-def paths(ref, r401, r429) -> dict:
-    """Path items of the pages; ``ref(name)`` makes a ``$ref`` to a component schema."""
+def paths(ref, r401, r429, body_errors: dict | None = None) -> dict:
+    """Path items of the pages; ``ref(name)`` makes a ``$ref`` to a component schema;
+    ``r401``, ``r429``: those responses; ``body_errors``: the responses (by status) to a
+    body that is not JSON, bad JSON or too big, read as a call's body is."""
     cookie = {"name": "Set-Cookie", "description": f"`{COOKIE}=…; HttpOnly; SameSite=Strict; Path=/click2dial`"}
     return {
         "/click2dial/phone/": _html(
@@ -118,7 +120,7 @@ def paths(ref, r401, r429) -> dict:
                         "caller": {"type": "string"}, "expires_in_s": {"type": "integer"}}}),
                         "headers": {"Set-Cookie": {"description": cookie["description"],
                                                    "schema": {"type": "string"}}}},
-                    "401": r401, "429": r429,
+                    "401": r401, "429": r429, **(body_errors or {}),
                 },
             },
             "delete": {
