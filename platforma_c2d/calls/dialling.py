@@ -107,8 +107,11 @@ class Dialling:
         originate = agent_originate(call, self.dial, self.connected_line_sub)
         try:
             if req.agent_is_external:
-                await self.pacer.acquire()   # the trunk's call rate (SPEC §3.8)
-            if not call.ended:   # not cancelled while it waited for the trunk
+                # The trunk's call rate (SPEC §3.8), counted from the leg's Dial of the trunk.
+                await self.pacer.acquire(call.agent_leg.channel_id)
+            if call.ended:   # cancelled while it waited for the trunk: never dialled
+                self.pacer.sent(call.agent_leg.channel_id)
+            else:
                 await self.ari.originate(**originate.kwargs())
                 if call.ended:
                     # Cancelled while the request was in flight: its hang-up may
@@ -118,6 +121,7 @@ class Dialling:
                     self._timer(call, self.dial.agent_ring_timeout_s, self._ring_timeout, call,
                                 call.agent_leg)
         except AriError as exc:
+            self.pacer.sent(call.agent_leg.channel_id)   # refused: it will never reach the trunk
             if not call.ended:
                 call.agent_leg.gone = True
                 reason = Reason.AGENT_UNAVAILABLE if exc.status in (400, 404, 409, 500) else Reason.FAILED
@@ -168,13 +172,13 @@ class Dialling:
         """
         leg = call.callee_leg or Leg("callee", callee_channel_id(call.id))
         self._add_leg(call, leg)
-        side = [self._make_bridge(call), self._ringback(call)] if prepare else []
         try:
-            place = self.pacer.ask()   # the place in line is taken now, in this order
+            place = self.pacer.ask(leg.channel_id)   # the place in line is taken now, in this order
         except TrunkBusy as exc:
             leg.gone = True
             await self._callee_failed(call, Reason.CALLEE_UNAVAILABLE, f"callee leg not sent: {exc.detail}")
             return
+        side = [self._make_bridge(call), self._ringback(call)] if prepare else []
         if place is None:
             await self._originate_callee(call, leg, side)
             return
@@ -194,7 +198,9 @@ class Dialling:
                 leg.gone = True
                 await self._callee_failed(call, Reason.CALLEE_UNAVAILABLE, f"callee leg not sent: {exc.detail}")
             return
-        if not call.ended:
+        if call.ended:
+            self.pacer.sent(leg.channel_id)   # given its slot too late: never dialled
+        else:
             await self._originate_callee(call, leg)
 
     async def _originate_callee(self, call: Call, leg: Leg, side: list | tuple = ()) -> None:
@@ -209,6 +215,7 @@ class Dialling:
         if exc is None:
             self._timer(call, self.dial.callee_ring_timeout_s, self._ring_timeout, call, leg)
         else:
+            self.pacer.sent(leg.channel_id)   # refused: it will never reach the trunk
             if not call.ended:
                 leg.gone = True
                 await self._callee_failed(call, Reason.CALLEE_UNAVAILABLE,

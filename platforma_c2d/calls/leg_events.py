@@ -170,6 +170,7 @@ class LegEvents:
             leg.cause = cause
         if sip_code and leg.sip_code is None:
             leg.sip_code = sip_code
+        self.pacer.sent(leg.channel_id)   # a paced leg gone before its Dial was seen: the trunk is free
         if leg.gone and call.ended:
             return
         leg.gone = True

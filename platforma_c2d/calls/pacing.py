@@ -9,6 +9,16 @@ a slot from :class:`TrunkPacer`:
 
 * slots are at least ``1 / max_calls_per_second`` apart, given in the order
   they were asked for (first come, first served);
+* the carrier counts INVITEs on the wire, not our requests to Asterisk: a
+  busy Asterisk can sit on originates handed to it a second apart and then
+  dial them all in the same instant. So the next slot is counted from the
+  moment the last leg's trunk channel was *seen dialled* (:meth:`TrunkPacer.sent`,
+  the ``Dial`` event of the leg's trunk channel), not from the slot: no slot
+  is given while the last leg is still on its way to the trunk, and none
+  sooner than one interval after it left. The rate on the wire is then at
+  most the configured one, whatever Asterisk's delays (a leg's own trip
+  from our request to its ``Dial``, tens of milliseconds, comes on top of
+  the interval);
 * after the carrier refused a leg with ``503``, no slot is given before the
   hold it asked for has passed (:meth:`TrunkPacer.hold`);
 * a leg that would wait longer than ``max_wait_s`` is refused at once
@@ -43,7 +53,14 @@ class TrunkBusy(Exception):
 @dataclass
 class _Ticket:
     deadline: float
+    leg: str | None
     future: asyncio.Future = field(repr=False)
+
+
+#: Longest the pacer waits to see the last leg's trunk channel dialled before it
+#: counts the leg as gone out anyway (an event lost with a dropped ARI socket),
+#: seconds. Every leg reports long before: dialled, refused, or ended.
+SENT_REPORT_TIMEOUT_S = 10.0
 
 
 class TrunkPacer:
@@ -55,6 +72,10 @@ class TrunkPacer:
     trunk after the carrier's 503 (0 = no hold); ``clock``: monotonic seconds (tests pass their own);
     ``on_waiting``: called with the number of legs waiting whenever it
     changes (the ``c2d_trunk_legs_waiting`` gauge).
+
+    A leg asks with its channel id (``leg``); once given its slot, the next
+    slot waits until :meth:`sent` says that leg's trunk channel was dialled
+    (or that it never will be), then one interval more.
     """
 
     def __init__(self, max_calls_per_second: float = 0.0, max_wait_s: float = 5.0,
@@ -71,13 +92,27 @@ class TrunkPacer:
         # number → (when, held_until before, held_until after).
         self._unconfirmed: dict[str, tuple[float, float, float]] = {}
         self._next_free = 0.0
+        #: the leg given the last slot, not yet seen dialled, and until when we wait for it
+        self._sending: str | None = None
+        self._sending_until = 0.0
         self._queue: collections.deque[_Ticket] = collections.deque()
         self._wake: asyncio.Event | None = None
         self._worker: asyncio.Task | None = None
 
     # ------------------------------------------------------------------
-    def _due(self) -> float:
-        return max(self._next_free, self.held_until)
+    def _due(self, now: float) -> float:
+        """When the next slot comes, at the earliest (the last leg, if still on its
+        way to the trunk, counted as leaving now)."""
+        if self._sending is not None and now >= self._sending_until:
+            log.warning("leg %s was not seen dialled through the trunk within %g s: "
+                        "counted as gone out", self._sending, SENT_REPORT_TIMEOUT_S)
+            self._left(now)
+        due = max(self._next_free, self.held_until)
+        return due if self._sending is None else max(due, now + self.interval)
+
+    def _left(self, now: float) -> None:
+        self._sending = None
+        self._next_free = max(self._next_free, now + self.interval)
 
     def _why(self, now: float) -> str:
         if self.held_until > now:
@@ -87,30 +122,43 @@ class TrunkPacer:
         return (f"the trunk's call rate ([trunk] max_calls_per_second) leaves no slot "
                 f"within [trunk] max_wait_s ({self.max_wait_s:g} s)")
 
-    def _take(self, now: float) -> None:
+    def _take(self, now: float, leg: str | None) -> None:
         self._next_free = max(now, self._next_free) + self.interval
+        if leg is not None and self.interval > 0:
+            self._sending, self._sending_until = leg, now + SENT_REPORT_TIMEOUT_S
+
+    def sent(self, leg: str) -> None:
+        """The trunk channel of ``leg`` (a channel id given to :meth:`ask`) was dialled,
+        or the leg will never reach the trunk (refused by Asterisk, ended): the
+        next slot comes one interval from now at the earliest. Any other id: nothing."""
+        if leg == self._sending:
+            self._left(self.clock())
+            if self._wake is not None:
+                self._wake.set()
 
     @property
     def waiting(self) -> int:
         """Legs waiting for a slot now."""
         return sum(1 for t in self._queue if not t.future.done())
 
-    def ask(self) -> asyncio.Future | None:
+    def ask(self, leg: str | None = None) -> asyncio.Future | None:
         """Ask for a slot for one leg, now; the place in line is kept from this call on.
 
-        Returns None when the leg may go out at once, else a future to hand
-        to :meth:`wait`. Raises :class:`TrunkBusy` when the slot would come
-        later than ``max_wait_s`` from now (the leg would only wait to be
-        refused). Must run on the event loop.
+        ``leg``: the leg's channel id, which :meth:`sent` names once its
+        trunk channel is dialled (None: nothing will be reported, the slot
+        alone counts). Returns None when the leg may go out at once, else a
+        future to hand to :meth:`wait`. Raises :class:`TrunkBusy` when the
+        slot would come later than ``max_wait_s`` from now (the leg would
+        only wait to be refused). Must run on the event loop.
         """
         now = self.clock()
-        if not self._queue and self._due() <= now:
-            self._take(now)
+        if not self._queue and self._due(now) <= now and self._sending is None:
+            self._take(now, leg)
             return None
-        if self._last_due() - now > self.max_wait_s:
+        if self._last_due(now) - now > self.max_wait_s:
             raise TrunkBusy(self._why(now))
         loop = asyncio.get_running_loop()
-        ticket = _Ticket(now + self.max_wait_s, loop.create_future())
+        ticket = _Ticket(now + self.max_wait_s, leg, loop.create_future())
         self._queue.append(ticket)
         self.on_waiting(self.waiting)
         if self._wake is None:
@@ -119,8 +167,9 @@ class TrunkPacer:
             self._worker = loop.create_task(self._serve())
         return ticket.future
 
-    def _last_due(self) -> float:
-        """When a leg asking now would get its slot, counting those already waiting."""
+    def _last_due(self, now: float) -> float:
+        """When a leg asking now would get its slot, counting those already waiting
+        (the last leg's Dial, if not seen yet, taken as coming at once)."""
         return max(self._next_free + self.interval * self.waiting, self.held_until)
 
     async def wait(self, place: asyncio.Future) -> None:
@@ -137,9 +186,9 @@ class TrunkPacer:
                 place.cancel()
             self.on_waiting(self.waiting)
 
-    async def acquire(self) -> None:
-        """:meth:`ask`, then :meth:`wait` if the leg must wait (same errors)."""
-        place = self.ask()
+    async def acquire(self, leg: str | None = None) -> None:
+        """:meth:`ask`, then :meth:`wait` if the leg must wait (same arguments and errors)."""
+        place = self.ask(leg)
         if place is not None:
             await self.wait(place)
 
@@ -202,18 +251,20 @@ class TrunkPacer:
                 self._queue.popleft()
                 continue
             now = self.clock()
-            due = self._due()
+            due = self._due(now)
             if due > ticket.deadline:
                 self._queue.popleft()
                 ticket.future.set_exception(TrunkBusy(self._why(now)))
                 continue
-            if due <= now:
+            if due <= now and self._sending is None:
                 self._queue.popleft()
-                self._take(now)
+                self._take(now, ticket.leg)
                 ticket.future.set_result(None)
                 continue
             self._wake.clear()
+            # Until the slot, or until the last leg is reported (or its report times out).
+            until = due if self._sending is None else min(self._sending_until, ticket.deadline)
             try:
-                await asyncio.wait_for(self._wake.wait(), due - now)
+                await asyncio.wait_for(self._wake.wait(), max(until - now, 0.0))
             except TimeoutError:
                 pass

@@ -89,11 +89,25 @@ class StasisApp:
         record = records.parse(event, RECORDS)
         if record is None:
             return
+        if isinstance(record, records.Dial):
+            self._trunk_dialled(record)   # at once: the pacer's clock is the wire's
         key = self._key(record)
         prev = self._tails.get(key)
         task = asyncio.get_running_loop().create_task(self._after(prev, record))
         self._tails[key] = task
         task.add_done_callback(lambda t, k=key: self._done(k, t))
+
+    def _trunk_dialled(self, ev: records.Dial) -> None:
+        """A ``Dial`` of a leg towards its endpoint: the trunk pacer counts its next
+        slot from now when the leg was a paced one (SPEC §3.8). The leg dials from the
+        ``;2`` of its Local channel (ADR 0014), or is the dialled channel itself when
+        originated straight to the trunk (a ``Local/`` peer is the Local ``;1``, not yet
+        the trunk)."""
+        leg_id = leg_of_dial_half(ev.caller_id)
+        if leg_id is None and is_ours(ev.channel.id) and not ev.channel.name.startswith("Local/"):
+            leg_id = ev.channel.id
+        if leg_id is not None:
+            self.engine.pacer.sent(leg_id)
 
     def _key(self, ev: AriEvent) -> str:
         caller = ev.caller_id
@@ -121,6 +135,8 @@ class StasisApp:
     async def on_event(self, event: dict) -> None:
         """Handle one JSON ARI event now (parsed; a type not in ``ROUTES`` is ignored)."""
         record = records.parse(event, RECORDS)
+        if isinstance(record, records.Dial):
+            self._trunk_dialled(record)
         if record is not None:
             await self.handle(record)
 

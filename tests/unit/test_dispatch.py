@@ -52,8 +52,9 @@ def test_the_dialplan_half_of_a_local_leg_reports_only_the_sip_code():
     async def on_hangup_request(call, leg, cause, sip_code=None):
         got.append((call.id, leg.role, cause, sip_code))
 
+    dialled: list[str] = []
     engine = SimpleNamespace(by_channel={leg.channel_id: a for leg in a.legs()},
-                             on_hangup_request=on_hangup_request)
+                             on_hangup_request=on_hangup_request, pacer=SimpleNamespace(sent=dialled.append))
     app = StasisApp(engine, ari=None, picker=None, policy=None)
     half = {"id": "c2d-a-callee-dial"}
     assert app._key(parse({"type": "ChannelUserevent", "channel": half}, RECORDS)) == "c2d-a-agent"  # call's order
@@ -70,6 +71,32 @@ def test_the_dialplan_half_of_a_local_leg_reports_only_the_sip_code():
 
     asyncio.run(go())
     assert got == [("a" * 32, "callee", None, 503)]
+    assert dialled == ["c2d-a-callee"]   # its Dial of the trunk told the pacer
+
+
+def test_the_trunk_pacer_hears_of_each_legs_dial_of_its_endpoint_and_of_no_other_dial():
+    a = _call("a")
+    dialled: list[str] = []
+    engine = SimpleNamespace(by_channel={leg.channel_id: a for leg in a.legs()},
+                             pacer=SimpleNamespace(sent=dialled.append))
+    app = StasisApp(engine, ari=None, picker=None, policy=None)
+    app.handle = lambda ev: asyncio.sleep(0)
+
+    async def go():
+        for event in (
+                # the originate's Dial of the Local channel's ;1: not yet the trunk
+                {"type": "Dial", "peer": {"id": "c2d-a-callee", "name": "Local/0215550100@c2d-trunk-leg-1;1"}},
+                # a leg originated straight to the trunk: its own channel is dialled
+                {"type": "Dial", "peer": {"id": "c2d-b-callee", "name": "PJSIP/trunk-00000001"}},
+                # the ;2 of a Local leg dials the trunk
+                {"type": "Dial", "caller": {"id": "c2d-c-callee-dial"}, "peer": {"id": "1700.5"}},
+                # an AGI call's Dial: none of ours
+                {"type": "Dial", "caller": {"id": "1700.1"}, "peer": {"id": "1700.2", "name": "PJSIP/trunk-2"}}):
+            await app.dispatch(event)
+        await asyncio.sleep(0.01)
+
+    asyncio.run(go())
+    assert dialled == ["c2d-b-callee", "c2d-c-callee"]
 
 
 

@@ -82,3 +82,63 @@ def test_no_pacing_and_no_hold_lets_every_leg_go_at_once(rate):
         pacer = TrunkPacer(max_calls_per_second=rate, max_wait_s=5)
         return pacer.ask()
     assert asyncio.run(run()) is None
+
+
+def test_the_next_slot_waits_for_the_last_legs_trunk_dial_then_one_interval():
+    # The carrier counts INVITEs, not our requests: a leg given its slot holds
+    # the next one until its trunk channel is seen dialled (a stalled Asterisk
+    # dials late), and the next slot comes one interval after that Dial.
+    async def run():
+        pacer = TrunkPacer(max_calls_per_second=10, max_wait_s=5)
+        out: list = []
+        await pacer.acquire("leg-a")
+        t_a = time.monotonic()
+        b = asyncio.ensure_future(_leg_named(pacer, "leg-b", out))
+        await asyncio.sleep(0.3)            # Asterisk sits on leg a for 0.3 s: b must not go
+        waited_while_stalled = list(out)
+        pacer.sent("leg-other")             # another leg's Dial frees nothing
+        await asyncio.sleep(0.05)
+        still_waiting = list(out)
+        pacer.sent("leg-a")
+        t_dial_a = time.monotonic()
+        await b
+        return t_a, t_dial_a, waited_while_stalled, still_waiting, out
+    t_a, t_dial_a, stalled, still, out = asyncio.run(run())
+    assert stalled == [] and still == []
+    [(name, t_b)] = out
+    assert name == "leg-b" and t_b - t_dial_a >= 0.099, (t_b - t_dial_a)
+
+
+def test_a_leg_never_seen_dialled_frees_the_trunk_after_the_report_timeout(monkeypatch):
+    from platforma_c2d.calls import pacing
+    monkeypatch.setattr(pacing, "SENT_REPORT_TIMEOUT_S", 0.2)
+
+    async def run():
+        pacer = TrunkPacer(max_calls_per_second=10, max_wait_s=5)
+        out: list = []
+        await pacer.acquire("lost")
+        t0 = time.monotonic()
+        await _leg_named(pacer, "next", out)
+        return t0, out
+    t0, [(name, t)] = asyncio.run(run())
+    assert name == "next" and t - t0 >= 0.29
+
+
+def test_a_leg_that_waits_for_a_dial_longer_than_max_wait_is_refused():
+    async def run():
+        pacer = TrunkPacer(max_calls_per_second=10, max_wait_s=0.2)
+        out: list = []
+        await pacer.acquire("stuck")
+        t0 = time.monotonic()
+        await _leg_named(pacer, "next", out)
+        return t0, time.monotonic(), out
+    t0, t1, [(name, detail)] = asyncio.run(run())
+    assert name == "next" and "max_calls_per_second" in detail and 0.05 <= t1 - t0 < 1.0
+
+
+async def _leg_named(pacer: TrunkPacer, leg: str, out: list) -> None:
+    try:
+        await pacer.acquire(leg)
+        out.append((leg, time.monotonic()))
+    except TrunkBusy as exc:
+        out.append((leg, exc.detail))
