@@ -76,6 +76,10 @@ def check_media(trunk: str, endpoints: dict[str, dict[str, str]],
       transfers are not supported (docs/architecture.md), and a phone's REFER
       that Asterisk carries out ends the customer's call and journals the
       transfer's Local channels as refused calls.
+    * WARN: ``allow_transfer`` on the trunk: a REFER from the carrier (or
+      from the callee, through it) moves the agent's leg out of the call into
+      the trunk endpoint's ``context`` — on a PBX whose trunk context routes
+      inbound calls, the callee chooses where the agent goes.
     """
     running = {m.get("name", ""): m.get("status", "") for m in modules}
     loaded = {name for name, status in running.items() if status.lower() == "running"}
@@ -109,6 +113,10 @@ def check_media(trunk: str, endpoints: dict[str, dict[str, str]],
         if idle:
             out.append(("WARN", f"media: endpoint {name} has rtp_timeout={idle}: a leg that sends no audio "
                                 f"for {idle} s (silence suppression, a muted phone) is hung up"))
+        if name == trunk and conf.get("allow_transfer", "").lower() in _TRUE:
+            out.append(("WARN", f"transfer: the trunk endpoint {name} has allow_transfer=yes: a REFER from the "
+                                "carrier (or the callee, through it) takes the agent's leg out of the call into "
+                                f"the trunk's context {conf.get('context') or '(unset)'}; set allow_transfer=no"))
         if name != trunk and conf.get("allow_transfer", "").lower() in _TRUE:
             out.append(("WARN", f"transfer: endpoint {name} has allow_transfer=yes: a transfer (REFER) from "
                                 "this phone ends the customer's click-to-dial call (transfers are not "

@@ -8,6 +8,7 @@ every URI of its HTTP server, ARI included).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -150,3 +151,16 @@ def test_check_warns_on_phones_anyone_can_call_as_by_their_user_name(asterisk, m
     assert "2001" in named and "1001" in named, line
     assert "trunk" not in named and "2101" not in named, line
     assert not [x for x in fail_lines(res) if x.startswith("FAIL pjsip")], res.stdout
+
+
+@pytest.mark.admin_configs
+def test_check_warns_when_the_carrier_can_transfer_the_agent_out_of_the_call(asterisk, make_service):
+    """A REFER from the trunk moves the agent's leg into the trunk's context.
+    Our pjsip.conf refuses it on [trunk] (no warning); an administrator's trunk
+    left at Asterisk's default allow_transfer=yes is named with its context."""
+    res = run_check(make_service(start=False))
+    lines = [x for x in res.stdout.splitlines() if x.startswith("WARN transfer: the trunk endpoint")]
+    if os.environ.get("C2D_BENCH_CONFIGS") == "admin":
+        assert len(lines) == 1 and "allow_transfer=yes" in lines[0] and "from-trunk" in lines[0], res.stdout
+    else:
+        assert lines == [], res.stdout

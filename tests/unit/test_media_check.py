@@ -41,3 +41,11 @@ def test_held_calls_cut_by_rtp_timeout_hold_fail_and_rtp_timeout_warns():
 
 def test_a_customer_who_takes_a_minute_to_answer_is_not_cut_by_default():
     assert DialConfig().callee_ring_timeout_s > 60
+
+
+def test_a_trunk_that_accepts_refer_warns_naming_its_context():
+    trunk = dict(TRUNK, allow_transfer="true", context="from-trunk")
+    [(level, line)] = [x for x in check_media("trunk", {"trunk": trunk}, RUNNING) if x[1].startswith("transfer")]
+    assert level == "WARN" and "trunk endpoint trunk has allow_transfer=yes" in line and "from-trunk" in line
+    refused = dict(TRUNK, allow_transfer="false", context="from-trunk")
+    assert not [x for x in check_media("trunk", {"trunk": refused}, RUNNING) if x[1].startswith("transfer")]
