@@ -10,6 +10,15 @@ a call were in its bridge, how many calls are connected now, and the peak.
 A bridge is tied to the benchmark's callee number (unique per call) by the
 ``dialplan.exten`` of a channel in it (the caller's channel for dialplan and
 header calls), or by its id for the service's REST calls (``c2d-<call id>``).
+
+One call can have several bridges: since decision 0014 each leg the service
+originates is a Local channel whose dialplan half bridges its own ``Dial``
+(``[c2d-agent-leg]``, ``[c2d-trunk-leg]``) besides the call's bridge
+``c2d-<call id>``, and every half has the callee number as its extension. A
+call is counted connected once, while any bridge of its callee number (or,
+for a bridge with no callee on it, of its id) is connected
+(:func:`call_key`); the call's own bridge is the ``c2d-`` one when there is
+one (:meth:`Observer.bridge_for`).
 """
 
 from __future__ import annotations
@@ -58,6 +67,16 @@ def ari_time(ts: str) -> float:
     return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
 
 
+#: The prefix of the ids of the bridges the service and the ARI floor create for calls.
+CALL_BRIDGE_PREFIX = "c2d-"
+
+
+def call_key(bridge_id: str, callee: str | None) -> str:
+    """What ties a bridge to one call: the callee number seen on one of its channels
+    (unique per call in a run), else the bridge's own id. Pure."""
+    return callee or bridge_id
+
+
 @dataclass
 class BridgeSeen:
     """What the observer saw of one bridge."""
@@ -67,6 +86,7 @@ class BridgeSeen:
     callee: str | None = None
     connected_at: float | None = None    # the second channel entered (Asterisk's clock)
     ended: bool = False                  # a channel left it
+    key: str | None = None               # the call it belongs to (call_key), once connected
 
 
 class Observer:
@@ -79,8 +99,9 @@ class Observer:
         self._http = http                 # an HttpPool to ARI
         self.bridges: dict[str, BridgeSeen] = {}
         self.by_callee: dict[str, BridgeSeen] = {}
-        self.connected_now = 0
+        self.connected_now = 0            # calls with a connected bridge now
         self.peak = 0
+        self._live: dict[str, int] = {}   # call key -> its bridges connected now
         self.events = 0
         self._ws = None
         self._task: asyncio.Task | None = None
@@ -103,6 +124,7 @@ class Observer:
         """Drop what was seen (between phases) to keep memory small."""
         self.bridges = {k: v for k, v in self.bridges.items() if not v.ended}
         self.by_callee = {k: v for k, v in self.by_callee.items() if not v.ended}
+        self._live = {k: n for k, n in self._live.items() if n > 0}
 
     def bridge_for(self, callee: str, call_id: str | None = None) -> BridgeSeen | None:
         """The bridge of the call to ``callee`` (or of the service's call ``call_id``)."""
@@ -125,11 +147,7 @@ class Observer:
                 if kind == "ChannelEnteredBridge":
                     self._entered(bridge_id, channel, ari_time(ev["timestamp"]))
                 elif kind == "ChannelLeftBridge":
-                    seen = self.bridges.get(bridge_id)
-                    if seen is not None and not seen.ended:
-                        seen.ended = True
-                        if seen.connected_at is not None:
-                            self.connected_now -= 1
+                    self._left(bridge_id)
             except (ValueError, KeyError, TypeError):
                 continue
 
@@ -141,8 +159,26 @@ class Observer:
         exten = (channel.get("dialplan") or {}).get("exten") or ""
         if CALLEE.match(exten):
             seen.callee = exten
-            self.by_callee[exten] = seen
+            known = self.by_callee.get(exten)
+            # The call's own bridge wins over a leg's Dial bridge (decision 0014).
+            if (known is None or known.ended or not known.id.startswith(CALL_BRIDGE_PREFIX)
+                    or bridge_id.startswith(CALL_BRIDGE_PREFIX)):
+                self.by_callee[exten] = seen
         if seen.connected_at is None and len(seen.entered) >= 2 and not seen.ended:
             seen.connected_at = max(sorted(seen.entered.values())[:2])
-            self.connected_now += 1
-            self.peak = max(self.peak, self.connected_now)
+            seen.key = call_key(bridge_id, seen.callee)
+            self._live[seen.key] = self._live.get(seen.key, 0) + 1
+            if self._live[seen.key] == 1:
+                self.connected_now += 1
+                self.peak = max(self.peak, self.connected_now)
+
+    def _left(self, bridge_id: str) -> None:
+        seen = self.bridges.get(bridge_id)
+        if seen is None or seen.ended:
+            return
+        seen.ended = True
+        if seen.key is not None:
+            self._live[seen.key] -= 1
+            if self._live[seen.key] == 0:
+                del self._live[seen.key]
+                self.connected_now -= 1
