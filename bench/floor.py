@@ -20,6 +20,14 @@ machine: the gap between it and bare Asterisk is Asterisk's own cost of
 ARI (REST requests, events, Stasis), the gap between it and the service is
 the service's. Bridges are named ``c2d-<call id>``, so the observer ties them
 to calls as it does the service's.
+
+Variant ``local`` (``--set floor_variants='["local"]'``): the same requests,
+but each leg is originated the way the service originates it since decision
+0014 — ``Local/<callee>@c2d-agent-leg/n`` and ``Local/<callee>@c2d-trunk-leg/n``
+with the variables ``calls/legs.py`` builds — so the gap between it and the
+floor is what the Local channels and their dialplan cost Asterisk, and the
+gap between it and the service is the service's own requests. The variant
+``native`` (Asterisk bridging in the dialplan) is ``bench/native.py``.
 """
 
 from __future__ import annotations
@@ -31,7 +39,10 @@ import json
 
 from bench.httpclient import HttpError, HttpPool
 from bench.observer import close_app, open_app
+from platforma_c2d.calls import legs
 from platforma_c2d.calls.connected_line import bridge_type, keep_variables
+from platforma_c2d.calls.model import Call, Leg, Origin
+from platforma_c2d.config.schema import DialConfig
 
 #: The bench's dialplan has the service's subroutine (asterisk_conf/): the floor
 #: bridges and keeps connected lines the way the service does (ADR 0015).
@@ -39,31 +50,61 @@ SUB = "c2d-connected-line"
 
 APP = "c2d-bench-floor"
 
+#: The ring timeouts of the service in the bench (``bench.plan.SERVICE_OVERRIDES``).
+DIAL = DialConfig(agent_ring_timeout_s=30, callee_ring_timeout_s=45)
+
+
+def local_legs(call_id: str, agent: str, callee: str, clid: str, app: str) -> tuple[dict, dict]:
+    """The ``POST /channels`` query and body of both legs of one call of the ``local``
+    variant: what the service sends for a REST call to ``callee`` (``calls/legs.py``,
+    decisions 0014 and 0015), into the Stasis app ``app``. Returns (agent, callee), each
+    ``{"params": …, "json_body": …}``. Pure."""
+    call = Call(id=call_id, origin=Origin.REST, agent=agent, callee=callee, outbound_id=clid, clid=clid,
+                call_ref="bench-" + callee)
+    call.agent_leg = Leg("agent", legs.agent_channel_id(call_id))
+    out = []
+    for orig in (legs.agent_originate(call, DIAL, SUB), legs.callee_originate(call, DIAL, SUB)):
+        params = {"endpoint": orig.endpoint, "app": app, "appArgs": orig.app_args,
+                  "channelId": orig.channel_id, "timeout": orig.timeout_s}
+        if orig.originator:
+            params["originator"] = orig.originator
+        if orig.other_channel_id:
+            params["otherChannelId"] = orig.other_channel_id
+        out.append({"params": params, "json_body": {"variables": orig.variables}})
+    return out[0], out[1]
+
 
 class AriFloor:
     """The minimal Stasis application (see the module docstring).
 
     ``ari``: an :class:`HttpPool` to ARI; ``host``/``port``/``auth``: where
     its event WebSocket connects; ``agent``: the agent's extension;
-    ``clid``: the CLID presented to callees. ``place(rec)`` is the subject
-    interface of ``bench/subjects.py`` (``rec.status`` 200 when Asterisk took
-    the agent leg; ``rec.call_id`` names the bridge ``c2d-<call_id>``).
+    ``clid``: the CLID presented to callees; ``variant``: ``""`` (PJSIP
+    legs, the floor) or ``"local"`` (the service's Local legs). ``place(rec)``
+    is the subject interface of ``bench/subjects.py`` (``rec.status`` 200
+    when Asterisk took the agent leg; ``rec.call_id`` names the bridge
+    ``c2d-<call_id>``).
     """
 
-    name = "ari-floor"
     ok_status = 200
 
     def __init__(self, ari: HttpPool, host: str, port: int, auth: tuple[str, str],
-                 agent: str, clid: str):
-        self.ari, self.agent, self.clid = ari, agent, clid
+                 agent: str, clid: str, variant: str = ""):
+        if variant not in ("", "local"):
+            raise ValueError(f"no ARI floor variant {variant!r} (\"\" or \"local\")")
+        self.ari, self.agent, self.clid, self.variant = ari, agent, clid, variant
+        self.name = "ari-floor" + (f"-{variant}" if variant else "")
+        # An app of its own: Asterisk sends an app's events to one WebSocket only.
+        self.app = APP + (f"-{variant}" if variant else "")
         # The app's own connections (like the service's): its requests never
         # queue behind the load generator's, nor the other way round.
         self.app_http = HttpPool(host, port, auth=auth, max_conns=32)
-        self.url = f"ws://{host}:{port}/ari/events?app={APP}&subscribeAll=false"
+        self.url = f"ws://{host}:{port}/ari/events?app={self.app}&subscribeAll=false"
         token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
         self._headers = {"Authorization": f"Basic {token}"}
         self._ids = itertools.count(1)
-        self.calls: dict[str, dict] = {}        # call id -> {"callee": str, "gone": set}
+        self.calls: dict[str, dict] = {}        # call id -> {"callee", "gone", "agent", "callee_leg", "dial"}
+        self.legs: dict[str, tuple[str, str]] = {}   # channel id -> (call id, role)
         self.placed = 0
         self.errors = 0
         self._ws = None
@@ -72,7 +113,7 @@ class AriFloor:
 
     async def start(self) -> None:
         """Connect the app and narrow its events to the two it acts on."""
-        self._ws = await open_app(self.url, self._headers, self.app_http, APP,
+        self._ws = await open_app(self.url, self._headers, self.app_http, self.app,
                                   ("StasisStart", "ChannelDestroyed"))
         self._task = asyncio.create_task(self._read())
 
@@ -89,16 +130,37 @@ class AriFloor:
 
         call_id = f"floor{next(self._ids):08d}"
         rec.call_id = call_id
-        self.calls[call_id] = {"callee": rec.callee, "gone": set()}
-        params = {"endpoint": f"PJSIP/{self.agent}", "app": APP, "appArgs": f"agent,{call_id}",
-                  "channelId": f"{call_id}-agent", "timeout": 35}
-        body = {"variables": {"CONNECTEDLINE(num)": rec.callee, "CONNECTEDLINE(name)": rec.callee,
-                              **keep_variables(SUB, rec.callee, rec.callee),
-                              "CDR(call_ref)": "bench-" + rec.callee, "CDR(c2d_call_id)": call_id,
-                              "CDR(c2d_leg)": "agent", "CDR(c2d_agent)": self.agent,
-                              "CDR(c2d_clid)": self.clid}}
-        await _send(self.ari, rec, "POST", "/ari/channels", params=params, json_body=body)
+        if self.variant == "local":
+            agent_req, callee_req = local_legs(call_id, self.agent, rec.callee, self.clid, self.app)
+        else:
+            agent_req, callee_req = self._pjsip_legs(call_id, rec.callee)
+        call = {"callee": rec.callee, "gone": set(), "agent": agent_req["params"]["channelId"],
+                "callee_leg": callee_req["params"]["channelId"], "dial": callee_req}
+        self.calls[call_id] = call
+        self.legs[call["agent"]] = (call_id, "agent")
+        self.legs[call["callee_leg"]] = (call_id, "callee")
+        await _send(self.ari, rec, "POST", "/ari/channels", **agent_req)
         self.placed += 1
+
+    def _pjsip_legs(self, call_id: str, callee: str) -> tuple[dict, dict]:
+        """Both legs straight to their PJSIP endpoints (the floor itself)."""
+        agent = {"params": {"endpoint": f"PJSIP/{self.agent}", "app": self.app, "appArgs": f"agent,{call_id}",
+                            "channelId": f"{call_id}-agent", "timeout": 35},
+                 "json_body": {"variables": {
+                     "CONNECTEDLINE(num)": callee, "CONNECTEDLINE(name)": callee,
+                     **keep_variables(SUB, callee, callee),
+                     "CDR(call_ref)": "bench-" + callee, "CDR(c2d_call_id)": call_id,
+                     "CDR(c2d_leg)": "agent", "CDR(c2d_agent)": self.agent, "CDR(c2d_clid)": self.clid}}}
+        callee_req = {"params": {"endpoint": f"PJSIP/{callee}@trunk", "app": self.app, "appArgs": f"callee,{call_id}",
+                                 "channelId": f"{call_id}-callee", "timeout": 50,
+                                 "originator": f"{call_id}-agent"},
+                      "json_body": {"variables": {
+                          "CDR(call_ref)": "bench-" + callee, "CDR(c2d_call_id)": call_id,
+                          "CDR(c2d_leg)": "callee", "CDR(c2d_agent)": self.agent,
+                          "CDR(c2d_clid)": self.clid, "CALLERID(num)": self.clid,
+                          "CALLERID(name)": "", "CONNECTEDLINE(num)": self.clid,
+                          "CONNECTEDLINE(name)": "", **keep_variables(SUB, self.clid, "")}}}
+        return agent, callee_req
 
     # --- the application ------------------------------------------------
     async def _req(self, method: str, path: str, **kw) -> None:
@@ -120,40 +182,32 @@ class AriFloor:
             except ValueError:
                 continue
             chan_id = (ev.get("channel") or {}).get("id", "")
-            call_id, _, role = chan_id.rpartition("-")
+            call_id, role = self.legs.get(chan_id, ("", ""))
             call = self.calls.get(call_id)
             if call is None:
                 continue
             if ev.get("type") == "StasisStart":
                 if role == "agent":
                     self._spawn(
-                        self._req("POST", "/ari/channels", params={
-                            "endpoint": f"PJSIP/{call['callee']}@trunk", "app": APP,
-                            "appArgs": f"callee,{call_id}", "channelId": f"{call_id}-callee",
-                            "timeout": 50, "originator": chan_id},
-                            json_body={"variables": {
-                                "CDR(call_ref)": "bench-" + call["callee"], "CDR(c2d_call_id)": call_id,
-                                "CDR(c2d_leg)": "callee", "CDR(c2d_agent)": self.agent,
-                                "CDR(c2d_clid)": self.clid, "CALLERID(num)": self.clid,
-                                "CALLERID(name)": "", "CONNECTEDLINE(num)": self.clid,
-                                "CONNECTEDLINE(name)": "", **keep_variables(SUB, self.clid, "")}}),
+                        self._req("POST", "/ari/channels", **call["dial"]),
                         self._req("POST", f"/ari/bridges/c2d-{call_id}",
                                   params={"type": bridge_type(SUB), "name": f"c2d-{call_id}"}),
                         self._req("POST", f"/ari/channels/{chan_id}/ring"))
                 elif role == "callee":
                     self._spawn(
                         self._req("POST", f"/ari/bridges/c2d-{call_id}/addChannel",
-                                  params={"channel": f"{call_id}-agent,{chan_id}"}),
-                        self._req("DELETE", f"/ari/channels/{call_id}-agent/ring"))
+                                  params={"channel": f"{call['agent']},{chan_id}"}),
+                        self._req("DELETE", f"/ari/channels/{call['agent']}/ring"))
             elif ev.get("type") == "ChannelDestroyed":
+                self.legs.pop(chan_id, None)
                 if call["gone"]:
                     call["gone"].add(role)
                     self.calls.pop(call_id, None)
                     continue
                 call["gone"].add(role)
-                other = "callee" if role == "agent" else "agent"
+                other = call["callee_leg"] if role == "agent" else call["agent"]
                 self._spawn(self._teardown(call_id, other))
 
     async def _teardown(self, call_id: str, other: str) -> None:
-        await self._req("DELETE", f"/ari/channels/{call_id}-{other}")
+        await self._req("DELETE", f"/ari/channels/{other}")
         await self._req("DELETE", f"/ari/bridges/c2d-{call_id}")

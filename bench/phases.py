@@ -73,6 +73,35 @@ class Bench(Rig):
                 "ceiling_reached": hi is None,
                 "asterisk_cpu_s": round(cpu_seconds(self.ast.proc.pid) - cpu0, 2)}
 
+    async def phase_cpu(self, subjects: list, rate: float, seconds: float, rounds: int = 2) -> dict:
+        """Asterisk's CPU per call of each subject at one ``rate`` (calls/s), ``seconds`` of
+        calls a step, the subjects alternated (in order, then reversed, ``rounds`` times
+        in all) so that each is measured over the same minutes as the others.
+
+        Returns, per subject name, each step's Asterisk CPU per call (ms), their
+        mean, and the calls and failures of all its steps."""
+        out: dict = {s.name: {"rate": round(rate, 1), "calls": 0, "failed": 0, "why": [],
+                              "asterisk_cpu_ms_per_call": []} for s in subjects}
+        for r in range(rounds):
+            for subject in (subjects if r % 2 == 0 else subjects[::-1]):
+                res = await self.step(subject, rate, max(2, round(rate * seconds)), self.plan.talk_s,
+                                      f"cpu {subject.name} {r + 1}/{rounds}")
+                o = out[subject.name]
+                o["calls"] += res["calls"]
+                o["failed"] += res["failed"]
+                if res["why"]:
+                    o["why"].append(res["why"])
+                o["asterisk_cpu_ms_per_call"].append(round(res["asterisk_cpu_s"] / res["calls"] * 1000, 1))
+                log(f"  {subject.name} at {rate:.1f} calls/s x {res['calls']}: Asterisk "
+                    f"{o['asterisk_cpu_ms_per_call'][-1]} ms per call"
+                    + ("" if res["passed"] else "  FAIL " + res["why"]))
+                await asyncio.sleep(1.0)
+        for o in out.values():
+            per = o["asterisk_cpu_ms_per_call"]
+            o["mean_ms"] = round(sum(per) / len(per), 1) if per else None
+            o["why"] = "; ".join(o["why"])[:300]
+        return out
+
     def conc_steps(self, rate: float) -> list[int]:
         """Simultaneous calls to try at set-up ``rate``: doubling, within the time budget.
 

@@ -30,6 +30,17 @@ EXTENSIONS_LOCAL = f"""; Written by bench/run.py (benchmark only): bare Asterisk
 exten => _X.,1,Set(CALLERID(num)={CLID})
  same => n,Dial(PJSIP/${{EXTEN}}@trunk,45)
  same => n,Hangup()
+
+; Asterisk bridging natively, observed through ARI (bench/native.py): the agent
+; leg, originated here, presents the CLID (C2D_CLID) and dials the callee;
+; after Dial() the trunk's SIP code goes to the observing app, as
+; [c2d-trunk-leg] does for the service.
+[c2d-bench-native]
+exten => _X.,1,Set(CALLERID(num)=${{C2D_CLID}})
+ same => n,Set(CALLERID(name)=)
+ same => n,Dial(PJSIP/${{EXTEN}}@trunk,45)
+ same => n,UserEvent(c2d-leg,sip_code: ${{HANGUPCAUSE(${{HANGUPCAUSE_KEYS()}},tech)}})
+ same => n,Hangup(${{HANGUPCAUSE}})
 """
 
 PJSIP_BASE_PHONE = f"""
@@ -79,6 +90,9 @@ class Plan:
     max_setup_s: float       # "sustained": p99 of request → bridged at most this
     soak_s: float = 0        # then a run at half capacity, in two halves, for memory (0: none)
     floor: bool = True       # also ramp the ARI floor (bench/floor.py)
+    floor_variants: tuple = ()  # then these: "local" (bench/floor.py), "native" (bench/native.py)
+    cpu_rate: float = 6      # with floor_variants: Asterisk CPU per call of each design at this rate
+    service: bool = True     # false: stop after the floor and its variants (bench/floors.py)
     latency_rate: float = 0  # latency runs and soak at this rate, calls/s (0: half the service's capacity)
 
 

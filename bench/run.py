@@ -44,15 +44,14 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.floor import AriFloor
+from bench.floors import check_variants, floor_phases, render_floors
 from bench.phases import Bench
-from bench.plan import AGENT, CLID, FULL, QUICK, RESULTS, SERVICE_OVERRIDES, STORE, Plan, log
+from bench.plan import FULL, QUICK, RESULTS, SERVICE_OVERRIDES, STORE, Plan, log
 from bench.pyspy import profile_summary
 from bench.receiver import Receiver
 from bench.report import machine, render, update_docs
 from bench.stats import derive, memory_trend
 from bench.subjects import Baseline
-from testbed.asterisk import ARI_PASSWORD, ARI_USER
 from testbed.root import ensure_root
 
 
@@ -84,58 +83,11 @@ async def run(plan: Plan, mode: str, profile: bool = False) -> dict:
         res["asterisk"] = {"rate": await bench.phase_rate(baseline)}
 
         if plan.floor:
-            log("ARI floor (a minimal Stasis app, no service): rate ramp")
-            floor = AriFloor(bench.ari, "127.0.0.1", 8088, (ARI_USER, ARI_PASSWORD), AGENT, CLID)
-            await floor.start()
-            try:
-                res["ari_floor"] = {"rate": await bench.phase_rate(
-                    floor, max_rate=res["asterisk"]["rate"]["capacity_cps"] or None)}
-            finally:
-                await floor.stop()
-
-        log("starting the service")
-        await bench.start_service()
-        log("service: rate ramp")
-        res["service"] = {"rate": await bench.phase_rate(bench.service)}
-        cap_s = res["service"]["rate"]["capacity_cps"] or plan.start_rate / 2
-        cap_b = res["asterisk"]["rate"]["capacity_cps"] or plan.start_rate / 2
-        lat_rate = plan.latency_rate or max(1.0, cap_s / 2)
-        conc_rate = max(5.0, round(0.8 * min(cap_s, cap_b), 1))
-
-        log(f"latency at {lat_rate:.1f} calls/s: service and bare Asterisk, REST and header path, "
-            f"interleaved")
-        lat = await bench.phase_latency(baseline, lat_rate, plan.latency_rounds)
-        res["service"]["latency"], res["asterisk"]["latency"] = lat["service"], lat["asterisk"]
-        log(f"service: simultaneous calls, set up at {conc_rate:.1f} calls/s")
-        res["service"]["concurrency"] = await bench.phase_concurrency(bench.service, conc_rate)
-        if plan.soak_s > 0:
-            log(f"service: soak, {plan.soak_s:.0f} s at {lat_rate:.1f} calls/s in two halves (memory)")
-            halves = [await bench.step(bench.service, lat_rate, max(1, round(lat_rate * plan.soak_s / 2)),
-                                       plan.talk_s, f"soak {i}/2") for i in (1, 2)]
-            res["service"]["soak"] = {
-                "rate": round(lat_rate, 1), "calls": sum(h["calls"] for h in halves),
-                "passed": all(h["passed"] for h in halves),
-                "why": "; ".join(h["why"] for h in halves if h["why"]), "halves": halves}
-            log("  soak: " + ("ok" if res["service"]["soak"]["passed"] else "FAIL " + res["service"]["soak"]["why"]))
-        calls_total = bench.service_calls()
-        used = await bench.stop_service()
-        lat_s = res["service"]["latency"]
-        res["service"]["resources"] = {
-            "calls": calls_total, "cpu_s": used["cpu_s"],
-            "cpu_s_per_1000_calls": round(used["cpu_s"] / calls_total * 1000, 2) if calls_total else None,
-            "cpu_s_per_1000_rest_steady": lat_s["rest"]["service_cpu_ms_per_call"],
-            "cpu_s_per_1000_header_steady": lat_s["header"]["service_cpu_ms_per_call"],
-            "asterisk_cpu_s_per_1000": {
-                f"{side}_{path}": res[side]["latency"][path]["asterisk_cpu_ms_per_call"]
-                for side in ("service", "asterisk") for path in ("rest", "header")},
-            "vmhwm_mb": round(used.get("VmHWM", 0) / 1024, 1),
-            "rss_end_mb": round(used.get("VmRSS", 0) / 1024, 1),
-            **memory_trend(bench.idle_rss), "idle_rss": bench.idle_rss, "rss_samples": bench.samples,
-        }
-
-        log(f"bare Asterisk: simultaneous calls, set up at {conc_rate:.1f} calls/s")
-        res["asterisk"]["concurrency"] = await bench.phase_concurrency(baseline, conc_rate)
-        res["observer_events"] = bench.obs.events
+            await floor_phases(bench, baseline, res)
+        if not plan.service:
+            log("no service in this run (--set service=false)")
+        else:
+            await service_phases(bench, baseline, res)
     except asyncio.CancelledError:
         res["error"] = "interrupted"
         log("interrupted")
@@ -148,9 +100,59 @@ async def run(plan: Plan, mode: str, profile: bool = False) -> dict:
             loop.remove_signal_handler(sig)
         await bench.stop()
     res["duration_s"] = round(time.time() - t0, 1)
-    if "error" not in res:
+    if "error" not in res and "service" in res:
         res["derived"] = derive(res)
     return res
+
+
+async def service_phases(bench: Bench, baseline: Baseline, res: dict) -> None:
+    """The service's part of a run, into ``res``: its rate ramp, the latency of both paths
+    against bare Asterisk, the simultaneous calls of both, the soak, its resources."""
+    plan = bench.plan
+    if bench.svc is None:       # not started for the floors' CPU phase (bench/floors.py)
+        log("starting the service")
+        await bench.start_service()
+    log("service: rate ramp")
+    res["service"] = {"rate": await bench.phase_rate(bench.service)}
+    cap_s = res["service"]["rate"]["capacity_cps"] or plan.start_rate / 2
+    cap_b = res["asterisk"]["rate"]["capacity_cps"] or plan.start_rate / 2
+    lat_rate = plan.latency_rate or max(1.0, cap_s / 2)
+    conc_rate = max(5.0, round(0.8 * min(cap_s, cap_b), 1))
+
+    log(f"latency at {lat_rate:.1f} calls/s: service and bare Asterisk, REST and header path, "
+        f"interleaved")
+    lat = await bench.phase_latency(baseline, lat_rate, plan.latency_rounds)
+    res["service"]["latency"], res["asterisk"]["latency"] = lat["service"], lat["asterisk"]
+    log(f"service: simultaneous calls, set up at {conc_rate:.1f} calls/s")
+    res["service"]["concurrency"] = await bench.phase_concurrency(bench.service, conc_rate)
+    if plan.soak_s > 0:
+        log(f"service: soak, {plan.soak_s:.0f} s at {lat_rate:.1f} calls/s in two halves (memory)")
+        halves = [await bench.step(bench.service, lat_rate, max(1, round(lat_rate * plan.soak_s / 2)),
+                                   plan.talk_s, f"soak {i}/2") for i in (1, 2)]
+        res["service"]["soak"] = {
+            "rate": round(lat_rate, 1), "calls": sum(h["calls"] for h in halves),
+            "passed": all(h["passed"] for h in halves),
+            "why": "; ".join(h["why"] for h in halves if h["why"]), "halves": halves}
+        log("  soak: " + ("ok" if res["service"]["soak"]["passed"] else "FAIL " + res["service"]["soak"]["why"]))
+    calls_total = bench.service_calls()
+    used = await bench.stop_service()
+    lat_s = res["service"]["latency"]
+    res["service"]["resources"] = {
+        "calls": calls_total, "cpu_s": used["cpu_s"],
+        "cpu_s_per_1000_calls": round(used["cpu_s"] / calls_total * 1000, 2) if calls_total else None,
+        "cpu_s_per_1000_rest_steady": lat_s["rest"]["service_cpu_ms_per_call"],
+        "cpu_s_per_1000_header_steady": lat_s["header"]["service_cpu_ms_per_call"],
+        "asterisk_cpu_s_per_1000": {
+            f"{side}_{path}": res[side]["latency"][path]["asterisk_cpu_ms_per_call"]
+            for side in ("service", "asterisk") for path in ("rest", "header")},
+        "vmhwm_mb": round(used.get("VmHWM", 0) / 1024, 1),
+        "rss_end_mb": round(used.get("VmRSS", 0) / 1024, 1),
+        **memory_trend(bench.idle_rss), "idle_rss": bench.idle_rss, "rss_samples": bench.samples,
+    }
+
+    log(f"bare Asterisk: simultaneous calls, set up at {conc_rate:.1f} calls/s")
+    res["asterisk"]["concurrency"] = await bench.phase_concurrency(baseline, conc_rate)
+    res["observer_events"] = bench.obs.events
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.cluster and args.store != "postgresql":
         p.error("--cluster needs --store postgresql (a cluster shares a PostgreSQL store)")
     if args.from_json:
-        md = render(json.loads(Path(args.from_json).read_text()))
+        old = json.loads(Path(args.from_json).read_text())
+        md = (render(old) if "service" in old else "") + render_floors(old)
         print(md)
         if args.update_docs:
             print("docs/performance.md updated" if update_docs(md) else
@@ -204,6 +207,12 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"--set: no plan field {key!r} (fields: {', '.join(Plan.__dataclass_fields__)})")
         setattr(plan, key, json.loads(value))
         mode += f" {key}={value}"
+    try:
+        check_variants(plan.floor_variants)
+    except ValueError as exc:
+        p.error(str(exc))
+    if not plan.service and not plan.floor:
+        p.error("--set service=false needs the floor (floor=true): nothing would be measured")
     postgres = None
     if args.store == "postgresql":
         from testbed.postgres import PostgresServer
@@ -235,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     if "error" in res:
         print(f"bench: failed after {res['duration_s']:.0f} s; partial figures in {out}", file=sys.stderr)
         return 1
-    md = render(res)
+    md = (render(res) if "service" in res else "") + render_floors(res)
     out.with_suffix(".md").write_text(md)
     print()
     print(md)
