@@ -1,9 +1,11 @@
 """The ARI floor and its variants in a run: what Asterisk allows designs other than the service's.
 
-``--set floor_variants='["local","native"]'`` adds, after the floor's own
-rate ramp, a ramp of each variant (``bench/floor.py`` ``local``: the
-service's Local legs; ``bench/native.py``: Asterisk bridging in the
-dialplan, followed through ARI), each capped at bare Asterisk's capacity,
+``--set floor_variants='["local","native","native-local"]'`` adds, after
+the floor's own rate ramp, a ramp of each variant (``bench/floor.py``
+``local``: the service's Local legs; ``bench/native.py``: Asterisk bridging
+in the dialplan, followed through ARI, with the agent leg a PJSIP channel or,
+``native-local``, the service's Local agent leg), each from the floor's
+capacity up to bare Asterisk's,
 then Asterisk's CPU per call of bare Asterisk, the floor, every variant and
 the service at one rate (``--set cpu_rate=R``), alternated
 (``Bench.phase_cpu``).
@@ -23,7 +25,8 @@ from testbed.asterisk import ARI_PASSWORD, ARI_USER
 
 #: The variants ``floor_variants`` may name, and what each is.
 VARIANTS = {"local": "the floor with the service's Local legs (decision 0014)",
-            "native": "Asterisk bridging in the dialplan, followed through ARI"}
+            "native": "Asterisk bridging in the dialplan, followed through ARI",
+            "native-local": "the same, the agent leg a Local channel (two CDR rows per call)"}
 
 
 def check_variants(names) -> list[str]:
@@ -41,7 +44,8 @@ def subjects(ari, variants: list[str]) -> list:
     args = (ari, "127.0.0.1", 8088, (ARI_USER, ARI_PASSWORD), AGENT, CLID)
     out = [AriFloor(*args)]
     for name in variants:
-        out.append(AriFloor(*args, variant="local") if name == "local" else NativeBridging(*args))
+        out.append(AriFloor(*args, variant="local") if name == "local"
+                   else NativeBridging(*args, local=name == "native-local"))
     return out
 
 
@@ -56,9 +60,13 @@ async def floor_phases(bench, baseline, res: dict) -> None:
     try:
         log("ARI floor (a minimal Stasis app, no service): rate ramp")
         res["ari_floor"] = {"rate": await bench.phase_rate(floors[0], max_rate=cap_b)}
+        # From the floor's capacity up: a design that costs Asterisk more than the
+        # floor, started at bare Asterisk's rate, can leave it too swamped to clear.
+        start = res["ari_floor"]["rate"]["capacity_cps"] or None
         for name, f in zip(variants, floors[1:]):
             log(f"ARI floor variant {name} ({VARIANTS[name]}): rate ramp")
-            res.setdefault("floor_variants", {})[name] = {"rate": await bench.phase_rate(f, max_rate=cap_b)}
+            res.setdefault("floor_variants", {})[name] = {
+                "rate": await bench.phase_rate(f, max_rate=cap_b, start_rate=start)}
         if variants:
             measured = [baseline, *floors]
             if plan.service:      # the service's Asterisk cost over the same minutes
@@ -89,7 +97,7 @@ def render_floors(res: dict) -> str:
     rows = [("bare Asterisk (originate + dialplan Dial)", "asterisk", res["asterisk"]["rate"]),
             ("ARI floor (PJSIP legs, bridged in Stasis)", "ari-floor", res["ari_floor"]["rate"])]
     for name, v in res["floor_variants"].items():
-        rows.append((f"{name}: {VARIANTS[name]}", "native" if name == "native" else f"ari-floor-{name}",
+        rows.append((f"{name}: {VARIANTS[name]}", name if name.startswith("native") else f"ari-floor-{name}",
                      v["rate"]))
     if "service" in cpu:
         rows.append(("the service (REST calls)", "service", (res.get("service") or {}).get("rate")

@@ -38,7 +38,10 @@ from collections import Counter
 
 from bench.httpclient import HttpError, HttpPool
 from bench.observer import close_app, open_app
+from bench.floor import DIAL
+from platforma_c2d.calls import legs
 from platforma_c2d.calls.connected_line import shown_to_agent
+from platforma_c2d.calls.model import Call, Origin
 
 APP = "c2d-bench-native"
 #: The bench-only context the agent leg continues into (``bench.plan.EXTENSIONS_LOCAL``).
@@ -48,16 +51,29 @@ EVENTS = ("Dial", "ChannelUserevent", "ChannelDestroyed")
 _FAILED = ("BUSY", "NOANSWER", "CONGESTION", "CHANUNAVAIL", "CANCEL")
 
 
-def native_agent_leg(call_id: str, agent: str, callee: str, clid: str) -> dict:
+def native_agent_leg(call_id: str, agent: str, callee: str, clid: str, local: bool = False) -> dict:
     """The ``POST /channels`` (``params``, ``json_body``) of a natively bridged call's
     agent leg: into :data:`CONTEXT` at the callee's extension, the phone shown the
-    callee, the call's CDR variables, the CLID for the context. Pure."""
-    return {"params": {"endpoint": f"PJSIP/{agent}", "context": CONTEXT, "extension": callee,
-                       "priority": 1, "channelId": f"{call_id}-agent", "timeout": 35},
-            "json_body": {"variables": {
-                **shown_to_agent("", callee), "C2D_CLID": clid,
-                "CDR(call_ref)": "bench-" + callee, "CDR(c2d_call_id)": call_id,
-                "CDR(c2d_leg)": "agent", "CDR(c2d_agent)": agent, "CDR(c2d_clid)": clid}}}
+    callee, the call's CDR variables, the CLID for the context. Pure.
+
+    ``local``: the agent leg as the service originates it (decision 0014,
+    ``Local/<callee>@c2d-agent-leg/n``, whose ``;2`` rings the phone and
+    keeps the agent's CDR row), its ``;1`` running the context: ``;1``'s own
+    row is then the trunk leg's (``src`` the CLID, ``dst`` the callee), two
+    rows per call as SPEC §5 asks, at the cost of one Local channel."""
+    variables = {"C2D_CLID": clid, "CDR(call_ref)": "bench-" + callee, "CDR(c2d_call_id)": call_id,
+                 "CDR(c2d_leg)": "agent", "CDR(c2d_agent)": agent, "CDR(c2d_clid)": clid}
+    params = {"endpoint": f"PJSIP/{agent}", "context": CONTEXT, "extension": callee,
+              "priority": 1, "channelId": f"{call_id}-agent", "timeout": 35}
+    if local:
+        call = Call(id=call_id, origin=Origin.REST, agent=agent, callee=callee, outbound_id=clid, clid=clid,
+                    call_ref="bench-" + callee)
+        orig = legs.agent_originate(call, DIAL, "")
+        variables.update({k: v for k, v in orig.variables.items() if k != "CDR_PROP(disable)"})
+        params.update(endpoint=orig.endpoint, otherChannelId=legs.dial_half_id(params["channelId"]))
+    else:
+        variables.update(shown_to_agent("", callee))
+    return {"params": params, "json_body": {"variables": variables}}
 
 
 def call_of(ev: dict) -> str | None:
@@ -98,19 +114,22 @@ class NativeBridging:
     """The natively bridged subject (see the module docstring).
 
     ``ari``: the load generator's :class:`HttpPool`; ``host``/``port``/``auth``:
-    ARI; ``agent``: the agent's extension; ``clid``: the CLID. ``place(rec)``
+    ARI; ``agent``: the agent's extension; ``clid``: the CLID; ``local``: the
+    agent leg through a Local channel (:func:`native_agent_leg`). ``place(rec)``
     is the subject interface of ``bench/subjects.py`` (``rec.status`` 200 when
     Asterisk took the agent leg; ``rec.call_id`` is the call's id, the leg's
     channel id ``<call id>-agent``).
     """
 
-    name = "native"
     ok_status = 200
 
-    def __init__(self, ari: HttpPool, host: str, port: int, auth: tuple[str, str], agent: str, clid: str):
-        self.ari, self.agent, self.clid = ari, agent, clid
+    def __init__(self, ari: HttpPool, host: str, port: int, auth: tuple[str, str], agent: str, clid: str,
+                 local: bool = False):
+        self.ari, self.agent, self.clid, self.local = ari, agent, clid, local
+        self.name = "native-local" if local else "native"
+        self.app = APP + ("-local" if local else "")     # an app's events go to one WebSocket
         self.app_http = HttpPool(host, port, auth=auth, max_conns=32)
-        self.url = f"ws://{host}:{port}/ari/events?app={APP}&subscribeAll=false"
+        self.url = f"ws://{host}:{port}/ari/events?app={self.app}&subscribeAll=false"
         token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
         self._headers = {"Authorization": f"Basic {token}"}
         self._ids = itertools.count(1)
@@ -122,7 +141,7 @@ class NativeBridging:
 
     async def start(self) -> None:
         """Connect the app and narrow its events to :data:`EVENTS`."""
-        self._ws = await open_app(self.url, self._headers, self.app_http, APP, EVENTS)
+        self._ws = await open_app(self.url, self._headers, self.app_http, self.app, EVENTS)
         self._task = asyncio.create_task(self._read())
 
     async def stop(self) -> None:
@@ -137,12 +156,12 @@ class NativeBridging:
         call_id = f"native{next(self._ids):08d}"
         rec.call_id = call_id
         await _send(self.ari, rec, "POST", "/ari/channels",
-                    **native_agent_leg(call_id, self.agent, rec.callee, self.clid))
+                    **native_agent_leg(call_id, self.agent, rec.callee, self.clid, self.local))
         self.placed += 1
         if rec.status == self.ok_status:
             try:
                 status, _, _ = await asyncio.wait_for(self.app_http.request(
-                    "POST", f"/ari/applications/{APP}/subscription",
+                    "POST", f"/ari/applications/{self.app}/subscription",
                     params={"eventSource": f"channel:{call_id}-agent"}), timeout=10)
                 if status != 200:
                     self.errors += 1

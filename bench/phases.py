@@ -24,12 +24,14 @@ class Bench(Rig):
     """Everything one run owns (``bench.rig.Rig``); the ``phase_*`` methods are the measurements."""
 
     # --- phases ---------------------------------------------------------
-    async def phase_rate(self, subject, max_rate: float | None = None) -> dict:
+    async def phase_rate(self, subject, max_rate: float | None = None, start_rate: float | None = None) -> dict:
         """Ramp the rate until a step fails, then bisect; the last passing rate is the capacity.
 
         ``max_rate`` (calls/s): never try more (the ARI floor is capped at
         bare Asterisk's capacity: above it, Asterisk only drowns in ARI
-        requests, and a step can then take minutes to drain)."""
+        requests, and a step can then take minutes to drain). ``start_rate``:
+        the first step, instead of the plan's (the floor's variants start at
+        the floor's capacity)."""
         plan, steps = self.plan, []
         cap = min(plan.max_rate, max_rate) if max_rate else plan.max_rate
         cpu0 = cpu_seconds(self.ast.proc.pid)
@@ -44,7 +46,7 @@ class Bench(Rig):
             await asyncio.sleep(1.0)
             return res["passed"]
 
-        lo, hi, rate = 0.0, None, min(plan.start_rate, cap)
+        lo, hi, rate = 0.0, None, min(start_rate or plan.start_rate, cap)
         while True:
             if await try_rate(rate):
                 lo = rate

@@ -194,9 +194,12 @@ class Rig:
             await asyncio.sleep(0.25)
         if chans or bridges:
             log(f"  left in Asterisk: {chans} channels, {bridges} bridges — clearing")
-            await asyncio.to_thread(self.ast.hangup_everything)
+            try:
+                await asyncio.to_thread(self.ast.hangup_everything)
+            except Exception as exc:  # noqa: BLE001 - a swamped Asterisk: the step failed already
+                log(f"  clearing: {type(exc).__name__}: {exc}; waiting for Asterisk instead")
             await asyncio.sleep(2)
-            await asyncio.to_thread(self.ast.wait_idle, 15)
+            await asyncio.to_thread(self.ast.wait_idle, 30)
         return chans, bridges
 
     def journal_reasons(self, recs: list[CallRec], wait_s: float = 5.0) -> dict[str, str | None]:

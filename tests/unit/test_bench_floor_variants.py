@@ -94,3 +94,15 @@ def test_the_table_gives_each_design_its_capacity_and_asterisk_cpu_against_bare(
     assert "| ≥ 80.0 | 1.00 |" in native and native.endswith("| 1.25 |")
     assert "native: the app followed 40 calls and saw callee_answered 40, ended 40." in md
     assert render_floors({"asterisk": {"rate": _rate(80.0)}}) == ""
+
+
+def test_native_local_agent_leg_keeps_the_agent_row_and_the_trunk_row():
+    req = native_agent_leg("native00000001", "1001", "0200000001", "0215550199", local=True)
+    assert req["params"]["endpoint"] == "Local/0200000001@c2d-agent-leg/n"
+    assert req["params"]["otherChannelId"] == "native00000001-agent-dial"
+    assert (req["params"]["context"], req["params"]["extension"]) == (CONTEXT, "0200000001")
+    v = req["json_body"]["variables"]
+    # ;1 keeps a row of its own (the trunk leg's); ;2 tags the agent's
+    assert "CDR_PROP(disable)" not in v
+    assert v["C2D_LEG_C2D_LEG"] == "agent" and v["C2D_CLID"] == "0215550199"
+    assert v["CONNECTEDLINE(num)"] == "1001"      # ;2's caller: the agent, src of the agent's row
