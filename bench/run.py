@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--cluster needs --store postgresql (a cluster shares a PostgreSQL store)")
     if args.from_json:
         old = json.loads(Path(args.from_json).read_text())
-        md = (render(old) if "service" in old else "") + render_floors(old)
+        md = "\n".join(x for x in (render(old) if "service" in old else "", render_floors(old)) if x)
         print(md)
         if args.update_docs:
             print("docs/performance.md updated" if update_docs(md) else
@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     if "error" in res:
         print(f"bench: failed after {res['duration_s']:.0f} s; partial figures in {out}", file=sys.stderr)
         return 1
-    md = (render(res) if "service" in res else "") + render_floors(res)
+    md = "\n".join(x for x in (render(res) if "service" in res else "", render_floors(res)) if x)
     out.with_suffix(".md").write_text(md)
     print()
     print(md)
