@@ -35,10 +35,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
-import json
 
 from bench.httpclient import HttpError, HttpPool
-from bench.observer import close_app, open_app
+from bench.observer import app_events, close_app, open_app
 from platforma_c2d.calls import legs
 from platforma_c2d.calls.connected_line import bridge_type, keep_variables
 from platforma_c2d.calls.model import Call, Leg, Origin
@@ -176,11 +175,7 @@ class AriFloor:
             task.add_done_callback(self._pending.discard)
 
     async def _read(self) -> None:
-        async for raw in self._ws:
-            try:
-                ev = json.loads(raw)
-            except ValueError:
-                continue
+        async for ev in app_events(self._ws):
             chan_id = (ev.get("channel") or {}).get("id", "")
             call_id, role = self.legs.get(chan_id, ("", ""))
             call = self.calls.get(call_id)

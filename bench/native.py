@@ -33,11 +33,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
-import json
 from collections import Counter
 
 from bench.httpclient import HttpError, HttpPool
-from bench.observer import close_app, open_app
+from bench.observer import app_events, close_app, open_app
 from bench.floor import DIAL
 from platforma_c2d.calls import legs
 from platforma_c2d.calls.connected_line import shown_to_agent
@@ -175,11 +174,7 @@ class NativeBridging:
         return status == 204
 
     async def _read(self) -> None:
-        async for raw in self._ws:
-            try:
-                ev = json.loads(raw)
-            except ValueError:
-                continue
+        async for ev in app_events(self._ws):
             step, call_id = step_of(ev), call_of(ev)
             if step is not None and call_id is not None:
                 self.seen.setdefault(call_id, set()).add(step)

@@ -50,6 +50,16 @@ async def open_app(url: str, headers: dict, http, app: str, allowed: tuple[str, 
     return ws
 
 
+async def app_events(ws):
+    """The events an application's WebSocket ``ws`` sends, parsed, in order (frames
+    that are not JSON are skipped)."""
+    async for raw in ws:
+        try:
+            yield json.loads(raw)
+        except ValueError:
+            continue
+
+
 async def close_app(ws, task: asyncio.Task | None) -> None:
     """Close an application's socket and end its reading task."""
     if ws is not None:
