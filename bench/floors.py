@@ -76,6 +76,9 @@ async def floor_phases(bench, baseline, res: dict) -> None:
             log(f"Asterisk CPU per call at {plan.cpu_rate} calls/s, alternated: "
                 + ", ".join(s.name for s in measured))
             res["asterisk_cpu"] = await bench.phase_cpu(measured, plan.cpu_rate, plan.step_s)
+        # requests the apps saw fail (the floor's addChannel can reach Asterisk
+        # before the bridge it creates at the same moment: "never bridged")
+        res["ari_floor"]["errors"] = floors[0].errors
         for name, f in zip(variants, floors[1:]):
             res["floor_variants"][name]["errors"] = f.errors
             if hasattr(f, "observed"):
