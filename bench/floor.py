@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+from collections import Counter
 
 from bench.httpclient import HttpError, HttpPool
 from bench.observer import app_events, close_app, open_app
@@ -106,6 +107,7 @@ class AriFloor:
         self.legs: dict[str, tuple[str, str]] = {}   # channel id -> (call id, role)
         self.placed = 0
         self.errors = 0
+        self.refused: Counter = Counter()       # "METHOD what status" -> requests that failed
         self._ws = None
         self._task: asyncio.Task | None = None
         self._pending: set[asyncio.Task] = set()
@@ -164,9 +166,13 @@ class AriFloor:
     # --- the application ------------------------------------------------
     async def _req(self, method: str, path: str, **kw) -> None:
         try:   # bounded, like the service's requests: an overloaded Asterisk fails the step
-            await asyncio.wait_for(self.app_http.request(method, path, **kw), timeout=10)
-        except (HttpError, OSError, asyncio.TimeoutError):
+            status, _, _ = await asyncio.wait_for(self.app_http.request(method, path, **kw), timeout=10)
+        except (HttpError, OSError, asyncio.TimeoutError) as exc:
+            status = type(exc).__name__
+        if not isinstance(status, int) or status >= 300:
             self.errors += 1
+            what = path.rsplit("/", 1)[-1] if path.endswith(("/addChannel", "/ring")) else path.split("/")[2]
+            self.refused[f"{method} {what} {status}"] += 1
 
     def _spawn(self, *coros) -> None:
         for coro in coros:

@@ -76,11 +76,12 @@ async def floor_phases(bench, baseline, res: dict) -> None:
             log(f"Asterisk CPU per call at {plan.cpu_rate} calls/s, alternated: "
                 + ", ".join(s.name for s in measured))
             res["asterisk_cpu"] = await bench.phase_cpu(measured, plan.cpu_rate, plan.step_s)
-        # requests the apps saw fail (the floor's addChannel can reach Asterisk
-        # before the bridge it creates at the same moment: "never bridged")
-        res["ari_floor"]["errors"] = floors[0].errors
+        # which requests the apps saw fail (what a "never bridged" call met)
+        res["ari_floor"]["refused"] = dict(floors[0].refused)
         for name, f in zip(variants, floors[1:]):
             res["floor_variants"][name]["errors"] = f.errors
+            if hasattr(f, "refused"):
+                res["floor_variants"][name]["refused"] = dict(f.refused)
             if hasattr(f, "observed"):
                 res["floor_variants"][name]["observed"] = dict(f.observed)
                 res["floor_variants"][name]["placed"] = f.placed
