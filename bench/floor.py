@@ -10,8 +10,9 @@ journal, no logging, no HTTP API, no checks, no timers.
 2. agent's ``StasisStart`` (answered) → ``POST /channels`` the callee leg
    through the trunk with the CLID, ``POST /bridges/{id}`` and
    ``POST /channels/{agent}/ring``, at once;
-3. callee's ``StasisStart`` → ``POST /bridges/{id}/addChannel`` (both legs)
-   and ``DELETE /channels/{agent}/ring``, at once;
+3. callee's ``StasisStart`` → ``POST /bridges/{id}/addChannel`` (both legs,
+   once the bridge's creation has been answered) and
+   ``DELETE /channels/{agent}/ring``, at once;
 4. a leg's ``ChannelDestroyed`` → ``DELETE /channels/{other}``, then
    ``DELETE /bridges/{id}``.
 
@@ -189,16 +190,14 @@ class AriFloor:
                 continue
             if ev.get("type") == "StasisStart":
                 if role == "agent":
-                    self._spawn(
-                        self._req("POST", "/ari/channels", **call["dial"]),
-                        self._req("POST", f"/ari/bridges/c2d-{call_id}",
-                                  params={"type": bridge_type(SUB), "name": f"c2d-{call_id}"}),
-                        self._req("POST", f"/ari/channels/{chan_id}/ring"))
+                    call["bridge"] = asyncio.ensure_future(self._req(
+                        "POST", f"/ari/bridges/c2d-{call_id}",
+                        params={"type": bridge_type(SUB), "name": f"c2d-{call_id}"}))
+                    self._spawn(self._req("POST", "/ari/channels", **call["dial"]), call["bridge"],
+                                self._req("POST", f"/ari/channels/{chan_id}/ring"))
                 elif role == "callee":
-                    self._spawn(
-                        self._req("POST", f"/ari/bridges/c2d-{call_id}/addChannel",
-                                  params={"channel": f"{call['agent']},{chan_id}"}),
-                        self._req("DELETE", f"/ari/channels/{call['agent']}/ring"))
+                    self._spawn(self._connect(call_id, call, chan_id),
+                                self._req("DELETE", f"/ari/channels/{call['agent']}/ring"))
             elif ev.get("type") == "ChannelDestroyed":
                 self.legs.pop(chan_id, None)
                 if call["gone"]:
@@ -208,6 +207,14 @@ class AriFloor:
                 call["gone"].add(role)
                 other = call["callee_leg"] if role == "agent" else call["agent"]
                 self._spawn(self._teardown(call_id, other))
+
+    async def _connect(self, call_id: str, call: dict, callee_chan: str) -> None:
+        # The bridge is created when the agent answers; a callee who answers at
+        # once could otherwise get here first (addChannel 404, bridge not found).
+        if "bridge" in call:
+            await call["bridge"]
+        await self._req("POST", f"/ari/bridges/c2d-{call_id}/addChannel",
+                        params={"channel": f"{call['agent']},{callee_chan}"})
 
     async def _teardown(self, call_id: str, other: str) -> None:
         await self._req("DELETE", f"/ari/channels/{other}")
