@@ -119,7 +119,15 @@ class AgiServer(socketserver.ThreadingTCPServer):
         self.auth_timeout_s = auth_timeout_s
         self.max_connections = max_connections
         self.slots = SessionSlots(max_unauthenticated, max_connections)
+        #: the ARI client of the sessions' subscriptions, closed with the server (build_server)
+        self.follow: ChannelFollow | None = None
         super().__init__(address, _Session)
+
+    def server_close(self) -> None:
+        """Wait for the running sessions (see the class), then close the ARI client."""
+        super().server_close()
+        if self.follow is not None:
+            self.follow.close()
 
     def process_request(self, request, client_address) -> None:
         """Count the connection as unauthenticated and serve it in a new thread."""
@@ -141,14 +149,21 @@ def build_server(cfg: Config, journal: Journal) -> AgiServer:
     ``cfg.clid`` / ``cfg.policy`` (the composition root of ``agi``). Binds
     the listening socket; raises ``OSError`` when that fails."""
     picker = ClidPicker(cfg.clid, ClidStore(journal.engine))
+    follow = ChannelFollow(cfg.ari)
     scripts = AgiScripts(journal, picker, Policy(cfg.clid, cfg.policy), dial=cfg.dial,
-                         secret=cfg.agi.secret, follow=ChannelFollow(cfg.ari).subscribe,
+                         secret=cfg.agi.secret, follow=follow.subscribe,
                          limits=cfg.limits)
-    return AgiServer((cfg.agi.host, cfg.agi.port), scripts,
-                     max_connections=cfg.agi.max_connections,
-                     read_timeout_s=cfg.agi.read_timeout_s,
-                     max_unauthenticated=cfg.agi.max_unauthenticated,
-                     auth_timeout_s=cfg.agi.auth_timeout_s)
+    try:
+        server = AgiServer((cfg.agi.host, cfg.agi.port), scripts,
+                           max_connections=cfg.agi.max_connections,
+                           read_timeout_s=cfg.agi.read_timeout_s,
+                           max_unauthenticated=cfg.agi.max_unauthenticated,
+                           auth_timeout_s=cfg.agi.auth_timeout_s)
+    except OSError:
+        follow.close()
+        raise
+    server.follow = follow
+    return server
 
 
 def serve_agi(cfg: Config) -> int:
