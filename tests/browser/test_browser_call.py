@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from testbed.sipp import header_values, sip_user, uas_scenario
+from testbed.sipmessages import header_values, sip_user
+from testbed.sipp import uas_scenario
 
 pytestmark = pytest.mark.browser
 

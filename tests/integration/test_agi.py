@@ -17,7 +17,8 @@ import time
 import pytest
 
 from platforma_c2d.store.journal import Journal
-from testbed.sipp import sip_user, uac_scenario, uas_scenario
+from testbed.sipmessages import sip_user
+from testbed.sipp import uac_scenario, uas_scenario
 from testbed.service import AGI_SECRET
 from tests.integration.test_rest_calls import assert_trunk_never_saw
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import pytest
 
-from testbed.sipp import sip_user, uac_scenario, uas_scenario
+from testbed.sipmessages import sip_user
+from testbed.sipp import uac_scenario, uas_scenario
 
 AGENT_PORT, TRUNK_PORT, PHONE_PORT = 5071, 5070, 5081
 CALLEE, CLID = "0215550100", "0215550199"

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import time
 
-from testbed.sipp import sip_user, uac_scenario, uas_scenario
+from testbed.sipmessages import sip_user
+from testbed.sipp import uac_scenario, uas_scenario
 
 AGENT_PORT, TRUNK_PORT, PHONE_PORT = 5071, 5070, 5081
 OUT = "X-Platforma-Outbound-ID"

@@ -21,7 +21,8 @@ import psycopg
 from testbed.asterisk import AsteriskBench
 from testbed.receiver import WebhookReceiver
 from testbed.service import AGI_SECRET, ServiceProcess, free_port, wait_for
-from testbed.sipp import sip_user, uac_scenario, uas_scenario
+from testbed.sipmessages import sip_user
+from testbed.sipp import uac_scenario, uas_scenario
 
 ADDRESS = {"a": "127.0.0.2", "b": "127.0.0.3"}
 RULES = ["1001=a", "1003=a", "1002=b", "1004=b"]

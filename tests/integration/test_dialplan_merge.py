@@ -18,7 +18,8 @@ import time
 import pytest
 
 from testbed.asterisk import CONF_DIR
-from testbed.sipp import sip_user, uac_scenario, uas_scenario
+from testbed.sipmessages import sip_user
+from testbed.sipp import uac_scenario, uas_scenario
 from tests.integration.test_webrtc_headers import final_response
 
 AGENT, AGENT_PORT = "1001", 5071

@@ -16,7 +16,8 @@ import time
 
 import pytest
 
-from testbed.sipp import identities, uac_scenario, uas_scenario
+from testbed.sipmessages import identities
+from testbed.sipp import uac_scenario, uas_scenario
 
 pytestmark = pytest.mark.admin_configs
 

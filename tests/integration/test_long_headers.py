@@ -10,7 +10,8 @@ import time
 import pytest
 
 from platforma_c2d.store.journal import Journal
-from testbed.sipp import sip_user, uas_scenario
+from testbed.sipmessages import sip_user
+from testbed.sipp import uas_scenario
 from tests.integration import test_agi, test_webrtc_headers
 from tests.integration.test_agi import agi  # noqa: F401 - the FastAGI server fixture
 

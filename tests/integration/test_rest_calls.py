@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from testbed.sipp import outlast_invite_retransmissions, sip_user, uas_scenario
+from testbed.sipmessages import sip_user
+from testbed.sipp import outlast_invite_retransmissions, uas_scenario
 
 AGENT_PORT, TRUNK_PORT = 5071, 5070
 

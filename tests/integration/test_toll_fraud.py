@@ -16,7 +16,8 @@ import time
 
 import pytest
 
-from testbed.sipp import sip_user, uac_scenario, uas_scenario
+from testbed.sipmessages import sip_user
+from testbed.sipp import uac_scenario, uas_scenario
 from tests.integration.test_agi import (AGENT, OUT, PHONE_PORT, REF, TRUNK_PORT, dial, final_responses,
                                         start_agi, wait_calls)
 

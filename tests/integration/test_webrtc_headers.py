@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from testbed.sipp import outlast_invite_retransmissions, sip_user, uac_scenario, uas_scenario
+from testbed.sipmessages import sip_user
+from testbed.sipp import outlast_invite_retransmissions, uac_scenario, uas_scenario
 from tests.integration.test_rest_calls import assert_cdr_tagged, assert_trunk_never_saw
 
 PHONE_PORT, TRUNK_PORT = 5081, 5070
