@@ -29,6 +29,7 @@ from sqlalchemy import event
 
 from platforma_c2d.calls.model import Call, State, call_resource, iso, utcnow
 from platforma_c2d.store import outbox, schema
+from platforma_c2d.store.batch import BatchStatements, write_batch
 from platforma_c2d.store.files import prepare_sqlite_file
 
 metadata = sa.MetaData()
@@ -91,8 +92,9 @@ _UPDATE_CALL = (calls.update().where(calls.c.id == sa.bindparam("p_id"))
 _UPDATE_OPEN_CALL = _UPDATE_CALL.where(calls.c.state != "ended")
 _INSERT_CALL = calls.insert()
 _INSERT_EVENT = call_events.insert()
-_STATE_OF = sa.select(calls.c.state).where(calls.c.id == sa.bindparam("p_id"))
-_ROW_OF = sa.select(calls).where(calls.c.id == sa.bindparam("p_id"))
+_BATCH = BatchStatements(calls, call_events, _UPDATE_CALL)
+#: calls whose last state the journal remembers (``Journal.write``); past it, it forgets them all
+_KNOWN_MAX = 100_000
 
 log = logging.getLogger("platforma_c2d.store")
 
@@ -175,6 +177,9 @@ class Journal:
         self.url = url
         #: ``[cluster] node``: stored with each new call; reconciliation reads only its calls
         self.node = node or None
+        #: call id -> the state this journal last committed for it (open calls only;
+        #: store/batch.py: spares the read of the state, checked by the update itself)
+        self._known: dict[str, str] = {}
         engine_url = sa.engine.make_url(url)
         if engine_url.get_backend_name() == "sqlite" and engine_url.database not in (None, "", ":memory:"):
             prepare_sqlite_file(engine_url.database)      # private files (store/files.py)
@@ -226,31 +231,33 @@ class Journal:
         return {"row": row, "event": event_row, "idempotency_key": idempotency_key,
                 "request_hash": request_hash, "status_callback": status_callback}
 
-    def write(self, records: list[dict]) -> None:
-        """Write snapshots (:meth:`snapshot`) in order, in one transaction (one commit).
+    def write(self, records: list[dict], conn: sa.Connection | None = None) -> None:
+        """Write snapshots (:meth:`snapshot`) in order, in one transaction (one commit):
+        each call's row once, as its last record has it; every history row and
+        every event (SPEC §10) in order (``store/batch.py``).
 
-        Raises ``sqlalchemy.exc.SQLAlchemyError``; then nothing of the batch
-        is written.
+        ``conn``: a connection of the caller's thread, kept between batches
+        (the writer thread's), outside any transaction; by default one of the
+        pool. Raises ``sqlalchemy.exc.SQLAlchemyError``; then nothing of the
+        batch is written.
         """
-        with self.engine.begin() as conn:
-            for rec in records:
-                row = rec["row"]
-                before = conn.execute(_STATE_OF, {"p_id": row["id"]}).scalar()
-                # Statements built once (module level): only parameters change.
-                updated = conn.execute(_UPDATE_CALL, {"p_" + k: v for k, v in row.items()}).rowcount
-                if not updated:
-                    conn.execute(_INSERT_CALL, {**row, "idempotency_key": rec["idempotency_key"],
-                                                "request_hash": rec["request_hash"], "node": self.node})
-                    if rec.get("status_callback"):
-                        outbox.add_callback(conn, row["id"], rec["status_callback"])
-                conn.execute(_INSERT_EVENT, rec["event"])
-                if before != row["state"]:
-                    self._add_event(conn, row["id"], rec["event"]["at"])
+        if conn is None:
+            with self.engine.begin() as pooled:
+                states = write_batch(pooled, records, self._known, self.node, _BATCH)
+        else:
+            with conn.begin():
+                states = write_batch(conn, records, self._known, self.node, _BATCH)
+        self._remember(states)
 
-    def _add_event(self, conn: sa.Connection, call_id: str, at: str) -> None:
-        """Store the event of a change of state made on ``conn`` (SPEC §10): the resource as GET shows it."""
-        row = conn.execute(_ROW_OF, {"p_id": call_id}).mappings().one()
-        outbox.add_event(conn, self._resource(row), at, row["token_name"])
+    def _remember(self, states: dict[str, str]) -> None:
+        """Note the states just committed; an ended call is forgotten (it is seldom written again)."""
+        if len(self._known) > _KNOWN_MAX:
+            self._known.clear()             # a forgotten call costs a read of its state, nothing more
+        for call_id, state in states.items():
+            if state == State.ENDED.value:
+                self._known.pop(call_id, None)
+            else:
+                self._known[call_id] = state
 
     def record(self, call: Call, detail: str = "", *, idempotency_key: str | None = None,
                request_hash: str | None = None) -> None:
@@ -275,7 +282,9 @@ class Journal:
             if not conn.execute(_UPDATE_OPEN_CALL, {"p_" + k: v for k, v in rec["row"].items()}).rowcount:
                 return False
             conn.execute(_INSERT_EVENT, rec["event"])
-            self._add_event(conn, call.id, rec["event"]["at"])
+            # the row is the snapshot now: the event's resource is built from it, not read back
+            outbox.add_event(conn, call_resource(rec["row"]), rec["event"]["at"], rec["row"]["token_name"])
+        self._known.pop(call.id, None)
         return True
 
     def mark_outcome(self, call_id: str, reason: str | None, detail: str, by: str | None = None) -> bool:

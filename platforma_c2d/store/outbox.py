@@ -3,7 +3,7 @@
 Three tables beside the journal's own:
 
 * ``events`` — one row per state change of a call, written **in the same
-  transaction** as the change (:func:`add_event`, called by the journal's
+  transaction** as the change (:func:`add_events`, called by the journal's
   writes), so there is no state without its event and no event without
   its state. ``id`` is unique and increasing (SQLite ``AUTOINCREMENT``:
   never reused, and writes are serialised, so ids appear in commit order;
@@ -84,17 +84,28 @@ def add_event(conn: sa.Connection, resource: dict, at: str, token_name: str = ""
 
     ``resource``: the call resource as the API returns it, after the change;
     ``at``: the change's time (ISO 8601 UTC). The type is ``call.<state>``.
-    On PostgreSQL the transaction first takes :data:`EVENTS_LOCK`: a
-    sequence hands out ids in the order of the inserts, not of the commits,
-    and two writers (the service, the FastAGI process, another instance)
-    could otherwise commit ids 8 and 7 in that order, and a reader that
-    had read 8 would never see 7.
+    One event of :func:`add_events`.
+    """
+    add_events(conn, [(resource, at, token_name)])
+
+
+def add_events(conn: sa.Connection, changes: list[tuple[dict, str, str]]) -> None:
+    """Store the events of changes made on ``conn`` (their transaction), in this order, in one statement.
+
+    ``changes``: ``(resource, at, token_name)`` for each, as :func:`add_event`
+    takes them. On PostgreSQL the transaction first takes
+    :data:`EVENTS_LOCK`: a sequence hands out ids in the order of the
+    inserts, not of the commits, and two writers (the service, the FastAGI
+    process, another instance) could otherwise commit ids 8 and 7 in that
+    order, and a reader that had read 8 would never see 7.
     """
     if conn.dialect.name == "postgresql":
         conn.execute(_LOCK_EVENTS)
-    conn.execute(_INSERT_EVENT, {"call_id": resource["id"], "type": "call." + resource["state"],
-                                 "at": at, "agent": resource["agent"], "token_name": token_name,
-                                 "call": json.dumps(resource, separators=(",", ":"))})
+    conn.execute(_INSERT_EVENT, [
+        {"call_id": resource["id"], "type": "call." + resource["state"], "at": at,
+         "agent": resource["agent"], "token_name": token_name,
+         "call": json.dumps(resource, separators=(",", ":"))}
+        for resource, at, token_name in changes])
 
 
 def add_callback(conn: sa.Connection, call_id: str, url: str) -> None:

@@ -90,6 +90,21 @@ class JournalWriter:
                 done.set_exception(exc)
 
     def _run(self) -> None:
+        # One connection for the thread's life: no pool checkout and reset per
+        # batch. A connection the database dropped is replaced on its next use.
+        self._conn = None
+        try:
+            self._loop()
+        finally:
+            if self._conn is not None:
+                self._conn.close()
+
+    def _connection(self):
+        if self._conn is None:
+            self._conn = self.journal.engine.connect()
+        return self._conn
+
+    def _loop(self) -> None:
         while True:
             batch = [self._queue.get()]
             while len(batch) < self.max_batch:
@@ -108,7 +123,7 @@ class JournalWriter:
 
     def _write(self, records: list) -> None:
         try:
-            self.journal.write([rec for rec, _ in records])
+            self.journal.write([rec for rec, _ in records], self._connection())
         except Exception:  # noqa: BLE001 - retried one by one below
             if len(records) > 1:
                 for one in records:

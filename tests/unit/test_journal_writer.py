@@ -25,11 +25,11 @@ def hold_first_write(journal) -> threading.Event:
     """Hold the writer thread in its first write until the returned event is set."""
     gate, real_write, held = threading.Event(), journal.write, []
 
-    def held_write(records):
+    def held_write(records, *conn):
         if not held:
             held.append(True)
             gate.wait(10)
-        real_write(records)
+        real_write(records, *conn)
 
     journal.write = held_write
     return gate
@@ -122,9 +122,9 @@ def test_flush_waits_for_everything_submitted_before_it(journal):
     gate = threading.Event()
     real_write = journal.write
 
-    def held_write(records):
+    def held_write(records, *conn):
         gate.wait(10)
-        real_write(records)
+        real_write(records, *conn)
 
     journal.write = held_write
     call = a_call()

@@ -82,7 +82,7 @@ def test_no_state_without_its_event(journal, monkeypatch):
     def refused(*_args, **_kw):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(outbox, "add_event", refused)
+    monkeypatch.setattr(outbox, "add_events", refused)
     with pytest.raises(RuntimeError):
         journal.record(call, "agent answered")
     monkeypatch.undo()

@@ -1,0 +1,115 @@
+"""One batch of journal records in one transaction, with as few statements as it takes.
+
+The journal's writer (decision 0004) commits whatever has queued up at once.
+A record is a snapshot of a call (``Journal.snapshot``): the row as it is
+now and one history row; a record whose state differs from the row's
+state before it also stores its event (SPEC §10). What each batch sends:
+
+* **one write of each call's row**, however many of its records are in the
+  batch: the row ends as the last record has it, as it would after writing
+  them one by one;
+* **the state the row had**, needed to tell a change of state, is not read
+  when this journal wrote the row last: the update says which state it
+  expects (``WHERE id = … AND state = …``), so a row another writer changed
+  since (the FastAGI process, another instance, the process before a
+  restart) matches nothing, and only then is its state read and the row
+  written. A call the journal has not seen is inserted if new (``INSERT …
+  ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL), else read, then
+  updated;
+* **every history row, and every event, in submission order**: each in one
+  statement of many rows (``executemany``); an event's resource is built
+  from its record (the row as the update leaves it), not read back.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from platforma_c2d.calls.model import call_resource
+from platforma_c2d.store import outbox
+
+
+def _row_params(row: dict) -> dict:
+    return {"p_" + k: v for k, v in row.items()}
+
+
+class BatchStatements:
+    """The statements of :func:`write_batch`, built once for the journal's tables.
+
+    ``calls``/``call_events``: the journal's tables; ``update``: the update
+    of every stored field of a call by id (bind parameters ``p_<field>``).
+    """
+
+    def __init__(self, calls: sa.Table, call_events: sa.Table, update: sa.Update):
+        self.calls = calls
+        self.update = update
+        #: the same update, only if the row still has the state the journal last wrote
+        self.update_if = update.where(calls.c.state == sa.bindparam("p_was"))
+        self.state_of = sa.select(calls.c.state).where(calls.c.id == sa.bindparam("p_id"))
+        self.insert = calls.insert()
+        self.insert_history = call_events.insert()
+        # The count of rows an INSERT made is only kept when asked for
+        # (SQLAlchemy's ``preserve_rowcount``): otherwise it may read -1.
+        self._insert_new = {
+            name: dialect.insert(calls).on_conflict_do_nothing(index_elements=[calls.c.id])
+            .execution_options(preserve_rowcount=True)
+            for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))}
+
+    def insert_new(self, dialect: str):
+        """The insert of a call that does nothing when its id is stored already; None
+        where the database has no such insert (then the row is read first)."""
+        return self._insert_new.get(dialect)
+
+
+def write_batch(conn: sa.Connection, records: list[dict], known: dict[str, str], node: str | None,
+                stmts: BatchStatements) -> dict[str, str]:
+    """Write ``records`` (snapshots, in submission order) on ``conn``, inside its transaction.
+
+    ``known``: call id → the state this journal last committed for it
+    (read only; a wrong or stale entry costs a read, never a wrong
+    write); ``node``: ``[cluster] node`` stored with a new call. Returns
+    call id → the state each call's row now has, for ``known`` once the
+    transaction is committed. Raises ``sqlalchemy.exc.SQLAlchemyError``.
+    """
+    by_call: dict[str, list[dict]] = {}
+    for rec in records:
+        by_call.setdefault(rec["row"]["id"], []).append(rec)
+    state: dict[str, str | None] = {}
+    for call_id, recs in by_call.items():
+        state[call_id] = _write_row(conn, recs, known.get(call_id), node, stmts)
+    history, changes = [], []
+    for rec in records:
+        row = rec["row"]
+        history.append(rec["event"])
+        if state[row["id"]] != row["state"]:
+            changes.append((call_resource(row), rec["event"]["at"], row["token_name"]))
+            state[row["id"]] = row["state"]
+    conn.execute(stmts.insert_history, history)
+    if changes:
+        outbox.add_events(conn, changes)
+    return {call_id: recs[-1]["row"]["state"] for call_id, recs in by_call.items()}
+
+
+def _write_row(conn: sa.Connection, recs: list[dict], was: str | None, node: str | None,
+               stmts: BatchStatements) -> str | None:
+    """Store the row of one call as its last record has it; returns the state it had before (None: new)."""
+    row = recs[-1]["row"]
+    if was is not None and conn.execute(stmts.update_if, {**_row_params(row), "p_was": was}).rowcount == 1:
+        return was
+    first = {"idempotency_key": next((r["idempotency_key"] for r in recs if r["idempotency_key"]), None),
+             "request_hash": next((r["request_hash"] for r in recs if r["request_hash"]), None),
+             "node": node}
+    insert_new = stmts.insert_new(conn.dialect.name) if was is None else None
+    if insert_new is not None and conn.execute(insert_new, {**row, **first}).rowcount == 1:
+        before = None
+    else:
+        before = conn.execute(stmts.state_of, {"p_id": row["id"]}).scalar()
+        if before is not None:
+            conn.execute(stmts.update, _row_params(row))
+            return before
+        conn.execute(stmts.insert, {**row, **first})
+    callback = next((r.get("status_callback") for r in recs if r.get("status_callback")), None)
+    if callback:
+        outbox.add_callback(conn, row["id"], callback)
+    return before
