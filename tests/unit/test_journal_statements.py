@@ -19,6 +19,7 @@ from platforma_c2d.calls.model import Call, Origin, Reason, State, new_call_id
 from platforma_c2d.store.journal import Journal
 from platforma_c2d.store.outbox import Outbox, event_dict
 from platforma_c2d.store.writer import JournalWriter
+from tests.unit.test_journal_writer import hold_first_write
 
 
 @pytest.fixture()
@@ -100,16 +101,9 @@ def test_records_of_one_call_queued_together_are_one_write_of_its_row(journal):
     first, second = a_call("1001"), a_call("1002")
     writer.submit(second, "placed").result(timeout=10)
     sent = Sent(journal.engine)
-    gate, real_write, holding = threading.Event(), journal.write, []
-
-    def held_write(records, *conn):
-        if not holding:
-            holding.append(True)
-            gate.wait(10)
-        real_write(records, *conn)
-
-    journal.write = held_write
-    held = writer.submit(a_call("1003"), "placed")       # the writer is busy with it...
+    gate = hold_first_write(journal)
+    held = writer.submit(a_call("1003"), "placed")       # the writer is busy with it alone...
+    assert gate.entered.wait(10)
     futures = []
     for (change, detail), other in zip(rest_call_steps(first), ["rings", "rings", "rings", "rings"]):
         change()
@@ -122,7 +116,6 @@ def test_records_of_one_call_queued_together_are_one_write_of_its_row(journal):
     for done in futures:
         done.result(timeout=10)
     writer.close()
-    journal.write = real_write
     row_writes = [s for s in sent.take() if s[1] == "calls"]
     # ...so the nine records after it went as one batch: one write per call's row
     # (the held record's own insert, then the two calls of the batch).

@@ -22,12 +22,15 @@ def journal(store_url):
 
 
 def hold_first_write(journal) -> threading.Event:
-    """Hold the writer thread in its first write until the returned event is set."""
+    """Hold the writer thread in its first write until the returned event is set;
+    the event's ``entered`` (an event too) is set once the thread is held there."""
     gate, real_write, held = threading.Event(), journal.write, []
+    gate.entered = threading.Event()
 
     def held_write(records, *conn):
         if not held:
             held.append(True)
+            gate.entered.set()
             gate.wait(10)
         real_write(records, *conn)
 
