@@ -17,11 +17,11 @@ import sqlalchemy as sa
 from platforma_c2d.store.journal import call_events
 
 from testbed.carrier import carrier_scenario
-from testbed.sipp import uas_scenario
+from testbed.sipp import uac_scenario, uas_scenario
 from testbed.wire import InviteTap
 from tests.integration.test_check_modules import run_check
 
-AGENT_PORT, TRUNK_PORT = 5071, 5070
+AGENT_PORT, TRUNK_PORT, PHONE_PORT = 5071, 5070, 5081
 
 
 def _place_at_once(service, count: int) -> list[str]:
@@ -165,6 +165,26 @@ def test_legs_dialled_straight_to_the_trunk_are_paced_on_the_wire_too(asterisk, 
     assert len(invites) == len(trunk.initial_invites()) == 3, (invites, trunk.initial_invites())
     assert not _wire_gaps_too_short(invites, rate), [i.time for i in invites]
     assert not [m for m in trunk.sent() if m.status == 503]
+
+
+def test_header_calls_legs_are_paced_on_the_wire_too(asterisk, make_service, sipp):
+    # Three header calls (SPEC §4) from the phone of agent 2001 at once: their
+    # callee legs take the trunk's slots like a REST call's, at 2/s on the wire.
+    rate = 2
+    trunk = sipp("trunk", TRUNK_PORT, carrier_scenario(limit=4, window_ms=1000, talk_ms=1000))
+    service = make_service({"trunk": {"max_calls_per_second": rate, "max_wait_s": 10.0},
+                            "limits": {"max_active_calls_per_agent": 5}})
+    with InviteTap(TRUNK_PORT) as tap:
+        phone = sipp("phone", PHONE_PORT, uac_scenario(
+            target="0215550100", from_user="2001", headers=["X-Platforma-Outbound-ID: 0215550199"],
+            talk_ms=1500), uac_target="127.0.0.1:5060", calls=3, rate=100)
+        assert phone.wait(timeout=40) == 0
+    invites = tap.invites()
+    assert len(invites) == len(trunk.initial_invites()) == 3, (invites, trunk.initial_invites())
+    assert not _wire_gaps_too_short(invites, rate), [i.time for i in invites]
+    assert not [m for m in trunk.sent() if m.status == 503]
+    calls = service.http.get("/click2dial/calls").json()
+    assert sorted((c["origin"], c["reason"]) for c in calls["calls"]) == [("webrtc", "completed")] * 3, calls
 
 
 def test_a_carrier_503_holds_the_trunk_and_is_never_busy_or_no_answer(asterisk, make_service, sipp):
