@@ -18,6 +18,14 @@ REJECTED = {21}                              # CALL_REJECTED (403, 603)
 UNAVAILABLE = {1, 2, 3, 20, 22, 27, 28, 29, 31, 34, 38, 41, 42, 44, 47, 50, 58, 65, 66, 79,
                88, 102, 111, 127}            # unallocated, no route, absent, out of order, congestion...
 
+#: Causes with which Asterisk itself cuts a leg that was up, and why (SPEC §3.9
+#: promises calls of any length; an administrator's endpoint can still cut
+#: them): the call then ends ``failed``, by the ``system``, saying so.
+CUT_BY_ASTERISK = {
+    44: "no RTP from its far end within the endpoint's rtp_timeout (or rtp_timeout_hold) "
+        "in Asterisk's pjsip.conf",   # REQUESTED_CHAN_UNAVAIL, res_pjsip_sdp_rtp
+}
+
 # Q.850 causes used to hang up a browser leg; chan_pjsip turns them into
 # 486 / 480 / 503 / 403 / 484 / 408 (SPEC §4).
 CAUSE_BUSY = 17

@@ -32,6 +32,7 @@ from concurrent.futures import Future
 from platforma_c2d.ari.client import AriClient, AriError
 from platforma_c2d.calls import causes, outcomes
 from platforma_c2d.calls.dialling import Dialling
+from platforma_c2d.calls.far_ends import FarEnds
 from platforma_c2d.calls.leg_events import LegEvents
 from platforma_c2d.calls.legs import LEG_PREFIX, agent_channel_id, bridge_id_for, callee_channel_id
 from platforma_c2d.calls.model import Call, EndedBy, Leg, Reason, State
@@ -67,6 +68,8 @@ class CallEngine(Dialling, LegEvents):
         self.writer = writer
         self.recorder = Recorder(self.writer, metrics)
         self.pacer = pacer or TrunkPacer(hold_after_503_s=0.0)
+        #: the channels our answered Local legs dialled, followed for their own cause
+        self.far_ends = FarEnds(ari)
         #: the subroutine context our legs carry to keep their connected line
         #: through a two-party bridge; "" = the conference mixer (calls.connected_line)
         self.connected_line_sub = ""

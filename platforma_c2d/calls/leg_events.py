@@ -173,6 +173,12 @@ class LegEvents:
         self.pacer.sent(leg.channel_id)   # a paced leg gone before its Dial was seen: the trunk is free
         if leg.gone and call.ended:
             return
+        if leg.up and not call.ended:
+            # The channel our Local leg dialled ends with its own cause, which
+            # Dial() and the Local channel do not pass on (calls.far_ends).
+            await self.far_ends.settle(leg)
+            if leg.far_cause and leg.cause in (None, 0, causes.CAUSE_NORMAL):
+                leg.cause = leg.far_cause
         leg.gone = True
         call.first_gone = call.first_gone or leg.role
         carrier = self._carrier_refusal(call, leg)

@@ -97,7 +97,9 @@ class Leg:
     ``channel_id`` is chosen by us before the channel exists. ``started``:
     StasisStart seen; ``up``: answered; ``gone``: destroyed or hung up.
     ``timed_out``: our ring timer expired; ``cause``: the hangup cause
-    (Q.850) Asterisk reported, if any; ``sip_code``: the leg's final SIP
+    (Q.850) Asterisk reported, if any; ``far_cause``: for a leg dialled
+    through a Local channel, the cause of the channel its ``Dial()`` reached,
+    once followed (``calls.far_ends``); ``sip_code``: the leg's final SIP
     response code (ARI ``tech_cause``), if any; ``acted``: the answer was acted on
     (next leg dialled or bridge made) — once only; ``confirmed``: an
     external agent pressed 1 (``[dial] confirm_external_agent``).
@@ -111,6 +113,7 @@ class Leg:
     gone: bool = False
     timed_out: bool = False
     cause: int | None = None
+    far_cause: int | None = None
     sip_code: int | None = None
     acted: bool = False
     confirmed: bool = False

@@ -40,7 +40,9 @@ def leg_gone(call: Call, leg: Leg, carrier: str = "") -> Ending:
     ``carrier``: the journal detail of a carrier's refusal of that leg
     (SIP 5xx, ``CallEngine._carrier_refusal``), "" when there was none.
     Rules: an outcome known before (the tone) stands, with who decided it;
-    otherwise the call is ended by the leg's side, or ``timeout`` when our
+    a leg that was up and that Asterisk cut itself (a cause of
+    :data:`causes.CUT_BY_ASTERISK`, its rtp_timeout) ends the call
+    ``failed`` by the ``system``, saying why; otherwise the call is ended by the leg's side, or ``timeout`` when our
     ring timer hung the leg up. An agent leg: a browser's → ``completed``
     once connected, else ``cancelled``; a REST agent's unanswered →
     :func:`causes.unanswered_reason`; answered but gone before the callee
@@ -50,6 +52,9 @@ def leg_gone(call: Call, leg: Leg, carrier: str = "") -> Ending:
     """
     if call.pending_reason is not None:
         return Ending(call.pending_reason, f"{leg.role} leg ended", call.pending_by or EndedBy.SYSTEM)
+    if leg.up and leg.cause in causes.CUT_BY_ASTERISK:
+        return Ending(Reason.FAILED, f"{leg.role} leg cut by Asterisk (cause {leg.cause}): "
+                                     f"{causes.CUT_BY_ASTERISK[leg.cause]}", EndedBy.SYSTEM)
     by = EndedBy.TIMEOUT if leg.timed_out else EndedBy(leg.role)
     if leg.role == "agent":
         if call.origin is not Origin.REST:

@@ -150,6 +150,9 @@ class StasisApp:
         if leg_of_dial_half(chan_id) or leg_of_dial_half(ev.caller_id):
             await self._on_dial_half(ev)
             return
+        if self.engine.far_ends.is_followed(chan_id):
+            self.engine.far_ends.on_event(ev)   # the channel a leg's Dial() reached
+            return
         call = self.engine.by_channel.get(chan_id)
         leg = call.leg_by_channel(chan_id) if call else None
         if call is None and isinstance(ev, (records.Dial, records.ChannelHangupRequest,
@@ -189,7 +192,10 @@ class StasisApp:
         await self.engine.on_gone(call, leg, ev.cause, ev.tech_cause)
 
     async def _on_hangup_request(self, ev: records.ChannelHangupRequest, call: Call, leg: Leg) -> None:
-        await self.engine.on_hangup_request(call, leg, ev.cause, ev.tech_cause)
+        # A soft hangup's "cause" is Asterisk's reason for it (1: a channel
+        # driver's, e.g. an RTP timeout; 32: an ARI DELETE), not a Q.850 cause:
+        # the cause is then the one the channel is destroyed with.
+        await self.engine.on_hangup_request(call, leg, None if ev.soft else ev.cause, ev.tech_cause)
 
     async def _on_dial(self, ev: records.Dial, call: Call, leg: Leg) -> None:
         if ev.dialstatus:
@@ -202,9 +208,18 @@ class StasisApp:
         """Only the dialplan half's UserEvent counts (:meth:`_on_dial_half`)."""
 
     async def _on_dial_half(self, ev: AriEvent) -> None:
-        """An event of ``;2`` of a leg's Local channel (ADR 0014). Only its report
-        of the trunk's final SIP code counts (``tech_cause`` does not cross the
-        Local channel); ``;1``, the leg itself, says the rest."""
+        """An event of ``;2`` of a leg's Local channel (ADR 0014). Its report of
+        the trunk's final SIP code counts (``tech_cause`` does not cross the
+        Local channel), and its ``Dial()``'s answer: the channel that answered is
+        followed for its own hangup cause (``calls.far_ends``); ``;1``, the leg
+        itself, says the rest."""
+        if isinstance(ev, records.Dial) and ev.dialstatus == "ANSWER":
+            leg_id = leg_of_dial_half(ev.caller_id)
+            call = self.engine.by_channel.get(leg_id or "")
+            leg = call.leg_by_channel(leg_id) if call else None
+            if leg is not None:
+                self.engine.far_ends.follow(call, leg, ev.channel.id)
+            return
         if not isinstance(ev, records.ChannelUserevent) or ev.eventname != LEG_USEREVENT:
             return
         leg_id = leg_of_dial_half(ev.channel.id)

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from platforma_c2d.store.journal import Journal
 from testbed.longcalls import PCAP_PCMA_S, hold_uas_scenario, late_rtp_uas_scenario, refreshing_uac_scenario
 from testbed.sipp import uas_scenario
 from tests.integration.test_check_modules import run_check, run_check_without_module
@@ -141,6 +142,30 @@ def test_a_callee_who_rings_long_and_sends_rtp_late_is_not_cut(asterisk, make_se
     [agent_bye] = agent.received("BYE")
     assert agent_bye.time >= bye.time
     assert "for lack of audio RTP activity" not in asterisk.tail_log(200)
+
+
+@pytest.mark.admin_configs
+def test_a_call_cut_by_the_trunks_rtp_timeout_says_so(asterisk, make_service, sipp, rtp_timeout_trunk):
+    """A callee that answers and sends no audio on a trunk with ``rtp_timeout``:
+    Asterisk hangs the call up after RTP_TIMEOUT_S s (the promise of SPEC §3.9
+    is the administrator's to keep, and check warns). The call ends ``failed``
+    by the ``system`` with the hangup cause Asterisk gave, and the journal
+    names Asterisk's rtp_timeout, not a ``completed`` call the callee hung up
+    (the callee leg is a Local channel whose Dial() reached the trunk: only the
+    trunk's channel itself says 44)."""
+    agent = sipp("agent", AGENT_PORT, uas_scenario())
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario())   # answers, never sends RTP, waits for BYE
+    service = make_service({"dial": {"trunk_endpoint": rtp_timeout_trunk}})
+    call_id = _connected_call(service, "rtp-cut")
+    final = service.wait_state(call_id, "ended", timeout=RTP_TIMEOUT_S + 15)
+    # Asterisk cut the trunk's leg (its BYE), then the service the agent's.
+    assert trunk.received("BYE"), trunk.messages()
+    assert "for lack of audio RTP activity" in asterisk.tail_log(200)
+    assert (final["reason"], final["ended_by"], final["cause"]) == ("failed", "system", 44), final
+    assert final["answered_at"] is not None and final["duration_s"] >= RTP_TIMEOUT_S - 1, final
+    detail = Journal(service.store_url).events(call_id)[-1]["detail"]
+    assert "callee leg cut by Asterisk (cause 44)" in detail and "rtp_timeout" in detail, detail
+    assert agent.wait_for(lambda m: m.direction == "received" and m.method == "BYE")
 
 
 def test_check_passes_the_sample_endpoints_media_settings(asterisk, service):

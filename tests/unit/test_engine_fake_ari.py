@@ -492,3 +492,59 @@ def test_the_event_filter_sent_to_asterisk_names_the_events_the_app_routes(world
     (put,) = script.sent("PUT", "/ari/applications/click2dial/eventFilter")
     assert put.body == {"allowed": [{"type": cls.__name__} for cls in ROUTES]}
     assert {t["type"] for t in put.body["allowed"]} >= {"StasisStart", "ChannelDestroyed", "Dial"}
+
+
+def test_a_local_leg_ends_with_the_cause_of_the_channel_its_dial_reached_even_when_told_last(world):
+    """A callee leg is a Local channel whose dialplan half dials the trunk (ADR 0014):
+    Asterisk cuts the trunk's channel for its rtp_timeout (cause 44) while the leg
+    itself says 16, and the trunk channel's ChannelDestroyed, from a thread of its
+    own in Asterisk, can come after the leg's. The call still ends as Asterisk cut
+    it: ``failed`` by the ``system``, cause 44, not ``completed`` by the callee."""
+    script, engine, stasis, journal = world
+
+    async def go():
+        call = await engine.start_rest_call(validate_call_request(BODY), "0215550199")
+        agent, callee = call.agent_leg.channel_id, f"c2d-{call.id}-callee"
+        await stasis.on_event(ev("StasisStart", agent, "Up"))
+        # The leg's ;2 reports that the trunk's channel answered its Dial().
+        await stasis.on_event({"type": "Dial", "dialstatus": "ANSWER",
+                               "caller": {"id": callee + "-dial", "name": "Local/0215550100@c2d-trunk-leg-1;2"},
+                               "peer": {"id": "1765100000.7", "name": "PJSIP/trunk-00000007", "state": "Up"}})
+        await stasis.on_event(ev("StasisStart", callee, "Up"))
+        await stasis.dispatch(ev("ChannelHangupRequest", callee, cause=16))
+        await stasis.dispatch(ev("ChannelDestroyed", callee, cause=16))
+        await asyncio.sleep(0.2)
+        assert not call.ended   # waits for the trunk's channel
+        await stasis.dispatch(ev("ChannelDestroyed", "1765100000.7", cause=44))
+        for _ in range(100):
+            if journal.get(call.id)["state"] == "ended":
+                break
+            await asyncio.sleep(0.02)
+        return call
+
+    call = script.run(go())
+    (subscribe,) = script.sent("POST", "/ari/applications/click2dial/subscription")
+    assert subscribe.query == {"eventSource": "channel:1765100000.7"}
+    row = journal.get(call.id)
+    assert (row["reason"], row["ended_by"], row["cause"]) == ("failed", "system", 44), row
+    assert engine.far_ends._by_far == {} and engine.far_ends._by_leg == {}
+
+
+def test_a_soft_hangup_requests_cause_is_not_taken_for_a_q850_cause(world):
+    """ChannelHangupRequest of a soft hangup carries Asterisk's reason for it (1: a
+    channel driver's, such as an RTP timeout) in ``cause``: the leg's cause is
+    then the one it is destroyed with (44), not 1."""
+    script, engine, stasis, journal = world
+
+    async def go():
+        call = await engine.start_rest_call(validate_call_request(BODY), "0215550199")
+        agent, callee = call.agent_leg.channel_id, f"c2d-{call.id}-callee"
+        await stasis.on_event(ev("StasisStart", agent, "Up"))
+        await stasis.on_event(ev("StasisStart", callee, "Up"))
+        await stasis.on_event(ev("ChannelHangupRequest", callee, cause=1, soft=True))
+        await stasis.on_event(ev("ChannelDestroyed", callee, cause=44))
+        return call
+
+    call = script.run(go())
+    row = journal.get(call.id)
+    assert (row["reason"], row["ended_by"], row["cause"]) == ("failed", "system", 44), row

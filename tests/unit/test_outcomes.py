@@ -51,6 +51,10 @@ DA, DC, CO = State.DIALING_AGENT, State.DIALING_CALLEE, State.CONNECTED
     (REST, DC, "callee", dict(cause=0, ringing=True, timed_out=True), Reason.CALLEE_NO_ANSWER,
      EndedBy.TIMEOUT, True),
     (WEBRTC, DC, "callee", dict(cause=34), Reason.CALLEE_UNAVAILABLE, EndedBy.CALLEE, True),
+    # a leg that was up, cut by Asterisk itself (its rtp_timeout: cause 44)
+    (REST, CO, "callee", dict(up=True, cause=44), Reason.FAILED, EndedBy.SYSTEM, False),
+    (REST, CO, "agent", dict(up=True, cause=44), Reason.FAILED, EndedBy.SYSTEM, False),
+    (WEBRTC, CO, "agent", dict(up=True, cause=44), Reason.FAILED, EndedBy.SYSTEM, False),
 ])
 def test_why_a_call_ends_when_a_leg_goes(origin, state, role, flags, reason, by, tone):
     gone = leg(role, gone=True, **flags)
@@ -63,6 +67,12 @@ def test_a_known_outcome_stands_with_who_decided_it_when_a_leg_goes():
     call = call_in(DC, agent=leg("agent", up=True), callee=leg("callee", gone=True, cause=17))
     call.pending_reason, call.pending_by = Reason.CALLEE_BUSY, EndedBy.CALLEE
     assert leg_gone(call, call.agent_leg) == Ending(Reason.CALLEE_BUSY, "agent leg ended", EndedBy.CALLEE)
+
+
+def test_a_leg_cut_by_asterisks_rtp_timeout_says_so_in_the_journal():
+    callee = leg("callee", gone=True, up=True, cause=44)
+    detail = leg_gone(call_in(CO, callee=callee), callee).detail
+    assert detail.startswith("callee leg cut by Asterisk (cause 44): no RTP") and "rtp_timeout" in detail
 
 
 def test_the_carriers_refusal_is_the_journal_detail_of_an_unanswered_leg():
