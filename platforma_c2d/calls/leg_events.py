@@ -22,6 +22,14 @@ from platforma_c2d.calls.model import Call, EndedBy, Leg, Origin, Reason, State
 
 log = logging.getLogger("platforma_c2d.calls")
 
+#: What ARI answers when a leg is not there to bridge: ``addChannel`` 400
+#: "Channel not found" (destroyed) or 422 "Channel not in Stasis application"
+#: (hanging up, it has left the app); a browser's ``answer`` 404 or 409 the same.
+LEG_LEFT = (400, 404, 409, 422)
+#: How long, in seconds, a call whose bridge lost a leg that way waits for that
+#: leg's hangup before looking for the leg in Asterisk.
+BRIDGE_LEFT_WAIT_S = 3.0
+
 
 class LegEvents:
     """The engine's event handlers (mixed into ``CallEngine``, whose state it uses)."""
@@ -129,10 +137,16 @@ class LegEvents:
                     if isinstance(result, BaseException):
                         raise result
         except AriError as exc:
-            if not call.ended:
+            if call.ended:
+                if call.bridge_id:
+                    await self.ari.destroy_bridge(call.bridge_id)  # ended meanwhile: no orphan bridge
+            elif exc.status in LEG_LEFT:
+                # A leg left the app before the bridge took it (a callee who
+                # answered and hung up at once): its hangup, queued behind this
+                # event, decides how the call ends; a lost one is looked for.
+                self._timer(call, BRIDGE_LEFT_WAIT_S, self._bridge_failed, call, exc.status)
+            else:
                 await self.teardown(call, Reason.FAILED, f"bridge failed ({exc.status})")
-            elif call.bridge_id:
-                await self.ari.destroy_bridge(call.bridge_id)  # ended meanwhile: no orphan bridge
             return
         if call.ended:
             await self.ari.destroy_bridge(call.bridge_id)
@@ -141,6 +155,18 @@ class LegEvents:
         self.recorder.step_done(call, "bridge")
         self._record(call, "callee answered; bridged")
         self._timer(call, self.dial.max_call_duration_s, self._max_duration, call)
+
+    async def _bridge_failed(self, call: Call, status: int) -> None:
+        """The bridge refused our legs (``status``) and no hangup has ended the call
+        since: a leg Asterisk no longer has is gone (its events were lost),
+        otherwise the call ends ``failed``."""
+        if call.ended:
+            return
+        for leg in (call.callee_leg, call.agent_leg):
+            if leg is not None and not leg.gone and await self.ari.channel(leg.channel_id) is None:
+                await self.on_gone(call, leg, None)
+                return
+        await self.teardown(call, Reason.FAILED, f"bridge failed ({status})")
 
     async def on_hangup_request(self, call: Call, leg: Leg, cause: int | None,
                                 sip_code: int | None = None) -> None:

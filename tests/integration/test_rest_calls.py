@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from platforma_c2d.store.journal import Journal
 from testbed.sipmessages import sip_user
 from testbed.sipp import outlast_invite_retransmissions, uas_scenario
 
@@ -178,6 +179,23 @@ def test_cancel_during_the_busy_tone_keeps_the_known_outcome(asterisk, make_serv
     r = svc.http.delete(f"/click2dial/calls/{call['id']}")
     assert r.status_code == 200 and r.json()["state"] == "ended"
     assert (r.json()["reason"], r.json()["ended_by"]) == ("callee_busy", "callee")
+    assert agent.wait_for(lambda m: m.direction == "received" and m.method == "BYE")
+    assert asterisk.wait_idle() == ([], [])
+
+
+def test_a_callee_who_hangs_up_as_they_answer_ends_the_call_by_their_hangup(asterisk, service, sipp):
+    """The callee answers and sends BYE at once, as the service bridges them with the
+    agent: the bridge finds the callee's leg gone, and the call ends as the callee's
+    hangup says (``completed``, by the callee), never ``failed`` because the bridge
+    could not take a leg that had left; every channel is gone."""
+    agent = sipp("agent", AGENT_PORT, uas_scenario())
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(talk_ms=1))   # 200 OK, ACK, BYE
+    call = place(service, call_ref="bye-at-once")
+    final = service.wait_state(call["id"], "ended", timeout=15)
+    assert trunk.wait_for(lambda m: m.direction == "sent" and m.method == "BYE")
+    assert (final["reason"], final["ended_by"]) == ("completed", "callee"), final
+    details = [e["detail"] for e in Journal(service.store_url).events(call["id"])]
+    assert not [d for d in details if "bridge failed" in d], details
     assert agent.wait_for(lambda m: m.direction == "received" and m.method == "BYE")
     assert asterisk.wait_idle() == ([], [])
 

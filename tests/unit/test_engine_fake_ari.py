@@ -548,3 +548,26 @@ def test_a_soft_hangup_requests_cause_is_not_taken_for_a_q850_cause(world):
     call = script.run(go())
     row = journal.get(call.id)
     assert (row["reason"], row["ended_by"], row["cause"]) == ("failed", "system", 44), row
+
+
+def test_a_callee_gone_before_the_bridge_ends_the_call_by_their_hangup(world):
+    """The callee answers and hangs up at once: ARI refuses to bridge a channel that has
+    left the app (400), and that leg's ChannelDestroyed, queued behind, decides:
+    ``completed`` by the ``callee``, not ``failed`` "bridge failed (400)"."""
+    script, engine, stasis, journal = world
+    script.status[("POST", "/ari/bridges/")] = lambda sent: 400 if sent.path.endswith("/addChannel") else None
+
+    async def go():
+        call = await engine.start_rest_call(validate_call_request(BODY), "0215550199")
+        agent, callee = call.agent_leg.channel_id, f"c2d-{call.id}-callee"
+        await stasis.on_event(ev("StasisStart", agent, "Up"))
+        await stasis.on_event(ev("StasisStart", callee, "Up"))
+        assert not call.ended
+        await stasis.on_event(ev("ChannelDestroyed", callee, cause=16))
+        return call
+
+    call = script.run(go())
+    assert script.sent("POST", f"/ari/bridges/c2d-{call.id}/addChannel")
+    row = journal.get(call.id)
+    assert (row["reason"], row["ended_by"]) == ("completed", "callee"), row
+    assert not [e for e in journal.events(call.id) if "bridge failed" in (e["detail"] or "")]
