@@ -63,13 +63,17 @@ class AriEvent:
 
 @dataclass(frozen=True)
 class StasisStart(AriEvent):
-    """A channel entered the app; ``args``: the ``Stasis()`` / originate arguments."""
+    """A channel entered the app; ``args``: the ``Stasis()`` / originate arguments;
+    ``replace_channel``: the channel it took the place of in a bridge of the app
+    (a transfer's Local channel; id ``""`` when none)."""
 
     args: tuple = ()
+    replace_channel: Channel = field(default_factory=Channel)
 
     @classmethod
     def from_json(cls, event: dict) -> StasisStart:
-        return cls(channel=Channel.from_json(event.get("channel")), args=tuple(event.get("args") or ()))
+        return cls(channel=Channel.from_json(event.get("channel")), args=tuple(event.get("args") or ()),
+                   replace_channel=Channel.from_json(event.get("replace_channel")))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import asyncio
 import logging
 
 from platforma_c2d.ari.client import AriError
+from platforma_c2d.ari.records import Channel
 from platforma_c2d.calls import causes, outcomes
 from platforma_c2d.calls.connected_line import bridge_type
 from platforma_c2d.calls.dialling import ari_failure
@@ -167,6 +168,23 @@ class LegEvents:
                 await self.on_gone(call, leg, None)
                 return
         await self.teardown(call, Reason.FAILED, f"bridge failed ({status})")
+
+    async def on_leg_replaced(self, call: Call, leg: Leg, channel: Channel) -> None:
+        """A transfer put ``channel`` in ``leg``'s place in the call's bridge (its
+        ``StasisStart`` named the leg's channel in ``replace_channel``;
+        ``calls.transfers``). The call goes on with ``channel`` as that leg; the
+        channel it replaced is forgotten (its end is the transferer leaving, not
+        the call's). An ended call's newcomer is hung up."""
+        if call.ended or leg.gone:
+            await self.ari.hangup(channel.id)
+            return
+        old = leg.channel_id
+        if self.by_channel.get(old) is call:
+            del self.by_channel[old]
+        leg.channel_id = channel.id
+        leg.started = leg.up = leg.acted = True
+        self.by_channel[channel.id] = call
+        self._record(call, f"{leg.role} leg transferred: {channel.name or channel.id} took its place")
 
     async def on_hangup_request(self, call: Call, leg: Leg, cause: int | None,
                                 sip_code: int | None = None) -> None:

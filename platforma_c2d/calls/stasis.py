@@ -27,6 +27,7 @@ from platforma_c2d.calls.legs import is_ours, leg_of_dial_half
 from platforma_c2d.calls.errors import C2DError
 from platforma_c2d.calls.model import Call, Leg, Origin, new_call_id
 from platforma_c2d.calls.policy import Policy
+from platforma_c2d.calls.transfers import transfer_of
 from platforma_c2d.clid.picker import ClidPicker
 
 log = logging.getLogger("platforma_c2d.stasis")
@@ -110,6 +111,8 @@ class StasisApp:
             self.engine.pacer.sent(leg_id)
 
     def _key(self, ev: AriEvent) -> str:
+        if isinstance(ev, records.StasisStart) and ev.replace_channel.id:
+            ev = records.StasisStart(channel=ev.replace_channel)   # a transfer: in order with the leg it replaces
         caller = ev.caller_id
         # The dialplan half of a leg's Local channel: in order with the leg's events.
         chan_id = leg_of_dial_half(ev.channel.id) or leg_of_dial_half(caller) or ev.channel.id
@@ -149,6 +152,9 @@ class StasisApp:
             return
         if leg_of_dial_half(chan_id) or leg_of_dial_half(ev.caller_id):
             await self._on_dial_half(ev)
+            return
+        if isinstance(ev, records.StasisStart) and ev.replace_channel.id:
+            await self._on_replacing(ev)
             return
         if self.engine.far_ends.is_followed(chan_id):
             self.engine.far_ends.on_event(ev)   # the channel a leg's Dial() reached
@@ -213,6 +219,13 @@ class StasisApp:
         Local channel), and its ``Dial()``'s answer: the channel that answered is
         followed for its own hangup cause (``calls.far_ends``); ``;1``, the leg
         itself, says the rest."""
+        if isinstance(ev, records.StasisStart):
+            # A leg's dialplan half sent back to the app: a phone's blind transfer
+            # of a REST call to a number the phone's context hands to Click2Dial.
+            # Not supported: never left waiting in the app (the leg, and the call, end).
+            log.info("transfer of a leg's dialplan half %s to Click2Dial refused", ev.channel.id)
+            await self.ari.hangup(ev.channel.id, reason_code=causes.CAUSE_REJECTED)
+            return
         if isinstance(ev, records.Dial) and ev.dialstatus == "ANSWER":
             leg_id = leg_of_dial_half(ev.caller_id)
             call = self.engine.by_channel.get(leg_id or "")
@@ -228,6 +241,20 @@ class StasisApp:
         found = _SIP_CODE.search(str(ev.userevent.get("sip_code", "")))
         if leg is not None and found:
             await self.engine.on_hangup_request(call, leg, None, int(found.group(1)))
+
+    async def _on_replacing(self, ev: records.StasisStart) -> None:
+        """A channel entered the app in the place of another in a bridge of ours
+        (``replace_channel``): a transfer's Local channel, never a new call. It takes
+        the place of the leg it replaced (``CallEngine.on_leg_replaced``); one that
+        replaced a channel of no live call is hung up, journalling nothing."""
+        old = ev.replace_channel.id
+        call = self.engine.by_channel.get(old)
+        leg = call.leg_by_channel(old) if call else None
+        if leg is None:
+            log.info("channel %s replaced %s, of no call: hung up", ev.channel.id, old)
+            await self.ari.hangup(ev.channel.id)
+            return
+        await self.engine.on_leg_replaced(call, leg, ev.channel)
 
     # ------------------------------------------------------------------
     # WebRTC / SIP header calls (SPEC §4)
@@ -276,6 +303,12 @@ class StasisApp:
                 # A Local channel (a transfer, a dialplan of the PBX's own) has no
                 # SIP headers and is no agent's phone: refused without reading any
                 # (each read would be an ERROR line in Asterisk's log).
+                if await transfer_of(self.ari, chan_id):
+                    # The far half of a phone's transfer to a number that Click2Dial
+                    # would dial: not a call of its own (no journal row); refused.
+                    log.info("transfer to %s through Click2Dial refused (%s)", callee, channel.name)
+                    await self.ari.hangup(chan_id, reason_code=causes.CAUSE_REJECTED)
+                    return None
                 outbound_id = call_ref = None
                 problems = {"agent": "not a SIP phone's channel: only phones place header calls"}
         except AriError as exc:

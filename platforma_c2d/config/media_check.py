@@ -72,10 +72,10 @@ def check_media(trunk: str, endpoints: dict[str, dict[str, str]],
       longer than that is hung up (C32);
     * WARN: ``rtp_timeout`` set: a leg that sends no RTP for that long
       (silence suppression, a muted browser) is hung up;
-    * WARN: ``allow_transfer`` on a phone's endpoint (any but the trunk):
-      transfers are not supported (docs/architecture.md), and a phone's REFER
-      that Asterisk carries out ends the customer's call and journals the
-      transfer's Local channels as refused calls.
+    * WARN: ``allow_transfer`` on a phone's endpoint (any but the trunk): a
+      blind transfer to a colleague's extension hands the customer over, one
+      to a customer's number ends the call, attended transfers are not
+      followed (docs/api.md, "Transfers"; ``calls/transfers.py``).
     * WARN: ``allow_transfer`` on the trunk: a REFER from the carrier (or
       from the callee, through it) moves the agent's leg out of the call into
       the trunk endpoint's ``context`` — on a PBX whose trunk context routes
@@ -118,7 +118,8 @@ def check_media(trunk: str, endpoints: dict[str, dict[str, str]],
                                 "carrier (or the callee, through it) takes the agent's leg out of the call into "
                                 f"the trunk's context {conf.get('context') or '(unset)'}; set allow_transfer=no"))
         if name != trunk and conf.get("allow_transfer", "").lower() in _TRUE:
-            out.append(("WARN", f"transfer: endpoint {name} has allow_transfer=yes: a transfer (REFER) from "
-                                "this phone ends the customer's click-to-dial call (transfers are not "
-                                "supported); set allow_transfer=no"))
+            out.append(("WARN", f"transfer: endpoint {name} has allow_transfer=yes: a blind transfer (REFER) "
+                                "from this phone to a colleague's extension hands the customer over; one to "
+                                "a customer's number ends the call, and attended transfers are not followed "
+                                "(docs/api.md, Transfers); set allow_transfer=no to keep calls with the agent"))
     return out

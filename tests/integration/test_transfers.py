@@ -1,21 +1,25 @@
 """A phone's blind transfer (SIP REFER) of a connected click-to-dial call.
 
-Transfers are not supported (docs/architecture.md): the Stasis app owns
-both legs and refuses any channel it did not originate, so a transfer that
-Asterisk carried out would swap the agent's phone out of the bridge for a
-Local channel the app then refuses, and the customer would be left alone
-in the bridge. The shipped phone templates therefore refuse REFER
-(``allow_transfer=no``): the call goes on, and nothing else is dialled.
+The shipped phone templates refuse REFER (``allow_transfer=no``): the call
+goes on with the agent, and nothing else is dialled. An administrator's
+phones keep Asterisk's default (``allow_transfer=yes``): a transfer to a
+colleague's extension hands the customer over (the Local channel Asterisk
+puts in the phone's place becomes the agent leg), one to a number Click2Dial
+would dial is refused without a call of its own (docs/api.md, "Transfers").
 """
 
 from __future__ import annotations
 
 import time
 
+import pytest
+
+from platforma_c2d.store.journal import Journal
 from testbed.sipp import _HEAD, _SDP, _resp, uas_scenario
+from tests.integration.test_rest_calls import assert_trunk_never_saw
 from tests.integration.test_webrtc_headers import only_call
 
-PHONE_PORT, TRUNK_PORT = 5081, 5070
+PHONE_PORT, TRUNK_PORT, COLLEAGUE_PORT = 5081, 5070, 5072
 
 
 def refer_scenario(target: str, refer_to: str, from_user: str = "2001") -> str:
@@ -114,3 +118,61 @@ def test_a_local_channel_handed_to_the_app_is_refused_without_errors_in_asterisk
         log.seek(before)
         text = log.read().decode(errors="replace")
     assert "requires a PJSIP channel" not in text, text[-2000:]
+
+
+
+def _events_of(service, call_id: str) -> list[str]:
+    return [e["detail"] or "" for e in Journal(service.store_url).events(call_id)]
+
+
+@pytest.mark.admin_configs
+def test_a_blind_transfer_to_a_colleague_hands_the_customer_over_and_journals_one_call(asterisk, service, sipp):
+    """An administrator's phone (allow_transfer=yes, Asterisk's default) on a header
+    call transfers the customer to a colleague's extension, which the PBX's own
+    dialplan rings: Asterisk puts a Local channel in the phone's place in the call's
+    bridge (StasisStart replace_channel). That channel is the agent leg from then on:
+    the customer talks to the colleague, the call ends when the colleague hangs up,
+    one call is journalled (no refused Local channels) and nothing is left."""
+    if asterisk.configs != "admin":
+        pytest.skip("our phone templates refuse transfers (allow_transfer=no): the test above")
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=200))
+    colleague = sipp("colleague", COLLEAGUE_PORT, uas_scenario(talk_ms=3000))
+    phone = sipp("phone", PHONE_PORT, refer_scenario("0215550100", "1002"),
+                 uac_target="127.0.0.1:5060", calls=1)
+    assert phone.wait_for(lambda m: m.direction == "received" and m.status == 202, timeout=15), \
+        [m.first_line for m in phone.messages()]
+    assert colleague.wait_for(lambda m: m.direction == "sent" and m.status == 200, timeout=15)
+    call = only_call(service)
+    assert call["state"] == "connected", call          # the customer is with the colleague now
+    final = service.wait_state(call["id"], "ended", timeout=20)
+    assert (final["reason"], final["ended_by"]) == ("completed", "agent"), final
+    assert any("agent leg transferred" in d for d in _events_of(service, call["id"]))
+    assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "BYE")
+    assert [c["id"] for c in service.http.get("/click2dial/calls").json()["calls"]] == [call["id"]]
+    # The customer never learnt who took over, nor who handed them over (SPEC §3.7, C17).
+    for extension in ("1002", "2001"):
+        assert_trunk_never_saw(trunk, extension)
+    assert asterisk.wait_idle() == ([], [])
+
+
+@pytest.mark.admin_configs
+def test_a_blind_transfer_to_a_number_click2dial_would_dial_is_refused_without_a_call_of_its_own(
+        asterisk, service, sipp):
+    """The phone transfers the customer to a customer's number, which its context hands
+    back to Click2Dial: not supported. The transfer's far half is refused without a
+    journal row of its own, the call ends, nothing is dialled for it and nothing is left."""
+    if asterisk.configs != "admin":
+        pytest.skip("our phone templates refuse transfers (allow_transfer=no): the test above")
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=200))
+    phone = sipp("phone", PHONE_PORT, refer_scenario("0215550100", "0215550111"),
+                 uac_target="127.0.0.1:5060", calls=1)
+    assert phone.wait_for(lambda m: m.direction == "received" and m.status
+                          and "REFER" in (m.header("CSeq") or [""])[0], timeout=15)
+    call = only_call(service)
+    final = service.wait_state(call["id"], "ended", timeout=20)
+    assert final["reason"] == "completed", final
+    assert [c["id"] for c in service.http.get("/click2dial/calls").json()["calls"]] == [call["id"]]
+    # One INVITE of a call to the trunk (the others are re-INVITEs in its dialog), none for the transfer.
+    assert [m.first_line for m in trunk.received("INVITE") if "@" in m.first_line] == \
+        ["INVITE sip:0215550100@127.0.0.1:5070 SIP/2.0"]
+    assert asterisk.wait_idle() == ([], [])
