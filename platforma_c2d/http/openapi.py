@@ -66,13 +66,16 @@ _LOGIN_BODY_ERRORS = {
     "415": _errors("The body is not declared `application/json`.", "unsupported-media-type"),
 }
 _R404 = _errors("No call with this id (or one of an agent the token is not for).", "no-such-call")
-_R429 = _errors("Too many writes or reads for this token.", "rate-limited",
+_R429 = _errors("Too many writes or reads for this token, or too many failed authentications from this "
+                "address (`details.kind`).", "rate-limited",
                 headers=_retry_after("sending a request of this kind again"))
 _R503 = _errors("The PBX (Asterisk ARI) is not connected or did not answer in time, or the call journal "
                 "is not keeping up. Nothing was changed.", "asterisk-unavailable",
                 headers=_retry_after("trying again"))
-_R503_STREAMS = {"description": "`[webhooks] max_streams` event streams are open already "
-                                "(error id: `too-many-streams`).", "content": _json(_ref("Error"))}
+_R503_STREAMS = {"description": "`[webhooks] max_streams` event streams are open already, or "
+                                "`max_streams_per_token` of this token's (`details.scope`: `service` or "
+                                "`token`; error id: `too-many-streams`).", "content": _json(_ref("Error")),
+                 "headers": _retry_after("opening a stream again")}
 _RDEFAULT = {"description": "Any other refusal, in the same format: `not-found` (404, no such route), "
                             "`method-not-allowed` (405, with `Allow`), `internal-error` (500).",
              "content": _json(_ref("Error"), named={
