@@ -177,7 +177,8 @@ class AriClient:
     # --- channels --------------------------------------------------------
     async def originate(self, *, endpoint: str, channel_id: str, app_args: str,
                         variables: dict[str, str], timeout_s: int,
-                        originator: str | None = None, other_channel_id: str | None = None) -> dict:
+                        originator: str | None = None, other_channel_id: str | None = None,
+                        formats: str | None = None) -> dict:
         """``POST /channels``: dial ``endpoint`` now; the channel enters our app when answered.
 
         Asterisk subscribes the app to the channel at once, so its ringing and
@@ -185,7 +186,10 @@ class AriClient:
         Party A of its own CDR, so an unanswered leg still gets a CDR row.
         ``channel_id`` is chosen by us before the request (field report C01);
         ``originator``: the channel this one is dialled for (shared linkedid);
-        ``other_channel_id``: the id of ``;2`` when ``endpoint`` is a Local channel.
+        ``other_channel_id``: the id of ``;2`` when ``endpoint`` is a Local channel;
+        ``formats``: the channel's codecs (``ulaw,alaw``) when there is no
+        ``originator`` to take them from (Asterisk otherwise gives a Local
+        channel every audio format, and it runs as ``slin192``).
         """
         params = {"endpoint": endpoint, "app": self.app, "appArgs": app_args,
                   "channelId": channel_id, "timeout": timeout_s}
@@ -193,6 +197,8 @@ class AriClient:
             params["originator"] = originator  # same linkedid in the CDRs
         if other_channel_id:
             params["otherChannelId"] = other_channel_id
+        if formats:
+            params["formats"] = formats
         return await self.request("POST", "/channels", params=params, json={"variables": variables})
 
     async def hangup(self, channel_id: str, reason_code: int | None = None) -> bool:

@@ -48,6 +48,13 @@ def confirm_playback_id(call_id: str) -> str:
     return f"{LEG_PREFIX}{call_id}-confirm"
 
 
+#: The codecs of a Local leg originated with no ``originator`` (ADR 0014): the
+#: trunk's G.711. Without them Asterisk gives the Local channel every audio
+#: format, it runs as ``slin192``, and every frame that crosses it (the
+#: agent's ringback, then the call's audio both ways) is resampled from
+#: 8 kHz to 192 kHz and back (docs/performance.md, Round three, "cpu").
+LOCAL_LEG_FORMATS = "ulaw,alaw"
+
 #: The id suffix of the second half (``;2``) of a leg's Local channel (ADR 0014).
 DIAL_HALF_SUFFIX = "-dial"
 
@@ -97,7 +104,8 @@ class Originate:
     ``variables``: set on the channel before it dials (JSON body, C10);
     ``timeout_s``: Asterisk's own limit (seconds; our ring timer comes
     first); ``originator``: the channel whose ``linkedid`` the leg shares;
-    ``other_channel_id``: the id of a Local channel's ``;2`` (ADR 0014).
+    ``other_channel_id``: the id of a Local channel's ``;2`` (ADR 0014);
+    ``formats``: its codecs when it has no ``originator`` (``LOCAL_LEG_FORMATS``).
     """
 
     endpoint: str
@@ -107,6 +115,7 @@ class Originate:
     timeout_s: float
     originator: str | None = None
     other_channel_id: str | None = None
+    formats: str | None = None
 
     def kwargs(self) -> dict:
         """The keyword arguments of ``AriClient.originate``."""
@@ -114,6 +123,8 @@ class Originate:
                "variables": self.variables, "timeout_s": self.timeout_s, "originator": self.originator}
         if self.other_channel_id:
             out["other_channel_id"] = self.other_channel_id
+        if self.formats:
+            out["formats"] = self.formats
         return out
 
 
@@ -162,7 +173,8 @@ def agent_originate(call: Call, dial: DialConfig, sub: str = "") -> Originate:
                                                dial.auto_answer_agents))
     return Originate(endpoint=endpoint, channel_id=channel_id,
                      app_args=f"c2d,agent,{call.id}", variables=variables,
-                     timeout_s=dial.agent_ring_timeout_s + 5, other_channel_id=other)
+                     timeout_s=dial.agent_ring_timeout_s + 5, other_channel_id=other,
+                     formats=LOCAL_LEG_FORMATS if other else None)
 
 
 def _shown_to_agent(call: Call, endpoint: str, dial: DialConfig) -> dict[str, str]:

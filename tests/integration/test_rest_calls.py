@@ -268,6 +268,27 @@ def test_delete_while_callee_rings(asterisk, service, sipp):
     assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "CANCEL")
 
 
+def test_the_agents_ringback_is_played_in_g711_not_resampled(asterisk, service, sipp):
+    """While the callee rings, Asterisk's own view of the agent's leg (both halves of
+    its Local channel) is G.711: the ringback tone (8 kHz) is never resampled, as it
+    was when the Local channel ran as slin192 (every audio format)."""
+    sipp("agent", AGENT_PORT, uas_scenario())
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(answer=False))
+    call = place(service)
+    assert trunk.wait_for(lambda m: m.direction == "received" and m.method == "INVITE")
+    time.sleep(0.5)   # the ringback starts with the callee's leg
+    for chan_id in (f"c2d-{call['id']}-agent", f"c2d-{call['id']}-agent-dial"):
+        r = asterisk.ari.get(f"/channels/{chan_id}")
+        assert r.status_code == 200, r.text
+        shown = asterisk.cli(f"core show channel {r.json()['name']}")
+        formats = {line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip()
+                   for line in shown.splitlines() if "Format" in line or "Transcode" in line}
+        assert "ulaw" in formats["NativeFormats"], shown
+        assert "192" not in formats["NativeFormats"] + formats["WriteTranscode"], shown
+    service.http.delete(f"/click2dial/calls/{call['id']}")
+    service.wait_state(call["id"], "ended", timeout=15)
+
+
 def test_delete_after_the_callee_answered_is_completed_and_ended_by_the_api(asterisk, service, sipp):
     """SPEC §2: `cancelled` only before the callee answered; after, `completed`,
     with `ended_by: api` -- the customer was reached."""
