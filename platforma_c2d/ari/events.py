@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
+import orjson
 import websockets
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosedOK
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +73,9 @@ class EventStream:
                         await self.on_connected()
                     except Exception:  # noqa: BLE001 - never kill the stream
                         log.exception("reconcile after connect failed")
-                    async for raw in ws:
+                    async for raw in frames(ws):
                         try:
-                            event = json.loads(raw)
+                            event = orjson.loads(raw)
                         except ValueError:
                             log.warning("ARI sent a frame that is not JSON")
                             continue
@@ -110,6 +111,19 @@ class EventStream:
         self._stop.set()
         if self._ws is not None:
             await self._ws.close()
+
+
+async def frames(ws) -> AsyncIterator[bytes]:
+    """The frames of an open socket as they came, undecoded (``bytes``), until it
+    closes normally; a socket lost otherwise raises ``ConnectionClosedError``.
+
+    The JSON parser reads the UTF-8 bytes itself (docs/decisions/0020), so the
+    text of every event is not first decoded into a ``str`` only to be parsed."""
+    try:
+        while True:
+            yield await ws.recv(decode=False)
+    except ConnectionClosedOK:
+        return
 
 
 def unavailable_reason(exc: BaseException) -> str:
