@@ -47,10 +47,12 @@ def test_one_token_cannot_hold_every_event_stream(asterisk, make_service):
     stream gives the token's place back."""
     service = make_service({**TOKENS, "webhooks": {"max_streams": 4, "max_streams_per_token": 2}})
     with httpx.Client(base_url=service.url, timeout=10) as client, ExitStack() as held:
+        readers = []    # each stream's reader kept: a reader dropped half-read closes its connection
         for _ in range(2):
             resp = held.enter_context(client.stream("GET", "/click2dial/events", headers={**SSE, **auth(CRM)}))
             assert resp.status_code == 200
-            assert next(resp.iter_raw()).startswith(b"retry:")
+            readers.append(resp.iter_raw())
+            assert next(readers[-1]).startswith(b"retry:")
         refused = client.get("/click2dial/events", headers={**SSE, **auth(CRM)})
         assert refused.status_code == 503, refused.text
         body = refused.json()
