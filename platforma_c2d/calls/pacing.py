@@ -155,7 +155,7 @@ class TrunkPacer:
         if not self._queue and self._due(now) <= now and self._sending is None:
             self._take(now, leg)
             return None
-        if self._last_due(now) - now > self.max_wait_s:
+        if self._last_due() - now > self.max_wait_s:
             raise TrunkBusy(self._why(now))
         loop = asyncio.get_running_loop()
         ticket = _Ticket(now + self.max_wait_s, leg, loop.create_future())
@@ -167,9 +167,10 @@ class TrunkPacer:
             self._worker = loop.create_task(self._serve())
         return ticket.future
 
-    def _last_due(self, now: float) -> float:
+    def _last_due(self) -> float:
         """When a leg asking now would get its slot, counting those already waiting
-        (the last leg's Dial, if not seen yet, taken as coming at once)."""
+        (the last leg's Dial, if not seen yet, counted as at its slot: an estimate
+        for refusing at once; the worker still refuses a ticket past its deadline)."""
         return max(self._next_free + self.interval * self.waiting, self.held_until)
 
     async def wait(self, place: asyncio.Future) -> None:
