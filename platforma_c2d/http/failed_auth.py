@@ -18,7 +18,6 @@ under one lock local to this object (request accounting, not call state).
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections import deque
@@ -26,6 +25,7 @@ from collections import deque
 from flask import Flask, request
 
 from platforma_c2d.calls.errors import RateLimited
+from platforma_c2d.http.limits import WINDOW_S, prune, retry_after_s
 
 #: The pages' login, where a token is posted in the body.
 LOGIN_ENDPOINT = "pages.open_session"
@@ -44,7 +44,7 @@ class FailedAuthLimiter:
     """At most ``per_minute`` failed authentications per source address in
     any 60 s window (0 = no limit). ``clock``: monotonic seconds."""
 
-    WINDOW_S = 60.0
+    WINDOW_S = WINDOW_S
 
     def __init__(self, per_minute: int, clock=time.monotonic):
         self.per_minute, self.clock = per_minute, clock
@@ -53,9 +53,7 @@ class FailedAuthLimiter:
 
     def _window(self, address: str, now: float) -> deque | None:
         q = self._failures.get(address)
-        while q and now - q[0] >= self.WINDOW_S:
-            q.popleft()
-        return q
+        return None if q is None else prune(q, now, self.WINDOW_S)
 
     def check(self, address: str) -> None:
         """Raise ``RateLimited`` (429, ``Retry-After`` in seconds) when
@@ -67,7 +65,7 @@ class FailedAuthLimiter:
             q = self._window(address, now)
             if q is None or len(q) < self.per_minute:
                 return
-            retry = max(1, math.ceil(self.WINDOW_S - (now - q[0])))
+            retry = retry_after_s(q, now, self.WINDOW_S)
         raise RateLimited(f"too many failed authentications from this address; retry after {retry} s",
                           {"kind": "failed-authentication", "limit_per_minute": self.per_minute},
                           headers={"Retry-After": str(retry)},

@@ -18,11 +18,27 @@ from collections import deque
 from platforma_c2d.calls.errors import RateLimited
 
 
+WINDOW_S = 60.0
+
+
+def prune(q: deque, now: float, window_s: float = WINDOW_S) -> deque:
+    """Drop from the left of ``q`` (monotonic times, oldest first) the times at
+    least ``window_s`` seconds before ``now``; returns ``q``. The caller holds its lock."""
+    while q and now - q[0] >= window_s:
+        q.popleft()
+    return q
+
+
+def retry_after_s(q: deque, now: float, window_s: float = WINDOW_S) -> int:
+    """Whole seconds (at least 1) until the oldest time of a full window ``q`` leaves it."""
+    return max(1, math.ceil(window_s - (now - q[0])))
+
+
 class RateLimiter:
     """At most ``writes_per_minute`` writes and ``reads_per_minute`` reads per
     caller name in any 60 s window (0 = that kind unlimited)."""
 
-    WINDOW_S = 60.0
+    WINDOW_S = WINDOW_S
 
     def __init__(self, writes_per_minute: int, reads_per_minute: int = 0, clock=time.monotonic):
         self.limits = {True: writes_per_minute, False: reads_per_minute}
@@ -41,11 +57,9 @@ class RateLimiter:
             return
         now = self.clock()
         with self._lock:
-            q = self._hits.setdefault((name, write), deque())
-            while q and now - q[0] >= self.WINDOW_S:
-                q.popleft()
+            q = prune(self._hits.setdefault((name, write), deque()), now, self.WINDOW_S)
             if len(q) >= per_minute:
-                retry = max(1, math.ceil(self.WINDOW_S - (now - q[0])))
+                retry = retry_after_s(q, now, self.WINDOW_S)
                 kind = "writes (POST, DELETE)" if write else "reads (GET)"
                 raise RateLimited(f"too many {kind} for this token; retry after {retry} s",
                                   {"kind": "write" if write else "read", "limit_per_minute": per_minute},
