@@ -246,11 +246,13 @@ def run_takeover(nodes, cluster, sipp, hooks, receiver):
     assert a2.get_call(call["id"])["state"] == b2.get_call(call["id"])["state"] == "connected"
 
     a1.kill()                                          # SIGKILL: no clean-up at all
-    killed_at = time.monotonic()
+    # Within seconds: the lock is free once a1's session is gone; a2 becomes active,
+    # then connects to ARI (its /healthz is `degraded` in between: it does not
+    # serve the node's calls yet) and reconciles the node's calls.
     assert wait_for(lambda: role(a2) == "active", 10), a2.tail_log()
-    assert time.monotonic() - killed_at < 5
+    assert wait_for(lambda: a2.http.get("/healthz").json()["status"] == "ok", 10), a2.tail_log()
     health = a2.http.get("/healthz").json()
-    assert health["status"] == "ok" and health["ari_connected"] and health["cluster"]["instance"] == "a2"
+    assert health["ari_connected"] and health["cluster"]["instance"] == "a2"
     assert 'c2d_cluster_active{instance="a2",node="a"} 1.0' in a2.http.get("/metrics").text
     # Adopted, still connected: both legs are still up in node A's Asterisk.
     time.sleep(1.0)
@@ -287,9 +289,7 @@ def test_an_active_instance_that_loses_the_store_exits_and_its_standby_takes_ove
         killed = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                               " WHERE application_name = 'platforma-c2d a1'").fetchall()
     assert killed == [(True,)]      # its lease's session, as a restart of PostgreSQL would end it
-    started = time.monotonic()
-    assert a1.proc.wait(timeout=5) == 75
-    assert time.monotonic() - started < 3
+    assert a1.proc.wait(timeout=5) == 75      # at once: not after a lease period
     assert "lost the store" in a1.tail_log()
     assert wait_for(lambda: role(a2) == "active", 5), a2.tail_log()
 
@@ -380,11 +380,9 @@ def test_stopping_the_active_instance_hands_its_node_over_at_once(cluster):
 
 def test_a_node_without_an_active_instance_is_503_from_any_instance(nodes, cluster):
     b1 = cluster("b", "b1", wait_role="active")
-    started = time.monotonic()
-    r = b1.post_call(call_body("1001", "cl-4"))       # node A has no instance at all
-    assert r.status_code == 503, r.text
+    r = b1.post_call(call_body("1001", "cl-4"), timeout=4)   # node A has no instance at all:
+    assert r.status_code == 503, r.text       # refused at once, not after the command timeout (5 s)
     assert r.json()["error"] == "asterisk-unavailable" and r.json()["details"] == {"node": "a"}
-    assert time.monotonic() - started < 2
     unknown = b1.post_call(call_body("2001", "cl-5"))   # no rule names a node for this agent
     assert unknown.status_code == 400 and "agent" in unknown.json()["details"]["fields"], unknown.text
     listed = b1.http.get("/click2dial/calls").json()
