@@ -50,7 +50,6 @@ def test_a_hundred_agi_calls_at_once_are_all_journalled_and_completed(asterisk, 
     _agi, journal = agi_and_service(make_service, "burst")
     n = 100
     trunk = sipp("trunk", TRUNK_PORT, uas_scenario(talk_ms=1500))
-    started = time.monotonic()
     phone = dial(sipp, calls=n, rate=400, wait_bye=True)
     assert phone.wait(timeout=45) == 0, "some calls failed: " + str(final_responses(phone, n, 1))
     assert final_responses(phone, count=n) == [200] * n
@@ -59,7 +58,6 @@ def test_a_hundred_agi_calls_at_once_are_all_journalled_and_completed(asterisk, 
     calls = wait_calls(journal, count=n, timeout=20)
     assert len(calls) == n
     assert [c for c in calls if (c["state"], c["reason"], c["origin"]) != ("ended", "completed", "agi")] == []
-    assert time.monotonic() - started < 60
 
 
 def test_agi_calls_of_a_time_without_the_service_are_ended_or_followed_when_it_connects(

@@ -71,23 +71,19 @@ def test_a_slow_client_attack_leaves_healthz_and_post_answering(asterisk, make_s
     loris.start()
     try:
         time.sleep(1.5)                                # every slow connection is open
-        slowest = 0.0
+        # A new connection each time, each answered within its 2 s timeout (httpx raises
+        # otherwise), though every slow connection stays open up to the 3 s deadline.
         deadline = time.monotonic() + 7
         while time.monotonic() < deadline:
-            started = time.monotonic()
-            r = httpx.get(svc.url + "/healthz", timeout=2.0)     # a new connection each time
-            slowest = max(slowest, time.monotonic() - started)
+            r = httpx.get(svc.url + "/healthz", timeout=2.0)
             assert r.status_code == 200, r.text
             time.sleep(0.5)
-        started = time.monotonic()
         r = httpx.post(svc.url + "/click2dial/calls", json=BODY, timeout=2.0)
         assert r.status_code == 201, r.text
-        assert time.monotonic() - started < 2.0
         assert svc.http.delete(f"/click2dial/calls/{r.json()['id']}", timeout=5).status_code == 200
     finally:
         loris.stop.set()
         loris.join(timeout=10)
-    assert slowest < 2.0
     # The server closed the slow connections at the deadline (3 s), so each
     # was opened again at least once in the 8.5 s of the attack.
     assert loris.closed_by_server >= ATTACKERS, (loris.closed_by_server, loris.opened)

@@ -92,14 +92,12 @@ def test_a_command_reaches_the_active_instance_of_its_node_and_its_answer_comes_
     url, engine = store
     a1 = Instance(url, "a", "a1")
     assert wait_for(lambda: a1.lease.role == "active")
-    worker = CommandWorker(url, engine, "a", "a1", handler, timeout_s=5, poll_s=5.0)
+    # Its poll (10 s) comes after the bus's timeout (5 s): only NOTIFY can wake it in time.
+    worker = CommandWorker(url, engine, "a", "a1", handler, timeout_s=5, poll_s=10.0)
     worker.start()
     try:
         bus = CommandBus(engine, 5.0)
-        started = time.monotonic()
         answer = bus.send("a", "place", {"agent": "1001"})
-        # woken by NOTIFY, not by its 5 s poll
-        assert time.monotonic() - started < 2.0
         assert answer["kind"] == "place" and answer["echo"] == {"agent": "1001"}
         assert answer["thread"].startswith("cluster-command")
         with pytest.raises(AgentBusy) as err:
@@ -130,7 +128,7 @@ def test_a_node_that_does_not_answer_in_time_is_503_and_the_command_is_never_run
     started = time.monotonic()
     with pytest.raises(AsteriskUnavailable) as err:
         CommandBus(engine, 0.5).send("a", "place", {"agent": "1001"})
-    assert 0.5 <= time.monotonic() - started < 2.0 and "did not answer in time" in err.value.message
+    assert time.monotonic() - started >= 0.5 and "did not answer in time" in err.value.message
     worker = CommandWorker(url, engine, "a", "a1", lambda kind, p: ran.append(p) or {}, timeout_s=0.5)
     worker.start()
     try:
