@@ -72,7 +72,8 @@ class SessionSlots:
             return None
 
     def ended(self, sock: socket.socket, was_trusted: bool) -> None:
-        """The connection ended (``was_trusted``: :meth:`trusted` said True)."""
+        """The connection ended (``was_trusted``: :meth:`trusted` took it into the
+        sessions, that is returned None)."""
         with self._lock:
             self._pending.pop(id(sock), None)
             if was_trusted:
