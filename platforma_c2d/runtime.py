@@ -56,7 +56,8 @@ class Runtime:
         self.outbox = Outbox(self.journal.engine)
         self.webhooks = WebhookDelivery(self.outbox, config.webhooks, self.metrics)
         a = config.ari
-        self.ari = AriClient(a.url, a.username, a.password, a.app, a.request_timeout_s)
+        self.ari = AriClient(a.url, a.username, a.password, a.app, a.request_timeout_s,
+                             requests=a.requests)
         t = config.trunk
         self.pacer = TrunkPacer(t.max_calls_per_second, t.max_wait_s, t.hold_after_503_s,
                                 on_waiting=self.metrics.trunk_waiting.set)
@@ -69,7 +70,8 @@ class Runtime:
                                 config.limits.max_active_calls_per_agent,
                                 config.limits.max_active_calls)
         self.events = EventStream(a.url, a.username, a.password, a.app, self.stasis.dispatch,
-                                  self._connected, self._disconnected, a.reconnect_max_backoff_s)
+                                  self._connected, self._disconnected, a.reconnect_max_backoff_s,
+                                  sockets=self.ari.socket)
         self.loop = asyncio.new_event_loop()
         service_args = (config, self.engine, self.journal, self.policy, self.loop,
                         lambda: self.events.connected, self.picker)

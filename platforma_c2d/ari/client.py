@@ -14,11 +14,13 @@ import asyncio
 import base64
 import logging
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import aiohttp
 import orjson
 from yarl import URL
+
+from platforma_c2d.ari.wsrequests import RESPONSE_TYPE, SocketGone, SocketRequests
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +56,17 @@ class AriClient:
 
     ``url``: Asterisk's HTTP server, e.g. ``http://127.0.0.1:8088``;
     ``username``/``password``: an ari.conf user; ``app``: the Stasis app name;
-    ``timeout_s``: per-request timeout in seconds. Raises ``AriError`` (4xx/5xx)
-    or ``AriUnavailable`` (no answer) from every request method.
+    ``timeout_s``: per-request timeout in seconds; ``requests``: ``"http"``, or
+    ``"websocket"`` to send requests over the event socket while it answers them
+    (``self.socket``, handed to the :class:`EventStream`; HTTP otherwise,
+    docs/decisions/0021). Raises ``AriError`` (4xx/5xx) or ``AriUnavailable``
+    (no answer) from every request method, whichever way the request went.
     """
 
-    def __init__(self, url: str, username: str, password: str, app: str, timeout_s: float = 10.0):
+    def __init__(self, url: str, username: str, password: str, app: str, timeout_s: float = 10.0,
+                 requests: str = "http"):
         self.url, self.app = url.rstrip("/"), app
+        self.socket = SocketRequests(app, timeout_s) if requests == "websocket" else None
         # The Basic credentials as a header of their own: aiohttp 3.14 deprecates
         # BasicAuth and the session's ``auth`` (gone in 4), and this works on every 3.x.
         token = base64.b64encode(f"{username}:{password}".encode("utf-8")).decode("ascii")
@@ -104,17 +111,12 @@ class AriClient:
 
         ``ok404``: a 404 returns ``None`` instead of raising.
         """
-        data = headers = None
-        if json is not None:
-            # UTF-8, no spaces (docs/decisions/0020); a value that is no JSON raises TypeError
-            data = orjson.dumps(json)
-            headers = _JSON_HEADERS
-        try:
-            async with self.http.request(method, self._url(path, params), data=data,
-                                         headers=headers) as resp:
-                status, content = resp.status, await resp.read()
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise AriUnavailable(f"{method} {path}: {type(exc).__name__}") from exc
+        # UTF-8, no spaces (docs/decisions/0020); a value that is no JSON raises TypeError
+        data = None if json is None else orjson.dumps(json)
+        if self.socket is not None and self.socket.ready:
+            status, content = await self._over_socket(method, path, params, data)
+        else:
+            status, content = await self._over_http(method, path, params, data)
         if status == 404 and ok404:
             return None
         if status >= 400:
@@ -131,6 +133,26 @@ class AriClient:
             return orjson.loads(content)
         except ValueError:
             return None
+
+    async def _over_http(self, method: str, path: str, params: dict | None,
+                         data: bytes | None) -> tuple[int, bytes]:
+        headers = None if data is None else _JSON_HEADERS
+        try:
+            async with self.http.request(method, self._url(path, params), data=data,
+                                         headers=headers) as resp:
+                return resp.status, await resp.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise AriUnavailable(f"{method} {path}: {type(exc).__name__}") from exc
+
+    async def _over_socket(self, method: str, path: str, params: dict | None,
+                           data: bytes | None) -> tuple[int, bytes]:
+        # The path's segments percent-encoded as over HTTP (Asterisk decodes each);
+        # the query as pairs of plain text, which Asterisk takes as they are.
+        pairs = [(k, _query_value(v)) for k, v in params.items()] if params else None
+        try:
+            return await self.socket.send(method, quote(path, safe="/"), pairs, data)
+        except (SocketGone, asyncio.TimeoutError) as exc:
+            raise AriUnavailable(f"{method} {path}: {type(exc).__name__} (event socket)") from exc
 
     # --- Asterisk --------------------------------------------------------
     async def asterisk_info(self) -> dict:
@@ -173,7 +195,10 @@ class AriClient:
 
     async def set_event_filter(self, allowed: list[str]) -> None:
         """``PUT /applications/{app}/eventFilter``: Asterisk sends our app only the
-        event ``type``s of ``allowed``."""
+        event ``type``s of ``allowed`` (and ``RESTResponse``, the answers to requests
+        sent over the event socket, when the client sends them there)."""
+        if self.socket is not None and RESPONSE_TYPE not in allowed:
+            allowed = [*allowed, RESPONSE_TYPE]
         await self.request("PUT", f"/applications/{self.app}/eventFilter",
                            json={"allowed": [{"type": t} for t in allowed]})
 

@@ -7,7 +7,10 @@ socket drops (Asterisk restart, network) it reconnects with capped
 exponential backoff — also after a clean close, so there is no hot loop
 (field report C08). ``on_connected`` runs after every (re)connect, before
 further events are read, so the service can reconcile its journal with
-Asterisk; ``on_disconnected`` runs when the connection is lost.
+Asterisk; ``on_disconnected`` runs when the connection is lost. With
+``sockets`` (``[ari] requests = "websocket"``, :mod:`platforma_c2d.ari.wsrequests`)
+the socket also carries the client's requests once ``on_connected`` is done,
+and Asterisk's ``RESTResponse`` answers go to them, not to ``on_event``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import orjson
 import websockets
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedOK
+
+from platforma_c2d.ari.wsrequests import RESPONSE_TYPE, SocketRequests
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +43,15 @@ class EventStream:
 
     def __init__(self, url: str, username: str, password: str, app: str,
                  on_event: Handler, on_connected: Callable[[], Awaitable[None]],
-                 on_disconnected: Callable[[], Awaitable[None]], max_backoff_s: float = 30.0):
+                 on_disconnected: Callable[[], Awaitable[None]], max_backoff_s: float = 30.0,
+                 sockets: SocketRequests | None = None):
         ws_url = url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
         self.ws_url = f"{ws_url}/ari/events?app={app}&subscribeAll=false"
         token = base64.b64encode(f"{username}:{password}".encode()).decode()
         self._headers = {"Authorization": f"Basic {token}"}
         self.on_event, self.on_connected, self.on_disconnected = on_event, on_connected, on_disconnected
         self.max_backoff_s = max_backoff_s
+        self.sockets = sockets
         self.connected = False
         self.connects = 0
         self._stop = asyncio.Event()
@@ -73,11 +80,18 @@ class EventStream:
                         await self.on_connected()
                     except Exception:  # noqa: BLE001 - never kill the stream
                         log.exception("reconcile after connect failed")
+                    if self.sockets is not None:
+                        # Not before: the reconcile's requests wait for answers this loop reads.
+                        self.sockets.attach(ws)
                     async for raw in frames(ws):
                         try:
                             event = orjson.loads(raw)
                         except ValueError:
                             log.warning("ARI sent a frame that is not JSON")
+                            continue
+                        if (self.sockets is not None and isinstance(event, dict)
+                                and event.get("type") == RESPONSE_TYPE):
+                            self.sockets.resolve(event)
                             continue
                         try:
                             await self.on_event(event)
@@ -92,6 +106,8 @@ class EventStream:
                     said, said_at = why, now
             finally:
                 self._ws = None
+                if self.sockets is not None:
+                    self.sockets.detach()
                 if self.connected:
                     self.connected = False
                     try:

@@ -41,6 +41,8 @@ from platforma_c2d.config.pools import ClidPoolConfig
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("json", "text")
+#: ``[ari] requests``: how the service sends its ARI requests.
+ARI_REQUESTS = ("http", "websocket")
 
 
 
@@ -68,6 +70,12 @@ class AriConfig:
     )
     reconnect_max_backoff_s: float = _opt(30.0, "float", _FSECONDS, _fseconds)
     request_timeout_s: float = _opt(10.0, "float", _FSECONDS, _fseconds)
+    # How ARI requests travel: one HTTP request each, or as messages on the
+    # event WebSocket (Asterisk 22.4+; HTTP while the socket is down or does
+    # not answer). docs/decisions/0021.
+    requests: str = _opt(
+        "http", "str", 'one of "http", "websocket"', lambda v: v in ARI_REQUESTS,
+    )
     # Where browser phones connect to Asterisk's HTTP server: check fails
     # if ARI answers there (docs/security.md).
     browser_urls: tuple[str, ...] = _opt(

@@ -262,7 +262,8 @@ def test_section_that_is_not_a_table_is_a_problem():
      ('[clid]\npool = "0115550001"', "clid.pool"),
      ("[clid]\npool = [115550001]", "clid.pool"),
      ("[clid]\ndefault = 115550000", "clid.default"),
-     ("[ari]\nrequest_timeout_s = inf", "ari.request_timeout_s")],
+     ("[ari]\nrequest_timeout_s = inf", "ari.request_timeout_s"),
+     ('[ari]\nrequests = "ws"', "ari.requests")],
 )
 def test_wrong_type_is_a_problem_naming_the_key(text, key):
     assert one_problem(text).startswith(f"{key}: must be")
