@@ -24,7 +24,9 @@ class Policy:
     ``check(req)`` raises ``ClidNotAllowed`` when ``outbound_id`` is a number
     outside ``[clid].allowed`` (when that list is set), and
     ``DestinationNotAllowed`` when the callee, or an external agent number,
-    matches a deny prefix or misses every allow prefix.
+    matches a deny prefix or misses every allow prefix (an external agent
+    number is held to the callee lists while no ``agent_number_*`` list is
+    set, :func:`agent_number_lists`).
     """
 
     def __init__(self, clid: ClidConfig, policy: PolicyConfig):
@@ -42,9 +44,27 @@ class Policy:
             raise DestinationNotAllowed("calls to this callee number are not allowed",
                                         {"fields": {"callee": "calls to this number are not allowed on this PBX"}},
                                         hint="refused by [policy] callee_allow_prefixes/callee_deny_prefixes")
-        if req.agent_is_external and not _allowed(
-                req.agent, p.agent_number_allow_prefixes, p.agent_number_deny_prefixes):
-            raise DestinationNotAllowed("calls to this external agent number are not allowed",
-                                        {"fields": {"agent": "calls to this number are not allowed on this PBX"}},
-                                        hint="refused by [policy] agent_number_allow_prefixes/"
-                                             "agent_number_deny_prefixes")
+        if req.agent_is_external:
+            allow, deny, keys = agent_number_lists(p)
+            if not _allowed(req.agent, allow, deny):
+                raise DestinationNotAllowed("calls to this external agent number are not allowed",
+                                            {"fields": {"agent": "calls to this number are not allowed on this PBX"}},
+                                            hint=f"refused by [policy] {keys}")
+
+
+def agent_number_lists(policy: PolicyConfig) -> tuple[tuple[str, ...], tuple[str, ...], str]:
+    """The ``(allow, deny, keys)`` prefixes an external agent's number is held to.
+
+    An external agent's leg leaves through the trunk like a callee's and
+    costs the same: while neither ``agent_number_allow_prefixes`` nor
+    ``agent_number_deny_prefixes`` is set, the callee lists apply to it, so
+    that denying premium-rate and international callees is not undone by
+    giving such a number as the agent. ``keys`` names the config keys that
+    decided, for the refusal's hint. Never raises.
+    """
+    if policy.agent_number_allow_prefixes or policy.agent_number_deny_prefixes:
+        return (policy.agent_number_allow_prefixes, policy.agent_number_deny_prefixes,
+                "agent_number_allow_prefixes/agent_number_deny_prefixes")
+    return (policy.callee_allow_prefixes, policy.callee_deny_prefixes,
+            "callee_allow_prefixes/callee_deny_prefixes (external agents are held to them "
+            "while no agent_number_* list is set)")

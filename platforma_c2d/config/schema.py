@@ -249,7 +249,8 @@ def _prefixes() -> Any:
 class PolicyConfig:
     """``[policy]``: which numbers may be dialled. A number passes when it
     starts with an allow prefix (or the allow list is empty) and with no
-    deny prefix; deny wins. ``agent_number_*`` apply to external agents."""
+    deny prefix; deny wins. ``agent_number_*`` apply to external agents; while
+    both are empty, the callee lists do (``calls.policy.agent_number_lists``)."""
 
     callee_allow_prefixes: tuple[str, ...] = _prefixes()
     callee_deny_prefixes: tuple[str, ...] = _prefixes()

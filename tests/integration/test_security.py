@@ -84,6 +84,22 @@ def test_destination_policy_refuses_premium_and_international(asterisk, make_ser
     assert agent.received() == []
 
 
+def test_an_external_agent_number_is_held_to_the_callee_policy_when_agent_lists_are_unset(
+        asterisk, make_service, sipp):
+    """An external agent's leg leaves through the trunk like a callee's: an
+    administrator who denied premium and international callees (the sample's
+    advice) and set no agent_number_* list must not have a premium number
+    dialled as the agent."""
+    svc = make_service({"policy": {"callee_deny_prefixes": ["0900", "00"]}})
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
+    for agent in ("0900123456", "0044207946001"):
+        r = svc.post_call({**BODY, "agent": agent})
+        assert r.status_code == 403 and r.json()["error"] == "destination-not-allowed", r.text
+        assert set(r.json()["details"]["fields"]) == {"agent"}, r.text
+    time.sleep(0.5)
+    assert trunk.received("INVITE") == []
+
+
 def test_second_active_call_for_an_agent_is_409(asterisk, service, sipp):
     sipp("agent", AGENT_PORT, uas_scenario(answer=False))
     first = service.post_call(BODY)
