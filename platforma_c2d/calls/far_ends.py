@@ -13,7 +13,13 @@ the outcome).
 So when the dialplan half reports the answer (its ``Dial`` event, status
 ``ANSWER``), the app subscribes to the dialled channel
 (``POST /applications/{app}/subscription``) and notes the cause of its
-``ChannelDestroyed``. That channel is hung up in a thread of its own,
+``ChannelDestroyed`` — only when that channel's PJSIP endpoint has an RTP
+timer (``rtp_timeout`` or ``rtp_timeout_hold``), the one way Asterisk cuts
+an answered leg with a cause of its own; an endpoint without (the bench's,
+the sample's) costs no request and no events per call. Each endpoint's
+timers are read once (``GET /asterisk/config/dynamic/res_pjsip/endpoint/…``,
+the calls of that minute share the request) and trusted for
+``TIMERS_TTL_S``; a channel of another technology is followed as before. That channel is hung up in a thread of its own,
 concurrently with the Local channel, so its event can come after the
 leg's: :meth:`FarEnds.settle` lets the leg's end wait for it, briefly and
 bounded. Its events are handled apart from the call's ordered events (the
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 
 from platforma_c2d.ari.client import AriClient, AriError, AriUnavailable
@@ -39,6 +46,35 @@ log = logging.getLogger("platforma_c2d.calls")
 SETTLE_S = 2.0
 #: Followed far channels kept at most before those of ended calls are dropped.
 _MAX_FOLLOWED = 2000
+#: Oldest followed entries looked at per new one past ``_MAX_FOLLOWED`` (amortised O(1)).
+_EVICT_PER_FOLLOW = 8
+#: How long an endpoint's RTP timers, once read, are trusted (s): a reload of the
+#: PJSIP configuration is seen within this time.
+TIMERS_TTL_S = 60.0
+#: The settings of a PJSIP endpoint under which Asterisk hangs up an answered leg itself.
+RTP_TIMERS = ("rtp_timeout", "rtp_timeout_hold")
+
+
+def pjsip_endpoint(channel_name: str) -> str | None:
+    """The PJSIP endpoint of a channel name (``PJSIP/trunk-00000007`` → ``trunk``);
+    None for a channel of another technology or a name without a sequence number."""
+    if not channel_name.startswith("PJSIP/"):
+        return None
+    endpoint, sep, _seq = channel_name[len("PJSIP/"):].rpartition("-")
+    return endpoint if sep and endpoint else None
+
+
+def has_rtp_timer(settings: list[dict] | None) -> bool:
+    """Whether an endpoint's settings (ARI's dynamic config, ``[{"attribute", "value"}]``;
+    None: no such endpoint) set ``rtp_timeout`` or ``rtp_timeout_hold`` above 0."""
+    for item in settings if isinstance(settings, list) else ():
+        if isinstance(item, dict) and item.get("attribute") in RTP_TIMERS:
+            try:
+                if int(str(item.get("value") or 0)) > 0:
+                    return True
+            except ValueError:
+                continue
+    return False
 
 
 @dataclass
@@ -57,25 +93,66 @@ class FarEnds:
     ``far_cause`` (Q.850, from the far channel's ``ChannelDestroyed``).
     """
 
-    def __init__(self, ari: AriClient):
+    def __init__(self, ari: AriClient, clock=time.monotonic):
         self.ari = ari
         self._by_far: dict[str, _Followed] = {}
         self._by_leg: dict[str, _Followed] = {}
+        self._clock = clock
+        #: PJSIP endpoint → (read at, whether it has an RTP timer: a future the
+        #: calls that answer while it is read share)
+        self._timers: dict[str, tuple[float, asyncio.Future]] = {}
 
-    def follow(self, call: Call, leg: Leg, far_id: str) -> None:
-        """Follow ``far_id``, the channel ``leg``'s dialplan half dialled and that
-        answered: subscribe to it in a task of its own (the call's events do not
-        wait for the request). Once per leg; a repeated report changes nothing."""
+    def follow(self, call: Call, leg: Leg, far_id: str, far_name: str = "") -> None:
+        """Follow ``far_id`` (channel name ``far_name``), the channel ``leg``'s dialplan
+        half dialled and that answered, when its endpoint may cut it (``RTP_TIMERS``):
+        in a task of its own (the call's events do not wait for the requests).
+        Once per leg; a repeated report changes nothing."""
         if not far_id or leg.channel_id in self._by_leg or call.ended:
             return
-        if len(self._by_far) >= _MAX_FOLLOWED:
-            for stale in [f for f in self._by_far.values() if f.call.ended]:
-                self._drop(stale)
+        self._evict()
         followed = _Followed(call, leg, far_id)
         self._by_far[far_id] = self._by_leg[leg.channel_id] = followed
-        asyncio.get_running_loop().create_task(self._subscribe(followed))
+        asyncio.get_running_loop().create_task(self._subscribe(followed, pjsip_endpoint(far_name)))
 
-    async def _subscribe(self, followed: _Followed) -> None:
+    def _evict(self) -> None:
+        """Past ``_MAX_FOLLOWED``, drop the oldest entries of ended calls (a lost
+        ``ChannelDestroyed``); a live one goes to the back. A few per call, never a scan."""
+        for _ in range(_EVICT_PER_FOLLOW):
+            if len(self._by_far) < _MAX_FOLLOWED:
+                return
+            far_id, oldest = next(iter(self._by_far.items()))
+            if oldest.call.ended:
+                self._drop(oldest)
+            else:
+                del self._by_far[far_id]
+                self._by_far[far_id] = oldest
+
+    async def cuts_silence(self, endpoint: str) -> bool:
+        """Whether PJSIP ``endpoint`` has an RTP timer (``RTP_TIMERS``), read through
+        ARI at most once per ``TIMERS_TTL_S``; True when ARI cannot say (followed as
+        before, and read again next time). Raises nothing."""
+        now = self._clock()
+        cached = self._timers.get(endpoint)
+        if cached is None or now - cached[0] >= TIMERS_TTL_S:
+            if len(self._timers) > 10_000:   # endpoints come and go: never grows without bound
+                self._timers.clear()
+            cached = (now, asyncio.get_running_loop().create_task(self._read_timers(endpoint)))
+            self._timers[endpoint] = cached
+        try:
+            return await asyncio.shield(cached[1])
+        except (AriError, AriUnavailable) as exc:
+            if self._timers.get(endpoint) is cached:
+                del self._timers[endpoint]
+            log.debug("cannot read the RTP timers of endpoint %s: %s", endpoint, exc)
+            return True
+
+    async def _read_timers(self, endpoint: str) -> bool:
+        return has_rtp_timer(await self.ari.object_config("res_pjsip", "endpoint", endpoint))
+
+    async def _subscribe(self, followed: _Followed, endpoint: str | None) -> None:
+        if endpoint is not None and not await self.cuts_silence(endpoint):
+            self._drop(followed)   # Asterisk never cuts it with a cause of its own
+            return
         try:
             await self.ari.subscribe(f"channel:{followed.far_id}")
         except (AriError, AriUnavailable) as exc:

@@ -231,7 +231,7 @@ class StasisApp:
             call = self.engine.by_channel.get(leg_id or "")
             leg = call.leg_by_channel(leg_id) if call else None
             if leg is not None:
-                self.engine.far_ends.follow(call, leg, ev.channel.id)
+                self.engine.far_ends.follow(call, leg, ev.channel.id, ev.channel.name)
             return
         if not isinstance(ev, records.ChannelUserevent) or ev.eventname != LEG_USEREVENT:
             return

@@ -23,18 +23,19 @@ from platforma_c2d.ari.client import AriClient, AriError, AriUnavailable
 
 #: The variables Asterisk sets on the channel a transfer creates: the
 #: transferer's channel name (main/bridge.c; a Local channel's ``;2`` gets
-#: its ``;1``'s variables).
+#: its ``;1``'s variables). A transfer sets one of them.
 TRANSFER_VARIABLES = ("BLINDTRANSFER", "ATTENDEDTRANSFER")
+#: Both read in one request: ``EVAL()`` substitutes them, an unset one as
+#: ``""`` (``GET /channels/{id}/variables`` of the two would answer 404 as a
+#: whole whenever one is unset, which is always).
+TRANSFERER = "EVAL(%s)" % "".join("${%s}" % name for name in TRANSFER_VARIABLES)
 
 
 async def transfer_of(ari: AriClient, channel_id: str) -> str:
     """The transferer's channel name when ``channel_id`` was created by a transfer
-    (its ``BLINDTRANSFER`` or ``ATTENDEDTRANSFER``), else ``""``. Never raises."""
-    for name in TRANSFER_VARIABLES:
-        try:
-            value = await ari.get_variable(channel_id, name)
-        except (AriError, AriUnavailable):
-            value = None
-        if value:
-            return value
-    return ""
+    (its ``BLINDTRANSFER`` or ``ATTENDEDTRANSFER``), else ``""``: one
+    ``GET /channels/{id}/variable`` of ``TRANSFERER``. Never raises."""
+    try:
+        return await ari.get_variable(channel_id, TRANSFERER) or ""
+    except (AriError, AriUnavailable):
+        return ""

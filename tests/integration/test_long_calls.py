@@ -157,6 +157,8 @@ def test_a_call_cut_by_the_trunks_rtp_timeout_says_so(asterisk, make_service, si
     trunk = sipp("trunk", TRUNK_PORT, uas_scenario())   # answers, never sends RTP, waits for BYE
     service = make_service({"dial": {"trunk_endpoint": rtp_timeout_trunk}})
     call_id = _connected_call(service, "rtp-cut")
+    # The app follows the trunk's channel, the one Asterisk will cut.
+    assert _trunk_channels_followed(asterisk, "rtp-timeout-trunk") == [True]
     final = service.wait_state(call_id, "ended", timeout=RTP_TIMEOUT_S + 15)
     # Asterisk cut the trunk's leg (its BYE), then the service the agent's.
     assert trunk.received("BYE"), trunk.messages()
@@ -166,6 +168,27 @@ def test_a_call_cut_by_the_trunks_rtp_timeout_says_so(asterisk, make_service, si
     detail = Journal(service.store_url).events(call_id)[-1]["detail"]
     assert "callee leg cut by Asterisk (cause 44)" in detail and "rtp_timeout" in detail, detail
     assert agent.wait_for(lambda m: m.direction == "received" and m.method == "BYE")
+
+
+def _trunk_channels_followed(asterisk, endpoint: str) -> list[bool]:
+    """For each channel of PJSIP ``endpoint`` in Asterisk now, whether the service's
+    app is subscribed to it (``GET /ari/applications/click2dial``, ``channel_ids``)."""
+    followed = set(asterisk.ari.get("/applications/click2dial").json()["channel_ids"])
+    return [c["id"] in followed for c in asterisk.channels() if c["name"].startswith(f"PJSIP/{endpoint}-")]
+
+
+def test_a_trunk_without_rtp_timers_is_not_followed_and_its_calls_end_as_the_callee_did(asterisk, make_service, sipp):
+    """The trunk's channel of a call is followed only where Asterisk may cut it
+    (calls/far_ends.py): on the sample trunk (no rtp_timeout) the app subscribes
+    to none, and the callee's BYE still ends the call completed by the callee, 16."""
+    sipp("agent", AGENT_PORT, uas_scenario())
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(talk_ms=2000))
+    service = make_service()
+    call_id = _connected_call(service, "no-rtp-timer")
+    assert _trunk_channels_followed(asterisk, "trunk") == [False]
+    final = service.wait_state(call_id, "ended", timeout=15)
+    assert (final["reason"], final["ended_by"], final["cause"]) == ("completed", "callee", 16), final
+    assert [m for m in trunk.sent() if m.method == "BYE"]
 
 
 def test_check_passes_the_sample_endpoints_media_settings(asterisk, service):

@@ -501,6 +501,8 @@ def test_a_local_leg_ends_with_the_cause_of_the_channel_its_dial_reached_even_wh
     own in Asterisk, can come after the leg's. The call still ends as Asterisk cut
     it: ``failed`` by the ``system``, cause 44, not ``completed`` by the callee."""
     script, engine, stasis, journal = world
+    script.answers[("GET", "/ari/asterisk/config/dynamic/res_pjsip/endpoint/trunk")] = [
+        {"attribute": "rtp_timeout", "value": "6"}, {"attribute": "rtp_timeout_hold", "value": "0"}]
 
     async def go():
         call = await engine.start_rest_call(validate_call_request(BODY), "0215550199")
