@@ -229,7 +229,7 @@ class AgiScripts:
                     if problem})
             req = rules.validate_fields(agent=agent, callee=callee, outbound_id=outbound_id,
                                         call_ref=call_ref)
-            self.policy.check(req)
+            self.policy.check(req, agent_dialled=False)   # the agent is the calling phone
             if self.limits is not None:
                 check_agi_limits(self.journal.engine, self.limits)
             clid = self.picker.choose(req).clid

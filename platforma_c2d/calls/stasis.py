@@ -324,7 +324,7 @@ class StasisApp:
                 raise rules.ValidationError(problems)
             req = rules.validate_fields(agent=agent, callee=callee, outbound_id=outbound_id,
                                         call_ref=call_ref)
-            self.policy.check(req)
+            self.policy.check(req, agent_dialled=False)   # the agent is the calling phone
             # Drawn in the store, off the loop; the agent's limit is checked after it.
             choice = await self.picker.choose_async(req)
             if await agent_is_busy(self.engine, req.agent, self.max_per_agent):   # FastAGI calls too

@@ -44,3 +44,15 @@ def test_agent_number_lists_once_set_replace_the_callee_lists_for_external_agent
         denied.check(request("0800123456"))
     assert "agent_number_allow_prefixes/agent_number_deny_prefixes" in refused.value.hint
     denied.check(request("0900123456"))      # no callee list, and the agent list lets it by
+
+
+def test_a_phone_named_like_a_number_is_not_held_to_the_callee_lists():
+    """A header or FastAGI call's agent is the calling endpoint: nothing is dialled
+    to it, so only agent_number_* lists (when set) apply to its name."""
+    policy = Policy(ClidConfig(), PolicyConfig(callee_allow_prefixes=("021",)))
+    policy.check(request("0315550111"), agent_dialled=False)
+    with pytest.raises(DestinationNotAllowed):
+        policy.check(request("0315550111"))
+    listed = Policy(ClidConfig(), PolicyConfig(agent_number_deny_prefixes=("031",)))
+    with pytest.raises(DestinationNotAllowed):
+        listed.check(request("0315550111"), agent_dialled=False)
