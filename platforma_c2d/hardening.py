@@ -49,7 +49,8 @@ def sample_secret_findings(cfg: Config) -> tuple[list[str], list[str]]:
     """``(failures, warnings)`` about sample or missing secrets in ``cfg``.
 
     Failure: ``[ari] password`` is :data:`SAMPLE_ARI_PASSWORD`. Warning:
-    ``[agi] secret`` empty or the sample ``change-me-agi``.
+    ``[agi] secret`` empty or the sample ``change-me-agi``; a webhook
+    signing secret too short (:func:`short_signing_secrets`).
     """
     failures, warnings = [], []
     if cfg.ari.password == SAMPLE_ARI_PASSWORD:
@@ -62,7 +63,27 @@ def sample_secret_findings(cfg: Config) -> tuple[list[str], list[str]]:
         warnings.append("agi.secret: the shipped sample 'change-me-agi' is in use; set a "
                         "secret of your own here and as the AstDB entry c2d/agi_secret "
                         "(asterisk -rx 'database put c2d agi_secret ...')")
-    return failures, warnings
+    return failures, warnings + short_signing_secrets(cfg)
+
+
+#: Fewer characters than this in a webhook signing secret are warned about.
+MIN_SIGNING_SECRET = 16
+
+
+def short_signing_secrets(cfg: Config) -> list[str]:
+    """Warnings (``list[str]``) about webhook signing secrets shorter than
+    :data:`MIN_SIGNING_SECRET` characters: each ``[[webhooks.endpoints]]``
+    ``secret`` and ``[webhooks] callback_secret`` (SPEC §10). Whoever holds
+    one signed delivery (a receiver's log, a proxy) can try short keys
+    against its ``v1`` offline, and with the key found sign made-up events
+    that the receiver accepts. The lines name the key, never the secret."""
+    weak = [f"webhooks.endpoints[{e.name or i + 1}].secret" for i, e in enumerate(cfg.webhooks.endpoints)
+            if len(e.secret) < MIN_SIGNING_SECRET]
+    if cfg.webhooks.callback_secret and len(cfg.webhooks.callback_secret) < MIN_SIGNING_SECRET:
+        weak.append("webhooks.callback_secret")
+    return [f"{key}: the signing secret is shorter than {MIN_SIGNING_SECRET} characters: whoever "
+            "holds one signed delivery can find it by trying keys, then sign events of their own "
+            "that the receiver accepts; use a random one (openssl rand -hex 32)" for key in weak]
 
 
 def open_door_findings(cfg: Config) -> list[str]:

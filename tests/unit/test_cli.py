@@ -235,6 +235,26 @@ def test_check_warns_when_any_caller_id_and_any_destination_are_open(tmp_path):
     assert not any(line.startswith(("WARN clid.", "WARN policy")) for line in warns), warns
 
 
+def test_check_warns_on_a_short_webhook_signing_secret_without_showing_it(tmp_path):
+    """A delivery's v1 is HMAC-SHA256 over a key the receiver holds too: a short key
+    is found from one signed delivery by trying, and then any event can be forged."""
+    base = (f'[store]\nurl = "sqlite:///{tmp_path}/c.sqlite3"\n[ari]\nurl = "http://127.0.0.1:9"\n'
+            '[[webhooks.endpoints]]\nname = "crm"\nurl = "https://crm.example.test/hooks"\n')
+    cfg = tmp_path / "short.toml"
+    cfg.write_text(base + 'secret = "hook-s3cret"\n[webhooks]\n'
+                   'allowed_url_prefixes = ["https://crm.example.test/"]\ncallback_secret = "cb-s3cret"\n')
+    res = run("check", "--config", str(cfg))
+    warns = [line for line in res.stdout.splitlines() if line.startswith("WARN webhooks.")]
+    assert [w.split(":")[0] for w in warns] == ["WARN webhooks.endpoints[crm].secret",
+                                                "WARN webhooks.callback_secret"], res.stdout
+    assert "hook-s3cret" not in res.stdout and "cb-s3cret" not in res.stdout
+    cfg = tmp_path / "long.toml"
+    cfg.write_text(base + f'secret = "{"a1" * 16}"\n[webhooks]\n'
+                   f'allowed_url_prefixes = ["https://crm.example.test/"]\ncallback_secret = "{"b2" * 16}"\n')
+    res = run("check", "--config", str(cfg))
+    assert not [line for line in res.stdout.splitlines() if line.startswith("WARN webhooks.")], res.stdout
+
+
 def test_call_refuses_a_token_on_the_command_line_and_reads_env_or_file(tmp_path):
     """A token in argv is in every local user's process list (ps): refused."""
     res = run("call", "1001", "0215550100", "--token", "s3cret", "--url", "http://127.0.0.1:9")
