@@ -1,0 +1,213 @@
+"""Decision 0018, step 1: ``[c2d-native-call]``, the dialplan context in which
+Asterisk itself dials and bridges the callee of a REST call
+(``[dial] bridging = "dialplan"``), driven here through ARI as the service
+drives it, without the service.
+
+The agent leg is originated as the service originates it
+(``Local/<callee>@c2d-agent-leg/n`` into a Stasis app, the variables of
+``calls.legs.agent_originate``) plus the context's own ``C2D_NATIVE_*``;
+when its ``;1`` enters the app (the agent answered) it is continued into
+the context. What is checked is what a user sees: the SIP messages the
+trunk peer recorded, the CDR rows, the app's events (``Dial``, the
+``c2d-native`` UserEvent, ``ChannelDestroyed``) and no channel left. With
+the administrator's configs (C2D_BENCH_CONFIGS=admin, our contexts merged,
+the trunk with Asterisk's defaults: direct_media=yes,
+send_connected_line=yes) as with ours.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+from websockets.sync.client import connect
+
+from platforma_c2d.calls import legs
+from platforma_c2d.calls.model import Call, Origin
+from platforma_c2d.config import DialConfig
+from testbed.asterisk import ARI_PASSWORD, ARI_USER
+from testbed.sipmessages import identities, sip_user
+from testbed.sipp import uas_scenario
+
+pytestmark = pytest.mark.admin_configs
+
+TRUNK_PORT, AGENT_PORT = 5070, 5071
+AGENT, CALLEE, CLID = "1001", "0215550100", "0215550199"
+APP = "c2d-native-test"
+CONTEXT = "c2d-native-call"
+
+
+class AppEvents:
+    """An ARI application (``subscribeAll=false``) whose events a thread
+    collects; ``wait(predicate)`` returns the first that matches."""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.events: list[dict] = []
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            while True:
+                raw = self.ws.recv()
+                with self._cond:
+                    self.events.append(json.loads(raw))
+                    self._cond.notify_all()
+        except Exception:  # noqa: BLE001 - the socket closed at the end of the test
+            pass
+
+    def wait(self, predicate, timeout: float = 10.0) -> dict:
+        """The first event so far or within ``timeout`` seconds for which ``predicate`` holds."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for ev in self.events:
+                    if predicate(ev):
+                        return ev
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no such event in {[e.get('type') for e in self.events]}")
+                self._cond.wait(left)
+
+    def of_type(self, kind: str) -> list[dict]:
+        with self._cond:
+            return [ev for ev in self.events if ev.get("type") == kind]
+
+@pytest.fixture
+def app(asterisk):
+    url = asterisk.ari_url.replace("http://", "ws://") + f"/ari/events?app={APP}&api_key={ARI_USER}:{ARI_PASSWORD}"
+    with connect(url, open_timeout=10) as ws:
+        yield AppEvents(ws)
+
+
+def native_call(asterisk, app, call_id: str, *, tone_s: int = 1, max_s: int = 0,
+                ring_s: int = 10, callee: str = CALLEE) -> str:
+    """Originate a REST call's agent leg as the service does, with the
+    context's variables, and continue its ``;1`` into ``[c2d-native-call]``
+    once it enters the app (the agent answered). Returns ``;1``'s id."""
+    call = Call(id=call_id, origin=Origin.REST, agent=AGENT, callee=callee, outbound_id=CLID, clid=CLID,
+                call_ref=f"ref-{call_id}")
+    orig = legs.agent_originate(call, DialConfig())
+    variables = dict(orig.variables)
+    variables.update({"C2D_NATIVE_DIAL": f"PJSIP/{callee}@trunk", "C2D_NATIVE_TIMEOUT": str(ring_s),
+                      "C2D_NATIVE_MAX_S": str(max_s), "C2D_NATIVE_TONE_S": str(tone_s)})
+    r = asterisk.ari.post("/channels", params={
+        "endpoint": orig.endpoint, "app": APP, "appArgs": orig.app_args, "channelId": orig.channel_id,
+        "otherChannelId": orig.other_channel_id, "formats": orig.formats, "timeout": 20},
+        json={"variables": variables})
+    assert r.status_code == 200, r.text
+    app.wait(lambda e: e["type"] == "StasisStart" and e["channel"]["id"] == orig.channel_id)
+    r = asterisk.ari.post(f"/channels/{orig.channel_id}/continue",
+                          params={"context": CONTEXT, "extension": callee, "priority": 1})
+    assert r.status_code == 204, r.text
+    return orig.channel_id
+
+
+def native_event(app, leg: str, timeout: float = 15.0) -> dict:
+    """The fields of the context's ``c2d-native`` UserEvent of ``leg``."""
+    ev = app.wait(lambda e: e["type"] == "ChannelUserevent" and e["eventname"] == "c2d-native"
+                  and e["channel"]["id"] == leg, timeout)
+    return ev["userevent"]
+
+
+def destroyed(app, leg: str, timeout: float = 15.0) -> dict:
+    return app.wait(lambda e: e["type"] == "ChannelDestroyed" and e["channel"]["id"] == leg, timeout)
+
+
+def callee_dials(app, leg: str) -> list[str]:
+    """The ``dialstatus`` of the callee's ``Dial`` events of ``leg`` (caller = ``leg``), in order."""
+    return [e["dialstatus"] for e in app.of_type("Dial") if (e.get("caller") or {}).get("id") == leg]
+
+
+def test_answered_call_presents_only_the_clid_and_the_callee_hangup_is_told(asterisk, app, sipp):
+    sipp("agent", AGENT_PORT, uas_scenario())
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=300, talk_ms=1500))
+    leg = native_call(asterisk, app, "nat-answer")
+    told = native_event(app, leg)
+    assert (told["dialstatus"], told["ended_by"], told["cause"]) == ("ANSWER", "callee", "16"), told
+    assert destroyed(app, leg)["cause"] == 16
+    # The app, which only had ;1 because it entered Stasis, kept its events after StasisEnd.
+    assert callee_dials(app, leg)[-1] == "ANSWER" and "RINGING" in callee_dials(app, leg)
+    assert asterisk.wait_idle() == ([], [])
+    [invite] = trunk.initial_invites()
+    assert sip_user(invite.header("From")[0]) == CLID, invite.text
+    assert [sip_user(v) for v in invite.header("P-Asserted-Identity")] == [CLID], invite.text
+    strangers = [(m.first_line, h, v) for m in trunk.received() for h, v in identities(m.text)
+                 if v not in {CLID, CALLEE, "asterisk", ""}]
+    assert strangers == []
+
+
+def test_cdr_rows_the_callee_row_of_1_and_the_agent_row_of_2(asterisk, app, sipp):
+    sipp("agent", AGENT_PORT, uas_scenario())
+    sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=300, talk_ms=1000))
+    leg = native_call(asterisk, app, "nat-cdr")
+    destroyed(app, leg)
+    rows = asterisk.wait_cdr_rows(lambda r: r["c2d_call_id"] == "nat-cdr", count=2)
+    by_leg = {r["c2d_leg"]: r for r in rows}
+    assert len(rows) == 2 and set(by_leg) == {"agent", "callee"}, rows
+    callee, agent = by_leg["callee"], by_leg["agent"]
+    assert (callee["src"], callee["dst"], callee["call_ref"]) == (CLID, CALLEE, "ref-nat-cdr"), callee
+    assert callee["channel"].startswith("Local/0215550100@c2d-agent-leg-") and callee["channel"].endswith(";1")
+    assert callee["dstchannel"].startswith("PJSIP/trunk-") and callee["disposition"] == "ANSWERED", callee
+    assert 1 <= int(callee["billsec"]) <= 2, callee
+    assert (agent["src"], agent["dst"], agent["call_ref"]) == (AGENT, CALLEE, "ref-nat-cdr"), agent
+    assert agent["channel"].endswith(";2") and agent["dstchannel"].startswith("PJSIP/1001-"), agent
+
+
+def agent_heard(asterisk, leg_name: str, tone: str) -> bool:
+    """Whether Asterisk's console log shows ``tone`` played on ``leg_name`` (``Playtones``)."""
+    line = f'playtones("{leg_name}", "{tone}")'.lower()     # Asterisk logs it as PlayTones
+    return line in asterisk.log_path.read_text(errors="replace").lower()
+
+
+@pytest.mark.parametrize("code,status,tone,cause", [(486, "BUSY", "busy", "17"),
+                                                   (503, "CONGESTION", "congestion", "34")])
+def test_callee_refused_the_sip_code_is_told_then_the_tone_plays(asterisk, app, sipp, code, status, tone, cause):
+    agent = sipp("agent", AGENT_PORT, uas_scenario())
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=200, reject_code=code))
+    leg = native_call(asterisk, app, f"nat-{code}", tone_s=2)
+    told = native_event(app, leg)
+    assert (told["dialstatus"], told["sip_code"], told["cause"], told["ended_by"]) == (status, str(code), cause, ""), \
+        told
+    gone = destroyed(app, leg)
+    assert gone["cause"] == int(cause)
+    assert callee_dials(app, leg)[-1] == status
+    # The agent hears the tone for C2D_NATIVE_TONE_S, then Asterisk hangs up: the
+    # phone's BYE comes that long after the trunk's refusal.
+    [refusal] = [m for m in trunk.sent() if m.status == code]
+    [bye] = agent.wait_for(lambda m: m.direction == "received" and m.method == "BYE")
+    assert 2.0 <= bye.time - refusal.time < 4.0, (refusal.time, bye.time)
+    assert agent_heard(asterisk, gone["channel"]["name"], tone)
+    assert asterisk.wait_idle() == ([], [])
+
+
+def test_callee_no_answer_ends_at_the_ring_timeout_with_congestion(asterisk, app, sipp):
+    sipp("agent", AGENT_PORT, uas_scenario())
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(answer=False))
+    leg = native_call(asterisk, app, "nat-noanswer", ring_s=2, tone_s=1)
+    told = native_event(app, leg)
+    assert (told["dialstatus"], told["sip_code"], told["ended_by"]) == ("NOANSWER", "180", ""), told
+    gone = destroyed(app, leg)
+    assert agent_heard(asterisk, gone["channel"]["name"], "congestion")
+    [invite] = trunk.initial_invites()
+    [cancel] = trunk.received("CANCEL")
+    assert 2.0 <= cancel.time - invite.time < 3.5, (invite.time, cancel.time)
+    assert asterisk.wait_idle() == ([], [])
+
+
+def test_maximum_duration_ends_the_answered_call(asterisk, app, sipp):
+    sipp("agent", AGENT_PORT, uas_scenario())
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario())          # talks until hung up
+    leg = native_call(asterisk, app, "nat-max", max_s=2)
+    told = native_event(app, leg)
+    assert (told["dialstatus"], told["ended_by"]) == ("ANSWER", "timeout"), told
+    destroyed(app, leg)
+    [ack] = [m for m in trunk.received("ACK")][:1]
+    [bye] = trunk.wait_for(lambda m: m.direction == "received" and m.method == "BYE")
+    assert 2.0 <= bye.time - ack.time < 3.5, (ack.time, bye.time)
+    assert asterisk.wait_idle() == ([], [])
+
