@@ -21,6 +21,7 @@ from platforma_c2d.calls.policy import Policy
 from platforma_c2d.calls.recovery import reconcile
 from platforma_c2d.calls.trunk_leg import settle_trunk_legs
 from platforma_c2d.calls.connected_line import settle_connected_line
+from platforma_c2d.calls.native import settle_bridging
 from platforma_c2d.calls.service import CallService
 from platforma_c2d.calls.stasis import StasisApp
 from platforma_c2d.clid.picker import ClidPicker
@@ -91,6 +92,8 @@ class Runtime:
         await self.stasis.filter_events()
         self.engine.dial = await settle_trunk_legs(self.ari, self.config.dial, self.engine.dial)
         self.engine.connected_line_sub = await settle_connected_line(self.ari, self.engine.connected_line_sub)
+        self.engine.native.in_use = await settle_bridging(self.ari, self.engine.dial,
+                                                          self.engine.native.in_use)
         await reconcile(self.engine, self.ari, self.stasis)
 
     async def _disconnected(self) -> None:

@@ -243,6 +243,14 @@ class AriClient:
             raise
         return True
 
+    async def continue_in_dialplan(self, channel_id: str, context: str, extension: str,
+                                   priority: int = 1) -> None:
+        """``POST /channels/{id}/continue``: the channel leaves the app for the dialplan
+        at ``context``, ``extension``, ``priority``. Raises ``AriError`` (404: no such
+        channel; 409: not in the app)."""
+        await self.request("POST", f"/channels/{channel_id}/continue",
+                           params={"context": context, "extension": extension, "priority": priority})
+
     async def answer(self, channel_id: str) -> None:
         """``POST /channels/{id}/answer``."""
         await self.request("POST", f"/channels/{channel_id}/answer")

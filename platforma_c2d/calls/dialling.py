@@ -93,6 +93,7 @@ class Dialling:
                     outbound_id=req.outbound_id, clid=clid, call_ref=req.call_ref,
                     agent_is_external=req.agent_is_external, token_name=token_name)
         call.agent_leg = Leg("agent", agent_channel_id(call.id))
+        call.native = self.native.applies(req.agent_is_external)
         self.recorder.step_begins(call)
         self._register(call)
         # The first record is committed while the agent's phone is asked to

@@ -36,6 +36,7 @@ from platforma_c2d.calls.far_ends import FarEnds
 from platforma_c2d.calls.leg_events import LegEvents
 from platforma_c2d.calls.legs import LEG_PREFIX, agent_channel_id, bridge_id_for, callee_channel_id
 from platforma_c2d.calls.model import Call, EndedBy, Leg, Reason, State
+from platforma_c2d.calls.native import NativeCalls
 from platforma_c2d.calls.recorder import Recorder, call_context
 from platforma_c2d.calls.pacing import TrunkPacer
 from platforma_c2d.config import DialConfig
@@ -73,6 +74,8 @@ class CallEngine(Dialling, LegEvents):
         #: the subroutine context our legs carry to keep their connected line
         #: through a two-party bridge; "" = the conference mixer (calls.connected_line)
         self.connected_line_sub = ""
+        #: REST calls bridged by Asterisk's Dial() (``[dial] bridging = "dialplan"``)
+        self.native = NativeCalls(self)
         self.calls: dict[str, Call] = {}
         self.by_channel: dict[str, Call] = {}
         self._timers: dict[str, list[asyncio.TimerHandle]] = {}

@@ -107,6 +107,10 @@ class LegEvents:
         if leg.role == "agent" and call.state is State.DIALING_AGENT:
             call.advance(State.DIALING_CALLEE)
             self.recorder.step_done(call, "agent_answer")
+            if call.native:   # Asterisk dials the callee and bridges the call (calls.native)
+                self._record(call, "agent answered; the dialplan dials the callee")
+                await self.native.dial_callee(call)
+                return
             # The callee leg is in the record before it is dialled: a call
             # taken back after a restart is never dialled twice (resume).
             self._add_leg(call, Leg("callee", callee_channel_id(call.id)))
@@ -256,6 +260,8 @@ class LegEvents:
         ``by``: who ended it (the callee's side, our ring timer, or the system
         when Asterisk refused the leg)."""
         agent = call.agent_leg
+        if call.native and self.native.tone_in_dialplan(call, reason, detail, by):
+            return   # the context plays it; the agent leg's end ends the call
         if call.origin is not Origin.REST:
             # A browser learns why from the SIP response (486/480/503/403).
             await self.teardown(call, reason, detail, agent_cause=causes.sip_cause_for(reason), by=by)

@@ -136,6 +136,22 @@ def agent_endpoint(call: Call, dial: DialConfig) -> str:
     return dial.agent_endpoint.format(agent=call.agent)
 
 
+#: The dialplan context a natively bridged call's agent leg is continued into (ADR 0018).
+NATIVE_CONTEXT = "c2d-native-call"
+
+
+def native_call_variables(call: Call, dial: DialConfig) -> dict[str, str]:
+    """What ``[c2d-native-call]`` reads on a natively bridged call's agent leg (``;1``),
+    set at its originate so the continue needs no request more: the callee's
+    ``Dial()`` string and ring timeout, the maximum duration (s; 0 = none) and how
+    long the agent hears the busy or congestion tone (s). The CLID and the CDR
+    variables are the ``C2D_LEG_*`` the leg already carries. Pure."""
+    return {"C2D_NATIVE_DIAL": dial.trunk_endpoint.format(number=call.callee),
+            "C2D_NATIVE_TIMEOUT": str(dial.callee_ring_timeout_s),
+            "C2D_NATIVE_MAX_S": str(dial.max_call_duration_s),
+            "C2D_NATIVE_TONE_S": str(dial.tone_s)}
+
+
 def agent_originate(call: Call, dial: DialConfig, sub: str = "") -> Originate:
     """The originate of a REST call's agent leg (SPEC §3.1).
 
@@ -150,6 +166,8 @@ def agent_originate(call: Call, dial: DialConfig, sub: str = "") -> Originate:
     when set (``src`` = the CLID, ``dst`` = the agent's number, SPEC §5).
     ``sub``: the context of the subroutine that keeps the leg's connected
     line through a two-party bridge (``calls.connected_line``; ``""``: none).
+    A natively bridged call (``call.native``) also carries
+    :func:`native_call_variables`.
     """
     endpoint = agent_endpoint(call, dial)
     channel_id = agent_channel_id(call.id)
@@ -164,6 +182,8 @@ def agent_originate(call: Call, dial: DialConfig, sub: str = "") -> Originate:
     elif dial.agent_leg_context:
         variables.update(_shown_to_agent(call, endpoint, dial))
         variables.update(keep_variables(sub, call.agent, ""))
+        if call.native:
+            variables.update(native_call_variables(call, dial))
         variables, other = _through_dialplan(call, "agent", variables, endpoint,
                                              dial.agent_ring_timeout_s, channel_id)
         endpoint = f"Local/{call.callee}@{dial.agent_leg_context}/n"

@@ -160,6 +160,11 @@ class Call:
     #: outcome (SPEC §2), known once ended; None when no leg reported one
     cause: int | None = None
     sip_code: int | None = None
+    #: a REST call Asterisk bridges itself (``[dial] bridging = "dialplan"``,
+    #: ``calls.native``); ``continued``: its agent leg has left the app for the
+    #: dialplan, which now dials the callee and plays the tone
+    native: bool = False
+    continued: bool = False
 
     @classmethod
     def from_row(cls, row) -> "Call":

@@ -81,9 +81,14 @@ async def reconcile(engine: CallEngine, ari: AriClient, stasis: "StasisApp | Non
     for row in open_rows:
         if row["id"] in engine.calls or row["origin"] == Origin.AGI.value:
             continue  # AGI calls are routed by the dialplan: followed, not resumed
-        await engine.resume(call_from_row(row, channels), bridges)
+        call = call_from_row(row, channels)
+        agent = channels.get(row["agent_channel"] or "")
+        if agent is not None and await engine.native.resume(call, agent):
+            continue  # bridged by Asterisk's Dial(): followed again (calls.native)
+        await engine.resume(call, bridges)
     if stasis is not None:   # channel gone: end the call; still up: follow it again
         await stasis.agi_follower.reconcile(open_rows, channels)
+    await engine.native.follow_again(channels)
     for call in list(engine.calls.values()):
         for leg in call.legs():
             if not leg.gone and leg.started and leg.channel_id not in channels:

@@ -104,6 +104,10 @@ class StasisApp:
         ``;2`` of its Local channel (ADR 0014), or is the dialled channel itself when
         originated straight to the trunk (a ``Local/`` peer is the Local ``;1``, not yet
         the trunk)."""
+        owner = self.engine.by_channel.get(ev.caller_id) if ev.caller_id else None
+        if owner is not None and owner.native:
+            self.engine.native.dialled(ev)   # the callee dialled by [c2d-native-call]
+            return
         leg_id = leg_of_dial_half(ev.caller_id)
         if leg_id is None and is_ours(ev.channel.id) and not ev.channel.name.startswith("Local/"):
             leg_id = ev.channel.id
@@ -118,7 +122,8 @@ class StasisApp:
         chan_id = leg_of_dial_half(ev.channel.id) or leg_of_dial_half(caller) or ev.channel.id
         if caller and caller not in self.engine.by_channel and chan_id not in self.engine.by_channel:
             return caller   # a followed AGI channel's Dial: in order with its ChannelDestroyed
-        call = self.engine.by_channel.get(chan_id)
+        # (a natively bridged call's Dial of the callee: its caller is the agent leg)
+        call = self.engine.by_channel.get(chan_id) or (self.engine.by_channel.get(caller) if caller else None)
         return call.agent_leg.channel_id if call is not None and call.agent_leg else chan_id
 
     async def _after(self, prev: asyncio.Task | None, ev: AriEvent) -> None:
@@ -156,6 +161,11 @@ class StasisApp:
         if isinstance(ev, records.StasisStart) and ev.replace_channel.id:
             await self._on_replacing(ev)
             return
+        if isinstance(ev, records.Dial) and ev.caller_id:
+            owner = self.engine.by_channel.get(ev.caller_id)
+            if owner is not None and owner.native:
+                await self.engine.native.on_dial(owner, ev)   # the callee of [c2d-native-call]
+                return
         if self.engine.far_ends.is_followed(chan_id):
             self.engine.far_ends.on_event(ev)   # the channel a leg's Dial() reached
             return
@@ -211,7 +221,10 @@ class StasisApp:
         await self.engine.on_dtmf(call, leg, ev.digit)
 
     async def _on_userevent(self, ev: records.ChannelUserevent, call: Call, leg: Leg) -> None:
-        """Only the dialplan half's UserEvent counts (:meth:`_on_dial_half`)."""
+        """A natively bridged call's report after its Dial() (``calls.native``); otherwise
+        only the dialplan half's UserEvent counts (:meth:`_on_dial_half`)."""
+        if call.native and leg.role == "agent":
+            await self.engine.native.on_userevent(call, ev)
 
     async def _on_dial_half(self, ev: AriEvent) -> None:
         """An event of ``;2`` of a leg's Local channel (ADR 0014). Its report of

@@ -34,6 +34,9 @@ from platforma_c2d.config.checks import (
 )
 from platforma_c2d.config.fields import HOUR_S, _FSECONDS, _RING_SECONDS, _SECONDS, _fseconds, _seconds
 from platforma_c2d.config.fields import option as _opt
+
+#: ``[dial] bridging``: who bridges a REST call's two legs (ADR 0018).
+BRIDGING_MODES = ("stasis", "dialplan")
 from platforma_c2d.config.cluster import ClusterConfig
 from platforma_c2d.config.metrics import MetricsConfig
 from platforma_c2d.config.pages import PagesConfig
@@ -166,6 +169,10 @@ class DialConfig:
         "c2d-agent-leg", "str", "empty, or a dialplan context name (letters, digits, _ . -)",
         lambda v: v == "" or re.fullmatch(r"[A-Za-z0-9_.-]{1,79}", v) is not None,
     )
+    # Who bridges a REST call's agent (an extension) and callee: "stasis" = the
+    # service, in its Stasis app; "dialplan" = Asterisk's own Dial() in our
+    # [c2d-native-call] context, the service following it (ADR 0018).
+    bridging: str = _opt("stasis", "str", 'one of "stasis", "dialplan"', lambda v: v in BRIDGING_MODES)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,120 @@
+"""REST calls bridged by Asterisk's Dial() (``[dial] bridging = "dialplan"``, ADR 0018),
+followed by the service through ARI, against the real Asterisk and SIPp peers."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from testbed.asterisk import CONF_DIR
+from testbed.sipmessages import sip_user
+from testbed.sipp import uas_scenario
+
+AGENT_PORT, TRUNK_PORT = 5071, 5070
+DIALPLAN = {"dial": {"bridging": "dialplan"}}
+CALL = {"agent": "1001", "callee": "0215550100", "outbound_id": "0215550199", "call_ref": "nat-1"}
+
+pytestmark = pytest.mark.skipif("[c2d-native-call]" not in (CONF_DIR / "extensions.conf").read_text(),
+                                reason="the dialplan has no [c2d-native-call] context yet")
+
+
+def states_of(service, call_id: str) -> list[tuple[str, str | None]]:
+    history = service.http.get(f"/click2dial/calls/{call_id}/history").json()
+    return [(h["state"], h["reason"]) for h in history["states"]]
+
+
+def native_continued(asterisk, call_id: str) -> bool:
+    """Whether Asterisk has the call's agent leg in [c2d-native-call] (not in Stasis)."""
+    for chan in asterisk.channels():
+        if chan["id"] == f"c2d-{call_id}-agent":
+            return (chan.get("dialplan") or {}).get("context") == "c2d-native-call"
+    return False
+
+
+def test_connected_then_callee_hangs_up(asterisk, make_service, sipp):
+    service = make_service(DIALPLAN)
+    agent = sipp("agent", AGENT_PORT, uas_scenario(ring_ms=200))
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=300, talk_ms=2000))
+    r = service.post_call(CALL)
+    assert r.status_code == 201, r.text
+    call = r.json()
+    connected = service.wait_state(call["id"], "connected")
+    assert connected["state"] == "connected", connected
+    # Bridged by Asterisk: the agent leg runs our context, and no bridge of ours exists.
+    assert native_continued(asterisk, call["id"])
+    assert not [b for b in asterisk.bridges() if b["id"].startswith("c2d-")]
+    final = service.wait_state(call["id"], "ended", timeout=15)
+    assert (final["reason"], final["ended_by"]) == ("completed", "callee"), final
+    assert 1.5 <= final["duration_s"] <= 3.5, final
+    assert final["answered_at"]
+    assert [s for s, _ in states_of(service, call["id"])] == [
+        "dialing_agent", "dialing_callee", "connected", "ended"]
+    invite = trunk.received("INVITE")[0]
+    assert invite.first_line.startswith("INVITE sip:0215550100@")
+    assert sip_user(invite.header("From")[0]) == "0215550199"
+    assert [sip_user(v) for v in invite.header("P-Asserted-Identity")] == ["0215550199"]
+    # The agent's phone showed the callee's number.
+    assert sip_user(agent.received("INVITE")[0].header("From")[0]) == "0215550100"
+
+
+def test_agent_hangs_up_connected_call(asterisk, make_service, sipp):
+    service = make_service(DIALPLAN)
+    sipp("agent", AGENT_PORT, uas_scenario(ring_ms=100, talk_ms=1500))
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=100))
+    call = service.post_call(CALL).json()
+    final = service.wait_state(call["id"], "ended", timeout=15)
+    assert (final["reason"], final["ended_by"]) == ("completed", "agent"), final
+    assert final["answered_at"]
+    assert trunk.received("BYE"), "the trunk was not hung up"
+
+
+def test_delete_connected_call(asterisk, make_service, sipp):
+    service = make_service(DIALPLAN)
+    sipp("agent", AGENT_PORT, uas_scenario(ring_ms=100))
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=100))
+    call = service.post_call(CALL).json()
+    assert service.wait_state(call["id"], "connected")["state"] == "connected"
+    r = service.http.delete(f"/click2dial/calls/{call['id']}")
+    assert r.status_code in (200, 202, 204), r.text
+    final = service.wait_state(call["id"], "ended", timeout=10)
+    assert (final["reason"], final["ended_by"]) == ("completed", "api"), final
+    assert trunk.received("BYE")
+
+
+def test_delete_while_callee_rings(asterisk, make_service, sipp):
+    service = make_service(DIALPLAN)
+    sipp("agent", AGENT_PORT, uas_scenario(ring_ms=100))
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(answer=False))
+    call = service.post_call(CALL).json()
+    deadline = time.monotonic() + 10
+    while not trunk.received("INVITE") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert trunk.received("INVITE")
+    r = service.http.delete(f"/click2dial/calls/{call['id']}")
+    assert r.status_code in (200, 202, 204), r.text
+    final = service.wait_state(call["id"], "ended", timeout=10)
+    assert (final["reason"], final["ended_by"]) == ("cancelled", "api"), final
+    assert trunk.received("CANCEL")
+
+
+@pytest.mark.parametrize("code, reason, sip_code", [(486, "callee_busy", 486),
+                                                    (503, "callee_unavailable", 503)])
+def test_callee_refuses(asterisk, make_service, sipp, code, reason, sip_code):
+    service = make_service(DIALPLAN)
+    sipp("agent", AGENT_PORT, uas_scenario(ring_ms=100))
+    sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=100, reject_code=code))
+    call = service.post_call(CALL).json()
+    final = service.wait_state(call["id"], "ended", timeout=15)
+    assert (final["reason"], final["ended_by"], final["sip_code"]) == (reason, "callee", sip_code), final
+    assert final["answered_at"] is None
+
+
+def test_callee_no_answer(asterisk, make_service, sipp):
+    service = make_service({"dial": {"bridging": "dialplan", "callee_ring_timeout_s": 2}})
+    sipp("agent", AGENT_PORT, uas_scenario(ring_ms=100))
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(answer=False))
+    call = service.post_call(CALL).json()
+    final = service.wait_state(call["id"], "ended", timeout=15)
+    assert (final["reason"], final["ended_by"]) == ("callee_no_answer", "timeout"), final
+    assert trunk.received("CANCEL")
