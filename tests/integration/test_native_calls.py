@@ -8,8 +8,12 @@ import time
 import pytest
 
 from testbed.asterisk import CONF_DIR
+from testbed.carrier import carrier_scenario
 from testbed.sipmessages import sip_user
 from testbed.sipp import uas_scenario
+from testbed.wire import InviteTap
+from tests.integration.test_trunk_pacing import (_place_at_once, _place_one_after_the_other, _wait_ended,
+                                                 _wire_gaps_too_short)
 
 AGENT_PORT, TRUNK_PORT = 5071, 5070
 DIALPLAN = {"dial": {"bridging": "dialplan"}}
@@ -118,3 +122,86 @@ def test_callee_no_answer(asterisk, make_service, sipp):
     final = service.wait_state(call["id"], "ended", timeout=15)
     assert (final["reason"], final["ended_by"]) == ("callee_no_answer", "timeout"), final
     assert trunk.received("CANCEL")
+
+
+@pytest.mark.parametrize("scenario, reason", [(dict(answer=False), "agent_no_answer"),
+                                              (dict(reject_code=486), "agent_busy")])
+def test_agent_not_reached_nothing_dialled(asterisk, make_service, sipp, scenario, reason):
+    service = make_service(DIALPLAN)
+    sipp("agent", AGENT_PORT, uas_scenario(**scenario))
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
+    call = service.post_call(CALL).json()
+    final = service.wait_state(call["id"], "ended", timeout=15)
+    assert final["reason"] == reason, final
+    assert not trunk.received("INVITE")
+
+
+def test_restart_while_connected_the_call_is_taken_back(asterisk, make_service, sipp):
+    service = make_service(DIALPLAN)
+    sipp("agent", AGENT_PORT, uas_scenario(ring_ms=100))
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=100))   # talks until hung up
+    call = service.post_call(CALL).json()
+    assert service.wait_state(call["id"], "connected")["state"] == "connected"
+    service.kill()
+    time.sleep(0.5)
+    assert native_continued(asterisk, call["id"])   # Asterisk's bridge goes on without the service
+    service.start()
+    assert service.get_call(call["id"])["state"] == "connected"   # taken back as it was
+    assert not [m for m in trunk.received() if m.method == "BYE"]
+    r = service.http.delete(f"/click2dial/calls/{call['id']}")
+    assert r.status_code in (200, 202, 204), r.text
+    final = service.wait_state(call["id"], "ended", timeout=10)
+    assert (final["reason"], final["ended_by"]) == ("completed", "api"), final
+    assert final["answered_at"]
+    assert trunk.received("BYE")
+
+
+def test_call_ended_while_the_service_was_away_is_ended_at_the_restart(asterisk, make_service, sipp):
+    service = make_service(DIALPLAN)
+    sipp("agent", AGENT_PORT, uas_scenario(ring_ms=100))
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=100, talk_ms=1500))
+    call = service.post_call(CALL).json()
+    assert service.wait_state(call["id"], "connected")["state"] == "connected"
+    service.kill()
+    assert trunk.wait_for(lambda m: m.direction == "sent" and m.method == "BYE", timeout=10)
+    service.start()
+    final = service.wait_state(call["id"], "ended", timeout=10)
+    assert final["reason"] == "completed", final   # its outcome was lost with the events
+
+
+def test_callee_legs_are_paced_on_the_wire(asterisk, make_service, sipp):
+    # Three calls at once at 2/s: each agent leg is continued into the dialplan at
+    # its slot, counted from the previous callee's Dial (ADR 0019).
+    rate = 2
+    sipp("agent", AGENT_PORT, uas_scenario())
+    trunk = sipp("trunk", TRUNK_PORT, carrier_scenario(limit=4, window_ms=1000, talk_ms=1000))
+    service = make_service({"dial": {"bridging": "dialplan"},
+                            "trunk": {"max_calls_per_second": rate, "max_wait_s": 10.0},
+                            "limits": {"max_active_calls_per_agent": 5}})
+    with InviteTap(TRUNK_PORT) as tap:
+        ids = _place_at_once(service, 3)
+        calls = _wait_ended(service, ids, timeout=40)
+    assert {c["reason"] for c in calls.values()} == {"completed"}, calls
+    invites = tap.invites()
+    assert len(invites) == len(trunk.initial_invites()) == 3, (invites, trunk.initial_invites())
+    assert not _wire_gaps_too_short(invites, rate), [i.time for i in invites]
+    assert not [m for m in trunk.sent() if m.status == 503]
+
+
+def test_a_carrier_503_holds_the_trunk(asterisk, make_service, sipp):
+    # The carrier takes one INVITE in any 5 s and refuses the next with 503; the
+    # service holds the trunk 5 s after it: the third call's INVITE waits for that.
+    sipp("agent", AGENT_PORT, uas_scenario())
+    trunk = sipp("trunk", TRUNK_PORT, carrier_scenario(limit=1, window_ms=5000, retry_after_s=5, talk_ms=300))
+    service = make_service({"dial": {"bridging": "dialplan"},
+                            "trunk": {"hold_after_503_s": 5.0, "max_wait_s": 9.0},
+                            "limits": {"max_active_calls_per_agent": 5}})
+    first, second = _place_one_after_the_other(service)
+    calls = _wait_ended(service, [first, second], timeout=20)
+    assert calls[first]["reason"] == "completed", calls
+    assert (calls[second]["reason"], calls[second]["sip_code"]) == ("callee_unavailable", 503), calls
+    [refusal] = [m for m in trunk.sent() if m.status == 503]
+    [third] = _place_at_once(service, 1)
+    assert _wait_ended(service, [third], timeout=20)[third]["reason"] == "completed"
+    assert trunk.received("INVITE")[-1].time - refusal.time >= 5.0
+    assert len([m for m in trunk.sent() if m.status == 503]) == 1
