@@ -231,6 +231,7 @@ def check_dialplan(pjsip: Callable[[], dict[str, dict[str, str]]], global_var: C
                                      f"service dials {what} straight to their endpoint and their CDR "
                                      "rows say dst = s (docs/configuration.md)"))
         legs += connected_line_line(global_var("C2D_CONNECTED_LINE_SUB"), show)
+        legs += native_call_line(cfg.dial, global_var("C2D_NATIVE_CALL"), show)
     except (OSError, ValueError) as exc:
         return [("WARN", f"dialplan: not checked, the Asterisk CLI did not answer ({exc})")]
     except Exception as exc:  # noqa: BLE001 - subprocess.TimeoutExpired and kin, one line
@@ -275,3 +276,27 @@ def connected_line_line(context: str, show: Callable[[str], str]) -> list[tuple[
                      "trunk would be told the agent's identity when a call is bridged; merge "
                      "[c2d-connected-line] of our extensions.conf, or remove the global "
                      "(docs/configuration.md)")]
+
+
+def native_call_line(dial, marker: str, show: Callable[[str], str]) -> list[tuple[str, str]]:
+    """The line of ``[dial] bridging = "dialplan"`` (docs/decisions/0018); [] with ``stasis``.
+
+    ``dial``: the ``[dial]`` config; ``marker``: the ``C2D_NATIVE_CALL`` global's
+    value. WARN when the service cannot bridge in the dialplan and falls back to
+    its Stasis app: no ``agent_leg_context``, the global not ``1``, or no
+    ``[c2d-native-call]`` context that ``Dial()``\ s a customer's number."""
+    if dial.bridging != "dialplan":
+        return []
+    fallback = "REST calls are bridged in the Stasis app instead"
+    if not dial.agent_leg_context:
+        return [("WARN", f"dialplan: [dial] bridging = \"dialplan\" needs [dial] agent_leg_context: {fallback}")]
+    if marker.strip() != "1":
+        return [("WARN", "dialplan: [dial] bridging = \"dialplan\" but the C2D_NATIVE_CALL global is not 1: "
+                         f"{fallback}; merge [c2d-native-call] and the global (docs/configuration.md)")]
+    steps = first_extension(show(f"dialplan show {SAMPLE_CALLEE}@c2d-native-call"))
+    if not any(app.lower() == "dial" for app, _ in steps):
+        return [("FAIL", "dialplan: the C2D_NATIVE_CALL global is 1 but context c2d-native-call "
+                         + ("does not exist" if not steps else "does not Dial() a customer's number")
+                         + ": every REST call would fail once its agent answers; merge "
+                           "[c2d-native-call] of our extensions.conf (docs/configuration.md)")]
+    return [("ok", "dialplan: REST calls are bridged by Asterisk in [c2d-native-call] ([dial] bridging)")]

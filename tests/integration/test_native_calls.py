@@ -105,13 +105,27 @@ def test_delete_while_callee_rings(asterisk, make_service, sipp):
 @pytest.mark.parametrize("code, reason, sip_code", [(486, "callee_busy", 486),
                                                     (503, "callee_unavailable", 503)])
 def test_callee_refuses(asterisk, make_service, sipp, code, reason, sip_code):
-    service = make_service(DIALPLAN)
-    sipp("agent", AGENT_PORT, uas_scenario(ring_ms=100))
-    sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=100, reject_code=code))
+    service = make_service(DIALPLAN)   # tone_s = 1
+    agent = sipp("agent", AGENT_PORT, uas_scenario(ring_ms=100))
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=100, reject_code=code))
     call = service.post_call(CALL).json()
     final = service.wait_state(call["id"], "ended", timeout=15)
     assert (final["reason"], final["ended_by"], final["sip_code"]) == (reason, "callee", sip_code), final
     assert final["answered_at"] is None
+    # The agent heard the tone (played by the dialplan) for tone_s before the hang-up.
+    refused = next(m for m in trunk.sent() if m.status == code)
+    bye = next(m for m in agent.received() if m.method == "BYE")
+    assert bye.time - refused.time >= 1.0, bye.time - refused.time
+
+
+def test_agent_hangs_up_while_callee_rings(asterisk, make_service, sipp):
+    service = make_service(DIALPLAN)
+    sipp("agent", AGENT_PORT, uas_scenario(ring_ms=100, talk_ms=1500))
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(answer=False))
+    call = service.post_call(CALL).json()
+    final = service.wait_state(call["id"], "ended", timeout=15)
+    assert (final["reason"], final["ended_by"]) == ("cancelled", "agent"), final
+    assert trunk.received("CANCEL")
 
 
 def test_callee_no_answer(asterisk, make_service, sipp):
@@ -205,3 +219,26 @@ def test_a_carrier_503_holds_the_trunk(asterisk, make_service, sipp):
     assert _wait_ended(service, [third], timeout=20)[third]["reason"] == "completed"
     assert trunk.received("INVITE")[-1].time - refusal.time >= 5.0
     assert len([m for m in trunk.sent() if m.status == 503]) == 1
+
+
+@pytest.fixture
+def no_native_marker(asterisk):
+    """The dialplan's C2D_NATIVE_CALL global emptied (a PBX that has not merged
+    [c2d-native-call]) for one test, then set back."""
+    asterisk.ari.post("/asterisk/variable", params={"variable": "C2D_NATIVE_CALL", "value": ""})
+    yield
+    asterisk.ari.post("/asterisk/variable", params={"variable": "C2D_NATIVE_CALL", "value": "1"})
+
+
+def test_without_the_marker_calls_are_bridged_in_stasis_with_a_warning(asterisk, make_service, sipp,
+                                                                     no_native_marker):
+    service = make_service(DIALPLAN)
+    sipp("agent", AGENT_PORT, uas_scenario(ring_ms=100))
+    sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=100, talk_ms=1000))
+    call = service.post_call(CALL).json()
+    assert service.wait_state(call["id"], "connected")["state"] == "connected"
+    assert f"c2d-{call['id']}" in [b["id"] for b in asterisk.bridges()]   # the service's own bridge
+    assert not native_continued(asterisk, call["id"])
+    final = service.wait_state(call["id"], "ended", timeout=15)
+    assert (final["reason"], final["ended_by"]) == ("completed", "callee"), final
+    assert 'bridging = \\"dialplan\\" cannot be used' in service.tail_log(200)

@@ -10,6 +10,7 @@ from platforma_c2d.calls.legs import agent_originate
 from platforma_c2d.calls.model import Call, Leg, Origin
 from platforma_c2d.calls.native import bridging_in_use
 from platforma_c2d.config import ConfigError, DialConfig, loads_config
+from platforma_c2d.config.dialplan_check import native_call_line
 
 DIALPLAN = DialConfig(bridging="dialplan", trunk_endpoint="PJSIP/{number}@trunk", callee_ring_timeout_s=40,
                       max_call_duration_s=600, tone_s=3)
@@ -60,3 +61,25 @@ def test_bridging_is_stasis_by_default_and_refuses_other_values():
     with pytest.raises(ConfigError) as info:
         loads_config('[dial]\nbridging = "native"\n', env={})
     assert any("bridging" in p and "dialplan" in p for p in info.value.problems), info.value.problems
+
+
+SHOW_CONTEXT = """[ Context 'c2d-native-call' created by 'pbx_config' ]
+  '_X.' =>          1. Set(CDR_PROP(disable)=0)                   [extensions.conf:356]
+                    2. Dial(${C2D_NATIVE_DIAL},${C2D_NATIVE_TIMEOUT},g)      [extensions.conf:366]
+"""
+
+
+@pytest.mark.parametrize("dial, marker, shown, level, words", [
+    (DialConfig(), "", "", None, ""),
+    (DialConfig(bridging="dialplan", agent_leg_context=""), "1", SHOW_CONTEXT, "WARN", "agent_leg_context"),
+    (DialConfig(bridging="dialplan"), "", SHOW_CONTEXT, "WARN", "C2D_NATIVE_CALL global is not 1"),
+    (DialConfig(bridging="dialplan"), "1", "", "FAIL", "does not exist"),
+    (DialConfig(bridging="dialplan"), "1", SHOW_CONTEXT, "ok", "bridged by Asterisk"),
+])
+def test_check_says_whether_dialplan_bridging_can_be_used(dial, marker, shown, level, words):
+    lines = native_call_line(dial, marker, lambda cmd: shown)
+    if level is None:
+        assert lines == []
+    else:
+        [(got, text)] = lines
+        assert got == level and words in text, lines
