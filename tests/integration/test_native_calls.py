@@ -242,3 +242,16 @@ def test_without_the_marker_calls_are_bridged_in_stasis_with_a_warning(asterisk,
     final = service.wait_state(call["id"], "ended", timeout=15)
     assert (final["reason"], final["ended_by"]) == ("completed", "callee"), final
     assert 'bridging = \\"dialplan\\" cannot be used' in service.tail_log(200)
+
+
+def test_maximum_duration_ends_the_call_by_timeout(asterisk, make_service, sipp):
+    service = make_service({"dial": {"bridging": "dialplan", "max_call_duration_s": 2}})
+    sipp("agent", AGENT_PORT, uas_scenario(ring_ms=100))
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=100))   # talks until hung up
+    call = service.post_call(CALL).json()
+    final = service.wait_state(call["id"], "ended", timeout=15)
+    assert (final["reason"], final["ended_by"]) == ("completed", "timeout"), final
+    # Dial()'s S(2): the trunk's BYE 2 s after its answer (200 OK), as the trunk logged them.
+    answer = next(m for m in trunk.sent() if m.status == 200 and "INVITE" in m.header("CSeq")[0])
+    bye = next(m for m in trunk.received() if m.method == "BYE")
+    assert 2.0 <= bye.time - answer.time < 3.5, bye.time - answer.time
