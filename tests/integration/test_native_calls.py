@@ -11,9 +11,8 @@ from testbed.asterisk import CONF_DIR
 from testbed.carrier import carrier_scenario
 from testbed.sipmessages import sip_user
 from testbed.sipp import uas_scenario
-from testbed.wire import InviteTap
 from tests.integration.test_trunk_pacing import (_place_at_once, _place_one_after_the_other, _wait_ended,
-                                                 _wire_gaps_too_short)
+                                                 three_calls_paced_on_the_wire)
 
 AGENT_PORT, TRUNK_PORT = 5071, 5070
 DIALPLAN = {"dial": {"bridging": "dialplan"}}
@@ -184,22 +183,9 @@ def test_call_ended_while_the_service_was_away_is_ended_at_the_restart(asterisk,
 
 
 def test_callee_legs_are_paced_on_the_wire(asterisk, make_service, sipp):
-    # Three calls at once at 2/s: each agent leg is continued into the dialplan at
-    # its slot, counted from the previous callee's Dial (ADR 0019).
-    rate = 2
-    sipp("agent", AGENT_PORT, uas_scenario())
-    trunk = sipp("trunk", TRUNK_PORT, carrier_scenario(limit=4, window_ms=1000, talk_ms=1000))
-    service = make_service({"dial": {"bridging": "dialplan"},
-                            "trunk": {"max_calls_per_second": rate, "max_wait_s": 10.0},
-                            "limits": {"max_active_calls_per_agent": 5}})
-    with InviteTap(TRUNK_PORT) as tap:
-        ids = _place_at_once(service, 3)
-        calls = _wait_ended(service, ids, timeout=40)
-    assert {c["reason"] for c in calls.values()} == {"completed"}, calls
-    invites = tap.invites()
-    assert len(invites) == len(trunk.initial_invites()) == 3, (invites, trunk.initial_invites())
-    assert not _wire_gaps_too_short(invites, rate), [i.time for i in invites]
-    assert not [m for m in trunk.sent() if m.status == 503]
+    # Each agent leg is continued into the dialplan at its slot, counted from the
+    # previous callee's Dial (ADR 0019): three calls at once at 2/s.
+    three_calls_paced_on_the_wire(make_service, sipp, {"bridging": "dialplan"})
 
 
 def test_a_carrier_503_holds_the_trunk(asterisk, make_service, sipp):

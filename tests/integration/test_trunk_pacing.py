@@ -147,14 +147,13 @@ def _wire_gaps_too_short(invites, rate: float) -> list:
             for a, b in zip(invites, invites[1:]) if b.time - a.time < 1 / rate]
 
 
-def test_legs_dialled_straight_to_the_trunk_are_paced_on_the_wire_too(asterisk, make_service, sipp):
-    # A dialplan without our trunk-leg context (an administrator who has not
-    # merged it): the callee legs are originated straight to the trunk, and
-    # the pacer counts from each one's own Dial. Three calls at once at 2/s.
+def three_calls_paced_on_the_wire(make_service, sipp, dial: dict) -> None:
+    """Three REST calls placed at once at 2/s (``dial``: the service's ``[dial]``):
+    all completed, their INVITEs at least 0.5 s apart on the wire, no 503."""
     rate = 2
     sipp("agent", AGENT_PORT, uas_scenario())
     trunk = sipp("trunk", TRUNK_PORT, carrier_scenario(limit=4, window_ms=1000, talk_ms=1000))
-    service = make_service({"dial": {"trunk_leg_context": ""},
+    service = make_service({"dial": dial,
                             "trunk": {"max_calls_per_second": rate, "max_wait_s": 10.0},
                             "limits": {"max_active_calls_per_agent": 5}})
     with InviteTap(TRUNK_PORT) as tap:
@@ -165,6 +164,13 @@ def test_legs_dialled_straight_to_the_trunk_are_paced_on_the_wire_too(asterisk, 
     assert len(invites) == len(trunk.initial_invites()) == 3, (invites, trunk.initial_invites())
     assert not _wire_gaps_too_short(invites, rate), [i.time for i in invites]
     assert not [m for m in trunk.sent() if m.status == 503]
+
+
+def test_legs_dialled_straight_to_the_trunk_are_paced_on_the_wire_too(asterisk, make_service, sipp):
+    # A dialplan without our trunk-leg context (an administrator who has not
+    # merged it): the callee legs are originated straight to the trunk, and
+    # the pacer counts from each one's own Dial. Three calls at once at 2/s.
+    three_calls_paced_on_the_wire(make_service, sipp, {"trunk_leg_context": ""})
 
 
 def test_header_calls_legs_are_paced_on_the_wire_too(asterisk, make_service, sipp):
