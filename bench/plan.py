@@ -93,6 +93,7 @@ class Plan:
     floor_variants: tuple = ()  # then these: "local" (bench/floor.py), "native" (bench/native.py)
     cpu_rate: float = 6      # with floor_variants: Asterisk CPU per call of each design at this rate
     service: bool = True     # false: stop after the floor and its variants (bench/floors.py)
+    dialplan: bool = True    # then the service with [dial] bridging = "dialplan" (bench/dialplan.py)
     latency_rate: float = 0  # latency runs and soak at this rate, calls/s (0: half the service's capacity)
 
 

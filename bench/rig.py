@@ -73,13 +73,18 @@ class Rig:
         await asyncio.to_thread(self.ast.stop)
         shutil.rmtree(self.root / "tmp/c2d-bench", ignore_errors=True)
 
-    async def start_service(self) -> None:
-        """Start the service (``SERVICE_OVERRIDES``, the journal of ``--store``), its HTTP
-        client and its RSS/CPU sampler; with ``--profile``, py-spy on it."""
-        self.svc = ServiceProcess(self.workdir / "service", SERVICE_OVERRIDES, store_url=STORE["url"])
+    async def start_service(self, name: str = "service", overrides: dict | None = None) -> None:
+        """Start the service (``SERVICE_OVERRIDES``, then ``overrides`` section by section;
+        the journal of ``--store``) as the subject ``name``, in a work directory of
+        that name, with its HTTP client and its RSS/CPU sampler; with ``--profile``,
+        py-spy on it."""
+        config = {k: dict(v) for k, v in SERVICE_OVERRIDES.items()}
+        for section, values in (overrides or {}).items():
+            config.setdefault(section, {}).update(values)
+        self.svc = ServiceProcess(self.workdir / name, config, store_url=STORE["url"])
         await asyncio.to_thread(self.svc.start)
         host, port = self.svc.url.split("//", 1)[1].rsplit(":", 1)
-        self.service = Service(HttpPool(host, int(port), max_conns=32), self.svc)
+        self.service = Service(HttpPool(host, int(port), max_conns=32), self.svc, name)
         self.svc_cpu0 = cpu_seconds(self.svc.proc.pid)
         self._sampler = asyncio.create_task(self._sample())
         if self.profile:
@@ -202,11 +207,12 @@ class Rig:
             await asyncio.to_thread(self.ast.wait_idle, 30)
         return chans, bridges
 
-    def journal_reasons(self, recs: list[CallRec], wait_s: float = 5.0) -> dict[str, str | None]:
-        """The service journal's reason for each call id (waits for them to end)."""
+    def journal_reasons(self, recs: list[CallRec], store_url: str,
+                        wait_s: float = 5.0) -> dict[str, str | None]:
+        """The reason for each call id in the journal at ``store_url`` (waits for them to end)."""
         ids = [r.call_id for r in recs if r.call_id]
         deadline = time.time() + wait_s
-        engine = sa.create_engine(self.svc.store_url)     # SQLite file or PostgreSQL (--store)
+        engine = sa.create_engine(store_url)     # SQLite file or PostgreSQL (--store)
         try:
             while True:
                 got: dict[str, str | None] = {}
@@ -250,18 +256,20 @@ class Rig:
 
     async def judge(self, subject, recs: list[CallRec], rate: float, chans: int, bridges: int) -> dict:
         """Pass or fail one step: every call answered, bridged, completed; nothing left; on time."""
-        reasons = await asyncio.to_thread(self.journal_reasons, recs) if subject.name == "service" else {}
+        journalled = isinstance(subject, Service)      # the service, whatever its bridging
+        reasons = (await asyncio.to_thread(self.journal_reasons, recs, subject.proc.store_url)
+                   if journalled else {})
         failed, setups, errors = 0, [], Counter()
         for rec in recs:
             seen = self.obs.bridge_for(rec.callee, rec.call_id)
             bridged = seen is not None and seen.connected_at is not None
-            reason = reasons.get(rec.call_id) if subject.name == "service" else None
+            reason = reasons.get(rec.call_id) if journalled else None
             why = None
             if rec.status != subject.ok_status:
                 why = (rec.error or f"status {rec.status}")[:60]
             elif not bridged:
-                why = "never bridged" + (f" (journal: {reason})" if subject.name == "service" else "")
-            elif subject.name == "service" and reason != "completed":
+                why = "never bridged" + (f" (journal: {reason})" if journalled else "")
+            elif journalled and reason != "completed":
                 why = f"journal: {reason}"
             if why:
                 failed += 1

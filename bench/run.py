@@ -20,6 +20,10 @@ with SIPp peers that answer at once (no ring time, no media) and measures:
    Asterisk's own cost of ARI and the service's;
 4. the service's CPU time and peak memory per 1,000 calls, and its RSS
    sampled through the run.
+5. then the service again with ``[dial] bridging = "dialplan"`` (Asterisk
+   dials and bridges the callee, ``bench/dialplan.py``): its capacity and
+   Asterisk's CPU per call beside bare Asterisk's (``--set dialplan=false``:
+   not measured).
 
 It prints a table, writes every figure to ``bench-results/latest.json`` (and
 a Markdown table to ``bench-results/latest.md``; ``--update-docs`` puts that
@@ -44,6 +48,7 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
+from bench.dialplan import dialplan_phases, render_dialplan
 from bench.floors import check_variants, floor_phases, render_floors
 from bench.phases import Bench
 from bench.plan import FULL, QUICK, RESULTS, SERVICE_OVERRIDES, STORE, Plan, log
@@ -88,6 +93,8 @@ async def run(plan: Plan, mode: str, profile: bool = False) -> dict:
             log("no service in this run (--set service=false)")
         else:
             await service_phases(bench, baseline, res)
+            if plan.dialplan:
+                await dialplan_phases(bench, baseline, res)
     except asyncio.CancelledError:
         res["error"] = "interrupted"
         log("interrupted")
@@ -189,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--cluster needs --store postgresql (a cluster shares a PostgreSQL store)")
     if args.from_json:
         old = json.loads(Path(args.from_json).read_text())
-        md = "\n".join(x for x in (render(old) if "service" in old else "", render_floors(old)) if x)
+        md = "\n".join(x for x in (render(old) if "service" in old else "", render_dialplan(old),
+                                     render_floors(old)) if x)
         print(md)
         if args.update_docs:
             print("docs/performance.md updated" if update_docs(md) else
@@ -244,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     if "error" in res:
         print(f"bench: failed after {res['duration_s']:.0f} s; partial figures in {out}", file=sys.stderr)
         return 1
-    md = "\n".join(x for x in (render(res) if "service" in res else "", render_floors(res)) if x)
+    md = "\n".join(x for x in (render(res) if "service" in res else "", render_dialplan(res),
+                                 render_floors(res)) if x)
     out.with_suffix(".md").write_text(md)
     print()
     print(md)

@@ -50,13 +50,14 @@ class Baseline:
 
 
 class Service:
-    """The service's REST API: ``POST /click2dial/calls``."""
+    """The service's REST API: ``POST /click2dial/calls``. ``name``: the subject's
+    name in the run (``service``; ``service-dialplan`` for the service with
+    ``[dial] bridging = "dialplan"``, bench/dialplan.py)."""
 
-    name = "service"
     ok_status = 201
 
-    def __init__(self, http: HttpPool, proc: ServiceProcess):
-        self.http, self.proc = http, proc
+    def __init__(self, http: HttpPool, proc: ServiceProcess, name: str = "service"):
+        self.http, self.proc, self.name = http, proc, name
         self.placed = 0
 
     async def place(self, rec: CallRec) -> None:
