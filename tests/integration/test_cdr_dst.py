@@ -216,3 +216,46 @@ def test_without_the_agent_leg_marker_the_agent_leg_goes_straight_to_the_phone(a
         assert "C2D_AGENT_LEG_CONTEXT global is 'none'" in service.log_path.read_text(errors="replace")
     finally:
         asterisk.cli("dialplan set global C2D_AGENT_LEG_CONTEXT c2d-agent-leg")
+
+
+# --- [dial] bridging = "dialplan": the callee dialled by [c2d-native-call] (ADR 0018) ------------
+
+BRIDGED_IN_THE_DIALPLAN = {"dial": {"bridging": "dialplan"}}
+
+
+@pytest.mark.admin_configs
+def test_rest_call_bridged_in_the_dialplan_has_the_same_two_rows(asterisk, make_service, sipp):
+    """The agent's row is its Local leg's ;2 as with Stasis bridging; the callee's
+    is the ;1 that dialled the trunk: src the CLID, dst the number, the talk time."""
+    service = make_service(BRIDGED_IN_THE_DIALPLAN)
+    sipp("agent", AGENT_PORT, uas_scenario(ring_ms=200))
+    sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=200, talk_ms=1500))
+    r = service.post_call({"agent": "1001", "callee": CALLEE, "outbound_id": CLID, "call_ref": "dst-native"})
+    assert r.status_code == 201, r.text
+    assert service.wait_state(r.json()["id"], "ended", timeout=15)["reason"] == "completed"
+    rows = asterisk.wait_cdr_rows(lambda row: row["c2d_call_id"] == r.json()["id"], count=2)
+    assert len(rows) == 2, rows
+    by_leg = rows_by_leg(asterisk, r.json()["id"])
+    agent, callee = by_leg["agent"], by_leg["callee"]
+    assert (agent["src"], agent["dst"], agent["call_ref"]) == ("1001", CALLEE, "dst-native"), agent
+    assert agent["channel"].startswith("Local/0215550100@c2d-agent-leg-") and agent["channel"].endswith(";2")
+    assert agent["dstchannel"].startswith("PJSIP/1001-"), agent
+    assert (callee["src"], callee["dst"], callee["call_ref"]) == (CLID, CALLEE, "dst-native"), callee
+    assert callee["channel"].startswith("Local/0215550100@c2d-agent-leg-") and callee["channel"].endswith(";1")
+    assert callee["dstchannel"].startswith("PJSIP/trunk-") and callee["disposition"] == "ANSWERED", callee
+    assert 1 <= int(callee["billsec"]) <= 2, callee        # from the callee's answer, not the agent's
+
+
+@pytest.mark.admin_configs
+@pytest.mark.parametrize("code,reason,disposition", [(486, "callee_busy", "BUSY"),
+                                                     (503, "callee_unavailable", "CONGESTION")])
+def test_refused_callee_bridged_in_the_dialplan_has_its_row_and_sip_code(
+        asterisk, make_service, sipp, code, reason, disposition):
+    service = make_service(BRIDGED_IN_THE_DIALPLAN)
+    sipp("agent", AGENT_PORT, uas_scenario())
+    sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=200, reject_code=code))
+    r = service.post_call({"agent": "1001", "callee": CALLEE, "outbound_id": CLID, "call_ref": f"dst-n{code}"})
+    final = service.wait_state(r.json()["id"], "ended", timeout=20)
+    assert (final["reason"], final["sip_code"]) == (reason, code), final
+    callee = rows_by_leg(asterisk, final["id"])["callee"]
+    assert (callee["src"], callee["dst"], callee["disposition"]) == (CLID, CALLEE, disposition), callee

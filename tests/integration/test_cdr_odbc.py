@@ -151,6 +151,34 @@ def test_a_rest_call_lands_in_postgresql_with_call_ref_and_parties(asterisk, ser
 
 
 @pytest.mark.admin_configs
+def test_a_rest_call_bridged_in_the_dialplan_lands_in_postgresql_as_the_same_two_rows(
+        asterisk, make_service, sipp, cdr_database):
+    """``[dial] bridging = "dialplan"`` (ADR 0018): the callee's row is the agent
+    leg's ;1, which dialled the trunk in [c2d-native-call]; the same columns as
+    the CSV mapping writes."""
+    service = make_service({"dial": {"bridging": "dialplan"}})
+    sipp("agent", AGENT_PORT, uas_scenario(ring_ms=200))
+    sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=300, talk_ms=1000))
+    r = service.post_call({"agent": "1001", "callee": "0215550100",
+                           "outbound_id": "0215550199", "call_ref": "ord-sql-n"})
+    assert r.status_code == 201, r.text
+    call_id = r.json()["id"]
+    assert service.wait_state(call_id, "ended", timeout=15)["reason"] == "completed"
+    rows = sql_rows(cdr_database, call_id, count=2)
+    by_leg = {row["c2d_leg"]: row for row in rows}
+    assert len(rows) == 2 and set(by_leg) == {"agent", "callee"}, rows
+    agent, callee = by_leg["agent"], by_leg["callee"]
+    assert (agent["src"], agent["dst"], agent["disposition"]) == ("1001", "0215550100", "ANSWERED"), agent
+    assert (callee["src"], callee["dst"], callee["disposition"]) == ("0215550199", "0215550100", "ANSWERED")
+    assert callee["channel"].endswith(";1") and callee["dstchannel"].startswith("PJSIP/trunk-"), callee
+    assert {row["call_ref"] for row in rows} == {"ord-sql-n"}
+    csv = {row["c2d_leg"]: row for row in cdr_rows_of(asterisk, call_id, count=2)}
+    for leg, row in by_leg.items():
+        for column in ("src", "dst", "channel", "dstchannel", "disposition", "call_ref"):
+            assert (row[column] or "") == csv[leg][column], (leg, column, row, csv[leg])
+
+
+@pytest.mark.admin_configs
 def test_a_header_call_lands_in_postgresql_with_the_callee_in_dst(asterisk, service, sipp, cdr_database):
     sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=300))
     phone = sipp("phone", PHONE_PORT, uac_scenario(

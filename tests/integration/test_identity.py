@@ -130,3 +130,23 @@ def test_a_phones_own_identity_headers_never_reach_the_trunk(asterisk, service, 
     final = service.wait_state(service.http.get("/click2dial/calls").json()["calls"][0]["id"], "ended")
     assert final["reason"] == "completed", final
     assert_trunk_names_only_callee_and_clid(trunk)
+
+
+def test_rest_call_bridged_in_the_dialplan_trunk_never_sees_the_agent(asterisk, make_service, sipp):
+    """``[dial] bridging = "dialplan"`` (docs/decisions/0018): Asterisk's Dial() in
+    [c2d-native-call] dials and bridges the callee; the trunk's bridge peer is
+    the agent leg's Local half, which presents the CLID, never the phone (with
+    direct_media=yes and send_connected_line=yes on the administrator's set)."""
+    service = make_service({"dial": {"bridging": "dialplan"}})
+    sipp("agent", AGENT_PORT, uas_scenario())
+    trunk = sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=200, talk_ms=2500))
+    r = service.post_call({"agent": "1001", "callee": CALLEE, "outbound_id": CLID, "call_ref": "id-native"})
+    assert r.status_code == 201, r.text
+    call_id = r.json()["id"]
+    assert service.wait_state(call_id, "connected")["state"] == "connected"
+    [leg] = [c for c in asterisk.channels() if c["id"] == f"c2d-{call_id}-agent"]
+    assert leg["dialplan"]["context"] == "c2d-native-call", leg       # bridged by Asterisk, not in Stasis
+    assert not [b for b in asterisk.bridges() if b["id"].startswith("c2d-")]
+    final = service.wait_state(call_id, "ended", timeout=20)
+    assert final["reason"] == "completed" and final["duration_s"] >= 2, final
+    assert_trunk_names_only_callee_and_clid(trunk)

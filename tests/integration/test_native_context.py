@@ -183,6 +183,11 @@ def test_callee_refused_the_sip_code_is_told_then_the_tone_plays(asterisk, app, 
     assert 2.0 <= bye.time - refusal.time < 4.0, (refusal.time, bye.time)
     assert agent_heard(asterisk, gone["channel"]["name"], tone)
     assert asterisk.wait_idle() == ([], [])
+    # ;1 was answered (by the agent): its row, the callee's, is written whatever
+    # cdr.conf's unanswered says, with Dial()'s outcome.
+    rows = asterisk.wait_cdr_rows(lambda r: r["c2d_call_id"] == f"nat-{code}", count=2)
+    callee = {r["c2d_leg"]: r for r in rows}["callee"]
+    assert (callee["src"], callee["dst"], callee["disposition"]) == (CLID, CALLEE, status), callee
 
 
 def test_callee_no_answer_ends_at_the_ring_timeout_with_congestion(asterisk, app, sipp):
