@@ -346,9 +346,18 @@ class AsteriskBench:
     def unanswered_cdrs(self) -> bool:
         """True when the running cdr.conf writes rows of unanswered calls
         (``unanswered=yes``; Asterisk's default is no)."""
+        return self._cdr_option_on("unanswered")
+
+    @property
+    def congestion_cdrs(self) -> bool:
+        """True when the running cdr.conf says ``CONGESTION`` for a congested
+        Dial() (``congestion=yes``); Asterisk's default (no) says ``FAILED``."""
+        return self._cdr_option_on("congestion")
+
+    def _cdr_option_on(self, option: str) -> bool:
         path = self.root / "etc/asterisk/cdr.conf"
         text = path.read_text(errors="replace") if path.exists() else ""
-        return any(line.split(";", 1)[0].replace(" ", "").lower() == "unanswered=yes"
+        return any(line.split(";", 1)[0].replace(" ", "").lower() == f"{option}=yes"
                    for line in text.splitlines())
 
     def cdr_rows(self) -> list[dict]:

@@ -187,7 +187,8 @@ def test_callee_refused_the_sip_code_is_told_then_the_tone_plays(asterisk, app, 
     # cdr.conf's unanswered says, with Dial()'s outcome.
     rows = asterisk.wait_cdr_rows(lambda r: r["c2d_call_id"] == f"nat-{code}", count=2)
     callee = {r["c2d_leg"]: r for r in rows}["callee"]
-    assert (callee["src"], callee["dst"], callee["disposition"]) == (CLID, CALLEE, status), callee
+    disposition = "FAILED" if status == "CONGESTION" and not asterisk.congestion_cdrs else status
+    assert (callee["src"], callee["dst"], callee["disposition"]) == (CLID, CALLEE, disposition), callee
 
 
 def test_callee_no_answer_ends_at_the_ring_timeout_with_congestion(asterisk, app, sipp):
