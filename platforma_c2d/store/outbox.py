@@ -23,6 +23,7 @@ may run on any thread or in another process.
 
 from __future__ import annotations
 
+import collections
 import json
 import threading
 import time
@@ -74,6 +75,41 @@ call_callbacks = sa.Table(
 PENDING, DELIVERED, GIVEN_UP = "pending", "delivered", "given_up"
 _INSERT_EVENT = events.insert()
 
+# The delivery worker's statements, built once: each of its passes binds values only.
+_NEWEST_EVENT = sa.select(sa.func.max(events.c.id))
+_FAN_OUT_CURSOR = sa.select(outbox_cursor.c.event_id).where(outbox_cursor.c.name == "fan_out")
+_TO_FAN_OUT = (sa.select(events, call_callbacks.c.url.label("callback_url"))
+               .select_from(events.outerjoin(call_callbacks, call_callbacks.c.call_id == events.c.call_id))
+               .where(events.c.id > sa.bindparam("cursor")).order_by(events.c.id)
+               .limit(sa.bindparam("batch", type_=sa.Integer)))
+_INSERT_DELIVERY = deliveries.insert()
+_MOVE_CURSOR = (outbox_cursor.update().where(outbox_cursor.c.name == "fan_out")
+                .values(event_id=sa.bindparam("cursor")))
+_DELIVERED = (deliveries.update().where(deliveries.c.id.in_(sa.bindparam("ids", expanding=True)))
+              .values(status=DELIVERED, attempts=deliveries.c.attempts + 1, last_error=""))
+
+
+def _due_statement() -> sa.Select:
+    """For each (endpoint, call) its oldest pending delivery if due at ``:now``, ranked
+    within its (endpoint, URL) by id, at most ``:rank`` of each, oldest first, ``:fetch`` rows."""
+    first = (sa.select(sa.func.min(deliveries.c.id).label("id"))
+             .where(deliveries.c.status == PENDING)
+             .group_by(deliveries.c.endpoint, deliveries.c.call_id).subquery())
+    heads = (sa.select(deliveries.c.id, sa.func.row_number().over(
+                 partition_by=(deliveries.c.endpoint, deliveries.c.url), order_by=deliveries.c.id)
+                 .label("rank"))
+             .join(first, first.c.id == deliveries.c.id)
+             .where(deliveries.c.next_at <= sa.bindparam("now", type_=sa.Float))).subquery()
+    return (sa.select(deliveries, events.c.type, events.c.at, events.c.call)
+            .join(heads, heads.c.id == deliveries.c.id)
+            .join(events, events.c.id == deliveries.c.event_id)
+            .where(heads.c.rank <= sa.bindparam("rank", type_=sa.Integer))
+            .order_by(deliveries.c.id).limit(sa.bindparam("fetch", type_=sa.Integer)))
+
+
+_DUE = _due_statement()
+
+
 #: PostgreSQL advisory lock key taken (until the commit) by every transaction that stores an event.
 EVENTS_LOCK = 0x0C2D0E7E
 _LOCK_EVENTS = sa.text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=EVENTS_LOCK)
@@ -119,8 +155,13 @@ def event_dict(row) -> dict:
 
 
 def event_json(row) -> bytes:
-    """The event as compact JSON bytes: the body of a webhook and the data of a stream line."""
-    return json.dumps(event_dict(row), separators=(",", ":")).encode()
+    """The event as compact JSON bytes: the body of a webhook and the data of a stream line.
+
+    The call is put in as stored (compact JSON, :func:`add_events`), not
+    parsed and written again: the same bytes, for less work per delivery.
+    """
+    return b'{"id":%d,"type":%s,"at":%s,"call":%s}' % (
+        row["id"], json.dumps(row["type"]).encode(), json.dumps(row["at"]).encode(), row["call"].encode())
 
 
 class Outbox:
@@ -133,6 +174,8 @@ class Outbox:
 
     def __init__(self, engine: sa.Engine):
         self.engine = engine
+        #: the fan-out cursor as last read or moved by :meth:`fan_out` (None: not yet)
+        self._fanned_to: int | None = None
 
     # --- events --------------------------------------------------------------
     def read(self, after: int = 0, limit: int = 100, call_id: str | None = None,
@@ -153,36 +196,44 @@ class Outbox:
             return conn.execute(sa.select(sa.func.max(events.c.id))).scalar() or 0
 
     # --- deliveries ------------------------------------------------------------
-    def fan_out(self, endpoints_for, batch: int = 500) -> tuple[int, int]:
+    def fan_out(self, endpoints_for, batch: int = 500, delivered: list[int] | tuple[int, ...] = ()
+                ) -> tuple[int, int]:
         """Make the delivery rows of the events not yet fanned out; returns
-        ``(events fanned out, delivery rows made)``.
+        ``(events fanned out, delivery rows made)``. ``delivered``: ids of
+        deliveries answered 2xx, marked as :meth:`delivered` does, in the same
+        transaction (one commit for the worker's pass).
 
         ``endpoints_for(event_row, callback_url)`` returns ``[(endpoint name, url), ...]``
         for one event (``callback_url``: the call's ``status_callback`` or None). The rows
         and the cursor move in one transaction: after a crash, an event is
-        fanned out exactly once.
+        fanned out exactly once. While the newest event is not past the
+        cursor as last seen (the cursor only moves forward), this is one
+        short read and no transaction: the pass of an idle worker.
         """
+        if self._fanned_to is not None and not delivered:
+            with self.engine.connect() as conn:
+                if (conn.execute(_NEWEST_EVENT).scalar() or 0) <= self._fanned_to:
+                    return 0, 0
         now = time.time()
         with self.engine.begin() as conn:
-            cursor = conn.execute(sa.select(outbox_cursor.c.event_id)
-                                  .where(outbox_cursor.c.name == "fan_out")).scalar()
+            if delivered:
+                conn.execute(_DELIVERED, {"ids": list(delivered)})
+            cursor = conn.execute(_FAN_OUT_CURSOR).scalar()
             if cursor is None:
                 conn.execute(outbox_cursor.insert().values(name="fan_out", event_id=0))
                 cursor = 0
-            rows = conn.execute(sa.select(events, call_callbacks.c.url.label("callback_url"))
-                                .select_from(events.outerjoin(call_callbacks,
-                                                              call_callbacks.c.call_id == events.c.call_id))
-                                .where(events.c.id > cursor).order_by(events.c.id).limit(batch)).mappings().all()
+            rows = conn.execute(_TO_FAN_OUT, {"cursor": cursor, "batch": batch}).mappings().all()
             if not rows:
+                self._fanned_to = cursor
                 return 0, 0
             new = [{"event_id": r["id"], "call_id": r["call_id"], "endpoint": name, "url": url,
                     "status": PENDING, "attempts": 0, "created_at": now, "next_at": now, "last_error": ""}
                    for r in rows for name, url in endpoints_for(r, r["callback_url"])]
             if new:
-                conn.execute(deliveries.insert(), new)
-            conn.execute(outbox_cursor.update().where(outbox_cursor.c.name == "fan_out")
-                         .values(event_id=rows[-1]["id"]))
-            return len(rows), len(new)
+                conn.execute(_INSERT_DELIVERY, new)
+            conn.execute(_MOVE_CURSOR, {"cursor": rows[-1]["id"]})
+        self._fanned_to = rows[-1]["id"]
+        return len(rows), len(new)
 
     def due(self, now: float, busy: set[tuple[str, str]], limit: int = 100, *,
             per_target: int | None = None, full: frozenset[str] | set[str] = frozenset(),
@@ -198,38 +249,46 @@ class Outbox:
         start nothing now (left out), ``full_urls`` (endpoint, URL prefix)
         pairs likewise (calls' own URLs on one host), and ``per_target``
         keeps at most that many rows per endpoint and URL (the oldest).
+
+        One statement, built once (:data:`_DUE`), ranks the rows in SQL,
+        where a busy pair may hold one of the first places of its URL: it
+        reads ``per_target + len(busy)`` of each, then leaves out here the
+        rows of ``busy``, ``full`` and ``full_urls`` and keeps ``per_target``
+        of each URL, reading the page again, larger, while rows left out
+        took places in it.
         """
-        first = (sa.select(sa.func.min(deliveries.c.id).label("id"))
-                 .where(deliveries.c.status == PENDING)
-                 .group_by(deliveries.c.endpoint, deliveries.c.call_id).subquery())
-        heads = (sa.select(deliveries.c.id, sa.func.row_number().over(
-                     partition_by=(deliveries.c.endpoint, deliveries.c.url), order_by=deliveries.c.id)
-                     .label("rank"))
-                 .join(first, first.c.id == deliveries.c.id)
-                 .where(deliveries.c.next_at <= now))
-        if full:
-            heads = heads.where(deliveries.c.endpoint.notin_(sorted(full)))
-        for endpoint, prefix in sorted(full_urls):
-            heads = heads.where(~sa.and_(deliveries.c.endpoint == endpoint,
-                                         deliveries.c.url.startswith(prefix, autoescape=True)))
-        if busy:
-            heads = heads.where(sa.tuple_(deliveries.c.endpoint, deliveries.c.call_id).notin_(sorted(busy)))
-        heads = heads.subquery()
-        query = (sa.select(deliveries, events.c.type, events.c.at, events.c.call)
-                 .join(heads, heads.c.id == deliveries.c.id)
-                 .join(events, events.c.id == deliveries.c.event_id))
-        if per_target is not None:
-            query = query.where(heads.c.rank <= per_target)
-        query = query.order_by(deliveries.c.id).limit(limit)
+        rank = min(2 ** 31 - 1, per_target + len(busy)) if per_target is not None else 2 ** 31 - 1
+        fetch = limit + len(busy)
         with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
+            while True:
+                rows = conn.execute(_DUE, {"now": now, "rank": rank, "fetch": fetch}).mappings().all()
+                out, kept = [], collections.Counter()
+                for row in rows:
+                    if not self._startable(row, busy, full, full_urls):
+                        continue
+                    key = (row["endpoint"], row["url"])
+                    if per_target is not None and kept[key] >= per_target:
+                        continue
+                    kept[key] += 1
+                    out.append(dict(row))
+                    if len(out) == limit:
+                        return out
+                if len(rows) < fetch:
+                    return out
+                fetch *= 2
+
+    @staticmethod
+    def _startable(row, busy, full, full_urls) -> bool:
+        endpoint = row["endpoint"]
+        if endpoint in full or (endpoint, row["call_id"]) in busy:
+            return False
+        return not any(endpoint == name and row["url"].startswith(prefix) for name, prefix in full_urls)
 
     def delivered(self, *delivery_ids: int) -> None:
         """A 2xx came back for each of these deliveries: they are done (one transaction)."""
         if delivery_ids:
             with self.engine.begin() as conn:
-                conn.execute(deliveries.update().where(deliveries.c.id.in_(delivery_ids))
-                             .values(status=DELIVERED, attempts=deliveries.c.attempts + 1, last_error=""))
+                conn.execute(_DELIVERED, {"ids": list(delivery_ids)})
 
     def retry(self, delivery_id: int, next_at: float, error: str) -> None:
         """The attempt failed: try again at ``next_at`` (Unix seconds)."""

@@ -6,11 +6,17 @@ nothing, and holds at most ``[webhooks] max_in_flight_per_endpoint``
 requests of its own (each at most ``timeout_s``), never another
 endpoint's. Design and alternatives: docs/decisions/0008-call-events-and-webhooks.md.
 
-The store is the queue. Every pass:
+The store is the queue. Every pass (every ``poll_s``, or at once when an
+attempt ends):
 
 1. events not yet fanned out become delivery rows, one per matching
-   endpoint and the call's own ``status_callback`` (``Outbox.fan_out``);
-2. for each (endpoint, call) the oldest pending delivery, if due, is
+   endpoint and the call's own ``status_callback`` (``Outbox.fan_out``),
+   in the transaction that marks the deliveries answered since the last
+   pass; with no new event and nothing to mark, a pass reads only the
+   newest event's id;
+2. when something may have become due (rows were made, an attempt ended,
+   a retry's time came, or a second passed while deliveries are pending),
+   for each (endpoint, call) the oldest pending delivery, if due, is
    attempted — one at a time per (endpoint, call), so a call's events
    arrive in order at each endpoint;
 3. a 2xx marks it delivered; anything else (status, timeout, refused
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import heapq
 import logging
 import random
 import threading
@@ -47,6 +54,9 @@ BACKOFF_FIRST_S = 1.0
 BACKOFF_CAP_S = 600.0
 #: Bytes of a receiver's answer body read, at most (the rest is dropped with the connection).
 MAX_ANSWER_READ = 64 * 1024
+#: Seconds between looks for due deliveries while some may be pending and nothing
+#: else calls for a look (rows made by another instance, or left by a failed pass).
+LOOK_EVERY_S = 1.0
 
 
 def backoff_s(attempts: int, rng: random.Random | None = None) -> float:
@@ -80,6 +90,12 @@ class WebhookDelivery:
         #: call id), target). Marked together at the next pass, in one transaction; the
         #: pair stays in flight until then, so its next event never overtakes the mark.
         self._marks: list[tuple[int, tuple[str, str], str]] = []
+        #: when the next look for due deliveries is worth making (Unix seconds): at
+        #: once after a fan-out made rows or an attempt ended, else at the next
+        #: retry's time (``_retries``, a heap) or a second after the last look
+        #: (rows another instance made), not on every pass
+        self._look_at = 0.0
+        self._retries: list[float] = []
         self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
 
     def start(self) -> None:
@@ -130,12 +146,13 @@ class WebhookDelivery:
             while not self._stopping.is_set():
                 created = 0
                 try:
-                    self._write_marks()
-                    created, rows = self.outbox.fan_out(self.targets)
+                    created, rows = self._write_marks(fan_out=True)
                     if created:
                         self.metrics.events.inc(created)
-                    self._maybe_pending = self._maybe_pending or rows > 0
-                    if self._maybe_pending:
+                    if rows:
+                        self._maybe_pending, self._look_at = True, 0.0
+                    if self._maybe_pending and self._time_to_look():
+                        self._look_at = time.time() + LOOK_EVERY_S
                         self._start_due(session)
                     if time.monotonic() >= next_gauge:
                         self._measure()
@@ -156,20 +173,34 @@ class WebhookDelivery:
             except Exception:  # noqa: BLE001 - not marked: sent again after the restart (at least once)
                 log.exception("webhook deliveries not marked delivered")
 
-    def _write_marks(self) -> None:
+    def _time_to_look(self) -> bool:
+        """Whether this pass looks for due deliveries (see ``_look_at``)."""
+        now = time.time()
+        while self._retries and self._retries[0] <= now:
+            heapq.heappop(self._retries)
+            self._look_at = 0.0
+        return now >= self._look_at
+
+    def _write_marks(self, fan_out: bool = False) -> tuple[int, int]:
         """Mark the deliveries answered 2xx since the last pass as delivered, in one transaction,
-        then let their (endpoint, call) pairs go on. Raises the store's error (kept for the next pass)."""
-        if not self._marks:
-            return
+        then let their (endpoint, call) pairs go on. With ``fan_out``, the same transaction
+        fans out the new events (``Outbox.fan_out``, whose counts are returned; else
+        ``(0, 0)``). Raises the store's error (the marks are kept for the next pass)."""
         marks, self._marks = self._marks, []
+        ids = [delivery_id for delivery_id, _key, _target in marks]
         try:
-            self.outbox.delivered(*(delivery_id for delivery_id, _key, _target in marks))
+            if fan_out:
+                counts = self.outbox.fan_out(self.targets, delivered=ids)
+            else:
+                self.outbox.delivered(*ids)
+                counts = (0, 0)
         except Exception:
             self._marks = marks + self._marks
             raise
         for _id, key, target in marks:
             self._release(key, target)
             self.metrics.webhook_delivered.labels(key[0]).inc()
+        return counts
 
     def _start_due(self, session: aiohttp.ClientSession) -> None:
         free = self.config.max_in_flight - len(self._in_flight)
@@ -204,6 +235,7 @@ class WebhookDelivery:
         """The pair's attempt is over and recorded: its next delivery may start."""
         self._in_flight.pop(key, None)
         self._per_target[target] -= 1
+        self._look_at = 0.0
         self._wake.set()
 
     async def _attempt(self, session: aiohttp.ClientSession, delivery: dict) -> int | None:
@@ -237,7 +269,9 @@ class WebhookDelivery:
             log.warning("webhook delivery given up after %d attempts: %s", attempts, error,
                         extra={"call_id": delivery["call_id"], "endpoint": name})
             return None
-        await asyncio.to_thread(self.outbox.retry, delivery["id"], time.time() + backoff_s(attempts), error)
+        next_at = time.time() + backoff_s(attempts)
+        await asyncio.to_thread(self.outbox.retry, delivery["id"], next_at, error)
+        heapq.heappush(self._retries, next_at)
         self.metrics.webhook_retries.labels(name).inc()
         log.info("webhook delivery failed (attempt %d): %s", attempts, error,
                  extra={"call_id": delivery["call_id"], "endpoint": name})
