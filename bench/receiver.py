@@ -3,7 +3,10 @@
 A threaded ``http.server`` on 127.0.0.1 that answers every ``POST`` with
 204 at once and counts the deliveries, so that a run with one
 ``[[webhooks.endpoints]]`` configured measures what call events cost the
-service (SPEC §10, decision 0008), not what a slow receiver costs.
+service (SPEC §10, decision 0008), not what a slow receiver costs. It
+speaks HTTP/1.1 and keeps its connections, as a receiver behind any
+current web server does (an HTTP/1.0 receiver closing each one made the
+service open a connection per delivery).
 """
 
 from __future__ import annotations
@@ -22,11 +25,14 @@ class Receiver:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
             def do_POST(self) -> None:          # noqa: N802 (http.server's name)
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with outer._lock:
                     outer.received += 1
                 self.send_response(204)
+                self.send_header("Content-Length", "0")
                 self.end_headers()
 
             def log_message(self, *args) -> None:

@@ -57,6 +57,11 @@ MAX_ANSWER_READ = 64 * 1024
 #: Seconds between looks for due deliveries while some may be pending and nothing
 #: else calls for a look (rows made by another instance, or left by a failed pass).
 LOOK_EVERY_S = 1.0
+#: Seconds between passes when nothing is configured to deliver to (no endpoint, and no
+#: ``allowed_url_prefixes``, so no call has a ``status_callback``): the passes then only
+#: move the fan-out cursor (retention keeps what is not past it) and give up what an
+#: earlier configuration left pending.
+QUIET_POLL_S = 5.0
 
 
 def backoff_s(attempts: int, rng: random.Random | None = None) -> float:
@@ -72,7 +77,8 @@ class WebhookDelivery:
     ``outbox``: the store's events and deliveries; ``config``: ``[webhooks]``;
     ``metrics``: counters and the backlog gauges; ``poll_s``: seconds between
     looks at the store when idle (events may come from another process,
-    the FastAGI server). ``start()`` / ``stop()``.
+    the FastAGI server), :data:`QUIET_POLL_S` when nothing is configured to
+    deliver to. ``start()`` / ``stop()``.
     """
 
     def __init__(self, outbox: Outbox, config: WebhooksConfig, metrics: Metrics, poll_s: float = 0.2):
@@ -96,6 +102,7 @@ class WebhookDelivery:
         #: (rows another instance made), not on every pass
         self._look_at = 0.0
         self._retries: list[float] = []
+        self._quiet = not (config.endpoints or config.allowed_url_prefixes)
         self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
 
     def start(self) -> None:
@@ -162,7 +169,8 @@ class WebhookDelivery:
                     await asyncio.sleep(1.0)
                 if not created:   # woken early when an attempt ends: the call's next event may go
                     try:
-                        await asyncio.wait_for(self._wake.wait(), self.poll_s)
+                        await asyncio.wait_for(self._wake.wait(),
+                                               max(self.poll_s, QUIET_POLL_S) if self._quiet else self.poll_s)
                     except asyncio.TimeoutError:
                         pass
                     self._wake.clear()

@@ -138,3 +138,44 @@ def test_a_deliverys_body_is_the_event_as_compact_json_with_the_call_as_stored()
     assert event_json(row) == json.dumps(event_dict(row), separators=(",", ":")).encode()
     assert json.loads(event_json(row)) == {"id": 1042, "type": "call.ended",
                                            "at": "2026-12-07T06:41:41.490Z", "call": call}
+
+
+def test_the_journals_connections_keep_synchronous_full_after_the_worker_s_bookkeeping(journal):
+    """The deliveries' bookkeeping commits without fsync (decision 0022); the journal's own
+    commits on the same pool still wait for the disk (decision 0004)."""
+    box = Outbox(journal.engine)
+    journal.record(a_call(), "placed")
+    box.fan_out(lambda _ev, _cb: [("crm", "http://127.0.0.1:9/hooks")])
+    (row,) = box.due(2 ** 40, set())
+    box.fan_out(lambda _ev, _cb: [], delivered=[row["id"]])
+    box.retry(row["id"], 2 ** 40, "HTTP 500")
+    assert box.backlog()[0] == 0
+    with journal.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2      # FULL
+    journal.record(a_call(), "placed")
+    assert len(box.read()) == 2
+
+
+def test_with_nothing_to_deliver_to_the_worker_looks_at_the_store_every_few_seconds(journal):
+    """No endpoint and no allowed status_callback prefix (events off, the default): the
+    passes only move the fan-out cursor, a few seconds apart, not every poll."""
+    worker = WebhookDelivery(Outbox(journal.engine), WebhooksConfig(), Metrics(), poll_s=0.05)
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        seen.append(statement)
+
+    worker.start()
+    try:
+        time.sleep(0.5)                          # its first pass
+        journal.record(a_call(), "placed")
+        event.listen(journal.engine, "before_cursor_execute", record)
+        time.sleep(2.0)
+        event.remove(journal.engine, "before_cursor_execute", record)
+        deadline = time.monotonic() + 10
+        while not worker.outbox._fanned_to and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        worker.stop()
+    assert len([s for s in seen if "events" in s]) <= 2       # at most one pass in 2 s (not 40)
+    assert worker.outbox._fanned_to == 1                      # the cursor moved all the same
