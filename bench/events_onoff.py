@@ -8,9 +8,11 @@ the service started afresh for each turn, events off (no endpoint) and on
 ``bench/receiver.py``, which answers 204 and keeps its connections),
 alternated ``--rounds`` times. Each turn places REST calls and header-path
 calls at ``--rate`` for ``--seconds`` each (the latency runs of the
-benchmark) and counts the service's CPU and Asterisk's per call. The
-difference on minus off, divided by the events delivered per call, is the
-service's CPU per delivered event. Needs root and the bench root, like
+benchmark) and counts the service's CPU and Asterisk's per call of each
+path, and the service's per call of both until every event of the turn
+is delivered (each turn on a fresh store). The difference on minus off of
+the latter, divided by the events delivered per call, is the service's
+CPU per delivered event. Needs root and the bench root, like
 ``bench.run`` (docs/performance.md, "Running it").
 """
 
@@ -39,6 +41,7 @@ async def turn(bench: Bench, receiver: Receiver | None, rate: float, seconds: fl
         SERVICE_OVERRIDES["webhooks"] = {"endpoints": [{"url": receiver.url, "secret": "bench-secret"}]}
     if new_database is not None:
         STORE["url"] = new_database("onoff")
+    shutil.rmtree(bench.workdir / "service", ignore_errors=True)      # a fresh SQLite store
     await bench.start_service()
     got0 = receiver.received if receiver else 0
     out: dict = {"events": "on" if receiver else "off"}
@@ -47,6 +50,7 @@ async def turn(bench: Bench, receiver: Receiver | None, rate: float, seconds: fl
         idle0 = cpu_seconds(bench.svc.proc.pid)
         await asyncio.sleep(5.0)
         out["idle_cpu_pct"] = round((cpu_seconds(bench.svc.proc.pid) - idle0) / 5.0 * 100, 2)
+        total0, calls_all = cpu_seconds(bench.svc.proc.pid), 0
         for path in ("rest", "header"):
             svc0, ast0 = cpu_seconds(bench.svc.proc.pid), cpu_seconds(bench.ast.proc.pid)
             if path == "rest":
@@ -55,11 +59,20 @@ async def turn(bench: Bench, receiver: Receiver | None, rate: float, seconds: fl
                 part = await bench.latency_header(PHONE, PHONE_PORT, rate, seconds)
             await asyncio.sleep(1.0)                # the last deliveries of the turn's calls
             calls = part["calls"]
+            calls_all += calls
             out[path] = {"calls": calls, "failed": part["failed"],
                          "service_cpu_ms_per_call": round((cpu_seconds(bench.svc.proc.pid) - svc0)
                                                           / calls * 1000, 2),
                          "asterisk_cpu_ms_per_call": round((cpu_seconds(bench.ast.proc.pid) - ast0)
                                                            / calls * 1000, 2)}
+        # Drained: every event of the turn's calls delivered (its count still for 2 s).
+        last, still_since = -1, asyncio.get_running_loop().time()
+        while asyncio.get_running_loop().time() - still_since < 2.0:
+            await asyncio.sleep(0.25)
+            now = receiver.received if receiver else 0
+            if now != last:
+                last, still_since = now, asyncio.get_running_loop().time()
+        out["service_cpu_ms_per_call"] = round((cpu_seconds(bench.svc.proc.pid) - total0) / calls_all * 1000, 2)
     finally:
         await bench.stop_service()
     if receiver is not None:
@@ -97,14 +110,15 @@ def summary(turns: list[dict]) -> dict:
                      for path in ("rest", "header") for k in ("service_cpu_ms_per_call",
                                                               "asterisk_cpu_ms_per_call")}
         out[side]["idle_cpu_pct"] = round(statistics.median(t["idle_cpu_pct"] for t in mine), 2)
+        out[side]["service_cpu_ms_per_call"] = round(statistics.median(t["service_cpu_ms_per_call"]
+                                                                       for t in mine), 2)
     on = [t for t in turns if t["events"] == "on"]
     calls = sum(t["rest"]["calls"] + t["header"]["calls"] for t in on)
     per_call = sum(t["delivered"] for t in on) / calls if calls else 0.0
     out["events_per_call"] = round(per_call, 2)
-    for path in ("rest", "header"):
-        added = out["on"][f"{path}_service_cpu_ms_per_call"] - out["off"][f"{path}_service_cpu_ms_per_call"]
-        out[f"{path}_added_ms_per_call"] = round(added, 2)
-        out[f"{path}_added_ms_per_event"] = round(added / per_call, 2) if per_call else None
+    added = out["on"]["service_cpu_ms_per_call"] - out["off"]["service_cpu_ms_per_call"]
+    out["added_ms_per_call"] = round(added, 2)
+    out["added_ms_per_event"] = round(added / per_call, 2) if per_call else None
     return out
 
 

@@ -6,8 +6,8 @@ nothing, and holds at most ``[webhooks] max_in_flight_per_endpoint``
 requests of its own (each at most ``timeout_s``), never another
 endpoint's. Design and alternatives: docs/decisions/0008-call-events-and-webhooks.md.
 
-The store is the queue. Every pass (every ``poll_s``, or at once when an
-attempt ends):
+The store is the queue. Every pass (every ``poll_s``; at once when an
+attempt ends while due deliveries wait for a free place):
 
 1. events not yet fanned out become delivery rows, one per matching
    endpoint and the call's own ``status_callback`` (``Outbox.fan_out``),
@@ -62,6 +62,8 @@ LOOK_EVERY_S = 1.0
 #: move the fan-out cursor (retention keeps what is not past it) and give up what an
 #: earlier configuration left pending.
 QUIET_POLL_S = 5.0
+#: Events fanned out in one transaction at most.
+FAN_OUT_BATCH = 500
 
 
 def backoff_s(attempts: int, rng: random.Random | None = None) -> float:
@@ -103,6 +105,9 @@ class WebhookDelivery:
         self._look_at = 0.0
         self._retries: list[float] = []
         self._quiet = not (config.endpoints or config.allowed_url_prefixes)
+        #: the last look left due deliveries unstarted (no free place): an attempt that
+        #: ends then wakes the loop at once; else its mark waits for the next pass
+        self._held_back = False
         self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
 
     def start(self) -> None:
@@ -167,7 +172,7 @@ class WebhookDelivery:
                 except Exception:  # noqa: BLE001 - the store may be busy or away: try again
                     log.exception("webhook delivery pass failed")
                     await asyncio.sleep(1.0)
-                if not created:   # woken early when an attempt ends: the call's next event may go
+                if created < FAN_OUT_BATCH:   # else more events wait to be fanned out: at once
                     try:
                         await asyncio.wait_for(self._wake.wait(),
                                                max(self.poll_s, QUIET_POLL_S) if self._quiet else self.poll_s)
@@ -198,7 +203,7 @@ class WebhookDelivery:
         ids = [delivery_id for delivery_id, _key, _target in marks]
         try:
             if fan_out:
-                counts = self.outbox.fan_out(self.targets, delivered=ids)
+                counts = self.outbox.fan_out(self.targets, FAN_OUT_BATCH, delivered=ids)
             else:
                 self.outbox.delivered(*ids)
                 counts = (0, 0)
@@ -212,6 +217,7 @@ class WebhookDelivery:
 
     def _start_due(self, session: aiohttp.ClientSession) -> None:
         free = self.config.max_in_flight - len(self._in_flight)
+        self._held_back = free <= 0
         if free <= 0:
             return
         cap = self.config.max_in_flight_per_endpoint
@@ -219,10 +225,13 @@ class WebhookDelivery:
         full = {t for t in at_cap if not t.startswith(CALLBACK + ":")}
         # A callback target is its URL's origin: every URL on that host, then "/".
         full_urls = {(CALLBACK, t.split(":", 1)[1] + "/") for t in at_cap if t.startswith(CALLBACK + ":")}
-        for delivery in self.outbox.due(time.time(), set(self._in_flight), limit=free, per_target=cap,
-                                        full=full, full_urls=full_urls):
+        page = self.outbox.due(time.time(), set(self._in_flight), limit=free, per_target=cap,
+                               full=full, full_urls=full_urls)
+        self._held_back = bool(full or full_urls) or len(page) >= free
+        for delivery in page:
             target = self._target(delivery)
             if self._per_target[target] >= self.config.max_in_flight_per_endpoint:
+                self._held_back = True
                 continue
             key = (delivery["endpoint"], delivery["call_id"])
             self._per_target[target] += 1
@@ -235,7 +244,8 @@ class WebhookDelivery:
             log.error("webhook delivery not recorded: %r", task.exception(), extra={"endpoint": key[0]})
         elif not task.cancelled() and task.result() is not None:    # delivered: marked at the next pass
             self._marks.append((task.result(), key, target))
-            self._wake.set()
+            if self._held_back:
+                self._wake.set()
             return
         self._release(key, target)
 
@@ -244,7 +254,8 @@ class WebhookDelivery:
         self._in_flight.pop(key, None)
         self._per_target[target] -= 1
         self._look_at = 0.0
-        self._wake.set()
+        if self._held_back:
+            self._wake.set()
 
     async def _attempt(self, session: aiohttp.ClientSession, delivery: dict) -> int | None:
         """POST one delivery and record its outcome in the store; returns the row's id when a
