@@ -183,6 +183,10 @@ def test_a_receiver_down_for_a_while_gets_every_event_afterwards_in_order(asteri
         assert_signed_and_ordered(got)
         assert {c: types for c, types in types_by_call(got).items()} == \
             {c: ["dialing_agent", "ended"] for c in calls}
+        # A 2xx is recorded at the worker's next pass (every 0.2 s), not at once.
+        deadline = time.monotonic() + 5
+        while service.http.get("/healthz").json()["webhooks"]["pending"] and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert service.http.get("/healthz").json()["webhooks"]["pending"] == 0
     finally:
         receiver.stop()
