@@ -19,6 +19,10 @@ state before it also stores its event (SPEC §10). What each batch sends:
 * **every history row, and every event, in submission order**: each in one
   statement of many rows (``executemany``); an event's resource is built
   from its record (the row as the update leaves it), not read back.
+
+Each statement is compiled once per database and run through the driver's
+own execute (``store/driver_sql.py``): no statement object is walked per
+record.
 """
 
 from __future__ import annotations
@@ -28,9 +32,18 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from platforma_c2d.calls.model import call_resource
 from platforma_c2d.store import outbox
+from platforma_c2d.store.driver_sql import DriverStatement
+
+#: what a call's first record stores beside its row
+_FIRST_FIELDS = ("idempotency_key", "request_hash", "node")
+#: a history row's columns (``call_events``; its id is the database's)
+HISTORY_FIELDS = ("call_id", "at", "state", "reason", "detail")
 
 
-def _row_params(row: dict) -> dict:
+def row_params(row: dict) -> dict:
+    """A call's row (``Journal.snapshot``) as the bind parameters of the journal's
+    updates: each field ``f`` as ``p_f`` (a column's own name is SQLAlchemy's
+    in an update's SET clause)."""
     return {"p_" + k: v for k, v in row.items()}
 
 
@@ -38,25 +51,28 @@ class BatchStatements:
     """The statements of :func:`write_batch`, built once for the journal's tables.
 
     ``calls``/``call_events``: the journal's tables; ``update``: the update
-    of every stored field of a call by id (bind parameters ``p_<field>``).
+    of every stored field of a call by id (bind parameters ``p_<field>``,
+    :func:`row_params`); ``row_fields``: the fields of a record's row.
     """
 
-    def __init__(self, calls: sa.Table, call_events: sa.Table, update: sa.Update):
+    def __init__(self, calls: sa.Table, call_events: sa.Table, update: sa.Update,
+                 row_fields: tuple[str, ...]):
         self.calls = calls
-        self.update = update
+        self.update = DriverStatement(update)
         #: the same update, only if the row still has the state the journal last wrote
-        self.update_if = update.where(calls.c.state == sa.bindparam("p_was"))
-        self.state_of = sa.select(calls.c.state).where(calls.c.id == sa.bindparam("p_id"))
-        self.insert = calls.insert()
-        self.insert_history = call_events.insert()
+        self.update_if = DriverStatement(update.where(calls.c.state == sa.bindparam("p_was")))
+        self.state_of = DriverStatement(sa.select(calls.c.state).where(calls.c.id == sa.bindparam("p_id")))
+        keys = (*row_fields, *_FIRST_FIELDS)
+        self.insert = DriverStatement(calls.insert(), keys)
+        self.insert_history = DriverStatement(call_events.insert(), HISTORY_FIELDS)
         # The count of rows an INSERT made is only kept when asked for
         # (SQLAlchemy's ``preserve_rowcount``): otherwise it may read -1.
         self._insert_new = {
-            name: dialect.insert(calls).on_conflict_do_nothing(index_elements=[calls.c.id])
-            .execution_options(preserve_rowcount=True)
+            name: DriverStatement(dialect.insert(calls).on_conflict_do_nothing(index_elements=[calls.c.id]),
+                                  keys, preserve_rowcount=True)
             for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))}
 
-    def insert_new(self, dialect: str):
+    def insert_new(self, dialect: str) -> DriverStatement | None:
         """The insert of a call that does nothing when its id is stored already; None
         where the database has no such insert (then the row is read first)."""
         return self._insert_new.get(dialect)
@@ -85,7 +101,7 @@ def write_batch(conn: sa.Connection, records: list[dict], known: dict[str, str],
         if state[row["id"]] != row["state"]:
             changes.append((call_resource(row), rec["event"]["at"], row["token_name"]))
             state[row["id"]] = row["state"]
-    conn.execute(stmts.insert_history, history)
+    stmts.insert_history.execute_many(conn, history)
     if changes:
         outbox.add_events(conn, changes)
     return {call_id: recs[-1]["row"]["state"] for call_id, recs in by_call.items()}
@@ -95,20 +111,20 @@ def _write_row(conn: sa.Connection, recs: list[dict], was: str | None, node: str
                stmts: BatchStatements) -> str | None:
     """Store the row of one call as its last record has it; returns the state it had before (None: new)."""
     row = recs[-1]["row"]
-    if was is not None and conn.execute(stmts.update_if, {**_row_params(row), "p_was": was}).rowcount == 1:
+    if was is not None and stmts.update_if.execute(conn, {**row_params(row), "p_was": was}).rowcount == 1:
         return was
     first = {"idempotency_key": next((r["idempotency_key"] for r in recs if r["idempotency_key"]), None),
              "request_hash": next((r["request_hash"] for r in recs if r["request_hash"]), None),
              "node": node}
     insert_new = stmts.insert_new(conn.dialect.name) if was is None else None
-    if insert_new is not None and conn.execute(insert_new, {**row, **first}).rowcount == 1:
+    if insert_new is not None and insert_new.execute(conn, {**row, **first}).rowcount == 1:
         before = None
     else:
-        before = conn.execute(stmts.state_of, {"p_id": row["id"]}).scalar()
+        before = stmts.state_of.execute(conn, {"p_id": row["id"]}).scalar()
         if before is not None:
-            conn.execute(stmts.update, _row_params(row))
+            stmts.update.execute(conn, row_params(row))
             return before
-        conn.execute(stmts.insert, {**row, **first})
+        stmts.insert.execute(conn, {**row, **first})
     callback = next((r.get("status_callback") for r in recs if r.get("status_callback")), None)
     if callback:
         outbox.add_callback(conn, row["id"], callback)

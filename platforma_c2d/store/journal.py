@@ -29,7 +29,8 @@ from sqlalchemy import event
 
 from platforma_c2d.calls.model import Call, State, call_resource, iso, utcnow
 from platforma_c2d.store import outbox, schema
-from platforma_c2d.store.batch import BatchStatements, write_batch
+from platforma_c2d.store.batch import HISTORY_FIELDS, BatchStatements, row_params, write_batch
+from platforma_c2d.store.driver_sql import DriverStatement
 from platforma_c2d.store.files import prepare_sqlite_file
 
 metadata = sa.MetaData()
@@ -89,10 +90,9 @@ _ROW_FIELDS = ("id", "origin", "agent", "callee", "outbound_id", "clid", "call_r
                "callee_channel", "bridge_id", "token_name", "cause", "sip_code")
 _UPDATE_CALL = (calls.update().where(calls.c.id == sa.bindparam("p_id"))
                 .values({k: sa.bindparam("p_" + k) for k in _ROW_FIELDS if k != "id"}))
-_UPDATE_OPEN_CALL = _UPDATE_CALL.where(calls.c.state != "ended")
-_INSERT_CALL = calls.insert()
-_INSERT_EVENT = call_events.insert()
-_BATCH = BatchStatements(calls, call_events, _UPDATE_CALL)
+_UPDATE_OPEN_CALL = DriverStatement(_UPDATE_CALL.where(calls.c.state != "ended"))
+_INSERT_EVENT = DriverStatement(call_events.insert(), HISTORY_FIELDS)
+_BATCH = BatchStatements(calls, call_events, _UPDATE_CALL, _ROW_FIELDS)
 #: calls whose last state the journal remembers (``Journal.write``); past it, it forgets them all
 _KNOWN_MAX = 100_000
 
@@ -279,9 +279,9 @@ class Journal:
         """
         rec = self.snapshot(call, detail)
         with self.engine.begin() as conn:
-            if not conn.execute(_UPDATE_OPEN_CALL, {"p_" + k: v for k, v in rec["row"].items()}).rowcount:
+            if not _UPDATE_OPEN_CALL.execute(conn, row_params(rec["row"])).rowcount:
                 return False
-            conn.execute(_INSERT_EVENT, rec["event"])
+            _INSERT_EVENT.execute(conn, rec["event"])
             # the row is the snapshot now: the event's resource is built from it, not read back
             outbox.add_event(conn, call_resource(rec["row"]), rec["event"]["at"], rec["row"]["token_name"])
         self._known.pop(call.id, None)
@@ -300,7 +300,7 @@ class Journal:
                                 .values(reason=reason, ended_by=by)).rowcount:
                 return False
             state = conn.execute(sa.select(calls.c.state).where(calls.c.id == call_id)).scalar_one()
-            conn.execute(_INSERT_EVENT, {"call_id": call_id, "at": iso(utcnow()), "state": state,
+            _INSERT_EVENT.execute(conn, {"call_id": call_id, "at": iso(utcnow()), "state": state,
                                          "reason": reason, "detail": detail[:500]})
         return True
 

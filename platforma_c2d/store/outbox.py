@@ -31,6 +31,8 @@ import time
 
 import sqlalchemy as sa
 
+from platforma_c2d.store.driver_sql import DriverStatement
+
 metadata = sa.MetaData()
 
 events = sa.Table(
@@ -74,7 +76,8 @@ call_callbacks = sa.Table(
 )
 
 PENDING, DELIVERED, GIVEN_UP = "pending", "delivered", "given_up"
-_INSERT_EVENT = events.insert()
+#: the event of a change, written with it (compiled once per database, store/driver_sql.py)
+_INSERT_EVENT = DriverStatement(events.insert(), ("call_id", "type", "at", "agent", "token_name", "call"))
 
 # The delivery worker's statements, built once: each of its passes binds values only.
 _NEWEST_EVENT = sa.select(sa.func.max(events.c.id))
@@ -113,7 +116,7 @@ _DUE = _due_statement()
 
 #: PostgreSQL advisory lock key taken (until the commit) by every transaction that stores an event.
 EVENTS_LOCK = 0x0C2D0E7E
-_LOCK_EVENTS = sa.text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=EVENTS_LOCK)
+_LOCK_EVENTS = f"SELECT pg_advisory_xact_lock({EVENTS_LOCK})"
 
 
 def add_event(conn: sa.Connection, resource: dict, at: str, token_name: str = "") -> None:
@@ -137,8 +140,8 @@ def add_events(conn: sa.Connection, changes: list[tuple[dict, str, str]]) -> Non
     order, and a reader that had read 8 would never see 7.
     """
     if conn.dialect.name == "postgresql":
-        conn.execute(_LOCK_EVENTS)
-    conn.execute(_INSERT_EVENT, [
+        conn.exec_driver_sql(_LOCK_EVENTS)
+    _INSERT_EVENT.execute_many(conn, [
         {"call_id": resource["id"], "type": "call." + resource["state"], "at": at,
          "agent": resource["agent"], "token_name": token_name,
          "call": json.dumps(resource, separators=(",", ":"))}

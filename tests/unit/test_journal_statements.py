@@ -196,3 +196,50 @@ def test_a_journal_after_a_restart_writes_the_calls_it_finds(journal):
     types = [r["type"] for r in Outbox(journal.engine).read()]
     assert types == ["call.dialing_agent", "call.connected", "call.ended"]
     assert journal.get(call.id)["state"] == "ended"
+
+
+def test_the_writers_statements_reach_the_driver_as_sql_compiled_once(journal):
+    """Each statement a record sends is SQL text compiled once per database and run
+    with the driver's own execute: no statement object is compiled, or looked up in
+    SQLAlchemy's cache by a walk of it, per record (docs/performance.md, the
+    journal's trial); the event hooks, the transaction and the errors are
+    SQLAlchemy's as before."""
+    writer = JournalWriter(journal)
+    seen: list[tuple[str, bool]] = []
+
+    def compiled(_conn, _cursor, statement, _params, context, _many):
+        seen.append((statement.split()[0].upper(), context.compiled is not None))
+
+    sa.event.listen(journal.engine, "before_cursor_execute", compiled)
+    call = a_call()
+    for change, detail in rest_call_steps(call):
+        change()
+        writer.submit(call, detail).result(timeout=10)
+    writer.close()
+    sa.event.remove(journal.engine, "before_cursor_execute", compiled)
+    assert len(seen) == 12 + len(lock(journal)) * 4
+    assert [kind for kind, by_sqlalchemy in seen if by_sqlalchemy] == []
+    assert journal.get(call.id)["state"] == "ended"
+    assert [r["type"] for r in Outbox(journal.engine).read()][-1] == "call.ended"
+
+
+def test_a_refused_record_raises_sqlalchemys_error_and_the_batch_keeps_the_others(journal):
+    """The driver's error reaches the writer as SQLAlchemy's (``IntegrityError``):
+    the record's future fails with it, the rest of its batch is written."""
+    writer = JournalWriter(journal)
+    good, bad = a_call("1001"), a_call("1002")
+    writer.submit(good, "placed").result(timeout=10)
+    gate = hold_first_write(journal)
+    held = writer.submit(a_call("1003"), "placed")
+    assert gate.entered.wait(10)
+    bad.clid = None                                 # NOT NULL: the database refuses the row
+    refused = writer.submit(bad, "placed")
+    good.advance(State.DIALING_CALLEE)
+    kept = writer.submit(good, "agent answered")
+    gate.set()
+    held.result(timeout=10)
+    assert kept.result(timeout=10) is None
+    with pytest.raises(sa.exc.IntegrityError):
+        refused.result(timeout=10)
+    writer.close()
+    assert journal.get(good.id)["state"] == "dialing_callee" and journal.get(bad.id) is None
