@@ -13,7 +13,11 @@ state before it also stores its event (SPEC §10). What each batch sends:
   expects (``WHERE id = … AND state = …``), so a row another writer changed
   since (the FastAGI process, another instance, the process before a
   restart) matches nothing, and only then is its state read and the row
-  written. A call the journal has not seen is inserted if new (``INSERT …
+  written. That update sets only the fields a call's later records
+  change (:data:`FIXED_FIELDS` are left as they are, when they are what
+  this journal wrote): on SQLite every index of a column named in the
+  ``SET`` is rewritten, changed or not, and so written to the WAL and
+  checkpointed (docs/performance.md). A call the journal has not seen is inserted if new (``INSERT …
   ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL), else read, then
   updated;
 * **every history row, and every event, in submission order**: each in one
@@ -27,6 +31,8 @@ record.
 
 from __future__ import annotations
 
+import operator
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -38,6 +44,12 @@ from platforma_c2d.store.driver_sql import DriverStatement
 _FIRST_FIELDS = ("idempotency_key", "request_hash", "node")
 #: a history row's columns (``call_events``; its id is the database's)
 HISTORY_FIELDS = ("call_id", "at", "state", "reason", "detail")
+#: a call's fields its first record settles, which its later records repeat
+FIXED_FIELDS = ("origin", "agent", "callee", "outbound_id", "clid", "call_ref", "created_at", "token_name")
+_fixed_of = operator.itemgetter(*FIXED_FIELDS)
+
+#: what this journal last committed for a call: its state, and its :data:`FIXED_FIELDS` values
+Committed = tuple[str, tuple]
 
 
 def row_params(row: dict) -> dict:
@@ -59,8 +71,12 @@ class BatchStatements:
                  row_fields: tuple[str, ...]):
         self.calls = calls
         self.update = DriverStatement(update)
-        #: the same update, only if the row still has the state the journal last wrote
-        self.update_if = DriverStatement(update.where(calls.c.state == sa.bindparam("p_was")))
+        #: the fields other than FIXED_FIELDS, only if the row still has the state the journal last wrote
+        self.update_if = DriverStatement(
+            calls.update().where(calls.c.id == sa.bindparam("p_id"), calls.c.state == sa.bindparam("p_was"))
+            .values({k: sa.bindparam("p_" + k) for k in row_fields if k != "id" and k not in FIXED_FIELDS}))
+        #: the whole row, only if the row still has that state (a fixed field changed since)
+        self.update_all_if = DriverStatement(update.where(calls.c.state == sa.bindparam("p_was")))
         self.state_of = DriverStatement(sa.select(calls.c.state).where(calls.c.id == sa.bindparam("p_id")))
         keys = (*row_fields, *_FIRST_FIELDS)
         self.insert = DriverStatement(calls.insert(), keys)
@@ -78,15 +94,15 @@ class BatchStatements:
         return self._insert_new.get(dialect)
 
 
-def write_batch(conn: sa.Connection, records: list[dict], known: dict[str, str], node: str | None,
-                stmts: BatchStatements) -> dict[str, str]:
+def write_batch(conn: sa.Connection, records: list[dict], known: dict[str, Committed], node: str | None,
+                stmts: BatchStatements) -> dict[str, Committed]:
     """Write ``records`` (snapshots, in submission order) on ``conn``, inside its transaction.
 
-    ``known``: call id → the state this journal last committed for it
-    (read only; a wrong or stale entry costs a read, never a wrong
-    write); ``node``: ``[cluster] node`` stored with a new call. Returns
-    call id → the state each call's row now has, for ``known`` once the
-    transaction is committed. Raises ``sqlalchemy.exc.SQLAlchemyError``.
+    ``known``: call id → what this journal last committed for it
+    (:data:`Committed`; read only; a wrong or stale state costs a read,
+    never a wrong write); ``node``: ``[cluster] node`` stored with a new
+    call. Returns call id → what each call's row now has, for ``known``
+    once the transaction is committed. Raises ``sqlalchemy.exc.SQLAlchemyError``.
     """
     by_call: dict[str, list[dict]] = {}
     for rec in records:
@@ -104,15 +120,18 @@ def write_batch(conn: sa.Connection, records: list[dict], known: dict[str, str],
     stmts.insert_history.execute_many(conn, history)
     if changes:
         outbox.add_events(conn, changes)
-    return {call_id: recs[-1]["row"]["state"] for call_id, recs in by_call.items()}
+    return {call_id: (recs[-1]["row"]["state"], _fixed_of(recs[-1]["row"])) for call_id, recs in by_call.items()}
 
 
-def _write_row(conn: sa.Connection, recs: list[dict], was: str | None, node: str | None,
+def _write_row(conn: sa.Connection, recs: list[dict], committed: Committed | None, node: str | None,
                stmts: BatchStatements) -> str | None:
     """Store the row of one call as its last record has it; returns the state it had before (None: new)."""
     row = recs[-1]["row"]
-    if was is not None and stmts.update_if.execute(conn, {**row_params(row), "p_was": was}).rowcount == 1:
-        return was
+    was = committed[0] if committed is not None else None
+    if was is not None:
+        update = stmts.update_if if committed[1] == _fixed_of(row) else stmts.update_all_if
+        if update.execute(conn, {**row_params(row), "p_was": was}).rowcount == 1:
+            return was
     first = {"idempotency_key": next((r["idempotency_key"] for r in recs if r["idempotency_key"]), None),
              "request_hash": next((r["request_hash"] for r in recs if r["request_hash"]), None),
              "node": node}

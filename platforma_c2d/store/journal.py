@@ -29,7 +29,7 @@ from sqlalchemy import event
 
 from platforma_c2d.calls.model import Call, State, call_resource, iso, utcnow
 from platforma_c2d.store import outbox, schema
-from platforma_c2d.store.batch import HISTORY_FIELDS, BatchStatements, row_params, write_batch
+from platforma_c2d.store.batch import HISTORY_FIELDS, BatchStatements, Committed, row_params, write_batch
 from platforma_c2d.store.driver_sql import DriverStatement
 from platforma_c2d.store.files import prepare_sqlite_file
 
@@ -177,9 +177,9 @@ class Journal:
         self.url = url
         #: ``[cluster] node``: stored with each new call; reconciliation reads only its calls
         self.node = node or None
-        #: call id -> the state this journal last committed for it (open calls only;
-        #: store/batch.py: spares the read of the state, checked by the update itself)
-        self._known: dict[str, str] = {}
+        #: call id -> the state (and fixed fields) this journal last committed for it (open
+        #: calls only; store/batch.py: spares the read of the state, checked by the update itself)
+        self._known: dict[str, Committed] = {}
         engine_url = sa.engine.make_url(url)
         if engine_url.get_backend_name() == "sqlite" and engine_url.database not in (None, "", ":memory:"):
             prepare_sqlite_file(engine_url.database)      # private files (store/files.py)
@@ -249,15 +249,15 @@ class Journal:
                 states = write_batch(conn, records, self._known, self.node, _BATCH)
         self._remember(states)
 
-    def _remember(self, states: dict[str, str]) -> None:
-        """Note the states just committed; an ended call is forgotten (it is seldom written again)."""
+    def _remember(self, committed: dict[str, Committed]) -> None:
+        """Note what was just committed; an ended call is forgotten (it is seldom written again)."""
         if len(self._known) > _KNOWN_MAX:
             self._known.clear()             # a forgotten call costs a read of its state, nothing more
-        for call_id, state in states.items():
-            if state == State.ENDED.value:
+        for call_id, now in committed.items():
+            if now[0] == State.ENDED.value:
                 self._known.pop(call_id, None)
             else:
-                self._known[call_id] = state
+                self._known[call_id] = now
 
     def record(self, call: Call, detail: str = "", *, idempotency_key: str | None = None,
                request_hash: str | None = None) -> None:

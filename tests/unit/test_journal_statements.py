@@ -243,3 +243,36 @@ def test_a_refused_record_raises_sqlalchemys_error_and_the_batch_keeps_the_other
         refused.result(timeout=10)
     writer.close()
     assert journal.get(good.id)["state"] == "dialing_callee" and journal.get(bad.id) is None
+
+
+def test_later_records_update_only_the_fields_that_change_unless_a_fixed_one_did(journal):
+    """A call's later records leave the fields its first record settled (agent,
+    callee, CLID, call_ref, created_at...) out of the update: on SQLite every index
+    of a column named in SET is rewritten, changed or not (the WAL pages of each
+    commit). A record whose such field did change still writes it."""
+    writer = JournalWriter(journal)
+    updates: list[str] = []
+
+    def seen(_conn, _cursor, statement, _params, _context, _many):
+        if statement.startswith("UPDATE calls"):
+            updates.append(statement.split(" WHERE ")[0])
+
+    sa.event.listen(journal.engine, "before_cursor_execute", seen)
+    call = a_call()
+    writer.submit(call, "placed").result(timeout=10)
+    call.advance(State.DIALING_CALLEE)
+    writer.submit(call, "agent answered").result(timeout=10)
+    call.call_ref = "CRM-2"
+    call.advance(State.CONNECTED)
+    writer.submit(call, "bridged").result(timeout=10)
+    call.end(Reason.COMPLETED)
+    writer.submit(call, "ended").result(timeout=10)
+    writer.close()
+    sa.event.remove(journal.engine, "before_cursor_execute", seen)
+    assert len(updates) == 3
+    for fixed in ("agent", "callee", "clid", "call_ref", "created_at", "token_name", "origin"):
+        assert f" {fixed}=" not in updates[0] and f" {fixed}=" not in updates[2]
+        assert f" {fixed}=" in updates[1]                # call_ref changed: the whole row
+    assert "state=" in updates[0] and "updated_at=" in updates[0]
+    row = journal.get_row(call.id)
+    assert (row["state"], row["call_ref"], row["agent"], row["clid"]) == ("ended", "CRM-2", "1001", "0215550199")
