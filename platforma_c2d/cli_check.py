@@ -11,6 +11,7 @@ Prints ``ok``, ``WARN`` and ``FAIL`` lines.
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable
 
 from platforma_c2d.ari.blocking import BlockingAri
@@ -123,7 +124,11 @@ def _check_asterisk(ari: BlockingAri, cfg, args, report: dict[str, list[str]]) -
         report["FAIL"].append("ari: Asterisk refused the username/password (401)" if exc.status == 401
                               else f"ari: GET /asterisk/info answered {exc.status}")
         return
-    report["ok"].append(f"ari: reachable, Asterisk {info.get('system', {}).get('version', '?')}")
+    version = info.get('system', {}).get('version', '?')
+    report["ok"].append(f"ari: reachable, Asterisk {version}")
+    if cfg.ari.requests == "websocket" and not rest_over_websocket(version):
+        report["WARN"].append(f"ari: requests = \"websocket\" needs Asterisk 20.14, 21.9, 22.4 or later "
+                              f"(REST over the event WebSocket); Asterisk {version} gets them over HTTP")
     try:
         modules = ari.modules()
     except AriUnavailable:
@@ -145,6 +150,23 @@ def _check_asterisk(ari: BlockingAri, cfg, args, report: dict[str, list[str]]) -
     failures, warnings = sip_door_findings(pjsip(), lambda name: _auth_settings(ari, name))
     report["FAIL"] += failures
     report["WARN"] += warnings
+
+
+def rest_over_websocket(version: str) -> bool:
+    """Whether an Asterisk of ``version`` (``22.10.1``, ``20.14.0-cert1``) answers REST requests on
+    the event WebSocket: 20.14+, 21.9+, 22.4+ and every later major (their sources,
+    res/ari/ari_websocket_requests.c). True too for a version that is not numbers (a
+    development build, ``GIT-master-…``): it cannot be told, the service's probe will."""
+    parts = []
+    for part in version.split(".")[:2]:
+        digits = "".join(itertools.takewhile(str.isdigit, part))
+        if not digits:
+            return True
+        parts.append(int(digits))
+    if len(parts) < 2:
+        return True
+    major, minor = parts
+    return major > 22 or minor >= {20: 14, 21: 9, 22: 4}.get(major, 10**6)
 
 
 def _auth_settings(ari: BlockingAri, name: str) -> dict[str, str] | None:

@@ -167,3 +167,15 @@ def test_a_request_waiting_when_the_socket_closes_fails_and_the_next_goes_over_h
         ast.hold.set()
 
     asyncio.run(ast.serve(test))
+
+
+@pytest.mark.parametrize("version, answers", [
+    ("22.10.1", True), ("22.4.0", True), ("22.3.0", False), ("21.9.0", True), ("21.8.2", False),
+    ("20.14.0-cert1", True), ("20.13.1", False), ("23.0.0", True), ("18.20.0", False),
+    ("GIT-master-1a2b3c", True)])
+def test_check_knows_which_asterisk_answers_requests_on_the_socket(version, answers):
+    """``check`` WARNs for an Asterisk whose sources have no REST over WebSocket (before 20.14,
+    21.9, 22.4); a version it cannot read is left to the service's probe."""
+    from platforma_c2d.cli_check import rest_over_websocket
+
+    assert rest_over_websocket(version) is answers
