@@ -54,10 +54,16 @@ def _toml_value(v) -> str:
 #: server per work directory, testbed/postgres.py); ``C2D_BENCH_STORE``.
 BENCH_STORE = os.environ.get("C2D_BENCH_STORE", "sqlite")
 
+#: How the bench's services send their ARI requests unless a test says otherwise:
+#: "http" (the default) or "websocket" (``[ari] requests``); ``C2D_BENCH_ARI_REQUESTS``,
+#: to run the suite in either mode.
+BENCH_ARI_REQUESTS = os.environ.get("C2D_BENCH_ARI_REQUESTS", "http")
+
 
 def render_config(overrides: dict | None = None, store_url: str = "") -> str:
     """TOML text of the bench config with ``overrides`` ({section: {key: value}}) merged in."""
     data = {k: dict(v) for k, v in DEFAULTS.items()}
+    data["ari"]["requests"] = BENCH_ARI_REQUESTS
     for section, values in (overrides or {}).items():
         data.setdefault(section, {}).update(values)
     if store_url:
