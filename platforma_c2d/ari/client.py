@@ -151,7 +151,11 @@ class AriClient:
         pairs = [(k, _query_value(v)) for k, v in params.items()] if params else None
         try:
             return await self.socket.send(method, quote(path, safe="/"), pairs, data)
-        except (SocketGone, asyncio.TimeoutError) as exc:
+        except SocketGone as exc:
+            if not exc.sent:        # the socket closed under it: HTTP, as while it is down
+                return await self._over_http(method, path, params, data)
+            raise AriUnavailable(f"{method} {path}: {exc} (event socket)") from exc
+        except asyncio.TimeoutError as exc:
             raise AriUnavailable(f"{method} {path}: {type(exc).__name__} (event socket)") from exc
 
     # --- Asterisk --------------------------------------------------------

@@ -48,7 +48,12 @@ PROBE_TIMEOUT_S = 3.0
 
 
 class SocketGone(Exception):
-    """The socket closed (or was never ready) before Asterisk answered the request."""
+    """The socket closed (or was never ready) before Asterisk answered the request;
+    ``sent``: whether the request had been written (Asterisk may have run it)."""
+
+    def __init__(self, message: str, sent: bool = True):
+        super().__init__(message)
+        self.sent = sent
 
 
 class SocketRequests:
@@ -116,7 +121,7 @@ class SocketRequests:
         ``b""`` when none). Raises :class:`SocketGone`, ``asyncio.TimeoutError``."""
         ws = self._ws
         if ws is None:
-            raise SocketGone("no ARI event socket")
+            raise SocketGone("no ARI event socket", sent=False)
         request_id = str(next(self._ids))
         msg: dict[str, Any] = {"type": "RESTRequest", "request_id": request_id, "method": method,
                                "uri": path.lstrip("/")}
@@ -128,11 +133,13 @@ class SocketRequests:
         fut = asyncio.get_running_loop().create_future()
         self._pending[request_id] = fut
         try:
-            # A text frame: Asterisk ignores binary ones.
-            await ws.send(orjson.dumps(msg).decode("utf-8"))
+            try:
+                # A text frame: Asterisk ignores binary ones.
+                await ws.send(orjson.dumps(msg).decode("utf-8"))
+            except (OSError, ConnectionClosed) as exc:
+                raise SocketGone(f"the ARI event socket is closing ({type(exc).__name__})",
+                                 sent=False) from exc
             return await asyncio.wait_for(fut, timeout_s or self.timeout_s)
-        except (OSError, ConnectionClosed) as exc:
-            raise SocketGone(f"the ARI event socket failed ({type(exc).__name__})") from exc
         finally:
             self._pending.pop(request_id, None)
 

@@ -179,3 +179,23 @@ def test_check_knows_which_asterisk_answers_requests_on_the_socket(version, answ
     from platforma_c2d.cli_check import rest_over_websocket
 
     assert rest_over_websocket(version) is answers
+
+
+def test_a_request_the_closing_socket_cannot_take_goes_over_http():
+    """The socket closed but the stream has not noticed yet: the request, never written,
+    goes over HTTP instead of failing."""
+    from websockets.exceptions import ConnectionClosedError
+
+    class Closing:
+        async def send(self, _text):
+            raise ConnectionClosedError(None, None)
+
+    ast = ScriptedAsterisk()
+
+    async def test(client, stream):
+        assert await _ready(client)
+        client.socket._ws = Closing()
+        await client.ring("c2d-1-agent")
+        assert ast.http == [("POST", "/ari/channels/c2d-1-agent/ring")]
+
+    asyncio.run(ast.serve(test))
