@@ -185,7 +185,7 @@ def agent_originate(call: Call, dial: DialConfig, sub: str = "") -> Originate:
         if call.native:
             variables.update(native_call_variables(call, dial))
         variables, other = _through_dialplan(call, "agent", variables, endpoint,
-                                             dial.agent_ring_timeout_s, channel_id)
+                                             dial.agent_ring_timeout_s, channel_id, trunk=False)
         endpoint = f"Local/{call.callee}@{dial.agent_leg_context}/n"
     else:
         variables.update(shown_to_agent(sub, call.callee))
@@ -234,8 +234,19 @@ def callee_originate(call: Call, dial: DialConfig, sub: str = "") -> Originate:
                      originator=call.agent_leg.channel_id, other_channel_id=other)
 
 
+#: The transfer context handed to the trunk's channel of a leg through
+#: ``[dial] trunk_leg_context``: no such context exists, so Asterisk answers a
+#: REFER from the carrier (or from the callee through it) 404 and the call goes
+#: on, whatever the trunk endpoint's ``allow_transfer`` and ``context`` (an
+#: administrator's trunk keeps Asterisk's ``allow_transfer=yes``, and its
+#: context may route calls anywhere). res_pjsip_refer reads ``TRANSFER_CONTEXT``
+#: of the channel that received the REFER; ``_`` hands it from ``;2`` to the
+#: channel its ``Dial()`` creates, and no further.
+TRUNK_REFER_CONTEXT = "c2d-trunk-refer-refused"
+
+
 def _through_dialplan(call: Call, role: str, variables: dict[str, str], endpoint: str,
-                      ring_timeout_s: int, channel_id: str) -> tuple[dict[str, str], str]:
+                      ring_timeout_s: int, channel_id: str, *, trunk: bool = True) -> tuple[dict[str, str], str]:
     """A leg as ``Local/<number>@<context>/n`` (ADR 0014): ``;1``'s variables.
 
     Both halves have the number as their extension from creation, so the
@@ -245,9 +256,13 @@ def _through_dialplan(call: Call, role: str, variables: dict[str, str], endpoint
     of ``role`` (Local copies channel variables from ``;1`` to ``;2``).
     ``;1``'s caller ID and connected line become ``;2``'s connected line and
     caller, which ``;2`` presents to what it dials.
+    ``trunk``: the leg leaves through the trunk: the trunk's channel may not
+    transfer it anywhere (:data:`TRUNK_REFER_CONTEXT`).
     Returns (variables, the id of ``;2``).
     """
     out = {"CDR_PROP(disable)": "1"}
+    if trunk:
+        out["_TRANSFER_CONTEXT"] = TRUNK_REFER_CONTEXT
     out.update(variables)
     for name, value in cdr_variables(call, role).items():
         out["C2D_LEG_" + name[4:-1].upper()] = value      # CDR(call_ref) → C2D_LEG_CALL_REF

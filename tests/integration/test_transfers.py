@@ -56,7 +56,7 @@ ACK [next_url] SIP/2.0
   <send retrans="500"><![CDATA[
 REFER [next_url] SIP/2.0
 {via}{dialog}CSeq: 2 REFER
-{contact}Refer-To: <sip:{refer_to}@[remote_ip]:[remote_port]>
+{contact}Refer-To: <sip:{refer_to}@[local_ip]>
 Referred-By: <sip:{from_user}@[local_ip]:[local_port]>
 Content-Length: 0
 
@@ -176,3 +176,88 @@ def test_a_blind_transfer_to_a_number_click2dial_would_dial_is_refused_without_a
     assert [m.first_line for m in trunk.received("INVITE") if "@" in m.first_line] == \
         ["INVITE sip:0215550100@127.0.0.1:5070 SIP/2.0"]
     assert asterisk.wait_idle() == ([], [])
+
+
+def trunk_refer_scenario(refer_to: str, quiet_ms: int = 1500) -> str:
+    """A trunk peer (UAS) that answers, and once the dialog has been quiet for
+    ``quiet_ms`` (re-INVITEs and UPDATEs answered) sends REFER to ``refer_to``:
+    a carrier, or a callee through it, transferring the call's leg away. Then
+    answers whatever comes (NOTIFY, re-INVITE, UPDATE) until the BYE."""
+    answers = "".join(f'  <recv response="{code}" optional="true" next="referred"/>\n'
+                      for code in (202, 400, 403, 404, 405, 481, 488, 500, 501))
+    refer = f"""  <label id="refer"/>
+  <send retrans="500"><![CDATA[
+REFER [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: [$local_party]
+To: [$remote_party]
+Call-ID: [$callid]
+CSeq: 9000 REFER
+Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+Refer-To: <sip:{refer_to}@[local_ip]>
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+{answers}  <recv response="603" next="referred"/>
+  <label id="referred"/>
+  <recv request="NOTIFY" optional="true" next="notify"/>
+  <recv request="INVITE" optional="true" next="reinvite2"/>
+  <recv request="UPDATE" optional="true" next="update2"/>
+  <recv request="BYE" next="bye"/>
+  <label id="notify"/>
+""" + _resp(200, "OK", to_tag=False).replace("<send>", '<send next="referred">') + """  <label id="reinvite2"/>
+""" + _resp(200, "OK", sdp=True, to_tag=False) + """  <recv request="ACK" next="referred"/>
+  <label id="update2"/>
+""" + _resp(200, "OK", to_tag=False).replace("<send>", '<send next="referred">') + """  <label id="bye"/>
+""" + _resp(200, "OK", to_tag=False) + '  <nop next="end"/>\n'
+    return (_HEAD + '<scenario name="c2d-trunk-refer">\n'
+            '  <recv request="INVITE" crlf="true" rrs="true"><action>\n'
+            '    <ereg regexp=".*" search_in="hdr" header="From:" assign_to="remote_party"/>\n'
+            '    <ereg regexp=".*" search_in="hdr" header="To:" assign_to="to_hdr"/>\n'
+            '    <ereg regexp=".*" search_in="hdr" header="Call-ID:" assign_to="callid"/>\n'
+            '  </action></recv>\n'
+            + _resp(100, "Trying", to_tag=False) + _resp(180, "Ringing") + _resp(200, "OK", sdp=True)
+            + '  <recv request="ACK" crlf="true"><action>\n'
+              '    <assignstr assign_to="local_party" value="[$to_hdr];tag=[pid]SIPpTag01[call_number]"/>\n'
+              '  </action></recv>\n'
+              '  <label id="talk"/>\n'
+              f'  <recv request="INVITE" optional="true" next="reinvite" timeout="{quiet_ms}" ontimeout="refer"/>\n'
+              '  <recv request="UPDATE" optional="true" next="update"/>\n'
+              '  <recv request="BYE" next="bye"/>\n'
+              '  <label id="reinvite"/>\n'
+            + _resp(200, "OK", sdp=True, to_tag=False) + '  <recv request="ACK" next="talk"/>\n'
+              '  <label id="update"/>\n'
+            + _resp(200, "OK", to_tag=False).replace("<send>", '<send next="talk">')
+            + refer + '  <label id="end"/>\n  <timewait milliseconds="200"/>\n</scenario>\n')
+
+
+@pytest.mark.admin_configs
+def test_a_refer_from_the_trunk_is_refused_and_the_call_stays_with_the_agent(asterisk, service, sipp):
+    """A carrier's REFER (or the callee's, through it) would move the callee leg's
+    dialplan half into the trunk endpoint's context: an administrator's trunk keeps
+    Asterisk's allow_transfer=yes, and its context decides where the call goes (an
+    inbound route, or the PBX's outbound routes at the business's cost). Our legs
+    give the trunk's channel a transfer context that holds nothing: 404, and the
+    call goes on until the agent hangs up."""
+    agent = sipp("agent", 5071, uas_scenario(talk_ms=5000))
+    trunk = sipp("trunk", TRUNK_PORT, trunk_refer_scenario("0900123456"))
+    r = service.post_call({"agent": "1001", "callee": "0215550100", "outbound_id": "0215550199",
+                           "call_ref": "refer-1"})
+    assert r.status_code == 201, r.text
+    answers = trunk.wait_for(lambda m: m.direction == "received" and m.status
+                             and "REFER" in (m.header("CSeq") or [""])[0], timeout=15)
+    assert answers, "\n---\n".join(m.text for m in trunk.messages())
+    if answers[0].status == 202:
+        # Asterisk 22 accepts the REFER, then reports the transfer's outcome in a
+        # NOTIFY (message/sipfrag): no such target in the leg's transfer context.
+        outcome = trunk.wait_for(lambda m: m.direction == "received" and m.method == "NOTIFY"
+                                 and "SIP/2.0 1" not in m.text.split("\n\n", 1)[-1], timeout=10)
+        assert outcome and "SIP/2.0 404" in outcome[0].text, "\n---\n".join(m.text for m in trunk.messages())
+    else:
+        assert answers[0].status == 603, answers[0].text       # a trunk with allow_transfer=no
+    final = service.wait_state(r.json()["id"], "ended", timeout=15)
+    assert (final["reason"], final["ended_by"]) == ("completed", "agent"), final
+    assert [m.first_line for m in trunk.received("INVITE")][:1] == ["INVITE sip:0215550100@127.0.0.1:5070 SIP/2.0"]
+    assert not [m for m in trunk.received("INVITE") if "0900123456" in m.first_line]
+    assert agent.received("BYE") == []          # the agent's phone hung up; nobody cut it
