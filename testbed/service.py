@@ -28,7 +28,10 @@ DEFAULTS = {
             "reconnect_max_backoff_s": 2.0},
     "http": {"listen": "127.0.0.1:18080", "threads": 8},
     "dial": {"agent_ring_timeout_s": 4, "callee_ring_timeout_s": 4, "tone_s": 1,
-             "max_call_duration_s": 3600},
+             "max_call_duration_s": 3600,
+             # Who bridges REST calls ([dial] bridging, ADR 0018): ``C2D_BENCH_BRIDGING``
+             # runs the suite with "dialplan"; a test's own overrides still win.
+             "bridging": os.environ.get("C2D_BENCH_BRIDGING", "stasis")},
     "clid": {"default": "0115550000", "pool": ["0115550001", "0115550002"]},
     "limits": {"max_active_calls_per_agent": 1, "writes_per_minute": 0, "reads_per_minute": 0},
     "log": {"level": "DEBUG", "format": "json"},

@@ -141,7 +141,9 @@ class NativeCalls:
 
     async def _continue(self, call: Call) -> None:
         """``POST /channels/{;1}/continue`` into the context; the callee's ring timeout is
-        ``Dial()``'s. Refused (the agent hung up meanwhile): the leg's own events end it."""
+        ``Dial()``'s. A leg no longer there (the agent hung up meanwhile: 404, or it is
+        leaving the app: 409, 422) is gone (``cancelled`` by the agent); any other
+        refusal ends the call ``failed``."""
         engine, agent = self.engine, call.agent_leg
         call.continued = True
         try:
@@ -149,10 +151,14 @@ class NativeCalls:
         except AriError as exc:
             call.continued = False
             engine.pacer.sent(agent.channel_id)   # it will never reach the trunk
-            if not call.ended:
-                log.warning("cannot continue the agent leg into [%s]: %s", NATIVE_CONTEXT, exc,
-                            extra=engine._ctx(call))
-                await engine.teardown(call, Reason.FAILED, f"agent leg not continued ({exc.status})")
+            if call.ended:
+                return
+            if exc.status in (404, 409, 422):
+                await engine.on_gone(call, agent, None)
+                return
+            log.warning("cannot continue the agent leg into [%s]: %s", NATIVE_CONTEXT, exc,
+                        extra=engine._ctx(call))
+            await engine.teardown(call, Reason.FAILED, f"agent leg not continued ({exc.status})")
 
     # ------------------------------------------------------------------
     # the events of a continued agent leg
@@ -191,6 +197,7 @@ class NativeCalls:
         leg's in Stasis mode (the tone, if any, is the context's)."""
         if ev.eventname != USEREVENT or call.ended:
             return
+        self.engine.pacer.sent(call.agent_leg.channel_id)   # Dial() is over: never held for it
         fields = ev.userevent
         status = str(fields.get("dialstatus", "")).strip()
         leg = call.callee_leg

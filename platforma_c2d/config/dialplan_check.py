@@ -284,7 +284,7 @@ def native_call_line(dial, marker: str, show: Callable[[str], str]) -> list[tupl
     ``dial``: the ``[dial]`` config; ``marker``: the ``C2D_NATIVE_CALL`` global's
     value. WARN when the service cannot bridge in the dialplan and falls back to
     its Stasis app: no ``agent_leg_context``, the global not ``1``, or no
-    ``[c2d-native-call]`` context that ``Dial()``\ s a customer's number."""
+    ``[c2d-native-call]`` context that dials a customer's number."""
     if dial.bridging != "dialplan":
         return []
     fallback = "REST calls are bridged in the Stasis app instead"

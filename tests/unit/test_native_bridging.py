@@ -11,6 +11,8 @@ from platforma_c2d.calls.model import Call, Leg, Origin
 from platforma_c2d.calls.native import bridging_in_use
 from platforma_c2d.config import ConfigError, DialConfig, loads_config
 from platforma_c2d.config.dialplan_check import native_call_line
+from platforma_c2d.rules import validate_call_request
+from tests.unit.test_engine_fake_ari import BODY, ev, world  # noqa: F401 - world is a fixture
 
 DIALPLAN = DialConfig(bridging="dialplan", trunk_endpoint="PJSIP/{number}@trunk", callee_ring_timeout_s=40,
                       max_call_duration_s=600, tone_s=3)
@@ -83,3 +85,23 @@ def test_check_says_whether_dialplan_bridging_can_be_used(dial, marker, shown, l
     else:
         [(got, text)] = lines
         assert got == level and words in text, lines
+
+
+def test_an_agent_gone_at_the_continue_ends_the_call_cancelled_by_the_agent(world):
+    # The agent hangs up as the service continues the leg into the dialplan: ARI
+    # answers 404; the call is the agent's giving up, not a failure.
+    script, engine, stasis, journal = world
+    engine.native.in_use = True
+    script.status[("POST", "/ari/channels/c2d-")] = 404
+
+    async def go():
+        call = await engine.start_rest_call(validate_call_request(BODY), "0215550199")
+        await stasis.on_event(ev("StasisStart", call.agent_leg.channel_id, "Up"))
+        return call
+
+    call = script.run(go())
+    [cont] = [r for r in script.sent("POST", "/ari/channels/c2d-") if r.path.endswith("/continue")]
+    assert cont.query == {"context": "c2d-native-call", "extension": "0215550100", "priority": "1"}
+    assert len(script.originates()) == 1   # the callee is the dialplan's to dial, never ours
+    row = journal.get(call.id)
+    assert (row["state"], row["reason"], row["ended_by"]) == ("ended", "cancelled", "agent"), row
