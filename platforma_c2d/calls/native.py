@@ -171,8 +171,9 @@ class NativeCalls:
             self.engine.pacer.sent(ev.caller_id)
 
     async def on_dial(self, call: Call, ev: Dial) -> None:
-        """The callee's progress: dialled, ringing, answered (connected), or not reached
-        (the ``UserEvent`` that follows says why)."""
+        """The callee's progress: dialled, ringing, answered (connected). A final status
+        of a callee not reached is left to the ``UserEvent`` that follows, which has
+        the cause and the SIP code (``NOANSWER`` is also Dial()'s word for a 480)."""
         if call.ended:
             return
         leg = call.callee_leg
@@ -188,9 +189,6 @@ class NativeCalls:
             self.engine.recorder.step_done(call, "callee_answer")
             call.advance(State.CONNECTED)
             self.engine._record(call, "callee answered; bridged by Asterisk")
-        elif status in _FAILED and not leg.cause:
-            leg.cause = _FAILED[status]
-            leg.timed_out = status == "NOANSWER"   # Dial()'s ring timeout is ours
 
     async def on_userevent(self, call: Call, ev: ChannelUserevent) -> None:
         """The context's report after ``Dial()``: the callee's end, decided as a callee
@@ -205,12 +203,15 @@ class NativeCalls:
             leg = Leg("callee", "", started=True)
             call.callee_leg = leg
         cause, sip_code = _number(fields, "cause"), _number(fields, "sip_code")
-        if status == "NOANSWER":
-            leg.timed_out = True
         if sip_code is not None and sip_code < 200:
             sip_code = None   # a provisional response (ringing), no final answer
+        # Dial()'s ring timeout (ours) leaves NOANSWER with no final response; a 480
+        # from the trunk is NOANSWER too, with its code.
+        leg.timed_out = status == "NOANSWER" and sip_code is None
         if status in _FAILED and not cause:
             cause = _FAILED[status]
+        if cause:
+            leg.cause = cause   # the context's, over any a hangup request gave
         ended_by = str(fields.get("ended_by", "")).strip()
         if status == "ANSWER" and ended_by == "timeout":
             await self.engine.teardown(call, Reason.COMPLETED, "maximum call duration reached",

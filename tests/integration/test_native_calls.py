@@ -102,7 +102,10 @@ def test_delete_while_callee_rings(asterisk, make_service, sipp):
 
 
 @pytest.mark.parametrize("code, reason, sip_code", [(486, "callee_busy", 486),
-                                                    (503, "callee_unavailable", 503)])
+                                                    (503, "callee_unavailable", 503),
+                                                    # Dial() says NOANSWER for a 480: not our timeout
+                                                    (480, "callee_no_answer", 480),
+                                                    (404, "callee_unavailable", 404)])
 def test_callee_refuses(asterisk, make_service, sipp, code, reason, sip_code):
     service = make_service(DIALPLAN)   # tone_s = 1
     agent = sipp("agent", AGENT_PORT, uas_scenario(ring_ms=100))
