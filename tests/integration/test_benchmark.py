@@ -42,6 +42,11 @@ def test_the_benchmark_command_measures_both_sides_and_leaves_nothing(bench_root
             assert res["service"]["latency"][path]["phases_ms"][phase]["n"] > 0
             assert res["service"]["latency"][path]["failed"] == 0
         assert res["derived"]["capacity_ratio"] > 0
+        # The service bridging in the dialplan, a subject of its own (bench/dialplan.py).
+        dialplan = res["service_dialplan"]
+        assert dialplan["rate"]["capacity_cps"] > 0, dialplan["rate"]
+        assert dialplan["asterisk_cpu"]["service-dialplan"]["mean_ms"] > 0, dialplan["asterisk_cpu"]
+        assert '| the service, `[dial] bridging = "dialplan"` |' in run.stdout
         resources = res["service"]["resources"]
         assert resources["cpu_s_per_1000_calls"] > 0 and resources["vmhwm_mb"] > 0
         assert resources["memory_flat"] in (True, False)       # judged on the soak

@@ -163,16 +163,22 @@ def test_header_call_through_the_dialplan_trunk_row_has_number_and_clid(asterisk
     assert row["dstchannel"].startswith("PJSIP/trunk-"), row
 
 
+def refused_rest_call(service, sipp, code: int, reason: str, call_ref: str) -> dict:
+    """A REST call whose callee the trunk refuses with ``code``: asserts the call
+    ended with ``reason`` and that SIP code; returns the ended call."""
+    sipp("agent", AGENT_PORT, uas_scenario())
+    sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=200, reject_code=code))
+    r = service.post_call({"agent": "1001", "callee": CALLEE, "outbound_id": CLID, "call_ref": call_ref})
+    final = service.wait_state(r.json()["id"], "ended", timeout=20)
+    assert (final["reason"], final["sip_code"]) == (reason, code), final
+    return final
+
+
 @pytest.mark.parametrize("code,reason,disposition", [(486, "callee_busy", "BUSY"),
                                                      (503, "callee_unavailable", "CONGESTION")])
 def test_refused_trunk_leg_through_the_dialplan_keeps_its_cause_and_sip_code(
         asterisk, make_service, sipp, code, reason, disposition):
-    service = make_service(THROUGH_DIALPLAN)
-    sipp("agent", AGENT_PORT, uas_scenario())
-    sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=200, reject_code=code))
-    r = service.post_call({"agent": "1001", "callee": CALLEE, "outbound_id": CLID, "call_ref": f"dst-{code}"})
-    final = service.wait_state(r.json()["id"], "ended", timeout=20)
-    assert (final["reason"], final["sip_code"]) == (reason, code), final
+    final = refused_rest_call(make_service(THROUGH_DIALPLAN), sipp, code, reason, f"dst-{code}")
     rows = trunk_leg_rows(asterisk, final["id"])
     if asterisk.unanswered_cdrs:       # the trunk never answered: a row only with unanswered=yes
         [row] = rows
@@ -251,12 +257,7 @@ def test_rest_call_bridged_in_the_dialplan_has_the_same_two_rows(asterisk, make_
                                                      (503, "callee_unavailable", "CONGESTION")])
 def test_refused_callee_bridged_in_the_dialplan_has_its_row_and_sip_code(
         asterisk, make_service, sipp, code, reason, disposition):
-    service = make_service(BRIDGED_IN_THE_DIALPLAN)
-    sipp("agent", AGENT_PORT, uas_scenario())
-    sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=200, reject_code=code))
-    r = service.post_call({"agent": "1001", "callee": CALLEE, "outbound_id": CLID, "call_ref": f"dst-n{code}"})
-    final = service.wait_state(r.json()["id"], "ended", timeout=20)
-    assert (final["reason"], final["sip_code"]) == (reason, code), final
+    final = refused_rest_call(make_service(BRIDGED_IN_THE_DIALPLAN), sipp, code, reason, f"dst-n{code}")
     callee = rows_by_leg(asterisk, final["id"])["callee"]
     if disposition == "CONGESTION" and not asterisk.congestion_cdrs:
         disposition = "FAILED"          # Asterisk's default cdr.conf (the administrator's set)

@@ -122,15 +122,21 @@ def sql_rows(db, call_id: str, count: int, timeout: float = 10.0) -> list[dict]:
         time.sleep(0.2)
 
 
-@pytest.mark.admin_configs
-def test_a_rest_call_lands_in_postgresql_with_call_ref_and_parties(asterisk, service, sipp, cdr_database):
+def completed_rest_call(service, sipp, call_ref: str) -> str:
+    """A REST call of agent 1001 to 0215550100 that talks 1 s; asserts it completed,
+    returns its id."""
     sipp("agent", AGENT_PORT, uas_scenario(ring_ms=200))
     sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=300, talk_ms=1000))
     r = service.post_call({"agent": "1001", "callee": "0215550100",
-                           "outbound_id": "0215550199", "call_ref": "ord-sql-1"})
+                           "outbound_id": "0215550199", "call_ref": call_ref})
     assert r.status_code == 201, r.text
-    call_id = r.json()["id"]
-    assert service.wait_state(call_id, "ended", timeout=15)["reason"] == "completed"
+    assert service.wait_state(r.json()["id"], "ended", timeout=15)["reason"] == "completed"
+    return r.json()["id"]
+
+
+@pytest.mark.admin_configs
+def test_a_rest_call_lands_in_postgresql_with_call_ref_and_parties(asterisk, service, sipp, cdr_database):
+    call_id = completed_rest_call(service, sipp, "ord-sql-1")
     rows = sql_rows(cdr_database, call_id, count=2)
     by_leg = {row["c2d_leg"]: row for row in rows}
     assert set(by_leg) == {"agent", "callee"}, rows
@@ -156,14 +162,7 @@ def test_a_rest_call_bridged_in_the_dialplan_lands_in_postgresql_as_the_same_two
     """``[dial] bridging = "dialplan"`` (ADR 0018): the callee's row is the agent
     leg's ;1, which dialled the trunk in [c2d-native-call]; the same columns as
     the CSV mapping writes."""
-    service = make_service({"dial": {"bridging": "dialplan"}})
-    sipp("agent", AGENT_PORT, uas_scenario(ring_ms=200))
-    sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=300, talk_ms=1000))
-    r = service.post_call({"agent": "1001", "callee": "0215550100",
-                           "outbound_id": "0215550199", "call_ref": "ord-sql-n"})
-    assert r.status_code == 201, r.text
-    call_id = r.json()["id"]
-    assert service.wait_state(call_id, "ended", timeout=15)["reason"] == "completed"
+    call_id = completed_rest_call(make_service({"dial": {"bridging": "dialplan"}}), sipp, "ord-sql-n")
     rows = sql_rows(cdr_database, call_id, count=2)
     by_leg = {row["c2d_leg"]: row for row in rows}
     assert len(rows) == 2 and set(by_leg) == {"agent", "callee"}, rows
