@@ -233,13 +233,17 @@ Content-Length: 0
 
 
 @pytest.mark.admin_configs
-def test_a_refer_from_the_trunk_is_refused_and_the_call_stays_with_the_agent(asterisk, service, sipp):
+@pytest.mark.parametrize("bridging", ["stasis", "dialplan"])
+def test_a_refer_from_the_trunk_is_refused_and_the_call_stays_with_the_agent(asterisk, make_service, sipp,
+                                                                            bridging):
     """A carrier's REFER (or the callee's, through it) would move the callee leg's
     dialplan half into the trunk endpoint's context: an administrator's trunk keeps
     Asterisk's allow_transfer=yes, and its context decides where the call goes (an
     inbound route, or the PBX's outbound routes at the business's cost). Our legs
     give the trunk's channel a transfer context that holds nothing: 404, and the
-    call goes on until the agent hangs up."""
+    call goes on until the agent hangs up. The same when Asterisk's Dial() in
+    [c2d-native-call] made the trunk's channel (``[dial] bridging = "dialplan"``)."""
+    service = make_service({"dial": {"bridging": bridging}})
     agent = sipp("agent", 5071, uas_scenario(talk_ms=5000))
     trunk = sipp("trunk", TRUNK_PORT, trunk_refer_scenario("0900123456"))
     r = service.post_call({"agent": "1001", "callee": "0215550100", "outbound_id": "0215550199",
