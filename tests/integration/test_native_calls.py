@@ -22,6 +22,13 @@ pytestmark = pytest.mark.skipif("[c2d-native-call]" not in (CONF_DIR / "extensio
                                 reason="the dialplan has no [c2d-native-call] context yet")
 
 
+def received(peer, method: str) -> list:
+    """The ``method`` requests ``peer`` received, waiting up to 10 s for the first:
+    SIPp logs a message when its loop gets to it, after the journal may have
+    the call ended."""
+    return peer.wait_for(lambda m: m.direction == "received" and m.method == method)
+
+
 def states_of(service, call_id: str) -> list[tuple[str, str | None]]:
     history = service.http.get(f"/click2dial/calls/{call_id}/history").json()
     return [(h["state"], h["reason"]) for h in history["states"]]
@@ -69,7 +76,7 @@ def test_agent_hangs_up_connected_call(asterisk, make_service, sipp):
     final = service.wait_state(call["id"], "ended", timeout=15)
     assert (final["reason"], final["ended_by"]) == ("completed", "agent"), final
     assert final["answered_at"]
-    assert trunk.received("BYE"), "the trunk was not hung up"
+    assert received(trunk, "BYE"), "the trunk was not hung up"
 
 
 def test_delete_connected_call(asterisk, make_service, sipp):
@@ -82,7 +89,7 @@ def test_delete_connected_call(asterisk, make_service, sipp):
     assert r.status_code in (200, 202, 204), r.text
     final = service.wait_state(call["id"], "ended", timeout=10)
     assert (final["reason"], final["ended_by"]) == ("completed", "api"), final
-    assert trunk.received("BYE")
+    assert received(trunk, "BYE")
 
 
 def test_delete_while_callee_rings(asterisk, make_service, sipp):
@@ -98,7 +105,7 @@ def test_delete_while_callee_rings(asterisk, make_service, sipp):
     assert r.status_code in (200, 202, 204), r.text
     final = service.wait_state(call["id"], "ended", timeout=10)
     assert (final["reason"], final["ended_by"]) == ("cancelled", "api"), final
-    assert trunk.received("CANCEL")
+    assert received(trunk, "CANCEL")
 
 
 @pytest.mark.parametrize("code, reason, sip_code", [(486, "callee_busy", 486),
@@ -127,7 +134,7 @@ def test_agent_hangs_up_while_callee_rings(asterisk, make_service, sipp):
     call = service.post_call(CALL).json()
     final = service.wait_state(call["id"], "ended", timeout=15)
     assert (final["reason"], final["ended_by"]) == ("cancelled", "agent"), final
-    assert trunk.received("CANCEL")
+    assert received(trunk, "CANCEL")
 
 
 def test_callee_no_answer(asterisk, make_service, sipp):
@@ -137,7 +144,7 @@ def test_callee_no_answer(asterisk, make_service, sipp):
     call = service.post_call(CALL).json()
     final = service.wait_state(call["id"], "ended", timeout=15)
     assert (final["reason"], final["ended_by"]) == ("callee_no_answer", "timeout"), final
-    assert trunk.received("CANCEL")
+    assert received(trunk, "CANCEL")
 
 
 @pytest.mark.parametrize("scenario, reason", [(dict(answer=False), "agent_no_answer"),
@@ -169,7 +176,7 @@ def test_restart_while_connected_the_call_is_taken_back(asterisk, make_service, 
     final = service.wait_state(call["id"], "ended", timeout=10)
     assert (final["reason"], final["ended_by"]) == ("completed", "api"), final
     assert final["answered_at"]
-    assert trunk.received("BYE")
+    assert received(trunk, "BYE")
 
 
 def test_call_ended_while_the_service_was_away_is_ended_at_the_restart(asterisk, make_service, sipp):
@@ -203,7 +210,7 @@ def test_a_carrier_503_holds_the_trunk(asterisk, make_service, sipp):
     calls = _wait_ended(service, [first, second], timeout=20)
     assert calls[first]["reason"] == "completed", calls
     assert (calls[second]["reason"], calls[second]["sip_code"]) == ("callee_unavailable", 503), calls
-    [refusal] = [m for m in trunk.sent() if m.status == 503]
+    refusal = [m for m in trunk.sent() if m.status == 503][0]     # the first (a late ACK: sent again)
     [third] = _place_at_once(service, 1)
     assert _wait_ended(service, [third], timeout=20)[third]["reason"] == "completed"
     assert trunk.received("INVITE")[-1].time - refusal.time >= 5.0
@@ -240,7 +247,8 @@ def test_maximum_duration_ends_the_call_by_timeout(asterisk, make_service, sipp)
     call = service.post_call(CALL).json()
     final = service.wait_state(call["id"], "ended", timeout=15)
     assert (final["reason"], final["ended_by"]) == ("completed", "timeout"), final
-    # Dial()'s S(2): the trunk's BYE 2 s after its answer (200 OK), as the trunk logged them.
+    # Dial()'s S(2): the trunk's BYE 2 s after its answer (200 OK), as the trunk logged
+    # them; not the default 4 h (slack for a loaded machine).
     answer = next(m for m in trunk.sent() if m.status == 200 and "INVITE" in m.header("CSeq")[0])
-    bye = next(m for m in trunk.received() if m.method == "BYE")
-    assert 2.0 <= bye.time - answer.time < 3.5, bye.time - answer.time
+    bye = received(trunk, "BYE")[0]
+    assert 2.0 <= bye.time - answer.time < 10, bye.time - answer.time

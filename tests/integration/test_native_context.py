@@ -153,9 +153,25 @@ def test_cdr_rows_the_callee_row_of_1_and_the_agent_row_of_2(asterisk, app, sipp
     assert (callee["src"], callee["dst"], callee["call_ref"]) == (CLID, CALLEE, "ref-nat-cdr"), callee
     assert callee["channel"].startswith("Local/0215550100@c2d-agent-leg-") and callee["channel"].endswith(";1")
     assert callee["dstchannel"].startswith("PJSIP/trunk-") and callee["disposition"] == "ANSWERED", callee
-    assert 1 <= int(callee["billsec"]) <= 2, callee
     assert (agent["src"], agent["dst"], agent["call_ref"]) == (AGENT, CALLEE, "ref-nat-cdr"), agent
     assert agent["channel"].endswith(";2") and agent["dstchannel"].startswith("PJSIP/1001-"), agent
+
+
+@pytest.mark.xfail(strict=True, reason="known gap of [dial] bridging = \"dialplan\": ;1 is up (the agent "
+                   "answered) before its Dial(), so Asterisk starts its row's billsec then, not at the "
+                   "callee's answer (docs/decisions/0018, Built)")
+def test_the_callee_rows_billsec_counts_from_the_callees_answer(asterisk, app, sipp):
+    """What a billing tool reads: the callee's row bills the talk time, not the
+    callee's ring time. The callee rings 2.5 s, then talks 1 s; the agent's row
+    counts from the agent's answer (the ring time included)."""
+    sipp("agent", AGENT_PORT, uas_scenario())
+    sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=2500, talk_ms=1000))
+    leg = native_call(asterisk, app, "nat-billsec")
+    destroyed(app, leg)
+    rows = asterisk.wait_cdr_rows(lambda r: r["c2d_call_id"] == "nat-billsec", count=2)
+    by_leg = {r["c2d_leg"]: r for r in rows}
+    callee, agent = by_leg["callee"], by_leg["agent"]
+    assert int(callee["billsec"]) >= 1 and int(agent["billsec"]) >= int(callee["billsec"]) + 2, (callee, agent)
 
 
 def agent_heard(asterisk, leg_name: str, tone: str) -> bool:
@@ -169,18 +185,20 @@ def agent_heard(asterisk, leg_name: str, tone: str) -> bool:
 def test_callee_refused_the_sip_code_is_told_then_the_tone_plays(asterisk, app, sipp, code, status, tone, cause):
     agent = sipp("agent", AGENT_PORT, uas_scenario())
     trunk = sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=200, reject_code=code))
-    leg = native_call(asterisk, app, f"nat-{code}", tone_s=2)
+    leg = native_call(asterisk, app, f"nat-{code}", tone_s=1)
     told = native_event(app, leg)
     assert (told["dialstatus"], told["sip_code"], told["cause"], told["ended_by"]) == (status, str(code), cause, ""), \
         told
     gone = destroyed(app, leg)
     assert gone["cause"] == int(cause)
     assert callee_dials(app, leg)[-1] == status
-    # The agent hears the tone for C2D_NATIVE_TONE_S, then Asterisk hangs up: the
-    # phone's BYE comes that long after the trunk's refusal.
-    [refusal] = [m for m in trunk.sent() if m.status == code]
-    [bye] = agent.wait_for(lambda m: m.direction == "received" and m.method == "BYE")
-    assert 2.0 <= bye.time - refusal.time < 4.0, (refusal.time, bye.time)
+    # The agent hears the tone for C2D_NATIVE_TONE_S (1 s), then Asterisk hangs up:
+    # the phone's BYE comes that long after the trunk's refusal, and before the
+    # service's default tone_s (4 s) would have ended (slack for a loaded machine).
+    # The first of each: a loaded machine's late ACK or 200 makes the peers send again.
+    refusal = [m for m in trunk.sent() if m.status == code][0]
+    bye = agent.wait_for(lambda m: m.direction == "received" and m.method == "BYE")[0]
+    assert 1.0 <= bye.time - refusal.time < 4.0, (refusal.time, bye.time)
     assert agent_heard(asterisk, gone["channel"]["name"], tone)
     assert asterisk.wait_idle() == ([], [])
     # ;1 was answered (by the agent): its row, the callee's, is written whatever
@@ -200,8 +218,10 @@ def test_callee_no_answer_ends_at_the_ring_timeout_with_congestion(asterisk, app
     gone = destroyed(app, leg)
     assert agent_heard(asterisk, gone["channel"]["name"], "congestion")
     [invite] = trunk.initial_invites()
-    [cancel] = trunk.received("CANCEL")
-    assert 2.0 <= cancel.time - invite.time < 3.5, (invite.time, cancel.time)
+    # The trunk peer logs what it received when its loop gets to it: wait for it.
+    cancel = trunk.wait_for(lambda m: m.direction == "received" and m.method == "CANCEL")[0]
+    # The 2 s ring timeout, not the default 90 s (slack for a loaded machine).
+    assert 2.0 <= cancel.time - invite.time < 10, (invite.time, cancel.time)
     assert asterisk.wait_idle() == ([], [])
 
 
@@ -212,8 +232,10 @@ def test_maximum_duration_ends_the_answered_call(asterisk, app, sipp):
     told = native_event(app, leg)
     assert (told["dialstatus"], told["ended_by"]) == ("ANSWER", "timeout"), told
     destroyed(app, leg)
-    [ack] = [m for m in trunk.received("ACK")][:1]
-    [bye] = trunk.wait_for(lambda m: m.direction == "received" and m.method == "BYE")
-    assert 2.0 <= bye.time - ack.time < 3.5, (ack.time, bye.time)
+    # The first of each (a late 200 makes Asterisk send its BYE again).
+    ack = trunk.wait_for(lambda m: m.direction == "received" and m.method == "ACK")[0]
+    bye = trunk.wait_for(lambda m: m.direction == "received" and m.method == "BYE")[0]
+    # S(2), not the default 4 h (slack for a loaded machine).
+    assert 2.0 <= bye.time - ack.time < 10, (ack.time, bye.time)
     assert asterisk.wait_idle() == ([], [])
 
