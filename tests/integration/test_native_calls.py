@@ -251,4 +251,5 @@ def test_maximum_duration_ends_the_call_by_timeout(asterisk, make_service, sipp)
     # them; not the default 4 h (slack for a loaded machine).
     answer = next(m for m in trunk.sent() if m.status == 200 and "INVITE" in m.header("CSeq")[0])
     bye = received(trunk, "BYE")[0]
-    assert 2.0 <= bye.time - answer.time < 10, bye.time - answer.time
+    # SIPp stamps a message when its loop gets to it (late by a varying lag): 0.2 s of slack below.
+    assert 1.8 <= bye.time - answer.time < 10, bye.time - answer.time

@@ -198,7 +198,8 @@ def test_callee_refused_the_sip_code_is_told_then_the_tone_plays(asterisk, app, 
     # The first of each: a loaded machine's late ACK or 200 makes the peers send again.
     refusal = [m for m in trunk.sent() if m.status == code][0]
     bye = agent.wait_for(lambda m: m.direction == "received" and m.method == "BYE")[0]
-    assert 1.0 <= bye.time - refusal.time < 4.0, (refusal.time, bye.time)
+    # SIPp stamps a message when its loop gets to it (late by a varying lag): 0.2 s of slack below.
+    assert 0.8 <= bye.time - refusal.time < 4.0, (refusal.time, bye.time)
     assert agent_heard(asterisk, gone["channel"]["name"], tone)
     assert asterisk.wait_idle() == ([], [])
     # ;1 was answered (by the agent): its row, the callee's, is written whatever
@@ -221,7 +222,8 @@ def test_callee_no_answer_ends_at_the_ring_timeout_with_congestion(asterisk, app
     # The trunk peer logs what it received when its loop gets to it: wait for it.
     cancel = trunk.wait_for(lambda m: m.direction == "received" and m.method == "CANCEL")[0]
     # The 2 s ring timeout, not the default 90 s (slack for a loaded machine).
-    assert 2.0 <= cancel.time - invite.time < 10, (invite.time, cancel.time)
+    # SIPp stamps a message when its loop gets to it (late by a varying lag): 0.2 s of slack below.
+    assert 1.8 <= cancel.time - invite.time < 10, (invite.time, cancel.time)
     assert asterisk.wait_idle() == ([], [])
 
 
@@ -236,6 +238,7 @@ def test_maximum_duration_ends_the_answered_call(asterisk, app, sipp):
     ack = trunk.wait_for(lambda m: m.direction == "received" and m.method == "ACK")[0]
     bye = trunk.wait_for(lambda m: m.direction == "received" and m.method == "BYE")[0]
     # S(2), not the default 4 h (slack for a loaded machine).
-    assert 2.0 <= bye.time - ack.time < 10, (ack.time, bye.time)
+    # SIPp stamps a message when its loop gets to it (late by a varying lag): 0.2 s of slack below.
+    assert 1.8 <= bye.time - ack.time < 10, (ack.time, bye.time)
     assert asterisk.wait_idle() == ([], [])
 
