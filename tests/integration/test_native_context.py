@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 
 import pytest
 from websockets.sync.client import connect
@@ -35,6 +36,8 @@ pytestmark = pytest.mark.admin_configs
 
 TRUNK_PORT, AGENT_PORT = 5070, 5071
 AGENT, CALLEE, CLID = "1001", "0215550100", "0215550199"
+#: A suffix of this run's call ids: the CDR file may hold rows of other runs.
+RUN = uuid.uuid4().hex[:8]
 APP = "c2d-native-test"
 CONTEXT = "c2d-native-call"
 
@@ -126,7 +129,7 @@ def callee_dials(app, leg: str) -> list[str]:
 def test_answered_call_presents_only_the_clid_and_the_callee_hangup_is_told(asterisk, app, sipp):
     sipp("agent", AGENT_PORT, uas_scenario())
     trunk = sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=300, talk_ms=1500))
-    leg = native_call(asterisk, app, "nat-answer")
+    leg = native_call(asterisk, app, f"nat-answer-{RUN}")
     told = native_event(app, leg)
     assert (told["dialstatus"], told["ended_by"], told["cause"]) == ("ANSWER", "callee", "16"), told
     assert destroyed(app, leg)["cause"] == 16
@@ -144,16 +147,16 @@ def test_answered_call_presents_only_the_clid_and_the_callee_hangup_is_told(aste
 def test_cdr_rows_the_callee_row_of_1_and_the_agent_row_of_2(asterisk, app, sipp):
     sipp("agent", AGENT_PORT, uas_scenario())
     sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=300, talk_ms=1000))
-    leg = native_call(asterisk, app, "nat-cdr")
+    leg = native_call(asterisk, app, f"nat-cdr-{RUN}")
     destroyed(app, leg)
-    rows = asterisk.wait_cdr_rows(lambda r: r["c2d_call_id"] == "nat-cdr", count=2)
+    rows = asterisk.wait_cdr_rows(lambda r: r["c2d_call_id"] == f"nat-cdr-{RUN}", count=2)
     by_leg = {r["c2d_leg"]: r for r in rows}
     assert len(rows) == 2 and set(by_leg) == {"agent", "callee"}, rows
     callee, agent = by_leg["callee"], by_leg["agent"]
-    assert (callee["src"], callee["dst"], callee["call_ref"]) == (CLID, CALLEE, "ref-nat-cdr"), callee
+    assert (callee["src"], callee["dst"], callee["call_ref"]) == (CLID, CALLEE, f"ref-nat-cdr-{RUN}"), callee
     assert callee["channel"].startswith("Local/0215550100@c2d-agent-leg-") and callee["channel"].endswith(";1")
     assert callee["dstchannel"].startswith("PJSIP/trunk-") and callee["disposition"] == "ANSWERED", callee
-    assert (agent["src"], agent["dst"], agent["call_ref"]) == (AGENT, CALLEE, "ref-nat-cdr"), agent
+    assert (agent["src"], agent["dst"], agent["call_ref"]) == (AGENT, CALLEE, f"ref-nat-cdr-{RUN}"), agent
     assert agent["channel"].endswith(";2") and agent["dstchannel"].startswith("PJSIP/1001-"), agent
 
 
@@ -166,9 +169,9 @@ def test_the_callee_rows_billsec_counts_from_the_callees_answer(asterisk, app, s
     counts from the agent's answer (the ring time included)."""
     sipp("agent", AGENT_PORT, uas_scenario())
     sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=2500, talk_ms=1000))
-    leg = native_call(asterisk, app, "nat-billsec")
+    leg = native_call(asterisk, app, f"nat-billsec-{RUN}")
     destroyed(app, leg)
-    rows = asterisk.wait_cdr_rows(lambda r: r["c2d_call_id"] == "nat-billsec", count=2)
+    rows = asterisk.wait_cdr_rows(lambda r: r["c2d_call_id"] == f"nat-billsec-{RUN}", count=2)
     by_leg = {r["c2d_leg"]: r for r in rows}
     callee, agent = by_leg["callee"], by_leg["agent"]
     assert int(callee["billsec"]) >= 1 and int(agent["billsec"]) >= int(callee["billsec"]) + 2, (callee, agent)
@@ -185,7 +188,7 @@ def agent_heard(asterisk, leg_name: str, tone: str) -> bool:
 def test_callee_refused_the_sip_code_is_told_then_the_tone_plays(asterisk, app, sipp, code, status, tone, cause):
     agent = sipp("agent", AGENT_PORT, uas_scenario())
     trunk = sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=200, reject_code=code))
-    leg = native_call(asterisk, app, f"nat-{code}", tone_s=1)
+    leg = native_call(asterisk, app, f"nat-{code}-{RUN}", tone_s=1)
     told = native_event(app, leg)
     assert (told["dialstatus"], told["sip_code"], told["cause"], told["ended_by"]) == (status, str(code), cause, ""), \
         told
@@ -204,7 +207,7 @@ def test_callee_refused_the_sip_code_is_told_then_the_tone_plays(asterisk, app, 
     assert asterisk.wait_idle() == ([], [])
     # ;1 was answered (by the agent): its row, the callee's, is written whatever
     # cdr.conf's unanswered says, with Dial()'s outcome.
-    rows = asterisk.wait_cdr_rows(lambda r: r["c2d_call_id"] == f"nat-{code}", count=2)
+    rows = asterisk.wait_cdr_rows(lambda r: r["c2d_call_id"] == f"nat-{code}-{RUN}", count=2)
     callee = {r["c2d_leg"]: r for r in rows}["callee"]
     disposition = "FAILED" if status == "CONGESTION" and not asterisk.congestion_cdrs else status
     assert (callee["src"], callee["dst"], callee["disposition"]) == (CLID, CALLEE, disposition), callee
@@ -213,7 +216,7 @@ def test_callee_refused_the_sip_code_is_told_then_the_tone_plays(asterisk, app, 
 def test_callee_no_answer_ends_at_the_ring_timeout_with_congestion(asterisk, app, sipp):
     sipp("agent", AGENT_PORT, uas_scenario())
     trunk = sipp("trunk", TRUNK_PORT, uas_scenario(answer=False))
-    leg = native_call(asterisk, app, "nat-noanswer", ring_s=2, tone_s=1)
+    leg = native_call(asterisk, app, f"nat-noanswer-{RUN}", ring_s=2, tone_s=1)
     told = native_event(app, leg)
     assert (told["dialstatus"], told["sip_code"], told["ended_by"]) == ("NOANSWER", "180", ""), told
     gone = destroyed(app, leg)
@@ -230,7 +233,7 @@ def test_callee_no_answer_ends_at_the_ring_timeout_with_congestion(asterisk, app
 def test_maximum_duration_ends_the_answered_call(asterisk, app, sipp):
     sipp("agent", AGENT_PORT, uas_scenario())
     trunk = sipp("trunk", TRUNK_PORT, uas_scenario())          # talks until hung up
-    leg = native_call(asterisk, app, "nat-max", max_s=2)
+    leg = native_call(asterisk, app, f"nat-max-{RUN}", max_s=2)
     told = native_event(app, leg)
     assert (told["dialstatus"], told["ended_by"]) == ("ANSWER", "timeout"), told
     destroyed(app, leg)
