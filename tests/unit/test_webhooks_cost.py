@@ -8,10 +8,9 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import pytest
 from sqlalchemy import event
 
-from platforma_c2d.calls.model import Call, Origin, Reason, State, new_call_id
+from platforma_c2d.calls.model import Reason, State
 from platforma_c2d.config import WebhookEndpoint, WebhooksConfig
 from platforma_c2d.metrics import Metrics
 from platforma_c2d.store.journal import Journal
@@ -21,16 +20,7 @@ from testbed.receiver import WebhookReceiver
 from testbed.service import free_port
 
 
-def a_call() -> Call:
-    return Call(id=new_call_id(), origin=Origin.REST, agent="1001", callee="0215550100",
-                outbound_id="", clid="0215550199", call_ref="u-1", token_name="crm")
-
-
-@pytest.fixture
-def journal(tmp_path):
-    j = Journal(f"sqlite:///{tmp_path}/c.sqlite3")
-    yield j
-    j.close()
+from tests.unit.test_webhooks import a_call, journal  # noqa: F401 - the call and the fixture, as there
 
 
 def _worker(journal: Journal, url: str) -> WebhookDelivery:
