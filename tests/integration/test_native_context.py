@@ -144,12 +144,17 @@ def test_answered_call_presents_only_the_clid_and_the_callee_hangup_is_told(aste
     assert strangers == []
 
 
-def test_cdr_rows_the_callee_row_of_1_and_the_agent_row_of_2(asterisk, app, sipp):
+def answered_call_rows(asterisk, app, sipp, call_id: str, ring_ms: int) -> list[dict]:
+    """The CDR rows of an answered call ``call_id`` whose callee rings ``ring_ms``
+    (ms), then talks 1 s and hangs up."""
     sipp("agent", AGENT_PORT, uas_scenario())
-    sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=300, talk_ms=1000))
-    leg = native_call(asterisk, app, f"nat-cdr-{RUN}")
-    destroyed(app, leg)
-    rows = asterisk.wait_cdr_rows(lambda r: r["c2d_call_id"] == f"nat-cdr-{RUN}", count=2)
+    sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=ring_ms, talk_ms=1000))
+    destroyed(app, native_call(asterisk, app, call_id))
+    return asterisk.wait_cdr_rows(lambda r: r["c2d_call_id"] == call_id, count=2)
+
+
+def test_cdr_rows_the_callee_row_of_1_and_the_agent_row_of_2(asterisk, app, sipp):
+    rows = answered_call_rows(asterisk, app, sipp, f"nat-cdr-{RUN}", ring_ms=300)
     by_leg = {r["c2d_leg"]: r for r in rows}
     assert len(rows) == 2 and set(by_leg) == {"agent", "callee"}, rows
     callee, agent = by_leg["callee"], by_leg["agent"]
@@ -167,11 +172,7 @@ def test_the_callee_rows_billsec_counts_from_the_callees_answer(asterisk, app, s
     """What a billing tool reads: the callee's row bills the talk time, not the
     callee's ring time. The callee rings 2.5 s, then talks 1 s; the agent's row
     counts from the agent's answer (the ring time included)."""
-    sipp("agent", AGENT_PORT, uas_scenario())
-    sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=2500, talk_ms=1000))
-    leg = native_call(asterisk, app, f"nat-billsec-{RUN}")
-    destroyed(app, leg)
-    rows = asterisk.wait_cdr_rows(lambda r: r["c2d_call_id"] == f"nat-billsec-{RUN}", count=2)
+    rows = answered_call_rows(asterisk, app, sipp, f"nat-billsec-{RUN}", ring_ms=2500)
     by_leg = {r["c2d_leg"]: r for r in rows}
     callee, agent = by_leg["callee"], by_leg["agent"]
     assert int(callee["billsec"]) >= 1 and int(agent["billsec"]) >= int(callee["billsec"]) + 2, (callee, agent)
