@@ -179,6 +179,8 @@ def agent_originate(call: Call, dial: DialConfig, sub: str = "") -> Originate:
             variables, other = _through_dialplan(call, "agent", variables, endpoint,
                                                  dial.agent_ring_timeout_s, channel_id)
             endpoint = f"Local/{call.agent}@{dial.trunk_leg_context}/n"
+        else:
+            variables.update(refer_refused())
     elif dial.agent_leg_context:
         variables.update(_shown_to_agent(call, endpoint, dial))
         variables.update(keep_variables(sub, call.agent, ""))
@@ -228,6 +230,8 @@ def callee_originate(call: Call, dial: DialConfig, sub: str = "") -> Originate:
         variables, other = _through_dialplan(call, "callee", variables, endpoint,
                                              dial.callee_ring_timeout_s, channel_id)
         endpoint = f"Local/{call.callee}@{dial.trunk_leg_context}/n"
+    else:
+        variables.update(refer_refused())
     return Originate(endpoint=endpoint, channel_id=channel_id,
                      app_args=f"c2d,callee,{call.id}", variables=variables,
                      timeout_s=dial.callee_ring_timeout_s + 5,
@@ -243,6 +247,16 @@ def callee_originate(call: Call, dial: DialConfig, sub: str = "") -> Originate:
 #: of the channel that received the REFER; ``_`` hands it from ``;2`` to the
 #: channel its ``Dial()`` creates, and no further.
 TRUNK_REFER_CONTEXT = "c2d-trunk-refer-refused"
+
+
+def refer_refused() -> dict[str, str]:
+    """The variable of a trunk channel the service originates itself (a leg
+    dialled straight to ``[dial] trunk_endpoint``, ``trunk_leg_context = ""``):
+    a REFER it receives from the carrier finds no target in
+    :data:`TRUNK_REFER_CONTEXT` and moves nobody (404), whatever the trunk
+    endpoint's ``allow_transfer`` and ``context``. Not inherited: nothing else
+    hangs off that channel."""
+    return {"TRANSFER_CONTEXT": TRUNK_REFER_CONTEXT}
 
 
 def _through_dialplan(call: Call, role: str, variables: dict[str, str], endpoint: str,

@@ -77,11 +77,12 @@ def check_media(trunk: str, endpoints: dict[str, dict[str, str]],
       to a customer's number ends the call, attended transfers are not
       followed (docs/api.md, "Transfers"; ``calls/transfers.py``).
     * WARN: ``allow_transfer`` on the trunk: a REFER from the carrier (or
-      from the callee, through it) moves a FastAGI call's phone (or a leg
-      dialled without ``[dial] trunk_leg_context``) out of the call into the
-      trunk endpoint's ``context`` — on a PBX whose trunk context routes
-      inbound calls, the callee chooses where the agent goes. Legs through
-      ``trunk_leg_context`` refuse it (``calls.legs.TRUNK_REFER_CONTEXT``).
+      from the callee, through it) moves the phone of a FastAGI call whose
+      ``Dial()`` lacks the shipped pre-dial handler (docs/agi.md) out of the
+      call into the trunk endpoint's ``context`` — on a PBX whose trunk
+      context routes inbound calls, the callee chooses where the agent goes.
+      The service's legs and ``[c2d-agi-call]`` refuse it
+      (``calls.legs.TRUNK_REFER_CONTEXT``).
     """
     running = {m.get("name", ""): m.get("status", "") for m in modules}
     loaded = {name for name, status in running.items() if status.lower() == "running"}
@@ -117,8 +118,8 @@ def check_media(trunk: str, endpoints: dict[str, dict[str, str]],
                                 f"for {idle} s (silence suppression, a muted phone) is hung up"))
         if name == trunk and conf.get("allow_transfer", "").lower() in _TRUE:
             out.append(("WARN", f"transfer: the trunk endpoint {name} has allow_transfer=yes: a REFER from the "
-                                "carrier (or the callee, through it) takes the phone of a FastAGI call (or a leg "
-                                "dialled without [dial] trunk_leg_context) out of the call into "
+                                "carrier (or the callee, through it) takes the phone of a FastAGI call whose "
+                                "Dial() lacks the pre-dial handler of [c2d-agi-call] out of the call into "
                                 f"the trunk's context {conf.get('context') or '(unset)'}; set allow_transfer=no"))
         if name != trunk and conf.get("allow_transfer", "").lower() in _TRUE:
             out.append(("WARN", f"transfer: endpoint {name} has allow_transfer=yes: a blind transfer (REFER) "

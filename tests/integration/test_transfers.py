@@ -16,6 +16,7 @@ import pytest
 
 from platforma_c2d.store.journal import Journal
 from testbed.sipp import _HEAD, _SDP, _resp, uas_scenario
+from tests.integration.test_agi import dial as agi_dial, start_agi, wait_calls
 from tests.integration.test_rest_calls import assert_trunk_never_saw
 from tests.integration.test_webrtc_headers import only_call
 
@@ -232,36 +233,81 @@ Content-Length: 0
             + refer + '  <label id="end"/>\n  <timewait milliseconds="200"/>\n</scenario>\n')
 
 
+@pytest.fixture
+def trunk_allows_transfer(asterisk):
+    """The trunk endpoint with Asterisk's default ``allow_transfer=yes``, as an
+    administrator's trunk has it (the admin config set has it already; ours
+    refuses REFER on the trunk, which would hide what our legs do of their own).
+    Put back after the test."""
+    conf = asterisk.root / asterisk.etc / "pjsip.conf"
+    shipped = conf.read_text()
+    refused = "endpoint's context.\nallow_transfer=no\n"
+    if asterisk.configs != "admin":
+        assert refused in shipped, "the trunk's allow_transfer line of asterisk_conf/pjsip.conf moved"
+        conf.write_text(shipped.replace(refused, "endpoint's context.\nallow_transfer=yes\n"))
+        asterisk.cli("module reload res_pjsip.so")
+    try:
+        assert "allow_transfer                     : true" in asterisk.cli("pjsip show endpoint trunk")
+        yield
+    finally:
+        if asterisk.configs != "admin":
+            conf.write_text(shipped)
+            asterisk.cli("module reload res_pjsip.so")
+
+
+def assert_the_refer_found_no_target(trunk) -> None:
+    """The trunk's REFER was accepted (202), and Asterisk's NOTIFY of its outcome
+    (message/sipfrag) says 404: no such target in the transfer context."""
+    answers = trunk.wait_for(lambda m: m.direction == "received" and m.status
+                             and "REFER" in (m.header("CSeq") or [""])[0], timeout=15)
+    assert answers and answers[0].status == 202, "\n---\n".join(m.text for m in trunk.messages())
+    outcome = trunk.wait_for(lambda m: m.direction == "received" and m.method == "NOTIFY"
+                             and "SIP/2.0 1" not in m.text.split("\n\n", 1)[-1], timeout=10)
+    assert outcome and "SIP/2.0 404" in outcome[0].text, "\n---\n".join(m.text for m in trunk.messages())
+
+
 @pytest.mark.admin_configs
-@pytest.mark.parametrize("bridging", ["stasis", "dialplan"])
-def test_a_refer_from_the_trunk_is_refused_and_the_call_stays_with_the_agent(asterisk, make_service, sipp,
-                                                                            bridging):
+@pytest.mark.parametrize("bridging,trunk_leg_context", [("stasis", "c2d-trunk-leg"), ("dialplan", "c2d-trunk-leg"),
+                                                        ("stasis", "")])
+def test_a_refer_from_the_trunk_is_refused_and_the_call_stays_with_the_agent(
+        asterisk, make_service, sipp, trunk_allows_transfer, bridging, trunk_leg_context):
     """A carrier's REFER (or the callee's, through it) would move the callee leg's
     dialplan half into the trunk endpoint's context: an administrator's trunk keeps
     Asterisk's allow_transfer=yes, and its context decides where the call goes (an
     inbound route, or the PBX's outbound routes at the business's cost). Our legs
     give the trunk's channel a transfer context that holds nothing: 404, and the
     call goes on until the agent hangs up. The same when Asterisk's Dial() in
-    [c2d-native-call] made the trunk's channel (``[dial] bridging = "dialplan"``)."""
-    service = make_service({"dial": {"bridging": bridging}})
+    [c2d-native-call] made the trunk's channel (``[dial] bridging = "dialplan"``),
+    and when the service dials the trunk straight (``trunk_leg_context = ""``)."""
+    service = make_service({"dial": {"bridging": bridging, "trunk_leg_context": trunk_leg_context}})
     agent = sipp("agent", 5071, uas_scenario(talk_ms=5000))
     trunk = sipp("trunk", TRUNK_PORT, trunk_refer_scenario("0900123456"))
     r = service.post_call({"agent": "1001", "callee": "0215550100", "outbound_id": "0215550199",
                            "call_ref": "refer-1"})
     assert r.status_code == 201, r.text
-    answers = trunk.wait_for(lambda m: m.direction == "received" and m.status
-                             and "REFER" in (m.header("CSeq") or [""])[0], timeout=15)
-    assert answers, "\n---\n".join(m.text for m in trunk.messages())
-    if answers[0].status == 202:
-        # Asterisk 22 accepts the REFER, then reports the transfer's outcome in a
-        # NOTIFY (message/sipfrag): no such target in the leg's transfer context.
-        outcome = trunk.wait_for(lambda m: m.direction == "received" and m.method == "NOTIFY"
-                                 and "SIP/2.0 1" not in m.text.split("\n\n", 1)[-1], timeout=10)
-        assert outcome and "SIP/2.0 404" in outcome[0].text, "\n---\n".join(m.text for m in trunk.messages())
-    else:
-        assert answers[0].status == 603, answers[0].text       # a trunk with allow_transfer=no
+    assert_the_refer_found_no_target(trunk)
     final = service.wait_state(r.json()["id"], "ended", timeout=15)
     assert (final["reason"], final["ended_by"]) == ("completed", "agent"), final
     assert [m.first_line for m in trunk.received("INVITE")][:1] == ["INVITE sip:0215550100@127.0.0.1:5070 SIP/2.0"]
     assert not [m for m in trunk.received("INVITE") if "0900123456" in m.first_line]
     assert agent.received("BYE") == []          # the agent's phone hung up; nobody cut it
+
+
+def test_a_refer_from_the_trunk_on_an_agi_call_is_refused_and_the_phone_stays_in_the_call(
+        asterisk, make_service, sipp, trunk_allows_transfer):
+    """[c2d-agi-call]'s Dial() makes the trunk's channel itself: its pre-dial
+    handler gives that channel the same empty transfer context, so a REFER from
+    the carrier moves the phone nowhere (404); the call goes on until the phone
+    hangs up, and nothing is dialled for the transfer."""
+    if asterisk.configs == "admin":
+        pytest.skip("the admin set's phone 3001 runs the administrator's own AGI dialplan (docs/agi.md)")
+    _svc, journal = start_agi(make_service)
+    trunk = sipp("trunk", TRUNK_PORT, trunk_refer_scenario("0900123456", quiet_ms=800))
+    phone = agi_dial(sipp, headers=["X-Platforma-Outbound-ID: 0215550199"], talk_ms=3500)
+    assert_the_refer_found_no_target(trunk)
+    assert phone.wait(timeout=15) == 0, "\n---\n".join(m.text for m in phone.messages())
+    assert phone.received("BYE") == []          # the phone hung up; nobody moved or cut it
+    [call] = wait_calls(journal)
+    assert (call["reason"], call["ended_by"]) == ("completed", "agent"), call
+    assert [m.first_line for m in trunk.received("INVITE")][:1] == ["INVITE sip:0215550100@127.0.0.1:5070 SIP/2.0"]
+    assert not [m for m in trunk.received("INVITE") if "0900123456" in m.first_line]

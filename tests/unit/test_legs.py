@@ -15,6 +15,8 @@ CDR = {"CDR(call_ref)": "order-42", "CDR(c2d_call_id)": CALL_ID, "CDR(c2d_agent)
        "CDR(c2d_clid)": "0215550199"}
 AS_CLID = {"CALLERID(num)": "0215550199", "CALLERID(name)": "",
            "CONNECTEDLINE(num)": "0215550199", "CONNECTEDLINE(name)": ""}
+#: A trunk channel the service originates straight: a REFER from the carrier moves nobody.
+REFER_REFUSED = {"TRANSFER_CONTEXT": "c2d-trunk-refer-refused"}
 
 
 def call(agent: str, external: bool, origin: Origin = Origin.REST) -> Call:
@@ -33,7 +35,7 @@ STRAIGHT = DialConfig(trunk_leg_context="", agent_leg_context="")
 
 @pytest.mark.parametrize("agent,external,endpoint,shown", [
     ("1001", False, "PJSIP/1001", {"CONNECTEDLINE(num)": "0215550100", "CONNECTEDLINE(name)": "0215550100"}),
-    ("0215550111", True, "PJSIP/0215550111@trunk", AS_CLID),   # never the callee's number on the trunk
+    ("0215550111", True, "PJSIP/0215550111@trunk", {**AS_CLID, **REFER_REFUSED}),   # never the callee's number on the trunk
 ])
 def test_the_agent_legs_originate_straight_to_the_endpoint(agent, external, endpoint, shown):
     spec = agent_originate(call(agent, external), STRAIGHT)
@@ -78,7 +80,7 @@ def test_the_callee_legs_originate_presents_the_clid_and_shares_the_agents_linke
     spec = callee_originate(call("1001", False, origin), DialConfig(trunk_leg_context=""))
     assert spec.endpoint == "PJSIP/0215550100@trunk"          # straight to the trunk
     assert spec.channel_id == callee_channel_id(CALL_ID) and spec.app_args == f"c2d,callee,{CALL_ID}"
-    assert spec.variables == {**cdr("1001", "callee"), **AS_CLID}
+    assert spec.variables == {**cdr("1001", "callee"), **AS_CLID, **REFER_REFUSED}
     assert spec.originator == originator
     assert spec.kwargs()["originator"] == originator
 
