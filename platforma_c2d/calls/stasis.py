@@ -252,7 +252,9 @@ class StasisApp:
         call = self.engine.by_channel.get(leg_id or "")
         leg = call.leg_by_channel(leg_id) if call else None
         found = _SIP_CODE.search(str(ev.userevent.get("sip_code", "")))
-        if leg is not None and found:
+        # A provisional response (100, 180, 183) is no final answer: the trunk's
+        # last recorded one after a 302 Dial() would not follow, for instance.
+        if leg is not None and found and int(found.group(1)) >= 200:
             await self.engine.on_hangup_request(call, leg, None, int(found.group(1)))
 
     async def _on_replacing(self, ev: records.StasisStart) -> None:

@@ -311,3 +311,58 @@ def test_a_refer_from_the_trunk_on_an_agi_call_is_refused_and_the_phone_stays_in
     assert (call["reason"], call["ended_by"]) == ("completed", "agent"), call
     assert [m.first_line for m in trunk.received("INVITE")][:1] == ["INVITE sip:0215550100@127.0.0.1:5070 SIP/2.0"]
     assert not [m for m in trunk.received("INVITE") if "0900123456" in m.first_line]
+
+
+def redirect_scenario(target: str) -> str:
+    """A trunk peer (UAS) that answers the INVITE for 0215550100 with 302 Moved
+    Temporarily to ``target`` (on itself), and any other INVITE with 486: a
+    carrier, or a callee's forwarding through it, asking us to dial elsewhere."""
+    moved = f"""  <send><![CDATA[
+SIP/2.0 302 Moved Temporarily
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:{target}@[local_ip]:[local_port]>
+Content-Length: 0
+
+]]></send>
+"""
+    return (_HEAD + '<scenario name="c2d-redirect">\n'
+            '  <recv request="INVITE" crlf="true"><action>\n'
+            '    <ereg regexp="INVITE sip:0215550100@" search_in="msg" check_it="false" assign_to="first"/>\n'
+            '  </action></recv>\n' + _resp(100, "Trying", to_tag=False)
+            + '  <nop next="moved" test="first"/>\n'
+            + _resp(486, "Busy Here") + '  <recv request="ACK" next="end"/>\n'
+            + '  <label id="moved"/>\n' + moved + '  <recv request="ACK"/>\n'
+            + '  <label id="end"/>\n  <timewait milliseconds="200"/>\n</scenario>\n')
+
+
+@pytest.mark.admin_configs
+@pytest.mark.parametrize("bridging,reason", [("stasis", "callee_unavailable"), ("dialplan", "callee_busy")])
+def test_a_redirect_from_the_trunk_is_not_followed(asterisk, make_service, sipp, bridging, reason):
+    """A 302 from the carrier would have Dial() follow it as Local/<Contact's user>@<the
+    trunk endpoint's context>: the call into the PBX's inbound routes (an
+    administrator's trunk context may reach extensions or outbound routes), past the
+    rules and [policy] the callee was checked against. The trunk's Dial()s ignore
+    forwards (option i): nothing else is dialled, the call ends unconnected, and no
+    provisional code (the trunk's 100 Trying) is reported as its SIP code. (Asterisk
+    reports a forward it did not follow as BUSY, DIALSTATUS, in dialplan mode.)"""
+    service = make_service({"dial": {"bridging": bridging}})
+    agent = sipp("agent", 5071, uas_scenario())
+    trunk = sipp("trunk", TRUNK_PORT, redirect_scenario("0215550177"))
+    r = service.post_call({"agent": "1001", "callee": "0215550100", "outbound_id": "0215550199",
+                           "call_ref": "redirect-1"})
+    assert r.status_code == 201, r.text
+    final = service.wait_state(r.json()["id"], "ended", timeout=20)
+    assert (final["reason"], final["answered_at"], final["sip_code"]) == (reason, None, None), final
+    assert trunk.wait_for(lambda m: m.direction == "sent" and m.status == 302, timeout=5)
+    assert [m.first_line for m in trunk.received("INVITE")] == ["INVITE sip:0215550100@127.0.0.1:5070 SIP/2.0"]
+    assert agent.wait_for(lambda m: m.direction == "received" and m.method == "BYE", timeout=10)
+    # Asterisk's own record: no channel was ever made for the Contact's number.
+    asterisk.wait_cdr_rows(lambda row: row["c2d_call_id"] == final["id"], count=1)
+    time.sleep(0.5)         # every row of the call written (unanswered ones too, with unanswered=yes)
+    rows = [row for row in asterisk.cdr_rows() if row["c2d_call_id"] == final["id"]]
+    assert not [row for row in rows if "0215550177" in row["dstchannel"] + row["channel"]], rows
+    assert asterisk.wait_idle() == ([], [])
