@@ -340,23 +340,28 @@ Content-Length: 0
 
 
 @pytest.mark.admin_configs
-@pytest.mark.parametrize("bridging,reason", [("stasis", "callee_unavailable"), ("dialplan", "callee_busy")])
-def test_a_redirect_from_the_trunk_is_not_followed(asterisk, make_service, sipp, bridging, reason):
+@pytest.mark.parametrize("bridging,trunk_leg_context,reason,sip_code", [
+    ("stasis", "c2d-trunk-leg", "callee_unavailable", None), ("dialplan", "c2d-trunk-leg", "callee_busy", None),
+    ("stasis", "", "callee_unavailable", 302)])
+def test_a_redirect_from_the_trunk_is_not_followed(asterisk, make_service, sipp, bridging, trunk_leg_context,
+                                                   reason, sip_code):
     """A 302 from the carrier would have Dial() follow it as Local/<Contact's user>@<the
     trunk endpoint's context>: the call into the PBX's inbound routes (an
     administrator's trunk context may reach extensions or outbound routes), past the
     rules and [policy] the callee was checked against. The trunk's Dial()s ignore
     forwards (option i): nothing else is dialled, the call ends unconnected, and no
     provisional code (the trunk's 100 Trying) is reported as its SIP code. (Asterisk
-    reports a forward it did not follow as BUSY, DIALSTATUS, in dialplan mode.)"""
-    service = make_service({"dial": {"bridging": bridging}})
+    reports a forward it did not follow as BUSY, DIALSTATUS, in dialplan mode, and
+    records no cause for the 302 itself.) A leg originated straight to the trunk
+    (``trunk_leg_context = ""``) follows no redirect either, and ARI tells its 302."""
+    service = make_service({"dial": {"bridging": bridging, "trunk_leg_context": trunk_leg_context}})
     agent = sipp("agent", 5071, uas_scenario())
     trunk = sipp("trunk", TRUNK_PORT, redirect_scenario("0215550177"))
     r = service.post_call({"agent": "1001", "callee": "0215550100", "outbound_id": "0215550199",
                            "call_ref": "redirect-1"})
     assert r.status_code == 201, r.text
     final = service.wait_state(r.json()["id"], "ended", timeout=20)
-    assert (final["reason"], final["answered_at"], final["sip_code"]) == (reason, None, None), final
+    assert (final["reason"], final["answered_at"], final["sip_code"]) == (reason, None, sip_code), final
     assert trunk.wait_for(lambda m: m.direction == "sent" and m.status == 302, timeout=5)
     assert [m.first_line for m in trunk.received("INVITE")] == ["INVITE sip:0215550100@127.0.0.1:5070 SIP/2.0"]
     assert agent.wait_for(lambda m: m.direction == "received" and m.method == "BYE", timeout=10)
