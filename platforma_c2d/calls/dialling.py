@@ -16,8 +16,8 @@ from concurrent.futures import Future
 from platforma_c2d.ari.client import AriError, AriUnavailable
 from platforma_c2d.calls import causes
 from platforma_c2d.calls.connected_line import bridge_type, shown_to_agent
-from platforma_c2d.calls.legs import (agent_channel_id, agent_originate, bridge_id_for, callee_channel_id,
-                                      callee_originate, cdr_variables)
+from platforma_c2d.calls.legs import (RINGBACK_MEDIA, agent_channel_id, agent_originate, bridge_id_for,
+                                      callee_channel_id, callee_originate, cdr_variables, ringback_playback_id)
 from platforma_c2d.calls.model import Call, EndedBy, Leg, Origin, Reason, State, new_call_id
 from platforma_c2d.calls.pacing import TrunkBusy
 from platforma_c2d.rules import CallRequest
@@ -152,11 +152,21 @@ class Dialling:
             log.warning("bridge not created ahead (%s); again at the answer", exc, extra=self._ctx(call))
 
     async def _ringback(self, call: Call) -> None:
-        """Ringing to the agent of a REST call while the callee rings (SPEC §3.2)."""
+        """Ringing to the agent of a REST call while the callee rings (SPEC §3.2):
+        the ringback tone as a playback of the agent's leg (``RINGBACK_MEDIA``), stopped
+        by its id when the callee answers or fails.
+
+        Not ``POST /channels/{id}/ring``: the agent leg is a Local channel, already
+        answered, which refuses a ringing indication once up, so Asterisk fakes it
+        in-band with a tone generator on the leg itself; ``DELETE .../ring`` (stop
+        the indication) is passed along the Local channel to its other half instead
+        of stopping that generator. The tone then played for the whole call (until
+        the callee's first audio frame, never when the callee sends none), 50 RTP
+        packets a second to the agent's phone. A playback is stopped on the leg."""
         agent = call.agent_leg
         if call.origin is Origin.REST and agent is not None and not call.ended and not agent.gone:
             try:
-                await self.ari.ring(agent.channel_id)
+                await self.ari.play(agent.channel_id, RINGBACK_MEDIA, playback_id=ringback_playback_id(call.id))
             except AriError:
                 pass
 

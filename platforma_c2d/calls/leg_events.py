@@ -18,7 +18,8 @@ from platforma_c2d.ari.records import Channel
 from platforma_c2d.calls import causes, outcomes
 from platforma_c2d.calls.connected_line import bridge_type
 from platforma_c2d.calls.dialling import ari_failure
-from platforma_c2d.calls.legs import bridge_id_for, callee_channel_id, confirm_playback_id, tone_playback_id
+from platforma_c2d.calls.legs import (bridge_id_for, callee_channel_id, confirm_playback_id, ringback_playback_id,
+                                      tone_playback_id)
 from platforma_c2d.calls.model import Call, EndedBy, Leg, Origin, Reason, State
 
 log = logging.getLogger("platforma_c2d.calls")
@@ -134,9 +135,9 @@ class LegEvents:
                 await self.ari.add_channels(call.bridge_id, both)
             else:
                 # Ringback off while both join: one round trip, not two (a
-                # ring_stop that fails changes nothing).
+                # stop that fails changes nothing).
                 results = await asyncio.gather(self.ari.add_channels(call.bridge_id, both),
-                                               ari_failure(self.ari.ring_stop(agent.channel_id)),
+                                               ari_failure(self.ari.stop_playback(ringback_playback_id(call.id))),
                                                return_exceptions=True)
                 for result in results:
                     if isinstance(result, BaseException):
@@ -273,7 +274,7 @@ class LegEvents:
         call.pending_reason, call.pending_by = reason, by
         self._record(call, detail + f"; {tone} to the agent for {self.dial.tone_s} s")
         try:
-            await self.ari.ring_stop(agent.channel_id)
+            await self.ari.stop_playback(ringback_playback_id(call.id))   # the busy tone plays at once
             await self.ari.play(agent.channel_id, tone, playback_id=tone_playback_id(call.id))
         except AriError:
             await self.teardown(call, reason, detail, by=by)

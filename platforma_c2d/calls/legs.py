@@ -38,6 +38,16 @@ def bridge_id_for(call_id: str) -> str:
     return f"{LEG_PREFIX}{call_id}"
 
 
+def ringback_playback_id(call_id: str) -> str:
+    """The playback id of the ringback tone played to a REST call's agent while the callee rings."""
+    return f"{LEG_PREFIX}{call_id}-ringback"
+
+
+#: The ringback tone a REST call's agent hears while the callee rings (SPEC §3.2):
+#: Asterisk's ``ring`` tone of its indications, as an ARI playback.
+RINGBACK_MEDIA = "tone:ring"
+
+
 def tone_playback_id(call_id: str) -> str:
     """The playback id of the busy/congestion tone played to a REST call's agent."""
     return f"{LEG_PREFIX}{call_id}-tone"
