@@ -15,9 +15,13 @@ name=${1:?usage: test-isolated.sh NAME [pytest args...]}
 shift
 case "$name" in *[!A-Za-z0-9_-]*) echo "test-isolated: NAME: letters, digits, - and _ only" >&2; exit 2;; esac
 
-bash scripts/setup.sh || exit $?
-if [ -f scripts/install-browser.sh ]; then
-    bash scripts/install-browser.sh || exit $?
+# C2D_SETUP_DONE=1: scripts/test.sh installed everything already (it starts
+# several of these at once, and they must not rebuild the venv together).
+if [ -z "${C2D_SETUP_DONE:-}" ]; then
+    bash scripts/setup.sh || exit $?
+    if [ -f scripts/install-browser.sh ]; then
+        bash scripts/install-browser.sh || exit $?
+    fi
 fi
 shared=$(.venv/bin/python -c 'from testbed.root import root_path; print(root_path())')
 base=/var/cache/platforma-c2d/isolated

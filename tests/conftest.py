@@ -14,6 +14,10 @@ from pathlib import Path
 
 import pytest
 
+# C2D_SHARD / C2D_DURATIONS_OUT: one pass split into shards run side by side.
+from testbed.shards import (pytest_collection_modifyitems, pytest_runtest_logreport,  # noqa: F401
+                            pytest_sessionfinish)
+
 BENCH_TMP = Path(os.environ.get("C2D_BENCH_TMP", "/tmp/c2d-bench-tests"))
 
 

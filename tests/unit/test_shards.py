@@ -1,0 +1,41 @@
+"""testbed/shards.py: how one pytest pass is shared out among shards."""
+
+from __future__ import annotations
+
+import pytest
+
+from testbed.shards import assign, file_weight, parse_shard
+
+
+def test_every_file_lands_in_exactly_one_shard_and_the_loads_are_even():
+    costs = {"a": 300, "b": 250, "c": 200, "d": 150, "e": 100, "f": 60, "g": 40}
+    shards = assign(costs, 2)
+    assert set().union(*shards) == set(costs) and sum(map(len, shards)) == len(costs)
+    loads = sorted(sum(costs[p] for p in s) for s in shards)
+    assert loads == [550, 550]
+
+
+def test_the_assignment_depends_on_nothing_but_its_arguments():
+    costs = {f"tests/integration/test_{i}.py": float(i % 5) for i in range(40)}
+    assert assign(costs, 3) == assign(dict(reversed(list(costs.items()))), 3)
+
+
+def test_more_shards_than_files_leaves_shards_empty():
+    assert assign({"a": 1.0}, 3) == [{"a"}, set(), set()]
+
+
+def test_a_file_without_a_measure_is_guessed_by_its_kind():
+    weights = {"tests/integration/test_agi.py": 300}
+    assert file_weight("tests/integration/test_agi.py", 36, weights) == 300
+    assert file_weight("tests/unit/test_x.py", 100, weights) == pytest.approx(5.0)
+    assert file_weight("tests/integration/test_new.py", 2, weights) == 16.0
+
+
+@pytest.mark.parametrize("text", ["", "1", "0/2", "3/2", "a/b", "1/2/3"])
+def test_a_bad_shard_is_refused_with_the_reason(text):
+    with pytest.raises(ValueError, match="C2D_SHARD"):
+        parse_shard(text)
+
+
+def test_a_shard_is_k_of_n():
+    assert parse_shard("2/4") == (2, 4)
