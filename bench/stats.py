@@ -59,10 +59,19 @@ def derive(res: dict) -> dict:
     worst_p99 = max((v["total"]["p99"] for v in added.values() if v.get("total", {}).get("p99") is not None),
                     default=None)
     cpu = res["service"]["resources"]
+    # Issue 20's targets: capacity against the ARI floor (what any Stasis
+    # design can reach), the service's CPU per call (s per 1,000 calls = ms
+    # per call) and Asterisk's own CPU per call against bare Asterisk.
+    per_call = [cpu.get("cpu_s_per_1000_rest_steady"), cpu.get("cpu_s_per_1000_header_steady")]
+    ast_cpu = cpu.get("asterisk_cpu_s_per_1000") or {}
+    ast_ratios = [ratio(ast_cpu.get(f"service_{p}"), ast_cpu.get(f"asterisk_{p}")) for p in ("rest", "header")]
+    out["asterisk_cpu_ratio"] = dict(zip(("rest", "header"), ast_ratios))
     out["targets"] = {
-        "capacity_at_least_90pct_of_asterisk": (out["capacity_ratio"] or 0) >= 0.9,
+        "capacity_at_least_90pct_of_floor": (out.get("service_to_floor_ratio") or 0) >= 0.9,
         "simultaneous_at_least_90pct_of_asterisk": (out["simultaneous_ratio"] or 0) >= 0.9,
-        "added_setup_p99_under_20ms": worst_p99 is not None and worst_p99 < 20,
+        "added_setup_p99_at_most_10ms": worst_p99 is not None and worst_p99 <= 10,
+        "service_cpu_at_most_4ms_per_call": all(v is not None and v <= 4 for v in per_call),
+        "asterisk_cpu_at_most_1_2x_bare": all(v is not None and v <= 1.2 for v in ast_ratios),
         "memory_flat": cpu.get("memory_flat"),
     }
     out["worst_added_p99_ms"] = worst_p99
