@@ -124,7 +124,10 @@ def test_callee_refuses(asterisk, make_service, sipp, code, reason, sip_code):
     # The agent heard the tone (played by the dialplan) for tone_s before the hang-up.
     refused = next(m for m in trunk.sent() if m.status == code)
     bye = next(m for m in agent.received() if m.method == "BYE")
-    assert bye.time - refused.time >= 1.0, bye.time - refused.time
+    # Two SIPp peers' stamps, each late by its loop's lag (once 0.9997 s for
+    # the 1 s tone): 0.2 s of slack below; without the tone the BYE follows
+    # the refusal within a few milliseconds.
+    assert bye.time - refused.time >= 0.8, bye.time - refused.time
 
 
 def test_agent_hangs_up_while_callee_rings(asterisk, make_service, sipp):
