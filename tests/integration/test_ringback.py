@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 import time
 
+import pytest
+
 from testbed.sipp import uas_scenario
 
 AGENT_PORT, TRUNK_PORT = 5071, 5070
@@ -35,12 +37,16 @@ def _wait_all_sent(asterisk, timeout: float) -> dict[str, int]:
         time.sleep(0.1)
 
 
+@pytest.mark.parametrize("bridging", ["stasis", "dialplan"])
 def test_the_agent_hears_ringback_while_the_callee_rings_and_nothing_once_connected(asterisk, make_service,
-                                                                                     sipp):
+                                                                                     sipp, bridging):
+    """Stasis bridging: the service's playback of the agent leg, stopped at the answer.
+    Dialplan bridging ([c2d-native-call]): the context's Dial() rings the agent leg and
+    stops the tone itself at the answer."""
     # The phone rings a moment before it is picked up (its 180 well ahead of its 200).
     sipp("agent", AGENT_PORT, uas_scenario(ring_ms=300))
     sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=3000, talk_ms=2500))
-    service = make_service({"limits": {"max_active_calls_per_agent": CALLS}})
+    service = make_service({"limits": {"max_active_calls_per_agent": CALLS}, "dial": {"bridging": bridging}})
     ids = []
     for n in range(CALLS):
         r = service.post_call({"agent": "1001", "callee": f"021555010{n}", "outbound_id": "0215550199",
