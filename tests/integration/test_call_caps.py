@@ -89,15 +89,20 @@ def refusal_details(journal: Journal) -> list[str]:
     return [journal.events(c["id"])[-1]["detail"] for c in calls if c["reason"] == "rejected"]
 
 
-def one_refused_of_two_calls(svc, sipp, phone_port: int, agent: str) -> str:
+def one_refused_of_two_calls(asterisk, svc, sipp, phone_port: int, agent: str) -> str:
     """The phone of ``agent`` calls twice, a second apart, the first call still
     up (4 s) when the second comes: asserts the second got 403 and the trunk
-    one INVITE only; returns the journal's detail of the refused call."""
+    one INVITE only, and that the first call, hung up by the phone, leaves
+    nothing in Asterisk while the service still runs (stopped in the middle
+    of that hang-up, the service left the call's empty bridge to its next
+    start); returns the journal's detail of the refused call."""
     trunk = sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=200))
     phone = sipp("phone", phone_port, uac_scenario(target="0215550100", from_user=agent, talk_ms=4000),
                  uac_target="127.0.0.1:5060", calls=2, rate=1)
     assert finals_of(phone, 2) == [200, 403]
     assert len(trunk.received("INVITE")) == 1
+    phone.wait(timeout=20)   # the first call's BYE after its 4 s (the 403 counts as a failed call)
+    assert asterisk.wait_idle() == ([], [])
     [detail] = refusal_details(Journal(svc.store_url))
     return detail
 
@@ -107,7 +112,7 @@ def test_a_header_call_past_the_service_cap_is_refused_403_and_never_dialled(
     """A browser phone's second call while ``max_active_calls`` (1) calls are up:
     the phone gets 403, the trunk sees one INVITE, the journal says why."""
     svc = make_service({"limits": {"max_active_calls": 1, "max_active_calls_per_agent": 5}})
-    detail = one_refused_of_two_calls(svc, sipp, PHONE_PORT, "2001")
+    detail = one_refused_of_two_calls(asterisk, svc, sipp, PHONE_PORT, "2001")
     assert "max_active_calls" in detail, detail
 
 
@@ -123,7 +128,7 @@ def test_a_fastagi_call_past_the_service_cap_is_refused_403(asterisk, make_servi
     while "FastAGI listening" not in svc.log_path.read_text(errors="replace"):
         assert svc.proc.poll() is None and time.monotonic() < deadline, svc.tail_log()
         time.sleep(0.05)
-    detail = one_refused_of_two_calls(svc, sipp, AGI_PHONE_PORT, "3001")
+    detail = one_refused_of_two_calls(asterisk, svc, sipp, AGI_PHONE_PORT, "3001")
     assert detail.startswith(f"refused ({refused_as}"), detail
 
 
