@@ -65,7 +65,7 @@ if [ $whole -eq 1 ] && [ "$jobs" -gt 1 ] && [ -z "${C2D_BENCH_CONFIGS:-}" ] && [
             "${pass_opts[@]}" -m admin_configs tests/integration || rc=1
         echo "== PostgreSQL pass, shard 1/$pg_n"
         # shellcheck disable=SC2086  # one pytest argument a word, as the file lists them
-        isolated "$1" "1/$pg_n" C2D_BENCH_STORE=postgresql -- \
+        isolated "$1" "1/$pg_n" C2D_BENCH_STORE=postgresql C2D_SHARD_HEAD=admin -- \
             "${pass_opts[@]}" -m "not admin_configs" $pg_args || rc=1
         return $rc
     }
@@ -76,7 +76,7 @@ if [ $whole -eq 1 ] && [ "$jobs" -gt 1 ] && [ -z "${C2D_BENCH_CONFIGS:-}" ] && [
         start "pg-1" admin_then_pg "pg-1"
         for k in $(seq 2 "$pg_n"); do
             # shellcheck disable=SC2086
-            start "pg-$k" isolated "pg-$k" "$k/$pg_n" C2D_BENCH_STORE=postgresql -- \
+            start "pg-$k" isolated "pg-$k" "$k/$pg_n" C2D_BENCH_STORE=postgresql C2D_SHARD_HEAD=admin -- \
                 "${pass_opts[@]}" -m "not admin_configs" $pg_args
         done
     else

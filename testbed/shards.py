@@ -9,8 +9,12 @@ fixtures and test order stay as written, given to the shards by their
 measured duration (``tests/shard-weights.json``, seconds per file), longest
 first, each to the shard with the least so far. Every shard of a pass
 collects the same items and computes the same assignment, so each file runs in
-exactly one shard. ``C2D_DURATIONS_OUT=PATH`` writes this process's seconds
-per file there at the end, to refresh the weights (docs/decisions/0023).
+exactly one shard. The weights hold a table per pass, picked as the bench
+is: ``admin`` (``C2D_BENCH_CONFIGS=admin``), ``postgresql``
+(``C2D_BENCH_STORE=postgresql``), else ``main``. ``C2D_SHARD_HEAD=PASS``:
+shard 1 also runs pass ``PASS`` first, so it starts with that table's total
+already on it. ``C2D_DURATIONS_OUT=PATH`` writes this process's seconds per
+file there at the end, to refresh the weights (docs/decisions/0023).
 
 The hooks are imported by ``tests/conftest.py``.
 """
@@ -49,12 +53,21 @@ def file_weight(path: str, tests: int, weights: dict[str, float]) -> float:
     return tests * UNKNOWN_PER_TEST[kind]
 
 
-def assign(costs: dict[str, float], n: int) -> list[set[str]]:
+def pass_name(env: dict[str, str]) -> str:
+    """The weights table of the pass the environment ``env`` runs:
+    ``admin``, ``postgresql`` or ``main``."""
+    if env.get("C2D_BENCH_CONFIGS") == "admin":
+        return "admin"
+    return "postgresql" if env.get("C2D_BENCH_STORE") == "postgresql" else "main"
+
+
+def assign(costs: dict[str, float], n: int, head: float = 0.0) -> list[set[str]]:
     """Files to ``n`` shards, longest first, each to the shard least loaded so
     far (ties: the lower shard; files of equal cost by name, so that the
-    result depends on nothing but its arguments). Returns one set per shard."""
+    result depends on nothing but its arguments). ``head``: seconds shard 1
+    has to run besides (another pass first). Returns one set per shard."""
     shards: list[set[str]] = [set() for _ in range(n)]
-    loads = [0.0] * n
+    loads = [head] + [0.0] * (n - 1)
     for path in sorted(costs, key=lambda p: (-costs[p], p)):
         i = min(range(n), key=lambda j: (loads[j], j))
         shards[i].add(path)
@@ -72,11 +85,13 @@ def pytest_collection_modifyitems(config, items) -> None:
     if not text:
         return
     k, n = parse_shard(text)
-    weights = json.loads(WEIGHTS.read_text()) if WEIGHTS.exists() else {}
+    tables = json.loads(WEIGHTS.read_text()) if WEIGHTS.exists() else {}
+    weights = tables.get(pass_name(dict(os.environ)), {})
+    head = sum(tables.get(os.environ.get("C2D_SHARD_HEAD", ""), {}).values())
     counts: dict[str, int] = defaultdict(int)
     for item in items:
         counts[_file_of(item.nodeid)] += 1
-    mine = assign({p: file_weight(p, c, weights) for p, c in counts.items()}, n)[k - 1]
+    mine = assign({p: file_weight(p, c, weights) for p, c in counts.items()}, n, head)[k - 1]
     kept = [item for item in items if _file_of(item.nodeid) in mine]
     dropped = [item for item in items if _file_of(item.nodeid) not in mine]
     if dropped:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from testbed.shards import assign, file_weight, parse_shard
+from testbed.shards import assign, file_weight, parse_shard, pass_name
 
 
 def test_every_file_lands_in_exactly_one_shard_and_the_loads_are_even():
@@ -39,3 +39,15 @@ def test_a_bad_shard_is_refused_with_the_reason(text):
 
 def test_a_shard_is_k_of_n():
     assert parse_shard("2/4") == (2, 4)
+
+
+def test_a_head_start_on_shard_1_gives_it_less_of_this_pass():
+    costs = {"a": 100, "b": 100, "c": 100, "d": 100}
+    shards = assign(costs, 2, head=200)
+    assert (len(shards[0]), len(shards[1])) == (1, 3)
+
+
+def test_the_weights_table_is_the_pass_the_bench_runs():
+    assert pass_name({}) == "main"
+    assert pass_name({"C2D_BENCH_STORE": "postgresql"}) == "postgresql"
+    assert pass_name({"C2D_BENCH_CONFIGS": "admin", "C2D_BENCH_STORE": "postgresql"}) == "admin"
