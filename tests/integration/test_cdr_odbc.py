@@ -159,9 +159,9 @@ def test_a_rest_call_lands_in_postgresql_with_call_ref_and_parties(asterisk, ser
 @pytest.mark.admin_configs
 def test_a_rest_call_bridged_in_the_dialplan_lands_in_postgresql_as_the_same_two_rows(
         asterisk, make_service, sipp, cdr_database):
-    """``[dial] bridging = "dialplan"`` (ADR 0018): the callee's row is the agent
-    leg's ;1, which dialled the trunk in [c2d-native-call]; the same columns as
-    the CSV mapping writes."""
+    """``[dial] bridging = "dialplan"`` (ADR 0018): the callee's row is the ;2 of
+    the Local channel through which the agent leg's ;1 dialled the trunk
+    ([c2d-native-trunk]); the same columns as the CSV mapping writes."""
     call_id = completed_rest_call(make_service({"dial": {"bridging": "dialplan"}}), sipp, "ord-sql-n")
     rows = sql_rows(cdr_database, call_id, count=2)
     by_leg = {row["c2d_leg"]: row for row in rows}
@@ -169,7 +169,8 @@ def test_a_rest_call_bridged_in_the_dialplan_lands_in_postgresql_as_the_same_two
     agent, callee = by_leg["agent"], by_leg["callee"]
     assert (agent["src"], agent["dst"], agent["disposition"]) == ("1001", "0215550100", "ANSWERED"), agent
     assert (callee["src"], callee["dst"], callee["disposition"]) == ("0215550199", "0215550100", "ANSWERED")
-    assert callee["channel"].endswith(";1") and callee["dstchannel"].startswith("PJSIP/trunk-"), callee
+    assert callee["channel"].startswith("Local/0215550100@c2d-native-trunk-") and callee["channel"].endswith(";2")
+    assert callee["dstchannel"].startswith("PJSIP/trunk-"), callee
     assert {row["call_ref"] for row in rows} == {"ord-sql-n"}
     csv = {row["c2d_leg"]: row for row in cdr_rows_of(asterisk, call_id, count=2)}
     for leg, row in by_leg.items():

@@ -159,23 +159,28 @@ def test_cdr_rows_the_callee_row_of_1_and_the_agent_row_of_2(asterisk, app, sipp
     assert len(rows) == 2 and set(by_leg) == {"agent", "callee"}, rows
     callee, agent = by_leg["callee"], by_leg["agent"]
     assert (callee["src"], callee["dst"], callee["call_ref"]) == (CLID, CALLEE, f"ref-nat-cdr-{RUN}"), callee
-    assert callee["channel"].startswith("Local/0215550100@c2d-agent-leg-") and callee["channel"].endswith(";1")
+    assert callee["channel"].startswith("Local/0215550100@c2d-native-trunk-") and callee["channel"].endswith(";2")
     assert callee["dstchannel"].startswith("PJSIP/trunk-") and callee["disposition"] == "ANSWERED", callee
     assert (agent["src"], agent["dst"], agent["call_ref"]) == (AGENT, CALLEE, f"ref-nat-cdr-{RUN}"), agent
     assert agent["channel"].endswith(";2") and agent["dstchannel"].startswith("PJSIP/1001-"), agent
 
 
-@pytest.mark.xfail(strict=True, reason="known gap of [dial] bridging = \"dialplan\": ;1 is up (the agent "
-                   "answered) before its Dial(), so Asterisk starts its row's billsec then, not at the "
-                   "callee's answer (docs/decisions/0018, Built)")
 def test_the_callee_rows_billsec_counts_from_the_callees_answer(asterisk, app, sipp):
     """What a billing tool reads: the callee's row bills the talk time, not the
     callee's ring time. The callee rings 2.5 s, then talks 1 s; the agent's row
-    counts from the agent's answer (the ring time included)."""
+    counts from the agent's answer (the ring time included). The callee's row
+    is the one of the Local channel ``;1`` dials the trunk through: answered,
+    with the call's CDR variables and ``Dial`` as its last application."""
     rows = answered_call_rows(asterisk, app, sipp, f"nat-billsec-{RUN}", ring_ms=2500)
     by_leg = {r["c2d_leg"]: r for r in rows}
+    assert len(rows) == 2 and set(by_leg) == {"agent", "callee"}, rows
     callee, agent = by_leg["callee"], by_leg["agent"]
     assert int(callee["billsec"]) >= 1 and int(agent["billsec"]) >= int(callee["billsec"]) + 2, (callee, agent)
+    assert (callee["disposition"], callee["lastapp"], callee["src"], callee["dst"]) == \
+        ("ANSWERED", "Dial", CLID, CALLEE), callee
+    assert callee["call_ref"] == f"ref-nat-billsec-{RUN}", callee
+    # The row starts with the callee's Dial(), its ringing in duration, not in billsec.
+    assert int(callee["duration"]) >= int(callee["billsec"]) + 2, callee
 
 
 def agent_heard(asterisk, leg_name: str, tone: str) -> bool:
@@ -206,12 +211,14 @@ def test_callee_refused_the_sip_code_is_told_then_the_tone_plays(asterisk, app, 
     assert 0.8 <= bye.time - refusal.time < 4.0, (refusal.time, bye.time)
     assert agent_heard(asterisk, gone["channel"]["name"], tone)
     assert asterisk.wait_idle() == ([], [])
-    # ;1 was answered (by the agent): its row, the callee's, is written whatever
-    # cdr.conf's unanswered says, with Dial()'s outcome.
+    # The callee's row (the trunk leg's Local ;2) has the trunk's channel as Party B:
+    # written whatever cdr.conf's unanswered says (that drops rows without one), with
+    # Dial()'s outcome and nothing billed.
     rows = asterisk.wait_cdr_rows(lambda r: r["c2d_call_id"] == f"nat-{code}-{RUN}", count=2)
     callee = {r["c2d_leg"]: r for r in rows}["callee"]
     disposition = "FAILED" if status == "CONGESTION" and not asterisk.congestion_cdrs else status
-    assert (callee["src"], callee["dst"], callee["disposition"]) == (CLID, CALLEE, disposition), callee
+    assert (callee["src"], callee["dst"], callee["disposition"], callee["billsec"]) == \
+        (CLID, CALLEE, disposition, "0"), callee
 
 
 def test_callee_no_answer_ends_at_the_ring_timeout_with_congestion(asterisk, app, sipp):
