@@ -283,8 +283,9 @@ def native_call_line(dial, marker: str, show: Callable[[str], str]) -> list[tupl
 
     ``dial``: the ``[dial]`` config; ``marker``: the ``C2D_NATIVE_CALL`` global's
     value. WARN when the service cannot bridge in the dialplan and falls back to
-    its Stasis app: no ``agent_leg_context``, the global not ``1``, or no
-    ``[c2d-native-call]`` context that dials a customer's number."""
+    its Stasis app: no ``agent_leg_context``, the global not ``1``; FAIL when the
+    global is ``1`` but ``[c2d-native-call]`` or ``[c2d-native-trunk]`` (through
+    which it rings the callee) does not dial a customer's number."""
     if dial.bridging != "dialplan":
         return []
     fallback = "REST calls are bridged in the Stasis app instead"
@@ -299,4 +300,13 @@ def native_call_line(dial, marker: str, show: Callable[[str], str]) -> list[tupl
                          + ("does not exist" if not steps else "does not Dial() a customer's number")
                          + ": every REST call would fail once its agent answers; merge "
                            "[c2d-native-call] of our extensions.conf (docs/configuration.md)")]
+    # [c2d-native-call] rings the callee through Local/<number>@c2d-native-trunk,
+    # whose second half dials the trunk (and writes the callee's CDR row).
+    steps = first_extension(show(f"dialplan show {SAMPLE_CALLEE}@c2d-native-trunk"))
+    if not any(app.lower() == "dial" for app, _ in steps):
+        return [("FAIL", "dialplan: context c2d-native-trunk "
+                         + ("does not exist" if not steps else "does not Dial() a customer's number")
+                         + ": [c2d-native-call] dials the callee through it, so every REST call would fail "
+                           "once its agent answers; merge [c2d-native-trunk] of our extensions.conf "
+                           "(docs/configuration.md)")]
     return [("ok", "dialplan: REST calls are bridged by Asterisk in [c2d-native-call] ([dial] bridging)")]

@@ -71,15 +71,24 @@ SHOW_CONTEXT = """[ Context 'c2d-native-call' created by 'pbx_config' ]
 """
 
 
+SHOW_TRUNK = """[ Context 'c2d-native-trunk' created by 'pbx_config' ]
+  '_X.' =>          1. Set(CDR(call_ref)=${C2D_LEG_CALL_REF})      [extensions.conf:390]
+                    2. Dial(${C2D_NATIVE_DIAL},$[${C2D_NATIVE_TIMEOUT} + 5],gi)      [extensions.conf:395]
+"""
+BOTH = {"c2d-native-call": SHOW_CONTEXT, "c2d-native-trunk": SHOW_TRUNK}
+
+
 @pytest.mark.parametrize("dial, marker, shown, level, words", [
-    (DialConfig(), "", "", None, ""),
-    (DialConfig(bridging="dialplan", agent_leg_context=""), "1", SHOW_CONTEXT, "WARN", "agent_leg_context"),
-    (DialConfig(bridging="dialplan"), "", SHOW_CONTEXT, "WARN", "C2D_NATIVE_CALL global is not 1"),
-    (DialConfig(bridging="dialplan"), "1", "", "FAIL", "does not exist"),
-    (DialConfig(bridging="dialplan"), "1", SHOW_CONTEXT, "ok", "bridged by Asterisk"),
+    (DialConfig(), "", {}, None, ""),
+    (DialConfig(bridging="dialplan", agent_leg_context=""), "1", BOTH, "WARN", "agent_leg_context"),
+    (DialConfig(bridging="dialplan"), "", BOTH, "WARN", "C2D_NATIVE_CALL global is not 1"),
+    (DialConfig(bridging="dialplan"), "1", {}, "FAIL", "c2d-native-call does not exist"),
+    (DialConfig(bridging="dialplan"), "1", {"c2d-native-call": SHOW_CONTEXT}, "FAIL",
+     "c2d-native-trunk does not exist"),
+    (DialConfig(bridging="dialplan"), "1", BOTH, "ok", "bridged by Asterisk"),
 ])
 def test_check_says_whether_dialplan_bridging_can_be_used(dial, marker, shown, level, words):
-    lines = native_call_line(dial, marker, lambda cmd: shown)
+    lines = native_call_line(dial, marker, lambda cmd: shown.get(cmd.rsplit("@", 1)[1], ""))
     if level is None:
         assert lines == []
     else:
