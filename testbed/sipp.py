@@ -91,7 +91,8 @@ def _talk(bye_timeout: str, bye_next: str = "") -> str:
 
 
 def uas_scenario(*, ring_ms: int = 0, answer: bool = True, reject_code: int | None = None,
-                 talk_ms: int | None = None, dtmf: str | None = None, early_media: bool = False) -> str:
+                 talk_ms: int | None = None, dtmf: str | None = None, early_media: bool = False,
+                 reason: str | None = None) -> str:
     """Render a UAS scenario (one incoming call).
 
     ``ring_ms``: milliseconds between 180 Ringing and the final answer; a CANCEL
@@ -102,7 +103,8 @@ def uas_scenario(*, ring_ms: int = 0, answer: bool = True, reject_code: int | No
     ``None`` waits for the BYE. Re-INVITEs and UPDATEs in the dialog get 200.
     ``dtmf``: a digit sent (RFC 4733, from SIPp's pcap files) 500 ms after
     the answer. ``early_media``: 183 Session Progress with SDP instead of
-    180 Ringing (a network that plays its own ringback).
+    180 Ringing (a network that plays its own ringback). ``reason``: the reason
+    phrase of ``reject_code``'s response (default: the usual one).
     """
     x = [_HEAD, '<scenario name="c2d-uas">\n']
     answering = answer and reject_code is None
@@ -126,7 +128,7 @@ def uas_scenario(*, ring_ms: int = 0, answer: bool = True, reject_code: int | No
     if reject_code is not None:
         reasons = {486: "Busy Here", 480: "Temporarily Unavailable", 603: "Decline",
                    404: "Not Found", 503: "Service Unavailable", 408: "Request Timeout"}
-        x.append(_resp(reject_code, reasons.get(reject_code, "Error")))
+        x.append(_resp(reject_code, reason or reasons.get(reject_code, "Error")))
         x.append('  <recv request="ACK" next="end"/>\n')
     elif answer:
         x.append(_resp(200, "OK", sdp=True))

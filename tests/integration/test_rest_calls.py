@@ -146,6 +146,10 @@ def test_agent_unregistered_is_agent_unavailable(asterisk, service, sipp):
 
 #: The Q.850 cause chan_pjsip gives a SIP final response (hangup_sip2cause).
 CAUSE_OF_SIP = {486: 17, 480: 19, 503: 34, 404: 1}
+#: A reason phrase is the far end's text, and it may hold a comma: the busy
+#: callee's says another key of the leg's UserEvent (a forged 503, the code that
+#: holds the trunk). The call's sip_code must stay the trunk's code.
+FORGED_REASON = {486: "Busy Here,sip_code: 503"}
 
 
 @pytest.mark.admin_configs
@@ -153,7 +157,7 @@ CAUSE_OF_SIP = {486: 17, 480: 19, 503: 34, 404: 1}
                                          (503, "callee_unavailable"), (404, "callee_unavailable")])
 def test_callee_failure_plays_a_tone_then_ends(asterisk, service, sipp, code, reason):
     agent = sipp("agent", AGENT_PORT, uas_scenario())
-    sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=100, reject_code=code))
+    sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=100, reject_code=code, reason=FORGED_REASON.get(code)))
     call = place(service, call_ref=f"fail-{code}")
     assert service.wait_state(call["id"], "dialing_callee")["state"] in ("dialing_callee", "ended")
     final = service.wait_state(call["id"], "ended")
