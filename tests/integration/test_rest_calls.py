@@ -104,11 +104,14 @@ def test_success_agent_hangs_up_first(asterisk, service, sipp):
 
 @pytest.mark.admin_configs
 def test_agent_busy_never_dials_the_callee(asterisk, service, sipp):
-    sipp("agent", AGENT_PORT, uas_scenario(ring_ms=100, reject_code=486))
+    # The phone's reason phrase tries to add a key to its leg's UserEvent (see
+    # FORGED_REASON): the call keeps the phone's own code.
+    sipp("agent", AGENT_PORT, uas_scenario(ring_ms=100, reject_code=486, reason=FORGED_REASON[486]))
     trunk = sipp("trunk", TRUNK_PORT, uas_scenario())
     call = place(service, call_ref="agent-busy")
     final = service.wait_state(call["id"], "ended")
     assert (final["reason"], final["ended_by"]) == ("agent_busy", "agent")
+    assert final["sip_code"] == 486, final
     assert final["answered_at"] is None and final["duration_s"] == 0
     history = service.http.get(f"/click2dial/calls/{call['id']}/history").json()
     assert [(h["state"], h["reason"]) for h in history["states"]] == [
