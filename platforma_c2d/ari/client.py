@@ -106,14 +106,15 @@ class AriClient:
         return URL(f"{url}?{query}", encoded=True)
 
     async def request(self, method: str, path: str, *, params: dict | None = None,
-                      json: Any = None, ok404: bool = False) -> Any:
+                      json: Any = None, ok404: bool = False, http: bool = False) -> Any:
         """One ARI request; returns the decoded JSON body (or None when empty).
 
-        ``ok404``: a 404 returns ``None`` instead of raising.
+        ``ok404``: a 404 returns ``None`` instead of raising. ``http``: over
+        HTTP even when requests go over the event socket (see :meth:`play`).
         """
         # UTF-8, no spaces (docs/decisions/0020); a value that is no JSON raises TypeError
         data = None if json is None else orjson.dumps(json)
-        if self.socket is not None and self.socket.ready:
+        if self.socket is not None and self.socket.ready and not http:
             status, content = await self._over_socket(method, path, params, data)
         else:
             status, content = await self._over_http(method, path, params, data)
@@ -268,11 +269,16 @@ class AriClient:
         await self.request("DELETE", f"/channels/{channel_id}/ring", ok404=True)
 
     async def play(self, channel_id: str, media: str, playback_id: str | None = None) -> None:
-        """``POST /channels/{id}/play`` (``media`` such as ``tone:busy``)."""
+        """``POST /channels/{id}/play`` (``media`` such as ``tone:busy``).
+
+        Always over HTTP: sent over the event socket (``[ari] requests =
+        "websocket"``), Asterisk 22.10 never answered it (the agent's ringback,
+        a playback since it is stopped by its id), and every later request on
+        that socket waited behind it until the call failed."""
         params = {"media": media}
         if playback_id:
             params["playbackId"] = playback_id
-        await self.request("POST", f"/channels/{channel_id}/play", params=params)
+        await self.request("POST", f"/channels/{channel_id}/play", params=params, http=True)
 
     async def stop_playback(self, playback_id: str) -> None:
         """``DELETE /playbacks/{id}``; a playback that already ended is fine."""
