@@ -144,11 +144,11 @@ def test_answered_call_presents_only_the_clid_and_the_callee_hangup_is_told(aste
     assert strangers == []
 
 
-def answered_call_rows(asterisk, app, sipp, call_id: str, ring_ms: int) -> list[dict]:
+def answered_call_rows(asterisk, app, sipp, call_id: str, ring_ms: int, talk_ms: int = 1000) -> list[dict]:
     """The CDR rows of an answered call ``call_id`` whose callee rings ``ring_ms``
-    (ms), then talks 1 s and hangs up."""
+    (ms), then talks ``talk_ms`` (ms) and hangs up."""
     sipp("agent", AGENT_PORT, uas_scenario())
-    sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=ring_ms, talk_ms=1000))
+    sipp("trunk", TRUNK_PORT, uas_scenario(ring_ms=ring_ms, talk_ms=talk_ms))
     destroyed(app, native_call(asterisk, app, call_id))
     return asterisk.wait_cdr_rows(lambda r: r["c2d_call_id"] == call_id, count=2)
 
@@ -167,11 +167,12 @@ def test_cdr_rows_the_callee_row_of_1_and_the_agent_row_of_2(asterisk, app, sipp
 
 def test_the_callee_rows_billsec_counts_from_the_callees_answer(asterisk, app, sipp):
     """What a billing tool reads: the callee's row bills the talk time, not the
-    callee's ring time. The callee rings 2.5 s, then talks 1 s; the agent's row
+    callee's ring time. The callee rings 2.5 s, then talks 2 s (Asterisk's billsec
+    drops the fraction: 1 s of talk once read 0); the agent's row
     counts from the agent's answer (the ring time included). The callee's row
     is the one of the Local channel ``;1`` dials the trunk through: answered,
     with the call's CDR variables and ``Dial`` as its last application."""
-    rows = answered_call_rows(asterisk, app, sipp, f"nat-billsec-{RUN}", ring_ms=2500)
+    rows = answered_call_rows(asterisk, app, sipp, f"nat-billsec-{RUN}", ring_ms=2500, talk_ms=2000)
     by_leg = {r["c2d_leg"]: r for r in rows}
     assert len(rows) == 2 and set(by_leg) == {"agent", "callee"}, rows
     callee, agent = by_leg["callee"], by_leg["agent"]
