@@ -264,10 +264,6 @@ class AriClient:
         """``POST /channels/{id}/ring``: 180 before answer, in-band ringback after."""
         await self.request("POST", f"/channels/{channel_id}/ring")
 
-    async def ring_stop(self, channel_id: str) -> None:
-        """``DELETE /channels/{id}/ring``."""
-        await self.request("DELETE", f"/channels/{channel_id}/ring", ok404=True)
-
     async def play(self, channel_id: str, media: str, playback_id: str | None = None) -> None:
         """``POST /channels/{id}/play`` (``media`` such as ``tone:busy``).
 

@@ -294,19 +294,14 @@ def native_call_line(dial, marker: str, show: Callable[[str], str]) -> list[tupl
     if marker.strip() != "1":
         return [("WARN", "dialplan: [dial] bridging = \"dialplan\" but the C2D_NATIVE_CALL global is not 1: "
                          f"{fallback}; merge [c2d-native-call] and the global (docs/configuration.md)")]
-    steps = first_extension(show(f"dialplan show {SAMPLE_CALLEE}@c2d-native-call"))
-    if not any(app.lower() == "dial" for app, _ in steps):
-        return [("FAIL", "dialplan: the C2D_NATIVE_CALL global is 1 but context c2d-native-call "
-                         + ("does not exist" if not steps else "does not Dial() a customer's number")
-                         + ": every REST call would fail once its agent answers; merge "
-                           "[c2d-native-call] of our extensions.conf (docs/configuration.md)")]
     # [c2d-native-call] rings the callee through Local/<number>@c2d-native-trunk,
     # whose second half dials the trunk (and writes the callee's CDR row).
-    steps = first_extension(show(f"dialplan show {SAMPLE_CALLEE}@c2d-native-trunk"))
-    if not any(app.lower() == "dial" for app, _ in steps):
-        return [("FAIL", "dialplan: context c2d-native-trunk "
-                         + ("does not exist" if not steps else "does not Dial() a customer's number")
-                         + ": [c2d-native-call] dials the callee through it, so every REST call would fail "
-                           "once its agent answers; merge [c2d-native-trunk] of our extensions.conf "
-                           "(docs/configuration.md)")]
+    for context, before, after in (("c2d-native-call", "the C2D_NATIVE_CALL global is 1 but ", ":"),
+                                   ("c2d-native-trunk", "", ": [c2d-native-call] dials the callee through it, so")):
+        steps = first_extension(show(f"dialplan show {SAMPLE_CALLEE}@{context}"))
+        if not any(app.lower() == "dial" for app, _ in steps):
+            return [("FAIL", f"dialplan: {before}context {context} "
+                             + ("does not exist" if not steps else "does not Dial() a customer's number")
+                             + f"{after} every REST call would fail once its agent answers; merge "
+                               f"[{context}] of our extensions.conf (docs/configuration.md)")]
     return [("ok", "dialplan: REST calls are bridged by Asterisk in [c2d-native-call] ([dial] bridging)")]
